@@ -1,0 +1,89 @@
+/**
+ * Turning untrusted JSON into canonical events: schema validation with a precise field path, the
+ * stateful rules of the spec (an instrument must be declared before an event names it) and duplicate
+ * `id`s. The same gate serves the file reader, the HTTP ingest and the simulator's self-check.
+ */
+import type { z } from 'zod';
+import { type CanonicalEvent, EventSchema, eventSymbol } from './schema.js';
+
+export interface EventIssue {
+  /** dotted path of the offending field, e.g. `tiers.1.mmr`; `(line)` when the line is not a JSON object */
+  field: string;
+  reason: string;
+}
+
+export class InvalidEventError extends Error {
+  readonly code = 'INVALID_EVENT';
+  constructor(
+    /** 1-based line in a file, or 0-based index in an HTTP batch */
+    readonly position: number,
+    readonly field: string,
+    readonly reason: string,
+    readonly positionKind: 'line' | 'index' = 'line',
+  ) {
+    super(`${positionKind} ${position}: field ${field}: ${reason}`);
+    this.name = 'InvalidEventError';
+  }
+}
+
+function firstIssue(error: z.ZodError): EventIssue {
+  const issue = error.issues[0];
+  if (!issue) return { field: '(event)', reason: 'invalid' };
+  const field = issue.path.length > 0 ? issue.path.map(String).join('.') : '(event)';
+  let reason = issue.message;
+  if (issue.code === 'invalid_type' && /received undefined/.test(reason))
+    reason = 'required field is missing';
+  if (issue.code === 'invalid_union' && field === 'type') reason = 'unknown event type';
+  return { field, reason };
+}
+
+/** Schema-only validation of one decoded JSON value. */
+export function parseEvent(raw: unknown): { ok: true; event: CanonicalEvent } | ({ ok: false } & EventIssue) {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return { ok: false, field: '(line)', reason: 'not a JSON object' };
+  if (!('type' in raw)) return { ok: false, field: 'type', reason: 'required field is missing' };
+  const result = EventSchema.safeParse(raw);
+  if (result.success) return { ok: true, event: result.data };
+  return { ok: false, ...firstIssue(result.error) };
+}
+
+export type GateResult =
+  | { kind: 'event'; event: CanonicalEvent }
+  | { kind: 'duplicate'; event: CanonicalEvent }
+  | ({ kind: 'invalid' } & EventIssue);
+
+/**
+ * Stateful validation across a stream. Nothing is recorded for an invalid event, so a rejected event
+ * changes nothing. Memory grows with the number of distinct ids and symbols, never with the stream.
+ */
+export class EventGate {
+  private readonly declared = new Set<string>();
+  private readonly seenIds = new Set<string>();
+
+  check(raw: unknown): GateResult {
+    const parsed = parseEvent(raw);
+    if (!parsed.ok) return { kind: 'invalid', field: parsed.field, reason: parsed.reason };
+    return this.checkParsed(parsed.event);
+  }
+
+  /** For events already typed (e.g. produced in-process): only the stateful rules. */
+  checkParsed(event: CanonicalEvent): GateResult {
+    const symbol = eventSymbol(event);
+    if (symbol !== undefined && !this.declared.has(symbol))
+      return { kind: 'invalid', field: 'symbol', reason: `undeclared instrument "${symbol}"` };
+    if (event.id !== undefined) {
+      if (this.seenIds.has(event.id)) return { kind: 'duplicate', event };
+      this.seenIds.add(event.id);
+    }
+    if (event.type === 'instrument') this.declared.add(event.symbol);
+    return { kind: 'event', event };
+  }
+
+  isDeclared(symbol: string): boolean {
+    return this.declared.has(symbol);
+  }
+
+  hasSeen(id: string): boolean {
+    return this.seenIds.has(id);
+  }
+}
