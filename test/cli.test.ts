@@ -1,0 +1,57 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '../bin/preempt.js');
+const SPEC_EXAMPLE = join(import.meta.dirname, 'fixtures/spec-example.jsonl');
+
+async function preempt(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, PREEMPT_LOG_LEVEL: 'silent' },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('preempt CLI', () => {
+  it('--help lists the subcommands', async () => {
+    const { code, stdout } = await preempt('--help');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/validate/);
+    expect(stdout).toMatch(/start/);
+  });
+
+  it("validate counts the spec example's 7 valid events", async () => {
+    const { code, stdout } = await preempt('validate', SPEC_EXAMPLE);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/valid\s+7/);
+    expect(stdout).toMatch(/mark\s+2/);
+  });
+
+  it('validate names the line and field of a bad line and exits non-zero', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'preempt-cli-'));
+    const bad = join(dir, 'bad.jsonl');
+    writeFileSync(
+      bad,
+      [
+        '{"type":"instrument","ts":1,"symbol":"X","base":"X","tiers":[{"maxNotional":null,"imr":0.1,"mmr":0.05}]}',
+        '{"type":"deposit","ts":2,"account":"a","amount":5}',
+        '{"type":"mark","ts":3,"symbol":"X","price":-1}',
+      ].join('\n'),
+    );
+    const { code, stderr } = await preempt('validate', bad);
+    expect(code).toBe(1);
+    expect(stderr).toContain('line 3: field price: must be > 0');
+    const skipped = await preempt('validate', '--skip-invalid', '--json', bad);
+    expect(skipped.code).toBe(0);
+    expect(JSON.parse(skipped.stdout)).toMatchObject({ valid: 2, skipped: 1 });
+  });
+});
