@@ -19,7 +19,7 @@ async function writeHistory(path: string): Promise<void> {
       `{"type":"trade","ts":${i},"symbol":"BTC-PERP","price":${7000 + (i % 500)},"qty":${1 + (i % 7)},"aggressor":"${side}","note":"padding-to-make-the-line-longer-than-its-parsed-object"}`,
     );
     if (chunk.length === 20_000 || i === LINES - 1) {
-      if (!out.write(`${chunk.join('\n')}\n`)) await new Promise((r) => out.once('drain', r));
+      if (!out.write(`${chunk.join('\n')}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
       chunk.length = 0;
     }
   }

@@ -24,7 +24,6 @@ describe('TF.js runtime', () => {
 
   it('saves a model to a directory and loads it back predicting identically', async () => {
     const { tf } = await initTf();
-    tf.util.seedrandom?.('unused');
     const model = tf.sequential({
       layers: [
         tf.layers.dense({
