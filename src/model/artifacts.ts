@@ -1,0 +1,102 @@
+/**
+ * A model directory: `model.json` + `weights.bin` (TF.js layers model) and `metadata.json` (feature-schema
+ * hash, normalisation, calibration, horizon, metrics, data fingerprint, seed, versions). Loading refuses a
+ * model whose feature-schema hash differs from this build's.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LayersModel } from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { assertSchemaHash } from '../features/schema.js';
+import { saveLayersModel } from '../tf/fs-io.js';
+import { CalibrationSchema } from './calibration.js';
+import { ArchitectureSchema } from './create-model.js';
+import { NormalisationSchema } from './normalisation.js';
+
+export const METADATA_JSON = 'metadata.json';
+
+export class ModelLoadError extends Error {
+  readonly code = 'MODEL_LOAD_FAILED';
+}
+
+const MetricsSchema = z.record(z.string(), z.number().nullable());
+
+export const ModelMetadataSchema = z.object({
+  name: z.string(),
+  /** ISO time the model was trained; with the name, the model version */
+  createdAt: z.string(),
+  featureSchema: z.object({
+    version: z.number(),
+    hash: z.string(),
+    names: z.array(z.string()),
+    units: z.array(z.string()),
+    neutral: z.array(z.number()),
+  }),
+  normalisation: NormalisationSchema,
+  calibration: CalibrationSchema,
+  architecture: ArchitectureSchema,
+  /** label horizon and snapshot step, ms */
+  horizonMs: z.number().positive(),
+  everyMs: z.number().positive(),
+  seed: z.number().int(),
+  /** held-out metrics of the model and of the baselines beside it */
+  metrics: z.object({
+    model: MetricsSchema,
+    baselines: z.record(z.string(), MetricsSchema),
+    split: z.string(),
+  }),
+  /** baseline parameters, so that the baselines can be scored again */
+  baselines: z.record(z.string(), z.unknown()).default({}),
+  data: z.object({
+    /** sha256 over the input files' names, sizes and contents */
+    fingerprint: z.string(),
+    files: z.array(z.string()),
+    rows: z.record(z.string(), z.number()),
+  }),
+  training: z.record(z.string(), z.unknown()).default({}),
+  versions: z.record(z.string(), z.string()),
+});
+export type ModelMetadata = z.infer<typeof ModelMetadataSchema>;
+
+export async function readMetadata(dir: string): Promise<ModelMetadata> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, METADATA_JSON), 'utf8');
+  } catch (e) {
+    throw new ModelLoadError(`no model at ${dir}: ${(e as Error).message}`);
+  }
+  const parsed = ModelMetadataSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ModelLoadError(
+      `${join(dir, METADATA_JSON)}: field ${issue?.path.join('.')}: ${issue?.message}`,
+    );
+  }
+  const meta = parsed.data;
+  if (meta.normalisation.mean.length !== meta.featureSchema.names.length)
+    throw new ModelLoadError(
+      `${dir}: normalisation has ${meta.normalisation.mean.length} features, schema ${meta.featureSchema.names.length}`,
+    );
+  return meta;
+}
+
+/** Metadata plus the refusal of a model trained on other features. */
+export async function readCompatibleMetadata(dir: string): Promise<ModelMetadata> {
+  const meta = await readMetadata(dir);
+  assertSchemaHash(meta.featureSchema.hash);
+  return meta;
+}
+
+export async function writeMetadata(dir: string, meta: ModelMetadata): Promise<void> {
+  await writeFile(join(dir, METADATA_JSON), `${JSON.stringify(ModelMetadataSchema.parse(meta), null, 2)}\n`);
+}
+
+export function modelVersion(meta: ModelMetadata): string {
+  return `${meta.name}@${meta.createdAt}`;
+}
+
+/** Write a complete model directory: the network and its metadata. */
+export async function saveModelDir(dir: string, model: LayersModel, meta: ModelMetadata): Promise<void> {
+  await saveLayersModel(model, dir);
+  await writeMetadata(dir, meta);
+}

@@ -1,0 +1,126 @@
+/**
+ * Probability calibration fitted on a held-out split and applied at serving, so that a pd of 0.2 means
+ * about 20%. Platt scaling fits `sigmoid(a * logit(s) + b)` by Newton's method (with the usual target
+ * smoothing); isotonic regression fits a monotone step function by pool-adjacent-violators and
+ * interpolates linearly between block centres.
+ */
+import { z } from 'zod';
+
+export const CalibrationSchema = z.discriminatedUnion('method', [
+  z.object({ method: z.literal('identity') }),
+  z.object({ method: z.literal('platt'), a: z.number(), b: z.number() }),
+  z.object({ method: z.literal('isotonic'), x: z.array(z.number()), y: z.array(z.number()) }),
+]);
+export type Calibration = z.infer<typeof CalibrationSchema>;
+
+const EPS = 1e-6;
+function logit(p: number): number {
+  const q = Math.min(1 - EPS, Math.max(EPS, p));
+  return Math.log(q / (1 - q));
+}
+function sigmoid(z: number): number {
+  return 1 / (1 + Math.exp(-z));
+}
+
+export function fitPlatt(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  iterations = 100,
+): Calibration {
+  let pos = 0;
+  for (let i = 0; i < labels.length; i++) pos += labels[i] as number;
+  const neg = labels.length - pos;
+  // Platt's smoothed targets avoid infinite weights on separable data
+  const hi = (pos + 1) / (pos + 2);
+  const lo = 1 / (neg + 2);
+  const xs = Float64Array.from({ length: scores.length }, (_, i) => logit(scores[i] as number));
+  let a = 1;
+  let b = 0;
+  for (let it = 0; it < iterations; it++) {
+    let g0 = 0;
+    let g1 = 0;
+    let h00 = 1e-9;
+    let h01 = 0;
+    let h11 = 1e-9;
+    for (let i = 0; i < xs.length; i++) {
+      const x = xs[i] as number;
+      const t = labels[i] === 1 ? hi : lo;
+      const p = sigmoid(a * x + b);
+      const d = p - t;
+      const w = p * (1 - p);
+      g0 += d * x;
+      g1 += d;
+      h00 += w * x * x;
+      h01 += w * x;
+      h11 += w;
+    }
+    const det = h00 * h11 - h01 * h01;
+    if (Math.abs(det) < 1e-12) break;
+    const da = (h11 * g0 - h01 * g1) / det;
+    const db = (h00 * g1 - h01 * g0) / det;
+    a -= da;
+    b -= db;
+    if (Math.abs(da) < 1e-9 && Math.abs(db) < 1e-9) break;
+  }
+  return { method: 'platt', a, b };
+}
+
+export function fitIsotonic(scores: ArrayLike<number>, labels: ArrayLike<number>): Calibration {
+  const idx = Array.from({ length: scores.length }, (_, i) => i).sort(
+    (i, j) => (scores[i] as number) - (scores[j] as number),
+  );
+  // blocks: [sumX, sumY, count]
+  const sx: number[] = [];
+  const sy: number[] = [];
+  const n: number[] = [];
+  for (const i of idx) {
+    sx.push(scores[i] as number);
+    sy.push(labels[i] as number);
+    n.push(1);
+    while (sy.length > 1) {
+      const k = sy.length - 1;
+      if ((sy[k - 1] as number) / (n[k - 1] as number) <= (sy[k] as number) / (n[k] as number)) break;
+      sx[k - 1] = (sx[k - 1] as number) + (sx.pop() as number);
+      sy[k - 1] = (sy[k - 1] as number) + (sy.pop() as number);
+      n[k - 1] = (n[k - 1] as number) + (n.pop() as number);
+    }
+  }
+  return {
+    method: 'isotonic',
+    x: sx.map((v, k) => v / (n[k] as number)),
+    y: sy.map((v, k) => v / (n[k] as number)),
+  };
+}
+
+export function applyCalibration(cal: Calibration, score: number): number {
+  switch (cal.method) {
+    case 'identity':
+      return score;
+    case 'platt':
+      return sigmoid(cal.a * logit(score) + cal.b);
+    case 'isotonic': {
+      const { x, y } = cal;
+      if (x.length === 0) return score;
+      if (score <= (x[0] as number)) return y[0] as number;
+      const last = x.length - 1;
+      if (score >= (x[last] as number)) return y[last] as number;
+      let lo = 0;
+      let hi = last;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if ((x[mid] as number) <= score) lo = mid;
+        else hi = mid;
+      }
+      const x0 = x[lo] as number;
+      const x1 = x[hi] as number;
+      const t = x1 > x0 ? (score - x0) / (x1 - x0) : 0;
+      return (y[lo] as number) + t * ((y[hi] as number) - (y[lo] as number));
+    }
+  }
+}
+
+export function applyCalibrationInPlace(cal: Calibration, scores: Float32Array): Float32Array {
+  if (cal.method === 'identity') return scores;
+  for (let i = 0; i < scores.length; i++) scores[i] = applyCalibration(cal, scores[i] as number);
+  return scores;
+}

@@ -1,0 +1,186 @@
+/**
+ * Evaluation metrics for default probabilities: ROC-AUC, PR-AUC (average precision), Brier score,
+ * expected calibration error, recall at a fixed alert rate, and the curves behind the report's charts.
+ * Labels are 0/1; scores are probabilities (or any monotone score for the ranking metrics).
+ */
+
+function order(scores: ArrayLike<number>): Uint32Array {
+  const idx = new Uint32Array(scores.length);
+  for (let i = 0; i < idx.length; i++) idx[i] = i;
+  // descending by score
+  idx.sort((a, b) => (scores[b] as number) - (scores[a] as number));
+  return idx;
+}
+
+function countPositives(labels: ArrayLike<number>): number {
+  let p = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i] === 1) p++;
+  return p;
+}
+
+/** ROC-AUC via the rank-sum (Mann-Whitney U) statistic, ties counted as half. NaN without both classes. */
+export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
+  const n = scores.length;
+  const pos = countPositives(labels);
+  const neg = n - pos;
+  if (pos === 0 || neg === 0) return Number.NaN;
+  const idx = order(scores);
+  // walk from the highest score, group ties
+  let negAbove = 0;
+  let sum = 0; // for each positive: negatives ranked strictly below + half the tied ones
+  let i = 0;
+  while (i < n) {
+    let j = i;
+    let p = 0;
+    let q = 0;
+    const s = scores[idx[i] as number] as number;
+    while (j < n && scores[idx[j] as number] === s) {
+      if (labels[idx[j] as number] === 1) p++;
+      else q++;
+      j++;
+    }
+    // positives in this tie group beat the negatives below them: neg - negAbove - q, and tie with q
+    sum += p * (neg - negAbove - q) + p * q * 0.5;
+    negAbove += q;
+    i = j;
+  }
+  return sum / (pos * neg);
+}
+
+/** Area under the precision-recall curve as average precision (step-wise, ties grouped). */
+export function prAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
+  const pos = countPositives(labels);
+  if (pos === 0) return Number.NaN;
+  const idx = order(scores);
+  let tp = 0;
+  let seen = 0;
+  let ap = 0;
+  let i = 0;
+  while (i < idx.length) {
+    const s = scores[idx[i] as number] as number;
+    let groupTp = 0;
+    let j = i;
+    while (j < idx.length && scores[idx[j] as number] === s) {
+      if (labels[idx[j] as number] === 1) groupTp++;
+      j++;
+    }
+    seen += j - i;
+    tp += groupTp;
+    ap += (groupTp / pos) * (tp / seen);
+    i = j;
+  }
+  return ap;
+}
+
+export function brier(probs: ArrayLike<number>, labels: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < probs.length; i++) {
+    const d = (probs[i] as number) - (labels[i] as number);
+    s += d * d;
+  }
+  return s / probs.length;
+}
+
+export function logLoss(probs: ArrayLike<number>, labels: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < probs.length; i++) {
+    const p = Math.min(1 - 1e-7, Math.max(1e-7, probs[i] as number));
+    s -= labels[i] === 1 ? Math.log(p) : Math.log(1 - p);
+  }
+  return s / probs.length;
+}
+
+export interface ReliabilityBin {
+  lo: number;
+  hi: number;
+  count: number;
+  meanPredicted: number;
+  observedRate: number;
+}
+
+/** Equal-width probability bins with the mean prediction and the observed default rate in each. */
+export function reliability(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  bins = 10,
+): ReliabilityBin[] {
+  const count = new Float64Array(bins);
+  const sumP = new Float64Array(bins);
+  const sumY = new Float64Array(bins);
+  for (let i = 0; i < probs.length; i++) {
+    const p = probs[i] as number;
+    const b = Math.min(bins - 1, Math.max(0, Math.floor(p * bins)));
+    count[b] = (count[b] as number) + 1;
+    sumP[b] = (sumP[b] as number) + p;
+    sumY[b] = (sumY[b] as number) + (labels[i] as number);
+  }
+  return Array.from({ length: bins }, (_, b) => ({
+    lo: b / bins,
+    hi: (b + 1) / bins,
+    count: count[b] as number,
+    meanPredicted: count[b] ? (sumP[b] as number) / (count[b] as number) : 0,
+    observedRate: count[b] ? (sumY[b] as number) / (count[b] as number) : 0,
+  }));
+}
+
+/** Expected calibration error: the count-weighted mean |predicted - observed| over equal-width bins. */
+export function ece(probs: ArrayLike<number>, labels: ArrayLike<number>, bins = 10): number {
+  let s = 0;
+  for (const b of reliability(probs, labels, bins)) s += b.count * Math.abs(b.meanPredicted - b.observedRate);
+  return probs.length ? s / probs.length : Number.NaN;
+}
+
+/** Share of positives caught when alerting on the top `rate` fraction of rows by score. */
+export function recallAtAlertRate(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  rate: number,
+): number {
+  const pos = countPositives(labels);
+  if (pos === 0) return Number.NaN;
+  const k = Math.max(1, Math.round(scores.length * rate));
+  const idx = order(scores);
+  let tp = 0;
+  for (let i = 0; i < k; i++) if (labels[idx[i] as number] === 1) tp++;
+  return tp / pos;
+}
+
+/** The score at which the top `rate` fraction of rows alerts. */
+export function thresholdAtAlertRate(scores: ArrayLike<number>, rate: number): number {
+  const idx = order(scores);
+  const k = Math.max(1, Math.round(scores.length * rate));
+  return scores[idx[k - 1] as number] as number;
+}
+
+export interface CurvePoint {
+  x: number;
+  y: number;
+}
+
+/** ROC (x = false-positive rate, y = true-positive rate) and PR (x = recall, y = precision) curves, thinned. */
+export function curves(scores: ArrayLike<number>, labels: ArrayLike<number>, maxPoints = 200) {
+  const pos = countPositives(labels);
+  const neg = scores.length - pos;
+  const idx = order(scores);
+  const roc: CurvePoint[] = [{ x: 0, y: 0 }];
+  const pr: CurvePoint[] = [];
+  let tp = 0;
+  let fp = 0;
+  const step = Math.max(1, Math.floor(idx.length / maxPoints));
+  for (let i = 0; i < idx.length; i++) {
+    if (labels[idx[i] as number] === 1) tp++;
+    else fp++;
+    if (i % step === step - 1 || i === idx.length - 1) {
+      roc.push({ x: neg ? fp / neg : 0, y: pos ? tp / pos : 0 });
+      pr.push({ x: pos ? tp / pos : 0, y: tp / (tp + fp) });
+    }
+  }
+  return { roc, pr };
+}
+
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}

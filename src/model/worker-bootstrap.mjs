@@ -1,0 +1,6 @@
+// Worker-thread entry: registers the TypeScript loader in this thread, then loads the real entry module.
+import { workerData } from 'node:worker_threads';
+import { register } from 'tsx/esm/api';
+
+register();
+await import(workerData.entry);

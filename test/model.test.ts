@@ -1,0 +1,152 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  FEATURE_COUNT,
+  FEATURE_NEUTRAL,
+  FEATURE_SCHEMA_HASH,
+  featureSchemaInfo,
+} from '../src/features/schema.js';
+import { type ModelMetadata, readCompatibleMetadata, saveModelDir } from '../src/model/artifacts.js';
+import { createModel, DEFAULT_ARCHITECTURE } from '../src/model/create-model.js';
+import { fitNormalisation, normalise } from '../src/model/normalisation.js';
+import { Predictor } from '../src/model/predictor.js';
+import { loadScorer } from '../src/model/scorer.js';
+import { Rng } from '../src/sim/random.js';
+import { initTf } from '../src/tf/runtime.js';
+import { fitModel, predictRows } from '../training/fit.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'preempt-model-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Synthetic rows whose label depends on features 0 and 1 (a learnable rule). */
+function synthetic(rows: number, seed: number) {
+  const rng = new Rng(seed, 'rows');
+  const x = new Float32Array(rows * FEATURE_COUNT);
+  const y = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < FEATURE_COUNT; c++) x[r * FEATURE_COUNT + c] = rng.normal() * (c + 1);
+    const z = 2 * (x[r * FEATURE_COUNT] as number) - (x[r * FEATURE_COUNT + 1] as number) - 2;
+    y[r] = rng.next() < 1 / (1 + Math.exp(-z)) ? 1 : 0;
+  }
+  return { x, y, rows, cols: FEATURE_COUNT };
+}
+
+function metadata(norm: ReturnType<typeof fitNormalisation>, hash = FEATURE_SCHEMA_HASH): ModelMetadata {
+  return {
+    name: 'test',
+    createdAt: '2026-11-24T00:00:00.000Z',
+    featureSchema: {
+      version: featureSchemaInfo().version,
+      hash,
+      names: [...featureSchemaInfo().names],
+      units: [...featureSchemaInfo().units],
+      neutral: [...featureSchemaInfo().neutral],
+    },
+    normalisation: norm,
+    calibration: { method: 'platt', a: 1.1, b: -0.2 },
+    architecture: DEFAULT_ARCHITECTURE,
+    horizonMs: 3_600_000,
+    everyMs: 300_000,
+    seed: 1,
+    metrics: { model: {}, baselines: {}, split: 'test' },
+    baselines: {},
+    data: { fingerprint: 'x', files: [], rows: {} },
+    training: {},
+    versions: {},
+  };
+}
+
+describe('the default model', () => {
+  it('has one sigmoid output per row', async () => {
+    const { tf } = await initTf();
+    const model = await createModel(featureSchemaInfo(), DEFAULT_ARCHITECTURE, 3);
+    const out = predictRows(tf, model, {
+      x: new Float32Array(10 * FEATURE_COUNT),
+      rows: 10,
+      cols: FEATURE_COUNT,
+    });
+    expect(out.length).toBe(10);
+    expect(model.outputs[0]?.shape).toEqual([null, 1]);
+    for (const p of out) expect(p > 0 && p < 1).toBe(true);
+  });
+
+  it('a 2-epoch fit lowers the loss, deterministically for a seed', async () => {
+    const data = synthetic(6000, 1);
+    const norm = fitNormalisation(data.x, data.rows, data.cols);
+    const train = { ...data, x: normalise(norm, data.x, data.rows) };
+    const valRaw = synthetic(2000, 2);
+    const val = { ...valRaw, x: normalise(norm, valRaw.x, valRaw.rows) };
+    const run = async () => {
+      const model = await createModel(featureSchemaInfo(), DEFAULT_ARCHITECTURE, 7);
+      const { tf } = await initTf();
+      const { logLoss } = await import('../src/model/metrics.js');
+      const before = logLoss(predictRows(tf, model, val), val.y);
+      const fit = await fitModel(model, train, val, {
+        epochs: 2,
+        seed: 7,
+        batchSize: 256,
+        positiveWeight: 1,
+        learningRate: 3e-3,
+      });
+      return { before, fit };
+    };
+    const a = await run();
+    expect(a.fit.history.length).toBe(2);
+    expect(a.fit.bestValLoss).toBeLessThan(a.before);
+    const second = a.fit.history[1];
+    const first = a.fit.history[0];
+    expect(second && first && second.loss < first.loss).toBe(true);
+    const b = await run();
+    expect(b.fit.bestValLoss).toBe(a.fit.bestValLoss);
+  });
+
+  it('saves and loads a model directory with identical predictions, in process and over the worker pool', async () => {
+    const data = synthetic(3000, 3);
+    const norm = fitNormalisation(data.x, data.rows, data.cols);
+    const model = await createModel(featureSchemaInfo(), DEFAULT_ARCHITECTURE, 11);
+    const target = join(dir, 'roundtrip');
+    await saveModelDir(target, model, metadata(norm));
+    const { tf } = await initTf();
+    const expected = predictRows(tf, model, {
+      x: normalise(norm, data.x, data.rows),
+      rows: data.rows,
+      cols: data.cols,
+    });
+    const predictor = await Predictor.load(target);
+    const pd = predictor.score(data.x, data.rows);
+    // calibration a=1.1, b=-0.2 applied on top of the network output
+    const p0 = expected[0] as number;
+    const calibrated0 = 1 / (1 + Math.exp(-(1.1 * Math.log(p0 / (1 - p0)) - 0.2)));
+    expect(pd[0]).toBeCloseTo(calibrated0, 5);
+    const scorer = await loadScorer(target, { workers: 2, poolMinRows: 1000 });
+    try {
+      const pooled = await scorer.score(data.x, data.rows);
+      expect(Array.from(pooled)).toEqual(Array.from(pd));
+      expect(scorer.info.schemaHash).toBe(FEATURE_SCHEMA_HASH);
+      const row = data.x.slice(0, FEATURE_COUNT);
+      const top = await scorer.explain(row, 3);
+      expect(top.length).toBeLessThanOrEqual(3);
+      for (const c of top) expect(c.deltaPd).toBeGreaterThan(0);
+      // a row already at every neutral value has nothing pushing it up relative to neutral
+      expect(await scorer.explain(FEATURE_NEUTRAL.slice(), 3)).toEqual([]);
+    } finally {
+      await scorer.close();
+    }
+  });
+
+  it('refuses a model trained on a different feature schema', async () => {
+    const norm = { mean: Array(FEATURE_COUNT).fill(0), std: Array(FEATURE_COUNT).fill(1) };
+    const model = await createModel(featureSchemaInfo(), DEFAULT_ARCHITECTURE, 1);
+    const target = join(dir, 'mismatch');
+    await saveModelDir(target, model, metadata(norm, 'f'.repeat(64)));
+    await expect(readCompatibleMetadata(target)).rejects.toThrow(/feature schema mismatch/);
+    await expect(Predictor.load(target)).rejects.toMatchObject({ code: 'FEATURE_SCHEMA_MISMATCH' });
+    // a corrupted metadata file is a clear error too
+    const meta = JSON.parse(readFileSync(join(target, 'metadata.json'), 'utf8'));
+    meta.calibration = { method: 'magic' };
+    writeFileSync(join(target, 'metadata.json'), JSON.stringify(meta));
+    await expect(Predictor.load(target)).rejects.toThrow(/field calibration/);
+  });
+});
