@@ -257,8 +257,17 @@ export class MarginBook implements MarketView {
     return { ...this.funds };
   }
 
-  /** A deep copy (for what-if evaluation: the waterfall plans on a clone). */
+  /** A deep copy (for what-if evaluation and tests). */
   clone(): MarginBook {
+    return this.copy(this.accounts.keys());
+  }
+
+  /** A deep copy holding only the named accounts (market state and venue funds copied whole). */
+  subset(accountIds: Iterable<string>): MarginBook {
+    return this.copy(accountIds);
+  }
+
+  private copy(ids: Iterable<string>): MarginBook {
     const b = new MarginBook({ insuranceFund: 0, dynamicMargin: this.dynamic });
     for (const [k, v] of this.instruments)
       b.instruments.set(k, { ...v, tiers: v.tiers.map((t) => ({ ...t })) });
@@ -266,8 +275,12 @@ export class MarginBook implements MarketView {
     for (const [k, v] of this.lastPrices) b.lastPrices.set(k, v);
     for (const [k, v] of this.books) b.books.set(k, { ...v });
     for (const [k, v] of this.volatility) b.volatility.set(k, v);
-    for (const [k, v] of this.accounts) b.accounts.set(k, cloneAccount(v));
-    for (const [k, v] of this.holders) b.holders.set(k, new Set(v));
+    for (const id of ids) {
+      const acct = this.accounts.get(id);
+      if (!acct) continue;
+      b.accounts.set(id, cloneAccount(acct));
+      for (const symbol of acct.positions.keys()) b.trackHolder(symbol, id, true);
+    }
     Object.assign(b.funds, this.funds);
     b.lastTs = this.lastTs;
     return b;

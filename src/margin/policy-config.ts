@@ -1,0 +1,130 @@
+/**
+ * The action policy's configuration, each threshold with its documented default, and the per-account
+ * memory the policy reads and returns (the core keeps no state and no clock of its own).
+ */
+import { MarginRuleError } from './errors.js';
+
+export interface PolicyConfig {
+  // --- LIQUIDATE (rules only, pd never matters) ---
+  /** a partial liquidation stops once equity >= MM * (1 + buffer); default 0.1 (10% above MM) */
+  liquidationBuffer: number;
+  /** each liquidation step closes this fraction of a large position; default 0.2 (20% steps) */
+  liquidationStepFraction: number;
+  /** USD: a position at or below this notional is closed whole; default 10,000 */
+  smallPositionNotional: number;
+
+  // --- pd tiers (with hysteresis) ---
+  /** pd at or above which an account is watched; default 0.05 */
+  pdWatch: number;
+  /** pd at or above which an early reduction is considered; default 0.2 */
+  pdReduce: number;
+  /** a pd tier is left only when pd falls below its threshold minus this; default 0.03 */
+  pdHysteresis: number;
+  /** pd at which the full target reduction applies; below it the reduction scales by pd / pdFull; default 0.5 */
+  pdFull: number;
+
+  // --- margin-ratio watch (rules only, with hysteresis) ---
+  /** equity / MM below this puts the account on WATCH; default 1.5 */
+  marginRatioWatch: number;
+  /** ... and it leaves WATCH only above this; default 1.7 */
+  marginRatioWatchExit: number;
+
+  // --- REDUCE sizing ---
+  /** the reduction targets surviving a k-sigma adverse move over the horizon; default 3 */
+  kSigma: number;
+  /** ms: horizon of that move; default 3,600,000 (1 h) */
+  horizonMs: number;
+  /** stdev of 1h returns used when the caller gives none for a symbol; default 0.01 (1%/h) */
+  fallbackSigma1h: number;
+  /** share of the account's notional (at the interval's start) that may be reduced per interval; default 0.25 */
+  maxReduceFractionPerInterval: number;
+  /** ms: length of that interval; default 300,000 (5 min) */
+  reduceIntervalMs: number;
+  /** a reduction order is at most this share of the visible depth on the side it hits; default 0.1 */
+  depthShare: number;
+  /** ms: minimum time between two REDUCE actions on one account; default 60,000 */
+  cooldownMs: number;
+  /** fee rate assumed when sizing a reduction (taker fee), fraction of notional; default 0.0005 */
+  reduceFeeRate: number;
+  /** USD: a reduction smaller than this is not worth an order (WATCH instead); default 10 */
+  minReduceNotional: number;
+}
+
+export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
+  liquidationBuffer: 0.1,
+  liquidationStepFraction: 0.2,
+  smallPositionNotional: 10_000,
+  pdWatch: 0.05,
+  pdReduce: 0.2,
+  pdHysteresis: 0.03,
+  pdFull: 0.5,
+  marginRatioWatch: 1.5,
+  marginRatioWatchExit: 1.7,
+  kSigma: 3,
+  horizonMs: 3_600_000,
+  fallbackSigma1h: 0.01,
+  maxReduceFractionPerInterval: 0.25,
+  reduceIntervalMs: 300_000,
+  depthShare: 0.1,
+  cooldownMs: 60_000,
+  reduceFeeRate: 0.0005,
+  minReduceNotional: 10,
+});
+
+export type PolicyAction = 'LIQUIDATE' | 'REDUCE' | 'WATCH' | 'HEALTHY';
+
+/** Per-account memory: the caller stores what `decide` returns and passes it back next time. */
+export interface PolicyMemory {
+  /** the last action decided */
+  action: PolicyAction;
+  /** ms: when that action was first decided (unchanged while the action repeats) */
+  since: number;
+  /** armed pd tier: 0 none, 1 watch, 2 reduce (hysteresis state) */
+  pdLevel: 0 | 1 | 2;
+  /** armed margin-ratio watch (hysteresis state) */
+  marginWatch: boolean;
+  /** ms: time of the last REDUCE, null if none */
+  lastReduceAt: number | null;
+  /** ms: start of the current reduction interval, null if none */
+  intervalStart: number | null;
+  /** USD: account notional at the interval's start */
+  intervalBaseNotional: number;
+  /** USD: notional reduced so far within the interval */
+  intervalReducedNotional: number;
+}
+
+export function initialMemory(now: number): PolicyMemory {
+  return {
+    action: 'HEALTHY',
+    since: now,
+    pdLevel: 0,
+    marginWatch: false,
+    lastReduceAt: null,
+    intervalStart: null,
+    intervalBaseNotional: 0,
+    intervalReducedNotional: 0,
+  };
+}
+
+/** Checks a (partial) config against the defaults; throws on a value out of range. */
+export function resolvePolicyConfig(partial: Partial<PolicyConfig> = {}): PolicyConfig {
+  const c: PolicyConfig = { ...DEFAULT_POLICY_CONFIG, ...partial };
+  const bad = (field: keyof PolicyConfig, rule: string): never => {
+    throw new MarginRuleError(
+      'BAD_INPUT',
+      `policy config ${field} must be ${rule} (got ${String(c[field])})`,
+      field,
+    );
+  };
+  for (const [k, v] of Object.entries(c) as Array<[keyof PolicyConfig, number]>) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) bad(k, 'a finite number >= 0');
+  }
+  if (!(c.liquidationStepFraction > 0 && c.liquidationStepFraction <= 1))
+    bad('liquidationStepFraction', 'in (0, 1]');
+  if (!(c.pdWatch <= c.pdReduce && c.pdReduce <= 1)) bad('pdReduce', '>= pdWatch and <= 1');
+  if (!(c.pdFull > 0)) bad('pdFull', '> 0');
+  if (!(c.marginRatioWatchExit >= c.marginRatioWatch)) bad('marginRatioWatchExit', '>= marginRatioWatch');
+  if (!(c.maxReduceFractionPerInterval <= 1)) bad('maxReduceFractionPerInterval', '<= 1');
+  if (!(c.depthShare <= 1)) bad('depthShare', '<= 1');
+  return c;
+}

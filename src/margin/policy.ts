@@ -1,0 +1,208 @@
+/**
+ * The action policy: one decision per account from its margin state and (optionally) a default
+ * probability. LIQUIDATE is pure rules (equity < MM) and ignores pd and memory; REDUCE is the early
+ * exposure reduction when pd has crossed the reduce tier (with hysteresis, a cooldown and per-interval
+ * and depth caps); WATCH and HEALTHY otherwise. Pure: `now` and the memory are arguments, and the new
+ * memory is returned.
+ */
+import { planLiquidation } from './liquidation-sizing.js';
+import {
+  DEFAULT_POLICY_CONFIG,
+  initialMemory,
+  type PolicyAction,
+  type PolicyConfig,
+  type PolicyMemory,
+} from './policy-config.js';
+import type { DecideInput, Decision, PolicyResult, Reason } from './policy-types.js';
+import { sizeReduction } from './reduce-sizing.js';
+import { holdingsOf, ordersTo } from './what-if.js';
+
+/** A usable pd, or null (rules only). */
+export function usablePd(pd: number | null | undefined): number | null {
+  return typeof pd === 'number' && Number.isFinite(pd) && pd >= 0 && pd <= 1 ? pd : null;
+}
+
+/** The armed pd tier, with hysteresis: a tier is left only below its threshold minus pdHysteresis. */
+export function nextPdLevel(prev: 0 | 1 | 2, pd: number, c: PolicyConfig): 0 | 1 | 2 {
+  const raw: 0 | 1 | 2 = pd >= c.pdReduce ? 2 : pd >= c.pdWatch ? 1 : 0;
+  if (raw >= prev) return raw;
+  if (prev === 2 && pd >= c.pdReduce - c.pdHysteresis) return 2;
+  if (pd >= c.pdWatch - c.pdHysteresis) return 1;
+  return raw;
+}
+
+export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY_CONFIG): PolicyResult {
+  const { margin: m, now } = input;
+  const prev = input.memory ?? initialMemory(now);
+  const mem: PolicyMemory = { ...prev };
+  const pd = usablePd(input.pd);
+  const reasons: Reason[] = [];
+  const holdings = holdingsOf(m, input.instruments);
+  const base = { equity: m.equity, mm: m.mm, marginRatio: m.marginRatio };
+  let action: PolicyAction;
+  let qtys = holdings.map((h) => h.qty);
+  let equityAfter = m.equity;
+  let mmAfter = m.mm;
+
+  if (m.equity < m.mm) {
+    action = 'LIQUIDATE';
+    const plan = planLiquidation(m.equity, holdings, config);
+    qtys = plan.qtys;
+    equityAfter = plan.equityAfter;
+    mmAfter = plan.mmAfter;
+    reasons.push({
+      rule: 'equity-below-mm',
+      text: plan.full
+        ? 'equity is below maintenance margin: close every position'
+        : `equity is below maintenance margin: close in ${plan.steps} step(s) to restore MM x ${1 + config.liquidationBuffer}`,
+      values: { ...base, steps: plan.steps, full: plan.full, estimatedFees: plan.fees },
+    });
+  } else {
+    if (pd !== null) mem.pdLevel = nextPdLevel(prev.pdLevel, pd, config);
+    if (m.marginRatio < config.marginRatioWatch) mem.marginWatch = true;
+    else if (m.marginRatio > config.marginRatioWatchExit) mem.marginWatch = false;
+    action = 'HEALTHY';
+    if (pd === null)
+      reasons.push({
+        rule: 'rules-only',
+        text: 'no usable pd: venue rules only',
+        values: { pd: input.pd ?? null },
+      });
+    if (pd !== null && mem.pdLevel === 2 && holdings.length > 0) {
+      const r = reduce(input, pd, mem, holdings, config);
+      reasons.unshift(...r.reasons);
+      if (r.qtys) {
+        action = 'REDUCE';
+        qtys = r.qtys;
+        equityAfter = r.equityAfter;
+        mmAfter = r.mmAfter;
+      } else action = 'WATCH';
+    }
+    if (action === 'HEALTHY' && pd !== null && mem.pdLevel >= 1) {
+      action = 'WATCH';
+      reasons.unshift({
+        rule: mem.pdLevel === 2 ? 'pd-reduce-tier' : 'pd-watch-tier',
+        text: `pd ${pd.toFixed(4)} is in the ${mem.pdLevel === 2 ? 'reduce' : 'watch'} tier (hysteresis ${config.pdHysteresis})`,
+        values: { pd, pdWatch: config.pdWatch, pdReduce: config.pdReduce },
+      });
+    }
+    if (mem.marginWatch) {
+      if (action === 'HEALTHY') action = 'WATCH';
+      reasons.push({
+        rule: 'margin-ratio-watch',
+        text: `margin ratio ${fmt(m.marginRatio)} is below the watch level ${config.marginRatioWatch} (exit above ${config.marginRatioWatchExit})`,
+        values: { ...base, watch: config.marginRatioWatch, exit: config.marginRatioWatchExit },
+      });
+    }
+    if (action === 'HEALTHY')
+      reasons.unshift({
+        rule: 'healthy',
+        text: 'above maintenance margin, no risk tier armed',
+        values: { ...base, pd },
+      });
+  }
+  if (action !== prev.action || input.memory === undefined) mem.since = now;
+  mem.action = action;
+  const decision: Decision = {
+    account: m.account,
+    action,
+    rule: reasons[0]!.rule,
+    reasons,
+    pd,
+    rulesOnly: pd === null,
+    now,
+    equity: m.equity,
+    mm: m.mm,
+    im: m.im,
+    marginRatio: m.marginRatio,
+    orders: ordersTo(holdings, qtys),
+    equityAfter,
+    mmAfter,
+  };
+  return { decision, memory: mem };
+}
+
+function reduce(
+  input: DecideInput,
+  pd: number,
+  mem: PolicyMemory,
+  holdings: ReturnType<typeof holdingsOf>,
+  c: PolicyConfig,
+): { reasons: Reason[]; qtys?: number[]; equityAfter: number; mmAfter: number } {
+  const { margin: m, now } = input;
+  const none = { equityAfter: m.equity, mmAfter: m.mm };
+  if (mem.lastReduceAt !== null && now - mem.lastReduceAt < c.cooldownMs) {
+    return {
+      ...none,
+      reasons: [
+        {
+          rule: 'cooldown',
+          text: `pd ${pd.toFixed(4)} is in the reduce tier but the last reduction was ${now - mem.lastReduceAt} ms ago (cooldown ${c.cooldownMs} ms)`,
+          values: { pd, lastReduceAt: mem.lastReduceAt, cooldownMs: c.cooldownMs },
+        },
+      ],
+    };
+  }
+  if (mem.intervalStart === null || now - mem.intervalStart >= c.reduceIntervalMs) {
+    mem.intervalStart = now;
+    mem.intervalBaseNotional = m.notional;
+    mem.intervalReducedNotional = 0;
+  }
+  const room = Math.max(
+    0,
+    c.maxReduceFractionPerInterval * mem.intervalBaseNotional - mem.intervalReducedNotional,
+  );
+  const s = sizeReduction({
+    equity: m.equity,
+    holdings,
+    pd,
+    sigma1h: input.sigma1h ?? {},
+    depth: input.depth ?? {},
+    intervalRoom: room,
+    config: c,
+  });
+  const values = {
+    pd,
+    pdScale: s.pdScale,
+    kSigma: c.kSigma,
+    horizonMs: c.horizonMs,
+    targetFraction: s.targetFraction,
+    stressedSlack: s.stressedSlack,
+    reducedNotional: s.reducedNotional,
+    intervalRoom: room,
+    cappedBy: s.cappedBy.join(',') || null,
+    noDepth: s.noDepth.join(',') || null,
+    equityAfter: s.equityAfter,
+    mmAfter: s.mmAfter,
+  };
+  if (s.reducedNotional < c.minReduceNotional) {
+    const why =
+      s.targetFraction === 0
+        ? `the account already survives a ${c.kSigma}-sigma move over the horizon`
+        : `the reduction allowed (${s.reducedNotional.toFixed(2)} USD) is below the minimum ${c.minReduceNotional} USD`;
+    return {
+      ...none,
+      reasons: [
+        { rule: 'pd-reduce-tier', text: `pd ${pd.toFixed(4)} is in the reduce tier but ${why}`, values },
+      ],
+    };
+  }
+  mem.lastReduceAt = now;
+  mem.intervalReducedNotional += s.reducedNotional;
+  return {
+    qtys: s.qtys,
+    equityAfter: s.equityAfter,
+    mmAfter: s.mmAfter,
+    reasons: [
+      {
+        rule: 'pd-reduce-tier',
+        text: `pd ${pd.toFixed(4)} >= ${c.pdReduce}: reduce ${s.reducedNotional.toFixed(2)} USD of exposure toward surviving a ${c.kSigma}-sigma move`,
+        values,
+      },
+    ],
+  };
+}
+
+function fmt(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(4) : String(x);
+}
