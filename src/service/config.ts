@@ -1,0 +1,130 @@
+/**
+ * The service's one configuration: a zod schema over the environment, parsed once at boot. Every option
+ * has a documented default; a bad value stops the process with a message naming the variable and the
+ * reason, never later in the middle of a request.
+ */
+import { z } from 'zod';
+import { redactUrl } from '../redis/ensure-redis.js';
+
+const int = (min: number, max: number) => z.coerce.number().int('must be an integer').min(min).max(max);
+const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
+const fraction = num(0, 1);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+export const ConfigSchema = z
+  .object({
+    /** HTTP port; 0 = any free port */
+    PORT: int(0, 65535).default(8080),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    /** where the shared state lives; `preempt start` finds or starts one when unset */
+    REDIS_URL: z.url('must be a redis:// or rediss:// URL').optional(),
+    /** namespace of every Redis key and BullMQ queue (several deployments can share one Redis) */
+    PREEMPT_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)*$/, 'letters, digits, _ . - and : separators only')
+      .default('preempt'),
+    PREEMPT_MODEL_DIR: z.string().min(1).default('models/default'),
+    /** JSON-lines file of hashed API keys; unset = `preempt start` makes a one-run admin key */
+    PREEMPT_KEYS_FILE: z.string().min(1).optional(),
+    PREEMPT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** bytes; larger request bodies get 413 */
+    PREEMPT_BODY_LIMIT_BYTES: int(1024, 512 * 1024 * 1024).default(16 * 1024 * 1024),
+    /** requests per key per window (shared by every API process through Redis); 0 = unlimited */
+    PREEMPT_RATE_LIMIT: int(0, 10_000_000).default(1200),
+    /** ms */
+    PREEMPT_RATE_WINDOW_MS: int(100, 3_600_000).default(60_000),
+    /** ms an event id is remembered for de-duplication */
+    PREEMPT_DEDUP_TTL_MS: int(1000, 365 * 86_400_000).default(7 * 86_400_000),
+    /** evaluator shards (accounts split by hash); every worker process takes free shards */
+    PREEMPT_SHARDS: int(1, 1024).default(1),
+    /** events read from the stream per evaluation step */
+    PREEMPT_EVAL_BATCH: int(1, 100_000).default(2000),
+    /** ms an evaluator shard lease lasts without renewal (failover time) */
+    PREEMPT_SHARD_LEASE_MS: int(1000, 600_000).default(10_000),
+    PREEMPT_WORKER_CONCURRENCY: int(1, 1000).default(8),
+    PREEMPT_JOB_ATTEMPTS: int(1, 100).default(6),
+    /** ms, first retry delay; doubles on each retry */
+    PREEMPT_JOB_BACKOFF_MS: int(1, 3_600_000).default(1000),
+    PREEMPT_VENUE: z.enum(['simulated', 'webhook']).default('simulated'),
+    PREEMPT_WEBHOOK_URL: z.url().optional(),
+    PREEMPT_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** ms */
+    PREEMPT_WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(5000),
+    /** pd at or above which an account is listed in the at-risk set */
+    PREEMPT_AT_RISK_MIN_PD: fraction.default(0.01),
+    /** policy thresholds, overriding the margin core's defaults (JSON object, keys of its PolicyConfig) */
+    PREEMPT_POLICY: z
+      .string()
+      .optional()
+      .transform((s, ctx) => {
+        if (!s) return {} as Record<string, unknown>;
+        try {
+          const v: unknown = JSON.parse(s);
+          if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+        } catch {}
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON object of policy thresholds' });
+        return z.NEVER;
+      }),
+    /** run the model (false = rules only, as when no model loads) */
+    PREEMPT_USE_MODEL: bool.default(true),
+  })
+  .superRefine((c, ctx) => {
+    if (c.PREEMPT_VENUE === 'webhook') {
+      if (!c.PREEMPT_WEBHOOK_URL)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['PREEMPT_WEBHOOK_URL'],
+          message: 'required when PREEMPT_VENUE=webhook',
+        });
+      if (!c.PREEMPT_WEBHOOK_SECRET)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['PREEMPT_WEBHOOK_SECRET'],
+          message: 'required when PREEMPT_VENUE=webhook',
+        });
+    }
+  });
+
+export type ServiceConfig = z.output<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  readonly code = 'INVALID_CONFIG';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parse the environment (only the variables the schema names are read). Throws ConfigError listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(ConfigSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') raw[key] = v;
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  throw new ConfigError(
+    parsed.error.issues.map((i) => {
+      const name = i.path.length > 0 ? String(i.path[0]) : '(config)';
+      const got = raw[name];
+      const shown =
+        name.includes('SECRET') || got === undefined
+          ? undefined
+          : name.endsWith('_URL')
+            ? redactUrl(got)
+            : got;
+      const value = shown === undefined ? '' : ` (got "${shown}")`;
+      return `${name}: ${i.message}${value}`;
+    }),
+  );
+}
+
+/** A config with every default, for tests and embedding: `configFor({ PREEMPT_PREFIX: 'x' })`. */
+export function configFor(overrides: Record<string, string | number | boolean> = {}): ServiceConfig {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(overrides)) env[k] = String(v);
+  return loadConfig(env);
+}

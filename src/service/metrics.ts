@@ -1,0 +1,132 @@
+/**
+ * Prometheus metrics of one service process (its own registry, so several instances can coexist in a
+ * test): request latency, ingest counts, scores, decisions, queue depths, job durations, evaluation lag,
+ * and the model in use.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface ServiceMetrics {
+  registry: Registry;
+  httpDuration: Histogram<'method' | 'route' | 'status'>;
+  eventsIngested: Counter<'type'>;
+  eventsDuplicate: Counter;
+  eventsRejected: Counter;
+  eventsApplied: Counter<'shard'>;
+  eventsRefused: Counter<'shard' | 'code'>;
+  scoresComputed: Counter<'source'>;
+  pd: Histogram;
+  decisions: Counter<'decision'>;
+  jobsEnqueued: Counter<'queue'>;
+  jobDuration: Histogram<'queue' | 'outcome'>;
+  jobsFailed: Counter<'queue' | 'final'>;
+  queueDepth: Gauge<'queue' | 'state'>;
+  evalLag: Gauge<'shard'>;
+  evalDuration: Histogram<'shard'>;
+  modelInfo: Gauge<'version' | 'backend' | 'mode'>;
+}
+
+export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics {
+  const registry = new Registry();
+  if (opts.defaults) collectDefaultMetrics({ register: registry, prefix: 'preempt_process_' });
+  const r = [registry];
+  return {
+    registry,
+    httpDuration: new Histogram({
+      name: 'preempt_http_request_duration_seconds',
+      help: 'HTTP request latency by route and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: r,
+    }),
+    eventsIngested: new Counter({
+      name: 'preempt_events_ingested_total',
+      help: 'events appended to the log',
+      labelNames: ['type'],
+      registers: r,
+    }),
+    eventsDuplicate: new Counter({
+      name: 'preempt_events_duplicate_total',
+      help: 'events ignored as duplicate ids',
+      registers: r,
+    }),
+    eventsRejected: new Counter({
+      name: 'preempt_events_rejected_total',
+      help: 'invalid events refused at ingest',
+      registers: r,
+    }),
+    eventsApplied: new Counter({
+      name: 'preempt_events_applied_total',
+      help: 'events applied by an evaluator shard',
+      labelNames: ['shard'],
+      registers: r,
+    }),
+    eventsRefused: new Counter({
+      name: 'preempt_events_refused_total',
+      help: 'logged events the margin core or features refused (state unchanged)',
+      labelNames: ['shard', 'code'],
+      registers: r,
+    }),
+    scoresComputed: new Counter({
+      name: 'preempt_scores_total',
+      help: 'pd rows scored',
+      labelNames: ['source'],
+      registers: r,
+    }),
+    pd: new Histogram({
+      name: 'preempt_pd',
+      help: 'distribution of evaluated default probabilities',
+      buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9],
+      registers: r,
+    }),
+    decisions: new Counter({
+      name: 'preempt_decisions_total',
+      help: 'decisions by type',
+      labelNames: ['decision'],
+      registers: r,
+    }),
+    jobsEnqueued: new Counter({
+      name: 'preempt_jobs_enqueued_total',
+      help: 'jobs enqueued (new job ids)',
+      labelNames: ['queue'],
+      registers: r,
+    }),
+    jobDuration: new Histogram({
+      name: 'preempt_job_duration_seconds',
+      help: 'execution job durations',
+      labelNames: ['queue', 'outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    jobsFailed: new Counter({
+      name: 'preempt_jobs_failed_total',
+      help: 'job attempts that failed (final = no retry left or unrecoverable)',
+      labelNames: ['queue', 'final'],
+      registers: r,
+    }),
+    queueDepth: new Gauge({
+      name: 'preempt_queue_depth',
+      help: 'jobs per queue and state',
+      labelNames: ['queue', 'state'],
+      registers: r,
+    }),
+    evalLag: new Gauge({
+      name: 'preempt_evaluation_lag_seconds',
+      help: 'age of the newest applied event log entry when its evaluation finished',
+      labelNames: ['shard'],
+      registers: r,
+    }),
+    evalDuration: new Histogram({
+      name: 'preempt_evaluation_duration_seconds',
+      help: 'duration of one evaluation step (apply a batch, score, decide, write)',
+      labelNames: ['shard'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: r,
+    }),
+    modelInfo: new Gauge({
+      name: 'preempt_model_info',
+      help: 'the model in use (value 1), its version and TF.js backend',
+      labelNames: ['version', 'backend', 'mode'],
+      registers: r,
+    }),
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * Test harness for the service: a real Redis under a fresh prefix, keys of each scope, a silent logger,
+ * and a tiny deterministic PdScorer (a logistic function of one feature) standing in for the model.
+ */
+import { pino } from 'pino';
+import type { FeatureContribution, ModelInfo, PdScorer } from '../../src/model/types.js';
+import { createApp, type ServiceApp } from '../../src/service/app.js';
+import { type KeyRecord, KeyStore, mintKey, type Scope } from '../../src/service/auth/keys.js';
+import { configFor, type ServiceConfig } from '../../src/service/config.js';
+import { createMetrics, type ServiceMetrics } from '../../src/service/metrics.js';
+import { ModelHolder, type ScorerLoader } from '../../src/service/model/holder.js';
+import { connectRedis } from '../../src/service/state/redis.js';
+import { connect, deletePrefix, freshPrefix, redisUrl } from '../helpers/redis.js';
+
+export const silent = pino({ level: 'silent' });
+
+/** pd = 1 / (1 + exp(k * (x[feature] - x0))): falls as the chosen feature (e.g. margin ratio) rises. */
+export function logisticScorer(
+  featureNames: readonly string[],
+  feature: string,
+  k = 4,
+  x0 = 1.5,
+  version = 'test@1',
+): PdScorer {
+  const col = featureNames.indexOf(feature);
+  if (col < 0) throw new Error(`no feature ${feature}`);
+  const width = featureNames.length;
+  const info: ModelInfo = {
+    version,
+    schemaHash: 'test-schema',
+    horizonMs: 3_600_000,
+    backend: 'cpu',
+    featureNames,
+  };
+  const pdOf = (x: number): number => 1 / (1 + Math.exp(k * (x - x0)));
+  return {
+    info,
+    async score(matrix, rows) {
+      const out = new Float32Array(rows);
+      for (let i = 0; i < rows; i++) out[i] = pdOf(matrix[i * width + col] ?? 0);
+      return out;
+    },
+    async explain(row, top = 3): Promise<FeatureContribution[]> {
+      const base = pdOf(row[col] ?? 0);
+      const neutral = pdOf(x0 * 2);
+      return [{ feature, deltaPd: base - neutral }].slice(0, top);
+    },
+    async close() {},
+  };
+}
+
+export interface Harness {
+  prefix: string;
+  config: ServiceConfig;
+  service: ServiceApp;
+  metrics: ServiceMetrics;
+  model: ModelHolder;
+  keys: Record<Scope | 'all', string>;
+  keyRecords: KeyRecord[];
+  /** authorised JSON request through app.request() */
+  call(
+    method: string,
+    path: string,
+    opts?: { key?: string | null; body?: unknown; raw?: string; contentType?: string },
+  ): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export async function makeHarness(
+  label: string,
+  opts: { env?: Record<string, string | number>; loader?: ScorerLoader } = {},
+): Promise<Harness> {
+  const prefix = freshPrefix(label);
+  const config = configFor({ PREEMPT_PREFIX: prefix, REDIS_URL: redisUrl(), ...(opts.env ?? {}) });
+  const redis = await connectRedis(redisUrl(), 'fail-fast');
+  const minted = {
+    'score:read': mintKey(['score:read']),
+    'events:write': mintKey(['events:write']),
+    admin: mintKey(['admin']),
+    all: mintKey(['score:read', 'events:write']),
+  };
+  const keyStore = KeyStore.fromRecords(Object.values(minted).map((m) => m.record));
+  const metrics = createMetrics();
+  const loader: ScorerLoader =
+    opts.loader ?? (async () => logisticScorer(['margin_ratio', 'other'], 'margin_ratio'));
+  const model = new ModelHolder('models/test', loader, silent);
+  await model.reload();
+  const service = createApp({ config, redis, keys: keyStore, model, metrics, log: silent });
+  const keys = Object.fromEntries(Object.entries(minted).map(([k, v]) => [k, v.key])) as Harness['keys'];
+  return {
+    prefix,
+    config,
+    service,
+    metrics,
+    model,
+    keys,
+    keyRecords: Object.values(minted).map((m) => m.record),
+    call(method, path, o = {}) {
+      const headers: Record<string, string> = {};
+      const key = o.key === undefined ? keys.admin : o.key;
+      if (key !== null) headers.authorization = `Bearer ${key}`;
+      let body: string | undefined;
+      if (o.raw !== undefined) body = o.raw;
+      else if (o.body !== undefined) body = JSON.stringify(o.body);
+      if (method === 'GET') body = undefined;
+      if (body !== undefined) headers['content-type'] = o.contentType ?? 'application/json';
+      return Promise.resolve(service.app.request(path, { method, headers, body }));
+    },
+    async close() {
+      await model.close();
+      const admin = connect();
+      await deletePrefix(admin, prefix);
+      admin.disconnect();
+      redis.disconnect();
+    },
+  };
+}
