@@ -7,6 +7,16 @@ export { cashFromBreakdown } from './account-state.js';
 export { type AdlCandidate, adlQueue } from './adl-ranking.js';
 export { marginRatioOf, notionalOf, upnlOf } from './arithmetic.js';
 export {
+  allocateBatchOutput,
+  type BatchOutput,
+  batchFromBook,
+  evaluateBatch,
+  type InstrumentTable,
+  instrumentTable,
+  type MarginBatch,
+  setBatchMark,
+} from './batch.js';
+export {
   DEFAULT_DYNAMIC_MARGIN,
   type DynamicMarginConfig,
   dynamicTerm,
