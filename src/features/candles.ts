@@ -1,0 +1,140 @@
+/**
+ * Candles of one instrument at one step (1 m, 5 m, 1 h), built from marks (OHLC) and public trades (volume),
+ * each closed candle fed to its CandleIndicators.
+ *
+ * Gaps are explicit, never interpolated:
+ * - a step with no mark produces no candle (a step with trades but no mark closes with its volume dropped
+ *   from the candle series; the decayed volume windows still count it);
+ * - the log return from the previous candle across `k` steps (k - 1 missing) is divided by sqrt(k), the
+ *   per-step return of a random walk, before it enters the volatility window; `gapSteps` counts the
+ *   missing steps;
+ * - ATR, RSI and Bollinger see the candles that exist, back to back.
+ * A candle closes when an event of a later step arrives or when `advanceTo` passes its end.
+ */
+import { CandleIndicators, type IndicatorPeriods } from './indicators.js';
+
+export interface Candle {
+  /** step index: the candle covers [bucket * stepMs, (bucket + 1) * stepMs) */
+  bucket: number;
+  open: number; // USD
+  high: number; // USD
+  low: number; // USD
+  close: number; // USD
+  volume: number; // contracts traded in public trades during the step
+}
+
+export class CandleSeries {
+  readonly indicators: CandleIndicators;
+  /** closed candles seen */
+  closedCount = 0;
+  /** steps with no mark between closed candles, total */
+  gapSteps = 0;
+
+  // the open candle
+  private bucket = -1; // step index floor(ts / stepMs); -1 before any event
+  private hasMark = false;
+  private open = 0; // USD
+  private high = 0; // USD
+  private low = 0; // USD
+  private close = 0; // USD
+  private volume = 0; // contracts
+  // the last closed candle
+  private lastBucket = -1;
+  private lastClose = 0; // USD
+  /** the last closed candle (undefined before the first) */
+  last: Candle | undefined;
+  // recent closes (newest at ringHead - 1), for returns over a lookback
+  private readonly ringBucket: Float64Array;
+  private readonly ringClose: Float64Array;
+  private ringHead = 0;
+  private ringSize = 0;
+
+  constructor(
+    readonly stepMs: number,
+    periods: IndicatorPeriods,
+    /** how many recent closes to keep for `closeAtOrBefore` (0 = none) */
+    ringCapacity = 0,
+  ) {
+    this.indicators = new CandleIndicators(periods);
+    this.ringBucket = new Float64Array(ringCapacity);
+    this.ringClose = new Float64Array(ringCapacity);
+  }
+
+  onMark(ts: number, price: number): void {
+    const b = Math.floor(ts / this.stepMs);
+    if (b !== this.bucket) this.roll(b);
+    if (!this.hasMark) {
+      this.hasMark = true;
+      this.open = price;
+      this.high = price;
+      this.low = price;
+    } else {
+      if (price > this.high) this.high = price;
+      if (price < this.low) this.low = price;
+    }
+    this.close = price;
+  }
+
+  /** qty in contracts */
+  onTrade(ts: number, qty: number): void {
+    const b = Math.floor(ts / this.stepMs);
+    if (b !== this.bucket) this.roll(b);
+    this.volume += qty;
+  }
+
+  /** Close the open candle if `ts` is at or past its end. */
+  advanceTo(ts: number): void {
+    if (this.bucket >= 0 && this.hasMark && ts >= (this.bucket + 1) * this.stepMs) this.emit();
+  }
+
+  /** Volume (contracts) of the open candle, for inspection. */
+  get openVolume(): number {
+    return this.volume;
+  }
+
+  /** Close of the newest kept candle whose step index is <= `bucket`; NaN if none is kept. */
+  closeAtOrBefore(bucket: number): number {
+    const cap = this.ringBucket.length;
+    for (let k = 1; k <= this.ringSize; k++) {
+      const i = (this.ringHead - k + cap) % cap;
+      if (this.ringBucket[i]! <= bucket) return this.ringClose[i]!;
+    }
+    return Number.NaN;
+  }
+
+  private roll(b: number): void {
+    if (this.hasMark) this.emit();
+    this.bucket = b;
+    this.hasMark = false;
+    this.volume = 0;
+  }
+
+  private emit(): void {
+    let stepReturn = Number.NaN;
+    if (this.lastBucket >= 0) {
+      const gap = this.bucket - this.lastBucket;
+      stepReturn = Math.log(this.close / this.lastClose) / Math.sqrt(gap);
+      this.gapSteps += gap - 1;
+    }
+    this.indicators.push(this.high, this.low, this.close, stepReturn);
+    this.last = {
+      bucket: this.bucket,
+      open: this.open,
+      high: this.high,
+      low: this.low,
+      close: this.close,
+      volume: this.volume,
+    };
+    this.closedCount++;
+    this.lastBucket = this.bucket;
+    this.lastClose = this.close;
+    const cap = this.ringBucket.length;
+    if (cap > 0) {
+      this.ringBucket[this.ringHead] = this.bucket;
+      this.ringClose[this.ringHead] = this.close;
+      this.ringHead = (this.ringHead + 1) % cap;
+      if (this.ringSize < cap) this.ringSize++;
+    }
+    this.hasMark = false;
+  }
+}
