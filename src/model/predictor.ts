@@ -7,18 +7,28 @@ import { loadLayersModel } from '../tf/fs-io.js';
 import { initTf } from '../tf/runtime.js';
 import { type ModelMetadata, readCompatibleMetadata } from './artifacts.js';
 import { applyCalibrationInPlace } from './calibration.js';
-import { normalise } from './normalisation.js';
+import { CLIP } from './normalisation.js';
 
 /** rows per predict call: within the 4k-16k range where WASM runs at full speed */
 export const CHUNK_ROWS = 8192;
 
 export class Predictor {
+  private readonly mean: tfTypes.Tensor2D;
+  private readonly invStd: tfTypes.Tensor2D;
+
   private constructor(
     readonly meta: ModelMetadata,
     private readonly model: tfTypes.LayersModel,
     private readonly tf: typeof tfTypes,
     readonly backend: string,
-  ) {}
+  ) {
+    const cols = meta.featureSchema.names.length;
+    this.mean = tf.tensor2d(meta.normalisation.mean, [1, cols]);
+    this.invStd = tf.tensor2d(
+      meta.normalisation.std.map((s) => 1 / s),
+      [1, cols],
+    );
+  }
 
   static async load(dir: string): Promise<Predictor> {
     const meta = await readCompatibleMetadata(dir);
@@ -47,16 +57,32 @@ export class Predictor {
     return out;
   }
 
-  /** Calibrated pd for raw feature rows (row-major, `featureCount` columns). */
+  /**
+   * Calibrated pd for raw feature rows (row-major, `featureCount` columns). Normalisation (the same
+   * formula as `normalise`, clip included) runs inside TF.js, vectorised, chunk by chunk.
+   */
   score(matrix: Float32Array, rows: number): Float32Array {
     const cols = this.featureCount;
     if (matrix.length < rows * cols)
       throw new RangeError(`matrix holds ${matrix.length} values, ${rows} rows need ${rows * cols}`);
-    const z = normalise(this.meta.normalisation, matrix.subarray(0, rows * cols), rows);
-    return applyCalibrationInPlace(this.meta.calibration, this.predictNormalised(z, rows));
+    const tf = this.tf;
+    const out = new Float32Array(rows);
+    for (let start = 0; start < rows; start += CHUNK_ROWS) {
+      const n = Math.min(CHUNK_ROWS, rows - start);
+      const y = tf.tidy(() => {
+        const x = tf.tensor2d(matrix.subarray(start * cols, (start + n) * cols), [n, cols]);
+        const z = tf.clipByValue(tf.mul(tf.sub(x, this.mean), this.invStd), -CLIP, CLIP);
+        return this.model.predict(z, { batchSize: n }) as tfTypes.Tensor;
+      });
+      out.set(y.dataSync() as Float32Array, start);
+      y.dispose();
+    }
+    return applyCalibrationInPlace(this.meta.calibration, out);
   }
 
   dispose(): void {
     this.model.dispose();
+    this.mean.dispose();
+    this.invStd.dispose();
   }
 }
