@@ -1,0 +1,206 @@
+/**
+ * The execution workers: one BullMQ Worker per queue, each job validated (an invalid payload fails at
+ * once with UnrecoverableError), executed at the venue under its job id as idempotency key, its fills
+ * recorded back into the event log (ids derived from the job, so a retry never records twice) and the
+ * action audited. Transient venue errors are retried with exponential backoff; stalled jobs (a worker
+ * died mid-job) are picked up again by BullMQ's stalled-job checker. Workers wait for Redis when it is down.
+ */
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { CanonicalEvent } from '../../events/schema.js';
+import { parseEvent } from '../../events/validate.js';
+import type { ServiceMetrics } from '../metrics.js';
+import type { AuditLog } from '../state/audit.js';
+import { appendEvents } from '../state/event-log.js';
+import type { Keyspace } from '../state/keys.js';
+import { readMarket } from '../state/market.js';
+import { type ExecutionVenue, VenueRejectedError } from '../venue/types.js';
+import {
+  type ExecutionJob,
+  ExecutionJobSchema,
+  execEventId,
+  jobIdFor,
+  orderIdFor,
+  QUEUES,
+  type QueueKind,
+} from './job.js';
+
+export interface WorkerDeps {
+  /** a waiting ('wait' role) connection; BullMQ duplicates it for its blocking client */
+  connection: Redis;
+  /** for recording fills and audit entries */
+  redis: Redis;
+  keys: Keyspace;
+  venue: ExecutionVenue;
+  audit: AuditLog;
+  metrics: ServiceMetrics;
+  log: Logger;
+  concurrency: number;
+  dedupTtlMs: number;
+  /** BullMQ lock and stalled-check settings (ms); defaults are BullMQ's */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+}
+
+export interface JobOutcome {
+  venue: string;
+  fills: number;
+  /** USD */
+  notional: number;
+  reference?: string;
+}
+
+/** The processor, exported so tests can drive it without a queue. */
+export function makeProcessor(deps: WorkerDeps) {
+  return async (job: Job): Promise<JobOutcome> => {
+    const parsed = ExecutionJobSchema.safeParse(job.data);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new UnrecoverableError(
+        `invalid job payload: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+      );
+    }
+    const data: ExecutionJob = parsed.data;
+    const expectedId = jobIdFor(data.kind, data.account, data.epoch);
+    if (job.id !== expectedId)
+      throw new UnrecoverableError(`job id ${job.id} does not match its payload (${expectedId})`);
+    const symbols = [...new Set(data.orders.map((o) => o.symbol))];
+    const latest = await readMarket(deps.redis, deps.keys, symbols);
+    const market = { ...data.market };
+    let eventTime = data.decidedAt;
+    for (const [s, m] of Object.entries(latest)) {
+      market[s] = m.input;
+      eventTime = Math.max(eventTime, m.ts);
+    }
+    let result: Awaited<ReturnType<ExecutionVenue['execute']>>;
+    try {
+      result = await deps.venue.execute({
+        idempotencyKey: expectedId,
+        kind: data.kind,
+        account: data.account,
+        orders: data.orders.map(({ symbol, side, qty }) => ({ symbol, side, qty })),
+        decidedAt: eventTime,
+        market,
+      });
+    } catch (e) {
+      if (e instanceof VenueRejectedError) throw new UnrecoverableError(e.message);
+      throw e;
+    }
+    const events: CanonicalEvent[] = result.fills.map((f, i) => {
+      const raw =
+        data.kind === 'liquidate'
+          ? {
+              type: 'liquidation',
+              id: execEventId(expectedId, i),
+              ts: f.ts,
+              account: data.account,
+              symbol: f.symbol,
+              side: f.side,
+              qty: f.qty,
+              price: f.price,
+              fee: Math.max(0, f.fee),
+            }
+          : {
+              type: 'fill',
+              id: execEventId(expectedId, i),
+              ts: f.ts,
+              account: data.account,
+              symbol: f.symbol,
+              side: f.side,
+              qty: f.qty,
+              price: f.price,
+              fee: f.fee,
+              liquidity: 'taker',
+              orderId: orderIdFor(expectedId),
+            };
+      const ev = parseEvent(raw);
+      if (!ev.ok)
+        throw new UnrecoverableError(`venue fill ${i} is not a valid event: ${ev.field}: ${ev.reason}`);
+      return ev.event;
+    });
+    await appendEvents(deps.redis, deps.keys, events, { dedupTtlMs: deps.dedupTtlMs, partial: true });
+    const notional = result.fills.reduce(
+      (s, f) => s + f.qty * f.price * (market[f.symbol]?.contractSize ?? 1),
+      0,
+    );
+    await deps.audit.append('execution', data.account, expectedId, {
+      kind: data.kind,
+      epoch: data.epoch,
+      attempt: job.attemptsMade + 1,
+      venue: result.venue,
+      reference: result.reference ?? null,
+      orders: data.orders,
+      fills: result.fills,
+      notional,
+      before: { equity: data.decision.equity, mm: data.decision.mm, marginRatio: data.decision.marginRatio },
+      estimatedAfter: { equity: data.decision.equityAfter, mm: data.decision.mmAfter },
+    });
+    const out: JobOutcome = { venue: result.venue, fills: result.fills.length, notional };
+    if (result.reference) out.reference = result.reference;
+    return out;
+  };
+}
+
+export interface ExecutionWorkers {
+  workers: Record<QueueKind, Worker>;
+  close(): Promise<void>;
+}
+
+export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
+  const processor = makeProcessor(deps);
+  const make = (kind: QueueKind, concurrency: number): Worker => {
+    const started = new Map<string, number>();
+    const opts = {
+      connection: deps.connection,
+      prefix: deps.keys.bull,
+      concurrency,
+      ...(deps.lockDurationMs ? { lockDuration: deps.lockDurationMs } : {}),
+      ...(deps.stalledIntervalMs ? { stalledInterval: deps.stalledIntervalMs } : {}),
+      maxStalledCount: 3,
+    };
+    const w = new Worker(QUEUES[kind], processor, opts);
+    w.on('active', (job) => started.set(job.id ?? '', performance.now()));
+    const elapsed = (job: Job | undefined): number => {
+      const t0 = started.get(job?.id ?? '');
+      started.delete(job?.id ?? '');
+      return t0 === undefined ? 0 : (performance.now() - t0) / 1000;
+    };
+    w.on('completed', (job) => {
+      deps.metrics.jobDuration.observe({ queue: kind, outcome: 'completed' }, elapsed(job));
+    });
+    w.on('failed', (job, err) => {
+      const final = !job || err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+      deps.metrics.jobDuration.observe({ queue: kind, outcome: 'failed' }, elapsed(job));
+      deps.metrics.jobsFailed.inc({ queue: kind, final: String(final) });
+      deps.log.warn(
+        { queue: kind, jobId: job?.id, attempt: job?.attemptsMade, final, reason: err.message },
+        'job failed',
+      );
+      if (final && job) {
+        const data = job.data as Partial<ExecutionJob>;
+        void deps.audit
+          .append('failure', String(data.account ?? ''), job.id ?? '', {
+            kind,
+            attempts: job.attemptsMade,
+            reason: err.message,
+          })
+          .catch(() => {});
+      }
+    });
+    w.on('stalled', (jobId) => deps.log.warn({ queue: kind, jobId }, 'stalled job recovered'));
+    w.on('error', (err) => deps.log.error({ queue: kind, err: err.message }, 'worker error'));
+    return w;
+  };
+  // liquidations get their own worker and at least as much concurrency: they never wait behind reductions
+  const workers = {
+    liquidate: make('liquidate', Math.max(1, deps.concurrency)),
+    deleverage: make('deleverage', Math.max(1, Math.ceil(deps.concurrency / 2))),
+  };
+  return {
+    workers,
+    async close() {
+      await Promise.all([workers.liquidate.close(), workers.deleverage.close()]);
+    },
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * Where reductions are executed. Two implementations side by side: the simulated venue (a depth and
+ * slippage model, for `preempt start`, tests and backtests) and the webhook venue (signed POSTs to the
+ * venue's own endpoint). A venue reports fills; the worker records them back as events.
+ */
+import type { MarketInput } from '../queue/job.js';
+
+export interface ExecutionRequest {
+  /** the job id: the venue must execute a key at most once */
+  idempotencyKey: string;
+  kind: 'liquidate' | 'deleverage';
+  account: string;
+  /** reduce-only orders */
+  orders: { symbol: string; side: 'buy' | 'sell'; qty: number }[];
+  /** ms, event time at which the venue executes: the decision's, or the latest market event seen since */
+  decidedAt: number;
+  /** market inputs at decision time, per symbol */
+  market: Record<string, MarketInput>;
+}
+
+export interface VenueFill {
+  symbol: string;
+  side: 'buy' | 'sell';
+  qty: number; // contracts
+  price: number; // USD
+  /** USD: trading fee, or the liquidation penalty for a liquidation */
+  fee: number;
+  /** ms, event time of the fill */
+  ts: number;
+}
+
+export interface ExecutionResult {
+  venue: string;
+  fills: VenueFill[];
+  /** the venue's own reference, when it gives one */
+  reference?: string;
+}
+
+export interface ExecutionVenue {
+  readonly name: string;
+  execute(req: ExecutionRequest): Promise<ExecutionResult>;
+  close?(): Promise<void>;
+}
+
+/** The venue refused the request for good (bad order, unknown account): retrying cannot help. */
+export class VenueRejectedError extends Error {
+  readonly code = 'VENUE_REJECTED';
+  override name = 'VenueRejectedError';
+}
+
+/** The venue could not be reached or failed transiently: the job is retried with backoff. */
+export class VenueUnavailableError extends Error {
+  readonly code = 'VENUE_UNAVAILABLE';
+  override name = 'VenueUnavailableError';
+}

@@ -1,0 +1,104 @@
+/**
+ * The webhook venue: POSTs each reduction to the venue's endpoint as JSON, signed with HMAC-SHA256 over
+ * `timestamp.body` (header `X-Preempt-Signature: t=<ms>,v1=<hex>`) and carrying the job id as
+ * `Idempotency-Key`, so a retried job never executes twice at a venue that honours the key. The answer
+ * lists the fills. 4xx (but 408/429) is a permanent refusal; 5xx, 408, 429, timeouts and network errors
+ * are retried by the queue.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import {
+  type ExecutionRequest,
+  type ExecutionResult,
+  type ExecutionVenue,
+  VenueRejectedError,
+  VenueUnavailableError,
+} from './types.js';
+
+export interface WebhookVenueOptions {
+  url: string;
+  secret: string;
+  /** ms */
+  timeoutMs: number;
+}
+
+const FillSchema = z.object({
+  symbol: z.string().min(1),
+  side: z.enum(['buy', 'sell']),
+  qty: z.number().positive(),
+  price: z.number().positive(),
+  fee: z.number().refine(Number.isFinite).default(0),
+  ts: z.number().int().optional(),
+});
+const AnswerSchema = z.object({ fills: z.array(FillSchema), reference: z.string().optional() });
+
+export function signWebhook(secret: string, timestampMs: number, body: string): string {
+  const mac = createHmac('sha256', secret).update(`${timestampMs}.${body}`).digest('hex');
+  return `t=${timestampMs},v1=${mac}`;
+}
+
+/** For venues (and tests): check a signature header against the raw body; `toleranceMs` bounds replay. */
+export function verifyWebhook(
+  secret: string,
+  header: string,
+  body: string,
+  nowMs: number,
+  toleranceMs = 300_000,
+): boolean {
+  const m = /^t=(\d+),v1=([a-f0-9]{64})$/.exec(header);
+  if (!m?.[1] || !m[2]) return false;
+  const t = Number(m[1]);
+  if (Math.abs(nowMs - t) > toleranceMs) return false;
+  const expected = Buffer.from(signWebhook(secret, t, body).slice(-64), 'hex');
+  return timingSafeEqual(expected, Buffer.from(m[2], 'hex'));
+}
+
+export class WebhookVenue implements ExecutionVenue {
+  readonly name = 'webhook';
+  constructor(private readonly opts: WebhookVenueOptions) {}
+
+  async execute(req: ExecutionRequest): Promise<ExecutionResult> {
+    const body = JSON.stringify({
+      idempotencyKey: req.idempotencyKey,
+      kind: req.kind,
+      account: req.account,
+      orders: req.orders.map((o) => ({ ...o, reduceOnly: true })),
+      decidedAt: req.decidedAt,
+    });
+    const now = Date.now();
+    let res: Response;
+    try {
+      res = await fetch(this.opts.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'idempotency-key': req.idempotencyKey,
+          'x-preempt-signature': signWebhook(this.opts.secret, now, body),
+        },
+        body,
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      });
+    } catch (e) {
+      throw new VenueUnavailableError(`webhook unreachable: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    if (res.status >= 500 || res.status === 408 || res.status === 429)
+      throw new VenueUnavailableError(`webhook answered ${res.status}`);
+    if (!res.ok)
+      throw new VenueRejectedError(`webhook refused the reduction (${res.status}): ${text.slice(0, 200)}`);
+    let parsed: z.infer<typeof AnswerSchema>;
+    try {
+      parsed = AnswerSchema.parse(JSON.parse(text));
+    } catch (e) {
+      throw new VenueRejectedError(
+        `webhook answer is not {fills: [...]}: ${(e as Error).message.slice(0, 200)}`,
+      );
+    }
+    const result: ExecutionResult = {
+      venue: this.name,
+      fills: parsed.fills.map((f) => ({ ...f, ts: f.ts ?? now })),
+    };
+    if (parsed.reference) result.reference = parsed.reference;
+    return result;
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * BullMQ queues and execution workers against a real Redis: one execution per decision, invalid payloads
+ * failed without retries and kept, transient errors retried with backoff, stalled jobs recovered,
+ * producers failing fast and workers waiting when Redis is down.
+ */
+import { Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createMetrics, type ServiceMetrics } from '../../src/service/metrics.js';
+import { type ExecutionJob, jobIdFor, QUEUES } from '../../src/service/queue/job.js';
+import { ActionProducer } from '../../src/service/queue/producer.js';
+import { type ExecutionWorkers, startExecutionWorkers } from '../../src/service/queue/worker.js';
+import { AuditLog } from '../../src/service/state/audit.js';
+import { decodeEntry } from '../../src/service/state/event-log.js';
+import { type Keyspace, keyspace } from '../../src/service/state/keys.js';
+import { createRedis } from '../../src/service/state/redis.js';
+import { SimulatedVenue } from '../../src/service/venue/simulated.js';
+import {
+  type ExecutionRequest,
+  type ExecutionResult,
+  type ExecutionVenue,
+  VenueUnavailableError,
+} from '../../src/service/venue/types.js';
+import { connect, deletePrefix, freshPrefix, redisUrl } from '../helpers/redis.js';
+import { silent } from './harness.js';
+import { freePort, startRedisOn } from './private-redis.js';
+import { eventually } from './wait.js';
+
+/** Counts executions per idempotency key; can fail the first `failures` calls transiently. */
+class CountingVenue implements ExecutionVenue {
+  readonly name = 'counting';
+  readonly calls: string[] = [];
+  private readonly inner = new SimulatedVenue();
+  constructor(private failures = 0) {}
+  async execute(req: ExecutionRequest): Promise<ExecutionResult> {
+    this.calls.push(req.idempotencyKey);
+    if (this.failures > 0) {
+      this.failures--;
+      throw new VenueUnavailableError('venue briefly down');
+    }
+    return this.inner.execute(req);
+  }
+}
+
+export function sampleJob(
+  account: string,
+  epoch: number,
+  kind: 'liquidate' | 'deleverage' = 'deleverage',
+): ExecutionJob {
+  return {
+    kind,
+    account,
+    epoch,
+    decidedAt: 1_700_000_000_000 + epoch,
+    orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 2, notional: 200 }],
+    market: {
+      'BTC-PERP': {
+        mark: 100,
+        bid: 99.9,
+        ask: 100.1,
+        bidDepth: 50,
+        askDepth: 50,
+        contractSize: 1,
+        liquidationFeeRate: 0.005,
+      },
+    },
+    decision: {
+      action: kind === 'liquidate' ? 'LIQUIDATE' : 'REDUCE',
+      rule: kind === 'liquidate' ? 'equity-below-mm' : 'pd-reduce-tier',
+      pd: 0.4,
+      equity: 50,
+      mm: 20,
+      im: 40,
+      marginRatio: 2.5,
+      equityAfter: 49.5,
+      mmAfter: 10,
+      reasons: ['test'],
+    },
+    modelVersion: 'test@1',
+  };
+}
+
+let prefix: string;
+let keys: Keyspace;
+let redis: Redis;
+let conn: Redis;
+let metrics: ServiceMetrics;
+let running: ExecutionWorkers | undefined;
+let producer: ActionProducer | undefined;
+const admin = connect();
+
+beforeEach(async () => {
+  prefix = freshPrefix('svc-queue');
+  keys = keyspace(prefix);
+  redis = createRedis(redisUrl(), 'wait');
+  conn = createRedis(redisUrl(), 'wait');
+  await Promise.all([redis.connect(), conn.connect()]);
+  metrics = createMetrics();
+});
+afterEach(async () => {
+  await running?.close();
+  await producer?.close();
+  running = undefined;
+  producer = undefined;
+  redis.disconnect();
+  conn.disconnect();
+  await deletePrefix(admin, prefix);
+});
+afterAll(() => admin.disconnect());
+
+function workers(
+  venue: ExecutionVenue,
+  extra: { lockDurationMs?: number; stalledIntervalMs?: number } = {},
+): ExecutionWorkers {
+  running = startExecutionWorkers({
+    connection: conn,
+    redis,
+    keys,
+    venue,
+    audit: new AuditLog(redis, keys),
+    metrics,
+    log: silent,
+    concurrency: 2,
+    dedupTtlMs: 60_000,
+    ...extra,
+  });
+  return running;
+}
+
+async function streamEvents() {
+  return (await redis.xrange(keys.stream, '-', '+')).map(([, f]) => decodeEntry(f));
+}
+
+describe('execution queues', () => {
+  it('a decision enqueued twice (even concurrently) executes once, and its fills come back as events', async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 3, backoffMs: 10 });
+    const job = sampleJob('acct:1', 7);
+    const results = await Promise.all([producer.enqueue(job), producer.enqueue(job)]);
+    const again = await producer.enqueue(job);
+    expect(results.every((r) => r.jobId === jobIdFor('deleverage', 'acct:1', 7))).toBe(true);
+    expect(again.created).toBe(false);
+    await redis.sadd(keys.instruments, 'BTC-PERP');
+    const venue = new CountingVenue();
+    workers(venue);
+    const q = producer.queues.deleverage;
+    await eventually(
+      () => q.getJobCounts('completed'),
+      (c) => c.completed === 1,
+      'completion',
+    );
+    // a late re-enqueue of the completed decision is still de-duplicated
+    expect((await producer.enqueue(job)).created).toBe(false);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(venue.calls).toEqual([jobIdFor('deleverage', 'acct:1', 7)]);
+    const events = await streamEvents();
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      type: 'fill',
+      account: 'acct:1',
+      side: 'sell',
+      qty: 2,
+      liquidity: 'taker',
+    });
+    const audit = await new AuditLog(redis, keys).list({ limit: 10 });
+    expect(audit.items.map((e) => e.kind)).toEqual(['execution']);
+    expect(audit.items[0]?.data).toMatchObject({ venue: 'simulated', notional: expect.any(Number) });
+  });
+
+  it('liquidations are recorded as liquidation events with the venue fee', async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 10 });
+    await redis.sadd(keys.instruments, 'BTC-PERP');
+    await producer.enqueue(sampleJob('b', 1, 'liquidate'));
+    workers(new SimulatedVenue());
+    const events = await eventually(streamEvents, (e) => e.length === 1, 'the liquidation event');
+    const ev = events[0];
+    expect(ev?.type).toBe('liquidation');
+    if (ev?.type !== 'liquidation') return;
+    expect(ev.fee).toBeCloseTo(ev.qty * ev.price * 0.005, 9);
+    expect(ev.price).toBeLessThan(99.9); // sold below the bid: spread plus impact
+  });
+
+  it('transient venue errors are retried with backoff until they succeed', async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 5, backoffMs: 5 });
+    await redis.sadd(keys.instruments, 'BTC-PERP');
+    await producer.enqueue(sampleJob('c', 3));
+    const venue = new CountingVenue(2);
+    workers(venue);
+    const q = producer.queues.deleverage;
+    await eventually(
+      () => q.getJobCounts('completed'),
+      (c) => c.completed === 1,
+      'completion after retries',
+    );
+    const job = await q.getJob(jobIdFor('deleverage', 'c', 3));
+    expect(job?.attemptsMade).toBe(3);
+    expect(venue.calls.length).toBe(3);
+    const failed = await metrics.jobsFailed.get();
+    expect(failed.values.find((v) => v.labels.final === 'false')?.value).toBe(2);
+  });
+
+  it('an invalid payload fails at once (no retries), is kept, counted and audited', async () => {
+    const q = new Queue(QUEUES.deleverage, { connection: redis, prefix: keys.bull });
+    await q.add(
+      'deleverage',
+      { kind: 'deleverage', account: 'd', epoch: 1, orders: [] },
+      { jobId: jobIdFor('deleverage', 'd', 1), attempts: 5 },
+    );
+    const venue = new CountingVenue();
+    workers(venue);
+    await eventually(
+      () => q.getJobCounts('failed'),
+      (c) => c.failed === 1,
+      'the failure',
+    );
+    const [failed] = await q.getFailed();
+    expect(failed?.attemptsMade).toBe(1);
+    expect(failed?.failedReason).toMatch(/invalid job payload/);
+    expect(venue.calls).toEqual([]);
+    const final = (await metrics.jobsFailed.get()).values.find((v) => v.labels.final === 'true');
+    expect(final?.value).toBe(1);
+    const audit = await eventually(
+      () => new AuditLog(redis, keys).list({ limit: 10 }),
+      (a) => a.items.length === 1,
+      'the failure audit',
+    );
+    expect(audit.items[0]).toMatchObject({ kind: 'failure', account: 'd' });
+    await q.close();
+  });
+
+  it('a job whose worker died mid-execution is recovered by another worker', async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 3, backoffMs: 10 });
+    await redis.sadd(keys.instruments, 'BTC-PERP');
+    await producer.enqueue(sampleJob('e', 5));
+    // worker A takes the job and never finishes it (as if its process had died: its lock is not renewed)
+    const stuckConn = createRedis(redisUrl(), 'wait');
+    let taken = false;
+    const a = new Worker(
+      QUEUES.deleverage,
+      async () => {
+        taken = true;
+        await new Promise(() => {});
+      },
+      { connection: stuckConn, prefix: keys.bull, lockDuration: 600, stalledInterval: 300 },
+    );
+    await eventually(
+      () => taken,
+      (t) => t,
+      'worker A to take the job',
+    );
+    // simulate the crash: stop A's lock renewal by disconnecting it without completing the job
+    stuckConn.disconnect();
+    void a.close(true).catch(() => {});
+    const venue = new CountingVenue();
+    workers(venue, { lockDurationMs: 600, stalledIntervalMs: 300 });
+    const q = producer.queues.deleverage;
+    await eventually(
+      () => q.getJobCounts('completed'),
+      (c) => c.completed === 1,
+      'recovery of the stalled job',
+    );
+    expect(venue.calls).toEqual([jobIdFor('deleverage', 'e', 5)]);
+  });
+});
+
+describe('Redis down', () => {
+  it('producers fail fast; workers wait for Redis and then process', async () => {
+    const port = await freePort();
+    let server = await startRedisOn(port);
+    const fastConn = createRedis(server.url, 'fail-fast');
+    await fastConn.connect();
+    const p = new ActionProducer(fastConn, keyspace('down'), { attempts: 1, backoffMs: 10 });
+    await p.enqueue(sampleJob('f', 1)); // works while up
+    await server.stop();
+    await expect(p.enqueue(sampleJob('f', 2))).rejects.toThrow();
+
+    // a worker started while Redis is down waits, and processes once Redis is back
+    const waitConn = createRedis(server.url, 'wait');
+    const recConn = createRedis(server.url, 'wait');
+    void waitConn.connect().catch(() => {});
+    void recConn.connect().catch(() => {});
+    const venue = new CountingVenue();
+    const w = startExecutionWorkers({
+      connection: waitConn,
+      redis: recConn,
+      keys: keyspace('down'),
+      venue,
+      audit: new AuditLog(recConn, keyspace('down')),
+      metrics,
+      log: silent,
+      concurrency: 1,
+      dedupTtlMs: 60_000,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    server = await startRedisOn(port);
+    try {
+      const up = createRedis(server.url, 'fail-fast');
+      await up.connect();
+      const p2 = new ActionProducer(up, keyspace('down'), { attempts: 1, backoffMs: 10 });
+      await p2.enqueue(sampleJob('g', 1));
+      await eventually(
+        () => venue.calls.length,
+        (n) => n === 1,
+        'the waiting worker to process',
+      );
+      expect(venue.calls).toEqual([jobIdFor('deleverage', 'g', 1)]);
+      await w.close();
+      await p2.close();
+      await p.close().catch(() => {});
+      up.disconnect();
+    } finally {
+      waitConn.disconnect();
+      recConn.disconnect();
+      fastConn.disconnect();
+      await server.stop();
+    }
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * The two execution venues: the simulated venue's slippage model, and the webhook venue's signature,
+ * idempotency key and error classes against a real local HTTP endpoint.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MarketInput } from '../../src/service/queue/job.js';
+import { SimulatedVenue, simulatedFillPrice } from '../../src/service/venue/simulated.js';
+import type { ExecutionRequest } from '../../src/service/venue/types.js';
+import { VenueRejectedError, VenueUnavailableError } from '../../src/service/venue/types.js';
+import { signWebhook, verifyWebhook, WebhookVenue } from '../../src/service/venue/webhook.js';
+
+const market: MarketInput = {
+  mark: 100,
+  bid: 99.9,
+  ask: 100.1,
+  bidDepth: 100,
+  askDepth: 100,
+  contractSize: 1,
+  liquidationFeeRate: 0.005,
+};
+const opts = { takerFeeRate: 0.0005, fallbackHalfSpreadBps: 2.5, fallbackImpactBps: 10 };
+
+function request(kind: 'liquidate' | 'deleverage', qty: number, key = 'job-1'): ExecutionRequest {
+  return {
+    idempotencyKey: key,
+    kind,
+    account: 'a',
+    orders: [{ symbol: 'BTC-PERP', side: 'sell', qty }],
+    decidedAt: 5,
+    market: { 'BTC-PERP': market },
+  };
+}
+
+describe('simulated venue', () => {
+  it('sells below the bid by half-spread plus linear-book impact, worse for larger sizes', () => {
+    // 10 contracts of 100 resting within 1%: the price walks 0.1% and averages half of it
+    expect(simulatedFillPrice(market, 'sell', 10, opts)).toBeCloseTo(100 - 0.1 - 0.05, 9);
+    expect(simulatedFillPrice(market, 'buy', 10, opts)).toBeCloseTo(100 + 0.1 + 0.05, 9);
+    expect(simulatedFillPrice(market, 'sell', 50, opts)).toBeLessThan(
+      simulatedFillPrice(market, 'sell', 10, opts),
+    );
+    const noBook: MarketInput = { mark: 100, contractSize: 1, liquidationFeeRate: 0.005 };
+    expect(simulatedFillPrice(noBook, 'sell', 10, opts)).toBeCloseTo(100 * (1 - 0.00025 - 0.001), 9);
+  });
+
+  it('charges the liquidation fee on liquidations and the taker fee on reductions; a repeated key returns the first result', async () => {
+    const v = new SimulatedVenue();
+    const liq = await v.execute(request('liquidate', 10, 'k1'));
+    const f = liq.fills[0];
+    expect(f?.fee).toBeCloseTo((f?.qty ?? 0) * (f?.price ?? 0) * 0.005, 9);
+    const red = await v.execute(request('deleverage', 10, 'k2'));
+    expect(red.fills[0]?.fee).toBeCloseTo(10 * (red.fills[0]?.price ?? 0) * 0.0005, 9);
+    expect(await v.execute(request('deleverage', 99, 'k2'))).toBe(red);
+  });
+
+  it('refuses an order without market inputs', async () => {
+    const req = { ...request('deleverage', 1), market: {} };
+    await expect(new SimulatedVenue().execute(req)).rejects.toBeInstanceOf(VenueRejectedError);
+  });
+});
+
+describe('webhook venue', () => {
+  const secret = 'a-long-enough-webhook-secret';
+  let server: Server;
+  let url = '';
+  const seen: { key: string; sigOk: boolean; body: unknown }[] = [];
+  let mode: 'ok' | '500' | '400' | 'garbage' = 'ok';
+  const executed = new Map<string, string>();
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c) => {
+        raw += c;
+      });
+      req.on('end', () => {
+        const key = String(req.headers['idempotency-key']);
+        const sigOk = verifyWebhook(secret, String(req.headers['x-preempt-signature']), raw, Date.now());
+        seen.push({ key, sigOk, body: JSON.parse(raw) });
+        if (!sigOk) return res.writeHead(401).end('bad signature');
+        if (mode === '500') return res.writeHead(503).end('busy');
+        if (mode === '400') return res.writeHead(422).end('unknown account');
+        if (mode === 'garbage') return res.writeHead(200).end('{"nope":1}');
+        // an honest venue: one execution per idempotency key
+        const prior = executed.get(key);
+        const answer =
+          prior ??
+          JSON.stringify({
+            fills: [{ symbol: 'BTC-PERP', side: 'sell', qty: 2, price: 99.5, fee: 0.1, ts: 7 }],
+            reference: `v-${executed.size}`,
+          });
+        executed.set(key, answer);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/reduce`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('signs the body, sends the idempotency key and returns the venue fills', async () => {
+    mode = 'ok';
+    const v = new WebhookVenue({ url, secret, timeoutMs: 2000 });
+    const r1 = await v.execute(request('deleverage', 2, 'job-A'));
+    const r2 = await v.execute(request('deleverage', 2, 'job-A'));
+    expect(r1.fills).toEqual([{ symbol: 'BTC-PERP', side: 'sell', qty: 2, price: 99.5, fee: 0.1, ts: 7 }]);
+    expect(r2.reference).toBe(r1.reference); // the venue executed the key once
+    const last = seen[seen.length - 1];
+    expect(last).toMatchObject({
+      key: 'job-A',
+      sigOk: true,
+      body: { idempotencyKey: 'job-A', orders: [{ reduceOnly: true }] },
+    });
+  });
+
+  it('a wrong secret is refused by the venue (permanent)', async () => {
+    const v = new WebhookVenue({ url, secret: 'another-secret-of-16+', timeoutMs: 2000 });
+    await expect(v.execute(request('deleverage', 2, 'job-B'))).rejects.toBeInstanceOf(VenueRejectedError);
+    expect(seen[seen.length - 1]?.sigOk).toBe(false);
+  });
+
+  it('5xx and unreachable are transient; 4xx and malformed answers are permanent', async () => {
+    const v = new WebhookVenue({ url, secret, timeoutMs: 2000 });
+    mode = '500';
+    await expect(v.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(VenueUnavailableError);
+    mode = '400';
+    await expect(v.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(VenueRejectedError);
+    mode = 'garbage';
+    await expect(v.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(VenueRejectedError);
+    const down = new WebhookVenue({ url: 'http://127.0.0.1:1/x', secret, timeoutMs: 500 });
+    await expect(down.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(
+      VenueUnavailableError,
+    );
+  });
+
+  it('signature verification rejects a tampered body and a stale timestamp', () => {
+    const body = '{"a":1}';
+    const sig = signWebhook(secret, 1000, body);
+    expect(verifyWebhook(secret, sig, body, 1000)).toBe(true);
+    expect(verifyWebhook(secret, sig, '{"a":2}', 1000)).toBe(false);
+    expect(verifyWebhook(secret, sig, body, 1000 + 600_000)).toBe(false);
+  });
+});
