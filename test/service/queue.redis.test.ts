@@ -42,7 +42,7 @@ class CountingVenue implements ExecutionVenue {
   }
 }
 
-export function sampleJob(
+function sampleJob(
   account: string,
   epoch: number,
   kind: 'liquidate' | 'deleverage' = 'deleverage',
