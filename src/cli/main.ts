@@ -2,17 +2,23 @@
  * The `preempt` command line: one program, one module per subcommand in ./commands.
  */
 import { Command } from 'commander';
+import * as accounts from './commands/accounts.js';
+import * as scoreHistory from './commands/score-history.js';
 import * as start from './commands/start.js';
+import * as train from './commands/train.js';
 import * as validate from './commands/validate.js';
-
-const commands = [validate, start];
 
 export function buildProgram(): Command {
   const program = new Command('preempt')
     .description('predictive default detection and early exposure reduction for derivatives venues')
     .version('0.1.0')
     .showHelpAfterError();
-  for (const c of commands) c.register(program);
+  validate.register(program);
+  accounts.register(program);
+  train.register(program);
+  train.registerWorker(program);
+  scoreHistory.register(program);
+  start.register(program);
   return program;
 }
 

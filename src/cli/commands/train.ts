@@ -1,0 +1,99 @@
+/**
+ * `preempt train`: the training job from the command line, with a progress bar (epoch, loss, ETA) on stderr.
+ */
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import { metricsTable } from '../../../training/report.js';
+import { runTraining } from '../../../training/train.js';
+import { parseDurationMs, parseIntArg } from '../duration.js';
+
+interface TrainCliOptions {
+  events: string[];
+  validate?: string[];
+  out: string;
+  horizon: number;
+  every: number;
+  epochs: number;
+  seed: number;
+  hidden?: string;
+  calibration: 'platt' | 'isotonic' | 'auto';
+}
+
+export function register(program: Command): void {
+  program
+    .command('train')
+    .description(
+      'train a default model on canonical histories and write models/NAME (model, metadata, report)',
+    )
+    .requiredOption('--events <files...>', 'training histories (.jsonl / .jsonl.gz)')
+    .option('--validate <files...>', 'held-out histories for the test metrics (e.g. another crash day)')
+    .requiredOption('--out <dir>', 'output directory, e.g. models/mine')
+    .option('--horizon <duration>', 'label horizon', parseDurationMs, 3_600_000)
+    .option('--every <duration>', 'snapshot step', parseDurationMs, 300_000)
+    .option('--epochs <n>', 'maximum epochs (early stopping may end sooner)', parseIntArg, 30)
+    .option('--seed <n>', 'seed', parseIntArg, 1)
+    .option('--hidden <units>', 'hidden layer sizes, e.g. 32,16')
+    .option('--calibration <method>', 'platt | isotonic | auto', 'auto')
+    .action(async (opts: TrainCliOptions) => {
+      const bar = new SingleBar({
+        format: '{phase} |{bar}| epoch {value}/{total} loss {loss} val {val} | ETA {eta_formatted}',
+        stream: process.stderr,
+        hideCursor: true,
+      });
+      let barModel = '';
+      const result = await runTraining({
+        events: opts.events,
+        validate: opts.validate,
+        out: opts.out,
+        horizonMs: opts.horizon,
+        everyMs: opts.every,
+        epochs: opts.epochs,
+        seed: opts.seed,
+        hidden: opts.hidden?.split(',').map(Number),
+        calibration: opts.calibration,
+        onProgress: (p) => {
+          if (p.phase === 'read') process.stderr.write(`\rreading ${p.file}: ${p.events} events`);
+          else if (p.phase === 'fit') {
+            if (barModel !== p.model) {
+              if (barModel) bar.stop();
+              else process.stderr.write('\n');
+              barModel = p.model;
+              bar.start(p.epoch.epochs, 0, { phase: p.model, loss: '-', val: '-' });
+            }
+            bar.update(p.epoch.epoch, {
+              phase: p.model,
+              loss: p.epoch.loss.toFixed(4),
+              val: p.epoch.valLoss.toFixed(4),
+            });
+          } else {
+            if (barModel) {
+              bar.stop();
+              barModel = '';
+            }
+            process.stderr.write(`${p.phase}: ${p.detail}\n`);
+          }
+        },
+      });
+      process.stdout.write(`model written to ${result.dir}\n\n${metricsTable(result.metadata)}\n`);
+    });
+}
+
+export function registerWorker(program: Command): void {
+  program
+    .command('training-worker')
+    .description('process `training` jobs from the BullMQ queue (same options as train, as job data)')
+    .action(async () => {
+      const { ensureRedis } = await import('../../redis/ensure-redis.js');
+      const { startTrainingWorker } = await import('../../../training/worker.js');
+      const redis = await ensureRedis();
+      const worker = startTrainingWorker({ url: redis.url, maxRetriesPerRequest: null });
+      process.stderr.write(`training worker waiting for jobs on ${redis.url}\n`);
+      const stop = async () => {
+        await worker.close();
+        await redis.stop();
+        process.exit(0);
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+}

@@ -1,0 +1,159 @@
+/**
+ * Training rows from canonical histories, streamed: every `everyMs` the FeaturePipeline snapshots each
+ * account holding a position (the same code the service scores live); rows are labelled afterwards from
+ * the history's `liquidation` events within the horizon. Rows of accounts already under maintenance
+ * margin at the snapshot (being liquidated) are dropped. Nothing but the rows is kept in memory.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { emptyStats, readEventsFile } from '../src/events/reader.js';
+import { FeaturePipeline } from '../src/features/pipeline.js';
+import { F, FEATURE_COUNT } from '../src/features/schema.js';
+import { type LiquidationTimes, labelRows } from './labels.js';
+
+export interface HistoryRows {
+  file: string;
+  rows: number;
+  cols: number;
+  /** rows x cols, raw feature values */
+  x: Float32Array;
+  y: Float32Array;
+  /** snapshot time, epoch ms */
+  ts: Float64Array;
+  /** index into `accounts` */
+  account: Uint32Array;
+  accounts: string[];
+  liquidations: LiquidationTimes;
+  /** first and last event time, epoch ms */
+  startTs: number;
+  endTs: number;
+  events: number;
+  /** rows dropped because the account was already below maintenance margin */
+  excludedInLiquidation: number;
+}
+
+export interface BuildOptions {
+  everyMs: number;
+  horizonMs: number;
+  onProgress?: (events: number) => void;
+}
+
+class Growable {
+  private parts: Float32Array[] = [];
+  length = 0;
+  push(chunk: Float32Array): void {
+    this.parts.push(chunk);
+    this.length += chunk.length;
+  }
+  concat(): Float32Array {
+    const out = new Float32Array(this.length);
+    let o = 0;
+    for (const p of this.parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    this.parts = [out];
+    return out;
+  }
+}
+
+export async function buildHistoryRows(file: string, opts: BuildOptions): Promise<HistoryRows> {
+  const pipeline = new FeaturePipeline();
+  const accountIndex = new Map<string, number>();
+  const accounts: string[] = [];
+  const indexOf = (id: string): number => {
+    let i = accountIndex.get(id);
+    if (i === undefined) {
+      i = accounts.length;
+      accountIndex.set(id, i);
+      accounts.push(id);
+    }
+    return i;
+  };
+  const x = new Growable();
+  const tsList: number[] = [];
+  const accList: number[] = [];
+  const liquidations: LiquidationTimes = new Map();
+  let excluded = 0;
+  let nextSnap = Number.NaN;
+  let startTs = Number.NaN;
+  let endTs = Number.NaN;
+  let events = 0;
+  const mrCol = F.margin_ratio_log;
+
+  const snapshotAt = (ts: number) => {
+    const snap = pipeline.snapshot(ts, { onlyWithPosition: true });
+    const keep: number[] = [];
+    for (let r = 0; r < snap.rows; r++) {
+      // margin_ratio_log < 0: equity < MM, the venue is already liquidating this account
+      if ((snap.matrix[r * FEATURE_COUNT + mrCol] as number) < 0) excluded++;
+      else keep.push(r);
+    }
+    const rows = new Float32Array(keep.length * FEATURE_COUNT);
+    keep.forEach((r, k) => {
+      rows.set(snap.matrix.subarray(r * FEATURE_COUNT, (r + 1) * FEATURE_COUNT), k * FEATURE_COUNT);
+      tsList.push(ts);
+      accList.push(indexOf(snap.accounts[r] as string));
+    });
+    x.push(rows);
+  };
+
+  for await (const { event } of readEventsFile(file, emptyStats())) {
+    events++;
+    if (Number.isNaN(startTs)) {
+      startTs = event.ts;
+      nextSnap = Math.ceil(event.ts / opts.everyMs) * opts.everyMs;
+    }
+    // every snapshot time strictly before this event sees the state of all events before it
+    while (event.ts > nextSnap) {
+      snapshotAt(nextSnap);
+      nextSnap += opts.everyMs;
+    }
+    pipeline.apply(event);
+    endTs = event.ts;
+    if (event.type === 'liquidation') {
+      const i = indexOf(event.account);
+      const list = liquidations.get(i);
+      if (list) {
+        if (list[list.length - 1] !== event.ts) list.push(event.ts);
+      } else liquidations.set(i, [event.ts]);
+    }
+    if (events % 100_000 === 0) opts.onProgress?.(events);
+  }
+  pipeline.flush();
+  const matrix = x.concat();
+  const ts = Float64Array.from(tsList);
+  const account = Uint32Array.from(accList);
+  return {
+    file,
+    rows: ts.length,
+    cols: FEATURE_COUNT,
+    x: matrix,
+    y: labelRows(ts, account, liquidations, opts.horizonMs),
+    ts,
+    account,
+    accounts,
+    liquidations,
+    startTs,
+    endTs,
+    events,
+    excludedInLiquidation: excluded,
+  };
+}
+
+/** sha256 over each file's name, size and bytes: identifies the data a model was trained on. */
+export async function fingerprintFiles(files: readonly string[]): Promise<string> {
+  const h = createHash('sha256');
+  for (const f of files) {
+    h.update(`${basename(f)}:${(await stat(f)).size}\n`);
+    for await (const chunk of createReadStream(f)) h.update(chunk as Buffer);
+  }
+  return h.digest('hex');
+}
+
+/** Stable 0..99 bucket of an account id: the unseen-trader hold-out is decided by it. */
+export function accountBucket(account: string): number {
+  return createHash('sha1').update(account).digest().readUInt16BE(0) % 100;
+}

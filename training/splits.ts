@@ -1,0 +1,118 @@
+/**
+ * Splitting labelled rows without leaking the future: training rows end a full horizon before the
+ * validation period starts (their labels look ahead by the horizon), a share of traders is held out of
+ * training entirely, and the test rows come from other histories (another crash day) when given, else
+ * from the last part of the same histories.
+ */
+import { accountBucket, type HistoryRows } from './dataset.js';
+
+export type SplitName = 'train' | 'earlyStop' | 'calibration' | 'test' | 'unused';
+
+export interface SplitPlan {
+  /** per history, per row */
+  assign: Uint8Array[];
+  /** per history, per row: the account was held out of training (unseen trader) */
+  unseen: Uint8Array[];
+  description: string;
+}
+
+export const SPLIT_CODES: Record<SplitName, number> = {
+  train: 0,
+  earlyStop: 1,
+  calibration: 2,
+  test: 3,
+  unused: 4,
+};
+
+/** share of accounts (by a stable hash) never used for training: the "unseen traders" */
+export const HOLDOUT_PERCENT = 20;
+
+export function planSplits(train: HistoryRows[], validate: HistoryRows[], horizonMs: number): SplitPlan {
+  const assign: Uint8Array[] = [];
+  const unseen: Uint8Array[] = [];
+  const external = validate.length > 0;
+  // without external test histories: train < 60% of each history's time, validation 60-80%, test >= 80%
+  const trainEnd = external ? 0.75 : 0.6;
+  const valEnd = external ? 1.0 : 0.8;
+  for (const h of train) {
+    const a = new Uint8Array(h.rows);
+    const u = new Uint8Array(h.rows);
+    const span = Math.max(1, h.endTs - h.startTs);
+    const tTrain = h.startTs + trainEnd * span;
+    const tVal = h.startTs + valEnd * span;
+    const buckets = h.accounts.map(accountBucket);
+    for (let i = 0; i < h.rows; i++) {
+      const t = h.ts[i] as number;
+      const bucket = buckets[h.account[i] as number] as number;
+      const held = bucket < HOLDOUT_PERCENT;
+      u[i] = held ? 1 : 0;
+      let s: SplitName;
+      if (t + horizonMs <= tTrain) s = held ? 'unused' : 'train';
+      else if (t < tTrain)
+        s = 'unused'; // purge: its label looks into the validation period
+      else if (t + horizonMs <= tVal || (external && t < tVal))
+        s = held ? 'unused' : bucket % 2 === 0 ? 'earlyStop' : 'calibration';
+      else if (t < tVal) s = 'unused';
+      else s = external ? 'unused' : 'test';
+      a[i] = SPLIT_CODES[s];
+    }
+    assign.push(a);
+    unseen.push(u);
+  }
+  for (const h of validate) {
+    assign.push(new Uint8Array(h.rows).fill(SPLIT_CODES.test));
+    unseen.push(new Uint8Array(h.rows).fill(1));
+  }
+  const description = external
+    ? `train: first 75% of each training history (minus a ${horizonMs / 60000} min purge), ${100 - HOLDOUT_PERCENT}% of accounts; early stopping / calibration: the last 25%, split by account; test: the held-out histories (${validate.map((v) => v.file).join(', ')})`
+    : `train: first 60% of each history (minus a ${horizonMs / 60000} min purge), ${100 - HOLDOUT_PERCENT}% of accounts; early stopping / calibration: 60-80%, split by account; test: the last 20%, all accounts (unseen traders reported separately)`;
+  return { assign, unseen, description };
+}
+
+export interface SplitMatrix {
+  x: Float32Array;
+  y: Float32Array;
+  ts: Float64Array;
+  /** global account index (history-qualified) */
+  account: Uint32Array;
+  unseen: Uint8Array;
+  rows: number;
+  cols: number;
+}
+
+/** Gather the rows of one split from all histories; account indices are made unique across histories. */
+export function gather(histories: HistoryRows[], plan: SplitPlan, split: SplitName): SplitMatrix {
+  const code = SPLIT_CODES[split];
+  let rows = 0;
+  histories.forEach((h, k) => {
+    const a = plan.assign[k] as Uint8Array;
+    for (let i = 0; i < h.rows; i++) if (a[i] === code) rows++;
+  });
+  const cols = histories[0]?.cols ?? 0;
+  const out: SplitMatrix = {
+    x: new Float32Array(rows * cols),
+    y: new Float32Array(rows),
+    ts: new Float64Array(rows),
+    account: new Uint32Array(rows),
+    unseen: new Uint8Array(rows),
+    rows,
+    cols,
+  };
+  let r = 0;
+  let accountOffset = 0;
+  histories.forEach((h, k) => {
+    const a = plan.assign[k] as Uint8Array;
+    const u = plan.unseen[k] as Uint8Array;
+    for (let i = 0; i < h.rows; i++) {
+      if (a[i] !== code) continue;
+      out.x.set(h.x.subarray(i * cols, (i + 1) * cols), r * cols);
+      out.y[r] = h.y[i] as number;
+      out.ts[r] = h.ts[i] as number;
+      out.account[r] = accountOffset + (h.account[i] as number);
+      out.unseen[r] = u[i] as number;
+      r++;
+    }
+    accountOffset += h.accounts.length;
+  });
+  return out;
+}

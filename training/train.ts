@@ -1,0 +1,267 @@
+/**
+ * The training job: histories -> labelled rows -> splits -> normalisation -> MLP (early stopping) ->
+ * calibration on a held-out split -> baselines -> held-out metrics -> model directory with metadata and
+ * report. Used by `preempt train` and by the BullMQ training worker.
+ */
+
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { F, FEATURE_NAMES, featureSchemaInfo } from '../src/features/schema.js';
+import { type ModelMetadata, saveModelDir } from '../src/model/artifacts.js';
+import {
+  applyCalibrationInPlace,
+  type Calibration,
+  fitIsotonic,
+  fitPlatt,
+} from '../src/model/calibration.js';
+import { ArchitectureSchema, createModel, DEFAULT_ARCHITECTURE } from '../src/model/create-model.js';
+import { fitNormalisation, normalise } from '../src/model/normalisation.js';
+import { Predictor } from '../src/model/predictor.js';
+import { initTf } from '../src/tf/runtime.js';
+import { fitLogistic1d, scoreLogistic1d } from './baselines.js';
+import { buildHistoryRows, fingerprintFiles, type HistoryRows } from './dataset.js';
+import { evaluate, type Metrics, permutationImportance } from './evaluate.js';
+import { type EpochInfo, fitModel, predictRows } from './fit.js';
+import type { LiquidationTimes } from './labels.js';
+import { writeReport } from './report.js';
+import { gather, planSplits, type SplitMatrix } from './splits.js';
+
+export interface TrainOptions {
+  /** training histories (.jsonl / .jsonl.gz) */
+  events: string[];
+  /** held-out histories for the test metrics (e.g. another crash day); default: the last 20% of time */
+  validate?: string[];
+  out: string;
+  name?: string;
+  horizonMs?: number;
+  everyMs?: number;
+  epochs?: number;
+  seed?: number;
+  batchSize?: number;
+  hidden?: number[];
+  calibration?: 'platt' | 'isotonic' | 'auto';
+  onProgress?: (p: TrainProgress) => void;
+}
+
+export type TrainProgress =
+  | { phase: 'read'; file: string; events: number }
+  | { phase: 'fit'; model: 'mlp' | 'logistic'; epoch: EpochInfo }
+  | { phase: 'evaluate' | 'report'; detail: string };
+
+export interface TrainResult {
+  dir: string;
+  metadata: ModelMetadata;
+}
+
+export class TrainingDataError extends Error {
+  readonly code = 'TRAINING_DATA';
+}
+
+function pkgVersion(name: string): string {
+  try {
+    const url = new URL(`../node_modules/${name}/package.json`, import.meta.url);
+    return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function countPositives(y: Float32Array): number {
+  let p = 0;
+  for (const v of y) p += v;
+  return p;
+}
+
+function fitCalibration(
+  raw: Float32Array,
+  y: Float32Array,
+  method: TrainOptions['calibration'],
+): Calibration {
+  const positives = countPositives(y);
+  const useIsotonic = method === 'isotonic' || (method === 'auto' && positives >= 1000);
+  return useIsotonic ? fitIsotonic(raw, y) : fitPlatt(raw, y);
+}
+
+function combinedLiquidations(histories: HistoryRows[]): LiquidationTimes {
+  const out: LiquidationTimes = new Map();
+  let offset = 0;
+  for (const h of histories) {
+    for (const [a, times] of h.liquidations) out.set(offset + a, times);
+    offset += h.accounts.length;
+  }
+  return out;
+}
+
+export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
+  const horizonMs = opts.horizonMs ?? 3_600_000;
+  const everyMs = opts.everyMs ?? 300_000;
+  const epochs = opts.epochs ?? 30;
+  const seed = opts.seed ?? 1;
+  const progress = opts.onProgress ?? (() => {});
+  const { tf, backend } = await initTf();
+
+  const read = async (files: string[]) => {
+    const out: HistoryRows[] = [];
+    for (const file of files)
+      out.push(
+        await buildHistoryRows(file, {
+          everyMs,
+          horizonMs,
+          onProgress: (events) => progress({ phase: 'read', file, events }),
+        }),
+      );
+    return out;
+  };
+  const trainH = await read(opts.events);
+  const validateH = await read(opts.validate ?? []);
+  const all = [...trainH, ...validateH];
+  const plan = planSplits(trainH, validateH, horizonMs);
+  const train = gather(all, plan, 'train');
+  const earlyStop = gather(all, plan, 'earlyStop');
+  const calib = gather(all, plan, 'calibration');
+  const test = gather(all, plan, 'test');
+  for (const [name, m] of [
+    ['train', train],
+    ['calibration', calib],
+    ['test', test],
+  ] as const) {
+    const p = countPositives(m.y);
+    if (m.rows === 0 || p === 0)
+      throw new TrainingDataError(
+        `the ${name} split has ${m.rows} rows and ${p} defaults: the histories need liquidations in every period (longer or more volatile histories, or more accounts)`,
+      );
+  }
+
+  // normalisation from the training split only
+  const norm = fitNormalisation(train.x, train.rows, train.cols);
+  const z = (m: SplitMatrix) => ({ x: normalise(norm, m.x, m.rows), y: m.y, rows: m.rows, cols: m.cols });
+  const trainZ = z(train);
+  const stopZ = z(earlyStop.rows > 0 ? earlyStop : calib);
+  const calZ = z(calib);
+
+  const architecture = ArchitectureSchema.parse({
+    ...DEFAULT_ARCHITECTURE,
+    ...(opts.hidden ? { hidden: opts.hidden } : {}),
+  });
+  const model = await createModel(featureSchemaInfo(), architecture, seed);
+  const fit = await fitModel(model, trainZ, stopZ, {
+    epochs,
+    seed,
+    batchSize: opts.batchSize ?? 1024,
+    onEpoch: (epoch) => progress({ phase: 'fit', model: 'mlp', epoch }),
+  });
+  const calibration = fitCalibration(predictRows(tf, model, calZ), calZ.y, opts.calibration ?? 'auto');
+
+  // baseline (a): the margin rule alone, a logistic fit on the distance to liquidation in sigmas
+  const col = F.liq_dist_sigma;
+  const column = (m: SplitMatrix) =>
+    Float32Array.from({ length: m.rows }, (_, i) => m.x[i * m.cols + col] as number);
+  const marginRule = fitLogistic1d(column(train), train.y, 'liq_dist_sigma');
+  // baseline (b): logistic regression on all features, same loop, same calibration split
+  const logistic = await createModel(
+    featureSchemaInfo(),
+    { hidden: [], dropout: 0, l2: architecture.l2 },
+    seed,
+  );
+  await fitModel(logistic, trainZ, stopZ, {
+    epochs,
+    seed,
+    batchSize: opts.batchSize ?? 1024,
+    onEpoch: (epoch) => progress({ phase: 'fit', model: 'logistic', epoch }),
+  });
+  const logisticCal = fitCalibration(predictRows(tf, logistic, calZ), calZ.y, opts.calibration ?? 'auto');
+  const logisticWeights = logistic.getWeights().map((w) => Array.from(w.dataSync()));
+
+  progress({ phase: 'evaluate', detail: `${test.rows} test rows` });
+  const meta: ModelMetadata = {
+    name: opts.name ?? opts.out.split('/').filter(Boolean).pop() ?? 'model',
+    createdAt: new Date().toISOString(),
+    featureSchema: (() => {
+      const s = featureSchemaInfo();
+      return {
+        version: s.version,
+        hash: s.hash,
+        names: [...s.names],
+        units: [...s.units],
+        neutral: [...s.neutral],
+      };
+    })(),
+    normalisation: norm,
+    calibration,
+    architecture,
+    horizonMs,
+    everyMs,
+    seed,
+    metrics: { model: {}, baselines: {}, split: plan.description },
+    baselines: {
+      'margin-rule': marginRule,
+      logistic: { weights: logisticWeights, calibration: logisticCal },
+    },
+    data: {
+      fingerprint: await fingerprintFiles([...opts.events, ...(opts.validate ?? [])]),
+      files: [...opts.events, ...(opts.validate ?? [])],
+      rows: { train: train.rows, earlyStop: earlyStop.rows, calibration: calib.rows, test: test.rows },
+    },
+    training: {
+      epochsRun: fit.history.length,
+      bestEpoch: fit.bestEpoch,
+      bestValLoss: fit.bestValLoss,
+      positiveWeight: fit.positiveWeight,
+      history: fit.history.map((h) => ({
+        epoch: h.epoch,
+        loss: h.loss,
+        valLoss: h.valLoss,
+        seconds: h.seconds,
+      })),
+      positives: {
+        train: countPositives(train.y),
+        calibration: countPositives(calib.y),
+        test: countPositives(test.y),
+      },
+    },
+    versions: {
+      preempt: pkgVersion('..'),
+      tfjs: pkgVersion('@tensorflow/tfjs'),
+      backend,
+      node: process.version,
+    },
+  };
+  await mkdir(opts.out, { recursive: true });
+  await saveModelDir(opts.out, model, meta);
+
+  // evaluate through the serving path itself
+  const predictor = await Predictor.load(opts.out);
+  const liquidations = combinedLiquidations(all);
+  const pdModel = predictor.score(test.x, test.rows);
+  const pdMargin = scoreLogistic1d(marginRule, column(test));
+  const pdLogistic = applyCalibrationInPlace(logisticCal, predictRows(tf, logistic, z(test)));
+  const metrics: Record<string, Metrics> = {
+    model: evaluate(pdModel, test, liquidations, everyMs),
+    'margin-rule': evaluate(pdMargin, test, liquidations, everyMs),
+    logistic: evaluate(pdLogistic, test, liquidations, everyMs),
+  };
+  meta.metrics.model = metrics.model as Metrics;
+  meta.metrics.baselines = {
+    'margin-rule': metrics['margin-rule'] as Metrics,
+    logistic: metrics.logistic as Metrics,
+  };
+  const importance = await permutationImportance(
+    async (x, rows) => predictor.score(x, rows),
+    test,
+    FEATURE_NAMES,
+    seed,
+  );
+  meta.training.importance = importance.slice(0, 15);
+  await saveModelDir(opts.out, model, meta);
+  progress({ phase: 'report', detail: opts.out });
+  await writeReport(opts.out, meta, {
+    test,
+    pd: { model: pdModel, 'margin-rule': pdMargin, logistic: pdLogistic },
+    importance,
+    history: fit.history,
+  });
+  predictor.dispose();
+  model.dispose();
+  logistic.dispose();
+  return { dir: opts.out, metadata: meta };
+}
