@@ -309,7 +309,8 @@ export const FEATURES = [
     unit: 'ln',
     group: 'market',
     neutral: 0,
-    meaning: 'log return of the mark over the last 60 min, signed by position',
+    meaning:
+      'log return of the mark since the close of the last 1 m candle that ended by T - 60 min, signed by position',
   },
   {
     name: 'trade_imbalance_signed',
