@@ -62,12 +62,6 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
     if (m.marginRatio < config.marginRatioWatch) mem.marginWatch = true;
     else if (m.marginRatio > config.marginRatioWatchExit) mem.marginWatch = false;
     action = 'HEALTHY';
-    if (pd === null)
-      reasons.push({
-        rule: 'rules-only',
-        text: 'no usable pd: venue rules only',
-        values: { pd: input.pd ?? null },
-      });
     if (pd !== null && mem.pdLevel === 2 && holdings.length > 0) {
       const r = reduce(input, pd, mem, holdings, config);
       reasons.unshift(...r.reasons);
@@ -87,8 +81,9 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
       });
     }
     if (mem.marginWatch) {
-      if (action === 'HEALTHY') action = 'WATCH';
-      reasons.push({
+      const deciding = action === 'HEALTHY';
+      if (deciding) action = 'WATCH';
+      reasons[deciding ? 'unshift' : 'push']({
         rule: 'margin-ratio-watch',
         text: `margin ratio ${fmt(m.marginRatio)} is below the watch level ${config.marginRatioWatch} (exit above ${config.marginRatioWatchExit})`,
         values: { ...base, watch: config.marginRatioWatch, exit: config.marginRatioWatchExit },
@@ -99,6 +94,12 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
         rule: 'healthy',
         text: 'above maintenance margin, no risk tier armed',
         values: { ...base, pd },
+      });
+    if (pd === null)
+      reasons.push({
+        rule: 'rules-only',
+        text: 'no usable pd: venue rules only',
+        values: { pd: input.pd ?? null },
       });
   }
   if (action !== prev.action || input.memory === undefined) mem.since = now;

@@ -1,0 +1,290 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../src/events/schema.js';
+import {
+  DEFAULT_POLICY_CONFIG,
+  decide,
+  MarginBook,
+  type PolicyMemory,
+  resolvePolicyConfig,
+} from '../src/margin/index.js';
+import { ACCOUNTS, bookAfter, opsArb, SYMBOLS } from './margin/arbitraries.js';
+import { deposit, fill, instrument, mark } from './margin/fixtures.js';
+
+function book(events: CanonicalEvent[]): MarginBook {
+  const b = new MarginBook();
+  for (const e of events) b.apply(e);
+  return b;
+}
+
+/** long 10 BTC @ 10,000 with `dep` USD at mark `m` */
+function longTen(dep: number, m: number, liquidationFeeRate = 0.005): MarginBook {
+  return book([
+    instrument('BTC-PERP', { liquidationFeeRate }),
+    mark(10_000),
+    deposit('a', dep),
+    fill('a', 'buy', 10, 10_000),
+    mark(m),
+  ]);
+}
+
+const decideFor = (
+  b: MarginBook,
+  extra: Partial<Parameters<typeof decide>[0]> = {},
+  cfg = DEFAULT_POLICY_CONFIG,
+) => decide({ margin: b.snapshot('a')!, instruments: b, now: 1_000_000, ...extra }, cfg);
+
+describe('decide: LIQUIDATE', () => {
+  it('fires on equity < MM whatever the pd, and a missing or broken pd means rules only', () => {
+    const b = book([
+      instrument(),
+      mark(7900.5),
+      deposit('a', 2000),
+      fill('a', 'buy', 2, 7901, 6.32),
+      mark(6950),
+    ]);
+    for (const pd of [0, 0.99, Number.NaN, undefined, null, 7]) {
+      const { decision } = decideFor(b, { pd });
+      expect(decision.action).toBe('LIQUIDATE');
+      expect(decision.rule).toBe('equity-below-mm');
+      expect(decision.rulesOnly).toBe(!(pd === 0 || pd === 0.99));
+      expect(decision.orders).toEqual([{ symbol: 'BTC-PERP', side: 'sell', qty: 2, notional: 13_900 }]);
+    }
+  });
+
+  it('closes a large position in 20% steps until equity >= 1.1 x MM', () => {
+    // equity 500, MM 905; each step sells 2 (notional 18,100, fee 18.10): after 3 steps equity 445.70
+    // and MM 4 * 9050 * 0.01 = 362, 1.1 x 362 = 398.2 <= 445.70
+    const { decision } = decideFor(longTen(10_000, 9_050, 0.001));
+    expect(decision.action).toBe('LIQUIDATE');
+    expect(decision.orders).toHaveLength(1);
+    expect(decision.orders[0]!.side).toBe('sell');
+    expect(decision.orders[0]!.qty).toBeCloseTo(6, 12);
+    expect(decision.reasons[0]!.values).toMatchObject({ steps: 3, full: false });
+    expect(decision.equityAfter).toBeCloseTo(500 - 3 * 18.1, 9);
+    expect(decision.mmAfter).toBeCloseTo(362, 9);
+  });
+
+  it('closes a small position whole', () => {
+    const cfg = resolvePolicyConfig({ smallPositionNotional: 100_000 });
+    const { decision } = decideFor(longTen(10_000, 9_050, 0.001), {}, cfg);
+    expect(decision.orders[0]!.qty).toBe(10);
+  });
+});
+
+describe('decide: WATCH, HEALTHY and hysteresis', () => {
+  const healthy = () => longTen(50_000, 10_000); // ratio 50
+
+  it('pd tiers with hysteresis', () => {
+    const b = healthy();
+    const low = decideFor(b, { pd: 0.01 });
+    expect(low.decision.action).toBe('HEALTHY');
+    const watch = decideFor(b, { pd: 0.1, memory: low.memory });
+    expect(watch.decision.action).toBe('WATCH');
+    expect(watch.decision.rule).toBe('pd-watch-tier');
+    expect(watch.memory.pdLevel).toBe(1);
+    // 0.03 is below pdWatch (0.05) but not below 0.05 - 0.03: still WATCH
+    const hold = decideFor(b, { pd: 0.03, memory: watch.memory });
+    expect(hold.decision.action).toBe('WATCH');
+    expect(hold.memory.since).toBe(watch.memory.since);
+    const out = decideFor(b, { pd: 0.015, memory: hold.memory });
+    expect(out.decision.action).toBe('HEALTHY');
+  });
+
+  it('margin-ratio watch enters below 1.5 and leaves only above 1.7', () => {
+    // long 10 @ 10,000 with 2,600 USD: at 9,900 equity 1,600, MM 990 (ratio 1.62)
+    const near = longTen(2_600, 9_900);
+    expect(decideFor(near).decision.action).toBe('HEALTHY'); // never entered
+    const low = longTen(2_400, 9_900); // ratio 1.41
+    const entered = decideFor(low);
+    expect(entered.decision.action).toBe('WATCH');
+    expect(entered.decision.rule).toBe('margin-ratio-watch');
+    expect(decideFor(near, { memory: entered.memory }).decision.action).toBe('WATCH');
+    const far = longTen(2_800, 9_900); // ratio 1.82
+    expect(decideFor(far, { memory: entered.memory }).decision.action).toBe('HEALTHY');
+  });
+
+  it('without a usable pd, a healthy account is HEALTHY and says rules only', () => {
+    const { decision } = decideFor(healthy(), { pd: Number.NaN });
+    expect(decision.action).toBe('HEALTHY');
+    expect(decision.rulesOnly).toBe(true);
+    expect(decision.reasons.map((r) => r.rule)).toContain('rules-only');
+  });
+});
+
+describe('decide: REDUCE', () => {
+  // long 10 @ 10,000, 3,000 USD: ratio 3, but a 3-sigma (3%) move costs 3,000
+  const risky = () => longTen(3_000, 10_000);
+  const sigma1h = { 'BTC-PERP': 0.01 };
+
+  it('reduces toward surviving k sigma, scaled by pd, with the reasons and numbers', () => {
+    const full = decideFor(risky(), { pd: 0.6, sigma1h });
+    expect(full.decision.action).toBe('REDUCE');
+    expect(full.decision.rule).toBe('pd-reduce-tier');
+    const v = full.decision.reasons[0]!.values;
+    expect(v.targetFraction as number).toBeGreaterThan(0);
+    expect(v.pdScale).toBe(1);
+    const half = decideFor(risky(), { pd: 0.25, sigma1h });
+    expect(half.decision.reasons[0]!.values.pdScale).toBeCloseTo(0.5, 12);
+    expect(half.decision.orders[0]!.qty).toBeCloseTo(full.decision.orders[0]!.qty / 2, 9);
+    expect(full.decision.orders[0]).toMatchObject({ symbol: 'BTC-PERP', side: 'sell' });
+    expect(full.decision.equityAfter).toBeGreaterThanOrEqual(full.decision.mmAfter);
+  });
+
+  it('caps the order at a share of the visible depth, then cools down, then is capped per interval', () => {
+    const b = risky();
+    const depth = { 'BTC-PERP': { bidDepth: 8, askDepth: 100 } };
+    const first = decideFor(b, { pd: 0.9, sigma1h, depth, now: 0 });
+    expect(first.decision.action).toBe('REDUCE');
+    expect(first.decision.orders[0]!.qty).toBeCloseTo(0.8, 12); // 10% of 8
+    expect(first.decision.reasons[0]!.values.cappedBy).toContain('depth:BTC-PERP');
+    const cooling = decideFor(b, { pd: 0.9, sigma1h, depth, now: 30_000, memory: first.memory });
+    expect(cooling.decision.action).toBe('WATCH');
+    expect(cooling.decision.rule).toBe('cooldown');
+    expect(cooling.decision.orders).toEqual([]);
+    // interval cap: 25% of 100,000 per 5 minutes; without depth caps the target exceeds it
+    const cfg = resolvePolicyConfig({ cooldownMs: 0, kSigma: 6 });
+    let memory: PolicyMemory | undefined;
+    let reduced = 0;
+    for (let t = 0; t < 4; t++) {
+      const r = decideFor(b, { pd: 1, sigma1h, now: t * 1000, memory }, cfg);
+      memory = r.memory;
+      reduced += r.decision.orders.reduce((a, o) => a + o.notional, 0);
+    }
+    expect(reduced).toBeCloseTo(25_000, 6);
+  });
+
+  it('an account that already survives the k-sigma move is watched, not reduced', () => {
+    const { decision } = decideFor(longTen(50_000, 10_000), { pd: 0.9, sigma1h });
+    expect(decision.action).toBe('WATCH');
+    expect(decision.orders).toEqual([]);
+    expect(decision.reasons[0]!.values.targetFraction).toBe(0);
+  });
+});
+
+const pdArb = fc.oneof(
+  fc.double({ min: 0, max: 1, noNaN: true }),
+  fc.constantFrom(Number.NaN, undefined, null, -0.5, 1.5, Number.POSITIVE_INFINITY),
+);
+const memoryArb: fc.Arbitrary<PolicyMemory | undefined> = fc.option(
+  fc.record({
+    action: fc.constantFrom('LIQUIDATE', 'REDUCE', 'WATCH', 'HEALTHY'),
+    since: fc.integer({ min: 0, max: 1e6 }),
+    pdLevel: fc.constantFrom(0, 1, 2),
+    marginWatch: fc.boolean(),
+    lastReduceAt: fc.option(fc.integer({ min: 0, max: 1e6 })),
+    intervalStart: fc.option(fc.integer({ min: 0, max: 1e6 })),
+    intervalBaseNotional: fc.double({ min: 0, max: 1e6, noNaN: true }),
+    intervalReducedNotional: fc.double({ min: 0, max: 1e6, noNaN: true }),
+  }),
+  { nil: undefined },
+);
+const sigmaArb = fc.record({
+  'BTC-PERP': fc.double({ min: 0, max: 0.1, noNaN: true }),
+  'ETH-PERP': fc.double({ min: 0, max: 0.1, noNaN: true }),
+});
+const depthArb = fc.option(
+  fc.dictionary(
+    fc.constantFrom(...SYMBOLS),
+    fc.record({
+      bidDepth: fc.double({ min: 0, max: 500, noNaN: true }),
+      askDepth: fc.double({ min: 0, max: 500, noNaN: true }),
+    }),
+  ),
+  { nil: undefined },
+);
+
+describe('decide: properties', () => {
+  it('LIQUIDATE iff equity < MM, whatever the pd and the memory', () => {
+    fc.assert(
+      fc.property(opsArb, pdArb, memoryArb, sigmaArb, (ops, pd, memory, sigma1h) => {
+        const b = bookAfter(ops);
+        for (const id of b.accountIds()) {
+          const margin = b.snapshot(id)!;
+          const { decision } = decide({ margin, instruments: b, pd, memory, sigma1h, now: 2e6 });
+          expect(decision.action === 'LIQUIDATE').toBe(margin.equity < margin.mm);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a reduction never increases exposure and never takes the account below MM (filled at the mark)', () => {
+    const cfg = resolvePolicyConfig({ pdReduce: 0.05, pdWatch: 0.01 });
+    let reductions = 0;
+    fc.assert(
+      fc.property(
+        opsArb,
+        fc.double({ min: 0.05, max: 1, noNaN: true }),
+        memoryArb,
+        sigmaArb,
+        depthArb,
+        (ops, pd, memory, sigma1h, depth) => {
+          const b = bookAfter(ops);
+          for (const id of ACCOUNTS) {
+            const margin = b.snapshot(id);
+            if (!margin) continue;
+            const { decision } = decide(
+              { margin, instruments: b, pd, memory, sigma1h, depth, now: 2e6 },
+              cfg,
+            );
+            if (decision.action !== 'REDUCE') continue;
+            reductions++;
+            const after = b.clone();
+            for (const o of decision.orders) {
+              after.apply({
+                type: 'fill',
+                ts: 2e6,
+                account: id,
+                symbol: o.symbol,
+                side: o.side,
+                qty: o.qty,
+                price: b.markOf(o.symbol)!,
+                fee: o.notional * cfg.reduceFeeRate,
+                liquidity: 'taker',
+              });
+            }
+            const s = after.snapshot(id)!;
+            expect(s.equity).toBeGreaterThanOrEqual(s.mm);
+            expect(s.notional).toBeLessThanOrEqual(margin.notional * (1 + 1e-12));
+            for (const p of margin.positions) {
+              const q = s.positions.find((x) => x.symbol === p.symbol)?.qty ?? 0;
+              expect(Math.abs(q)).toBeLessThanOrEqual(Math.abs(p.qty));
+              expect(q === 0 || Math.sign(q) === Math.sign(p.qty)).toBe(true);
+            }
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+    expect(reductions).toBeGreaterThan(0);
+  });
+
+  it('a partial liquidation plan restores the buffer; otherwise it closes everything', () => {
+    fc.assert(
+      fc.property(opsArb, (ops) => {
+        const b = bookAfter(ops);
+        for (const id of b.accountIds()) {
+          const margin = b.snapshot(id)!;
+          const { decision } = decide({ margin, instruments: b, now: 0 });
+          if (decision.action !== 'LIQUIDATE') continue;
+          const closedAll =
+            decision.orders.length === margin.positions.length &&
+            decision.orders.every(
+              (o) => o.qty === Math.abs(margin.positions.find((p) => p.symbol === o.symbol)!.qty),
+            );
+          if (!closedAll)
+            expect(decision.equityAfter).toBeGreaterThanOrEqual(
+              decision.mmAfter * (1 + DEFAULT_POLICY_CONFIG.liquidationBuffer),
+            );
+          for (const o of decision.orders) {
+            const p = margin.positions.find((x) => x.symbol === o.symbol)!;
+            expect(o.side).toBe(p.qty > 0 ? 'sell' : 'buy');
+            expect(o.qty).toBeLessThanOrEqual(Math.abs(p.qty));
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -1,0 +1,59 @@
+/**
+ * Small builders for margin-core tests: the spec's BTC instrument and event constructors with defaults.
+ */
+import type { CanonicalEvent, EventOf } from '../../src/events/schema.js';
+
+export const BTC_TIERS = [
+  { maxNotional: 250_000, imr: 0.02, mmr: 0.01 },
+  { maxNotional: 1_000_000, imr: 0.05, mmr: 0.025 },
+  { maxNotional: null, imr: 0.1, mmr: 0.05 },
+];
+
+export function instrument(
+  symbol = 'BTC-PERP',
+  over: Partial<EventOf<'instrument'>> = {},
+): EventOf<'instrument'> {
+  return {
+    type: 'instrument',
+    ts: 0,
+    symbol,
+    base: symbol.split('-')[0]!,
+    contractSize: 1,
+    tiers: BTC_TIERS,
+    liquidationFeeRate: 0.005,
+    ...over,
+  };
+}
+
+export const mark = (price: number, symbol = 'BTC-PERP', ts = 1): CanonicalEvent => ({
+  type: 'mark',
+  ts,
+  symbol,
+  price,
+});
+
+export const deposit = (account: string, amount: number, ts = 1): CanonicalEvent => ({
+  type: 'deposit',
+  ts,
+  account,
+  amount,
+});
+
+export function fill(
+  account: string,
+  side: 'buy' | 'sell',
+  qty: number,
+  price: number,
+  fee = 0,
+  symbol = 'BTC-PERP',
+  ts = 2,
+): CanonicalEvent {
+  return { type: 'fill', ts, account, symbol, side, qty, price, fee, liquidity: 'taker' };
+}
+
+export const funding = (rate: number, symbol = 'BTC-PERP', ts = 3): CanonicalEvent => ({
+  type: 'funding',
+  ts,
+  symbol,
+  rate,
+});
