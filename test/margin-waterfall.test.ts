@@ -154,6 +154,7 @@ class MarketSide {
 
 describe('runWaterfall: properties over random closed-system histories', () => {
   it('conserves value (traders + insurance + fees - socialised + market) and replays to the same state', () => {
+    const seen = { waterfalls: 0, bankrupt: 0, adl: 0, socialised: 0 };
     fc.assert(
       fc.property(
         opsArb,
@@ -186,6 +187,10 @@ describe('runWaterfall: properties over random closed-system histories', () => {
               const orders = decide({ margin: s, instruments: book, now: i }).decision.orders;
               const before = book.clone();
               const w = runWaterfall(book, { account: id, ts: i + 1, prices, orders });
+              seen.waterfalls++;
+              if (w.bankrupt) seen.bankrupt++;
+              if (w.adlCovered > 0) seen.adl++;
+              if (w.socialised > 1e-9) seen.socialised++;
               for (const e of w.events) emit(e);
               for (const f of w.marketFills)
                 market.trade(book, f.symbol, f.side === 'buy' ? f.qty : -f.qty, f.price);
@@ -204,5 +209,10 @@ describe('runWaterfall: properties over random closed-system histories', () => {
       ),
       { numRuns: 150 },
     );
+    // the runs did exercise every branch of the waterfall
+    expect(seen.waterfalls).toBeGreaterThan(20);
+    expect(seen.bankrupt).toBeGreaterThan(5);
+    expect(seen.adl).toBeGreaterThan(2);
+    expect(seen.socialised).toBeGreaterThan(2);
   });
 });

@@ -10,6 +10,9 @@
 import type { Tier } from '../events/schema.js';
 import { tierIndexOf, tierMax } from './tiers.js';
 
+/** Relative tolerance for a root landing on a tier boundary (float rounding of the notional). */
+const BOUND_TOL = 1e-12;
+
 export interface PriceInputs {
   /** contracts, signed */
   qty: number;
@@ -46,7 +49,7 @@ export function liquidationPrice(p: PriceInputs): number | null {
     const hi = t === tiers.length - 1 ? Number.POSITIVE_INFINITY : tierMax(tier);
     const x = base / (c * (qty - Math.abs(qty) * tier.mmr));
     const n = absQc * x;
-    if (x > 0 && Number.isFinite(x) && n > lo && n <= hi) roots.push(x);
+    if (x > 0 && Number.isFinite(x) && n > lo * (1 - BOUND_TOL) && n <= hi * (1 + BOUND_TOL)) roots.push(x);
     lo = hi;
   }
   const currentTier = tierIndexOf(tiers, absQc * p.mark);
@@ -63,7 +66,8 @@ export function liquidationPrice(p: PriceInputs): number | null {
   if (roots.length > 0) return nearest(roots, p.mark);
   for (let t = 0; t < tiers.length - 1; t++) {
     const b = tierMax(tiers[t]!) / absQc;
-    if (slack(p, b, tiers[t]!.mmr) >= 0 && slack(p, b, tiers[t + 1]!.mmr) < 0) return b;
+    const tol = BOUND_TOL * Math.max(1, Math.abs(p.equity), absQc * b);
+    if (slack(p, b, tiers[t]!.mmr) >= -tol && slack(p, b, tiers[t + 1]!.mmr) < 0) return b;
   }
   return null;
 }

@@ -44,7 +44,9 @@ export type Op =
 
 const account = fc.integer({ min: 0, max: ACCOUNTS.length - 1 });
 const symbol = fc.integer({ min: 0, max: SYMBOLS.length - 1 });
-const real = (min: number, max: number) => fc.double({ min, max, noNaN: true, noDefaultInfinity: true });
+/** Uniform on [min, max] (fc.double favours edge values, which would starve the interesting middle). */
+export const real = (min: number, max: number): fc.Arbitrary<number> =>
+  fc.integer({ min: 0, max: 1_000_000 }).map((i) => min + ((max - min) * i) / 1_000_000);
 
 export const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -124,3 +126,41 @@ export function bookAfter(
 }
 
 export const opsArb = fc.array(opArb, { minLength: 1, maxLength: 60 });
+
+/** One account 'x' with collateral and positions on both instruments, and moved marks: a single book
+ * whose leverage ranges from idle to past MM (for policy properties). */
+export const leveragedBookArb: fc.Arbitrary<MarginBook> = fc
+  .record({
+    collateral: real(100, 50_000),
+    btcQty: fc.oneof(real(-5, 5), fc.integer({ min: -5, max: 5 })),
+    ethQty: fc.oneof(real(-300, 300), fc.integer({ min: -300, max: 300 })),
+    btcMove: real(0.9, 1.1),
+    ethMove: real(0.85, 1.15),
+  })
+  .map(({ collateral, btcQty, ethQty, btcMove, ethMove }) => {
+    const book = new MarginBook();
+    for (const e of setupEvents()) book.apply(e);
+    book.apply({ type: 'deposit', ts: 1, account: 'x', amount: collateral });
+    const legs: Array<[string, number]> = [
+      ['BTC-PERP', btcQty],
+      ['ETH-PERP', ethQty],
+    ];
+    for (const [symbol, qty] of legs) {
+      if (qty === 0) continue;
+      const price = START_MARKS[symbol]!;
+      book.apply({
+        type: 'fill',
+        ts: 2,
+        account: 'x',
+        symbol,
+        side: qty > 0 ? 'buy' : 'sell',
+        qty: Math.abs(qty),
+        price,
+        fee: 0,
+        liquidity: 'taker',
+      });
+    }
+    book.apply({ type: 'mark', ts: 3, symbol: 'BTC-PERP', price: START_MARKS['BTC-PERP']! * btcMove });
+    book.apply({ type: 'mark', ts: 3, symbol: 'ETH-PERP', price: START_MARKS['ETH-PERP']! * ethMove });
+    return book;
+  });
