@@ -1,0 +1,79 @@
+/**
+ * Finding and reading a scenario: a bare name (`calm`, `ftx-2022`) is `scenarios/NAME.json` of this
+ * repository, anything else is a path. Data files named in it resolve relative to the scenario file, or
+ * with a `shared:` prefix to the real-data folder (PREEMPT_MARKET_DATA, default ../shared/data/market).
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Scenario, ScenarioSchema } from './schema.js';
+
+export const SCENARIOS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../scenarios');
+
+export class ScenarioError extends Error {
+  constructor(
+    readonly code: 'SCENARIO_NOT_FOUND' | 'SCENARIO_INVALID' | 'SCENARIO_DATA',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ScenarioError';
+  }
+}
+
+export interface LoadedScenario {
+  scenario: Scenario;
+  /** directory relative data paths resolve against */
+  dir: string;
+  /** where it was read from */
+  source: string;
+}
+
+export function namedScenarios(): string[] {
+  if (!existsSync(SCENARIOS_DIR)) return [];
+  return readdirSync(SCENARIOS_DIR)
+    .filter((f) => f.endsWith('.json') && f !== 'fitted-params.json')
+    .map((f) => f.replace(/\.json$/, ''))
+    .sort();
+}
+
+export function parseScenario(raw: unknown, source: string, dir: string): LoadedScenario {
+  const res = ScenarioSchema.safeParse(raw);
+  if (!res.success) {
+    const issue = res.error.issues[0];
+    const field = issue?.path.map(String).join('.') || '(scenario)';
+    throw new ScenarioError('SCENARIO_INVALID', `${source}: field ${field}: ${issue?.message ?? 'invalid'}`);
+  }
+  return { scenario: res.data, dir, source };
+}
+
+export function loadScenario(nameOrPath: string): LoadedScenario {
+  const isName = /^[a-z0-9][a-z0-9-]*$/i.test(nameOrPath) && !existsSync(nameOrPath);
+  const path = isName ? join(SCENARIOS_DIR, `${nameOrPath}.json`) : resolve(nameOrPath);
+  if (!existsSync(path))
+    throw new ScenarioError(
+      'SCENARIO_NOT_FOUND',
+      `no scenario "${nameOrPath}" (named scenarios: ${namedScenarios().join(', ') || 'none'}; or give a path to a .json file)`,
+    );
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ScenarioError('SCENARIO_INVALID', `${path}: not valid JSON (${(e as Error).message})`);
+  }
+  return parseScenario(raw, path, dirname(path));
+}
+
+export function marketDataDir(): string {
+  return process.env.PREEMPT_MARKET_DATA ?? resolve(SCENARIOS_DIR, '../../shared/data/market');
+}
+
+/** Absolute path of a data file named in a scenario. */
+export function resolveDataPath(file: string, dir: string): string {
+  const path = file.startsWith('shared:') ? join(marketDataDir(), file.slice(7)) : resolve(dir, file);
+  if (!existsSync(path))
+    throw new ScenarioError(
+      'SCENARIO_DATA',
+      `data file ${file} not found at ${path}${file.startsWith('shared:') ? ' (set PREEMPT_MARKET_DATA to the folder of the real market data)' : ''}`,
+    );
+  return path;
+}

@@ -1,0 +1,125 @@
+/**
+ * The simulation loop: builds the market from the scenario and seed, creates the population, and walks
+ * the scenario minute by minute: market block (t+0), the venue's liquidation pass (t+100 ms), the
+ * optional risk engine's early reductions (t+200 ms), resting-order fills (t+300 ms), the traders due in
+ * the minute in time order (t+1 s .. t+59 s), the venue's prints (t+59.5 s). Deterministic for a seed;
+ * the risk engine changes only the accounts it touches (every trader has its own random streams).
+ */
+import { MarginBook } from '../margin/index.js';
+import { buildMarket, type MarketPaths } from './market/market-paths.js';
+import { type LoadedScenario, loadScenario } from './scenario/load.js';
+import { decide, decisionInterval } from './traders/decide.js';
+import { createPopulation } from './traders/population.js';
+import type { Trader } from './traders/types.js';
+import { TraderViewImpl } from './traders/view.js';
+import { executeIntents, executeReductions, fillResting } from './venue/execution.js';
+import { liquidationPass } from './venue/liquidation-pass.js';
+import {
+  DEFAULT_FEES,
+  type EventSink,
+  type FeeSchedule,
+  type RiskEngine,
+  type SimulationSummary,
+} from './venue/types.js';
+import { PHASE, TRADER_WINDOW_MS, Venue } from './venue/venue.js';
+
+export class SimulationInputError extends Error {
+  readonly code = 'SIM_INPUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'SimulationInputError';
+  }
+}
+
+export interface SimulateOptions {
+  /** number of simulated accounts (>= 1) */
+  accounts: number;
+  /** PRNG seed (integer) */
+  seed: number;
+  /** called every simulated minute after the venue's liquidations; may return early reductions */
+  riskEngine?: RiskEngine;
+  /** where events go (default: discarded) */
+  sink?: EventSink;
+  fees?: FeeSchedule;
+  /** called after each simulated minute */
+  onMinute?: (minute: number, minutes: number) => void;
+  /** prebuilt market (e.g. to time path generation separately); must come from the same scenario and seed */
+  market?: MarketPaths;
+}
+
+const DISCARD: EventSink = { write: () => undefined };
+
+export async function simulate(
+  scenarioOrName: LoadedScenario | string,
+  opts: SimulateOptions,
+): Promise<SimulationSummary> {
+  if (!Number.isInteger(opts.accounts) || opts.accounts < 1)
+    throw new SimulationInputError(`accounts must be an integer >= 1 (got ${opts.accounts})`);
+  if (!Number.isInteger(opts.seed))
+    throw new SimulationInputError(`seed must be an integer (got ${opts.seed})`);
+  const loaded = typeof scenarioOrName === 'string' ? loadScenario(scenarioOrName) : scenarioOrName;
+  const { scenario } = loaded;
+  const market = opts.market ?? buildMarket(loaded, opts.seed, opts.accounts);
+  const fundStart = scenario.insuranceFundPerAccount * opts.accounts;
+  const book = new MarginBook({ insuranceFund: fundStart });
+  const traders = createPopulation(scenario, opts.accounts, opts.seed);
+  const sink = opts.sink ?? DISCARD;
+  const venue = new Venue(market, book, traders, sink, opts.fees ?? DEFAULT_FEES, opts.seed);
+  const view = new TraderViewImpl(venue);
+  const buckets = new Map<number, Trader[]>();
+  const enqueue = (t: Trader): void => {
+    const m = Math.floor(t.nextAt);
+    if (t.gone || m >= market.minutes) return;
+    let b = buckets.get(m);
+    if (!b) {
+      b = [];
+      buckets.set(m, b);
+    }
+    b.push(t);
+  };
+  for (const t of traders) enqueue(t);
+
+  venue.declareInstruments();
+  for (let m = 0; m < market.minutes; m++) {
+    venue.marketBlock(m);
+    liquidationPass(venue, m);
+    if (opts.riskEngine) {
+      const actions = await opts.riskEngine({
+        ts: venue.ts(m, PHASE.riskEngine),
+        minute: m,
+        book,
+        market: venue.marketSnapshot(),
+      });
+      executeReductions(venue, actions, venue.ts(m, PHASE.riskEngine));
+    }
+    fillResting(venue, m, venue.ts(m, PHASE.restingFills));
+    const due = buckets.get(m) ?? [];
+    buckets.delete(m);
+    due.sort((a, b) => a.nextAt - b.nextAt || a.index - b.index);
+    for (const t of due) {
+      const ts = venue.ts(m, PHASE.traders + Math.floor((t.nextAt - m) * TRADER_WINDOW_MS));
+      view.bind(t, m);
+      const intents = decide(t, view);
+      executeIntents(venue, t, intents, ts);
+      if (t.gone) continue;
+      view.bind(t, m);
+      t.nextAt = Math.max(m + 1, t.nextAt + t.timing.exponential(decisionInterval(t, view)));
+      enqueue(t);
+    }
+    venue.endMinute(m);
+    opts.onMinute?.(m, market.minutes);
+    if (sink.flush) await sink.flush();
+  }
+  return venue.stats.summary(
+    {
+      scenario: scenario.name,
+      seed: opts.seed,
+      accounts: opts.accounts,
+      minutes: market.minutes,
+      funding: market.fundingSources,
+    },
+    traders,
+    fundStart,
+    book.venueFunds(),
+  );
+}

@@ -1,0 +1,245 @@
+/**
+ * The simulated venue's state and its market-side duties: every event goes through `emit` (applied to the
+ * MarginBook, the single source of margin truth, then written), the minute's market block (marks, book
+ * tops that thin with volatility, funding settlements, background public trades), resting orders, the
+ * bookkeeping of which accounts the liquidation pass must look at, and the public prints of the venue's
+ * own flow. Execution of orders lives in execution.ts, the liquidation pass in liquidation-pass.ts.
+ */
+import type { CanonicalEvent } from '../../events/schema.js';
+import type { MarginBook } from '../../margin/index.js';
+import type { MarketPaths } from '../market/market-paths.js';
+import { type BookShape, bookShape, ConsumedDepth, roundToTick } from '../market/microstructure.js';
+import { Rng } from '../random.js';
+import type { RestingOrder, Trader } from '../traders/types.js';
+import { VenueStats } from './stats.js';
+import type { EventSink, FeeSchedule, MarketSnapshot } from './types.js';
+
+/** ms offsets of the phases within a simulated minute (events are written in time order) */
+export const PHASE = {
+  market: 0,
+  liquidation: 100,
+  riskEngine: 200,
+  restingFills: 300,
+  traders: 1000,
+  prints: 59_500,
+};
+export const TRADER_WINDOW_MS = 58_000;
+
+interface Flow {
+  buyQty: number; // contracts bought by takers
+  buyNotional: number; // USD
+  sellQty: number;
+  sellNotional: number;
+}
+
+export interface RestingEntry extends RestingOrder {
+  trader: number;
+}
+
+export class Venue {
+  readonly stats: VenueStats;
+  readonly consumed: ConsumedDepth[];
+  readonly shapes: BookShape[];
+  readonly flows: Flow[];
+  readonly resting: Map<string, RestingEntry>[];
+  readonly idToIndex = new Map<string, number>();
+  /** accounts touched since the last liquidation pass */
+  readonly dirty = new Set<number>();
+  /** minute -> accounts whose mark band may be exhausted then */
+  readonly due = new Map<number, number[]>();
+  readonly checkAt: Int32Array;
+  readonly depthUsd: number[];
+  private readonly tape: Rng[];
+  minute = 0;
+  preemptSeq = 0;
+
+  constructor(
+    readonly market: MarketPaths,
+    readonly book: MarginBook,
+    readonly traders: readonly Trader[],
+    private readonly sink: EventSink,
+    readonly fees: FeeSchedule,
+    seed: number,
+  ) {
+    const n = market.symbols.length;
+    this.stats = new VenueStats((s) => book.instrument(s)?.contractSize ?? 1);
+    this.consumed = Array.from({ length: n }, () => new ConsumedDepth());
+    this.shapes = market.symbols.map(() => ({ bid: 0, ask: 0, bidDepth: 0, askDepth: 0 }));
+    this.flows = market.symbols.map(() => ({ buyQty: 0, buyNotional: 0, sellQty: 0, sellNotional: 0 }));
+    this.resting = market.symbols.map(() => new Map());
+    this.depthUsd = market.symbols.map((s) => s.config.depthUsdPerAccount * traders.length);
+    this.tape = market.symbols.map((s) => Rng.stream(seed, `market/tape/${s.config.symbol}`));
+    this.checkAt = new Int32Array(traders.length).fill(-1);
+    for (const t of traders) this.idToIndex.set(t.id, t.index);
+  }
+
+  ts(minute: number, offsetMs: number): number {
+    return this.market.startMs + minute * 60_000 + offsetMs;
+  }
+
+  emit(ev: CanonicalEvent): void {
+    this.book.apply(ev);
+    this.sink.write(ev);
+    this.stats.count(ev);
+  }
+
+  declareInstruments(): void {
+    const ts = this.market.startMs;
+    for (const s of this.market.symbols) {
+      const c = s.config;
+      this.emit({
+        type: 'instrument',
+        ts,
+        symbol: c.symbol,
+        base: c.base,
+        contractSize: c.contractSize,
+        tiers: c.tiers,
+        liquidationFeeRate: c.liquidationFeeRate,
+      });
+    }
+  }
+
+  /** Marks, book tops, funding and the background tape of minute `m`. */
+  marketBlock(m: number): void {
+    this.minute = m;
+    const ts = this.ts(m, PHASE.market);
+    for (const s of this.market.symbols)
+      this.emit({ type: 'mark', ts, symbol: s.config.symbol, price: s.marks[m]! });
+    for (const s of this.market.symbols) {
+      const c = s.config;
+      const shape = bookShape(
+        s.marks[m]!,
+        s.sigma[m]!,
+        s.sigmaRef,
+        this.depthUsd[s.index]!,
+        c.spreadBps,
+        c.tickSize,
+      );
+      this.shapes[s.index] = shape;
+      const used = this.consumed[s.index]!;
+      this.emit({
+        type: 'book',
+        ts,
+        symbol: c.symbol,
+        bid: shape.bid,
+        ask: shape.ask,
+        bidDepth: round3(Math.max(0, shape.bidDepth - used.bid)),
+        askDepth: round3(Math.max(0, shape.askDepth - used.ask)),
+      });
+    }
+    const rates = this.market.fundingAt(m);
+    if (rates) {
+      for (const s of this.market.symbols) {
+        this.emit({ type: 'funding', ts, symbol: s.config.symbol, rate: rates[s.index]! });
+        for (const id of this.book.accountsHolding(s.config.symbol)) this.dirty.add(this.idToIndex.get(id)!);
+      }
+    }
+    for (const s of this.market.symbols) this.backgroundTrades(m, s.index, ts);
+  }
+
+  private backgroundTrades(m: number, i: number, ts: number): void {
+    const s = this.market.symbols[i]!;
+    const r = this.tape[i]!;
+    const shape = this.shapes[i]!;
+    const n = 1 + Math.min(5, r.poisson(1.5));
+    const prev = s.marks[Math.max(0, m - 1)]!;
+    const z = Math.log(s.marks[m]! / prev) / Math.max(1e-12, s.sigma[m]!);
+    const pBuy = 0.5 + 0.35 * Math.tanh(z / 2);
+    const total = s.volume[m]!;
+    for (let k = 0; k < n; k++) {
+      const qty = Number(((total / n) * r.uniform(0.3, 1.7)).toPrecision(6));
+      const buy = r.bernoulli(pBuy);
+      if (!(qty > 0)) continue;
+      this.emit({
+        type: 'trade',
+        ts,
+        symbol: s.config.symbol,
+        price: buy ? shape.ask : shape.bid,
+        qty,
+        aggressor: buy ? 'buy' : 'sell',
+      });
+    }
+  }
+
+  /** Record a taker execution for the end-of-minute prints. */
+  recordFlow(symbol: number, side: 'buy' | 'sell', qty: number, price: number): void {
+    const f = this.flows[symbol]!;
+    if (side === 'buy') {
+      f.buyQty += qty;
+      f.buyNotional += qty * price;
+    } else {
+      f.sellQty += qty;
+      f.sellNotional += qty * price;
+    }
+  }
+
+  /** The venue's own taker flow of the minute as public prints; depth refills. */
+  endMinute(m: number): void {
+    const ts = this.ts(m, PHASE.prints);
+    for (const s of this.market.symbols) {
+      const f = this.flows[s.index]!;
+      const tick = s.config.tickSize;
+      if (f.buyQty > 0)
+        this.emit({
+          type: 'trade',
+          ts,
+          symbol: s.config.symbol,
+          price: roundToTick(f.buyNotional / f.buyQty, tick),
+          qty: round6(f.buyQty),
+          aggressor: 'buy',
+        });
+      if (f.sellQty > 0)
+        this.emit({
+          type: 'trade',
+          ts,
+          symbol: s.config.symbol,
+          price: roundToTick(f.sellNotional / f.sellQty, tick),
+          qty: round6(f.sellQty),
+          aggressor: 'sell',
+        });
+      f.buyQty = f.buyNotional = f.sellQty = f.sellNotional = 0;
+      this.consumed[s.index]!.refill();
+    }
+    this.stats.endMinute();
+  }
+
+  /** Schedule a liquidation check of account `i` at minute `m` (or never, with m >= minutes). */
+  scheduleCheck(i: number, m: number): void {
+    if (m >= this.market.minutes) {
+      this.checkAt[i] = -1;
+      return;
+    }
+    this.checkAt[i] = m;
+    let list = this.due.get(m);
+    if (!list) {
+      list = [];
+      this.due.set(m, list);
+    }
+    list.push(i);
+  }
+
+  marketSnapshot(): MarketSnapshot[] {
+    const m = this.minute;
+    return this.market.symbols.map((s) => {
+      const shape = this.shapes[s.index]!;
+      const used = this.consumed[s.index]!;
+      return {
+        symbol: s.config.symbol,
+        mark: s.marks[m]!,
+        bid: shape.bid,
+        ask: shape.ask,
+        bidDepth: Math.max(0, shape.bidDepth - used.bid),
+        askDepth: Math.max(0, shape.askDepth - used.ask),
+        sigma1h: s.sigma[m]! * Math.sqrt(60),
+      };
+    });
+  }
+}
+
+export function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+export function round6(x: number): number {
+  return Number(x.toPrecision(10));
+}
