@@ -1,7 +1,6 @@
 /**
- * Order-flow state of every account, struct-of-arrays: one slot per account in growable Float64Arrays
- * (doubling, so adding an account is O(1) amortised), a fixed number of numbers per account, no
- * allocation per event. Windows are exponentially decayed sums (see decay.ts): fast (FEATURE_PARAMS
+ * Order-flow state of every account: a fixed-size record of numbers per account in one growable
+ * Float64Array (doubling, so adding an account is O(1) amortised), no allocation per event. Windows are exponentially decayed sums (see decay.ts): fast (FEATURE_PARAMS
  * fastTauMs) for orders, cancels, fills, notional, doubling down, leverage change; slow (slowTauMs) for
  * deposits, withdrawals and liquidations. The equity peak for the drawdown is the max over the current
  * and the previous `peakBucketMs` bucket of the equity sampled after each of the account's own
@@ -14,33 +13,34 @@ import { FEATURE_PARAMS as P } from './schema.js';
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 
-/** Column names, in slot order. */
-const COLUMNS = [
-  'lastTs', // ms: time the decayed sums were last brought to
+/** Field offsets inside an account's record, in record order (inlined as constants: hot path). */
+// biome-ignore lint/suspicious/noConstEnum: file-local, never exported; esbuild/tsc inline the offsets
+const enum K {
+  lastTs, // ms: time the decayed sums were last brought to
   // fast window
-  'orders',
-  'cancels',
-  'fills',
-  'takerUsd',
-  'fillUsd',
-  'doubleDownUsd',
-  'cutLossUsd',
-  'levChange',
+  orders,
+  cancels,
+  fills,
+  takerUsd,
+  fillUsd,
+  doubleDownUsd,
+  cutLossUsd,
+  levChange,
   // slow window
-  'depositUsd',
-  'withdrawalUsd',
-  'liquidations',
-  // recency
-  'lastFillTs',
-  'lastDepositTs',
-  'lastLiqTs',
-  // equity peak
-  'peakBucket',
-  'peakCur',
-  'peakPrev',
-  'lastEquity', // USD: the latest sample, used when the peak window holds none
-] as const;
-type Column = (typeof COLUMNS)[number];
+  depositUsd,
+  withdrawalUsd,
+  liquidations,
+  // recency, ms (-1 = never)
+  lastFillTs,
+  lastDepositTs,
+  lastLiqTs,
+  // equity peak, USD
+  peakBucket,
+  peakCur,
+  peakPrev,
+  lastEquity, // the latest sample, used when the peak window holds none
+  STRIDE,
+}
 
 /** An account's flow figures at a snapshot time. */
 export interface FlowReading {
@@ -98,69 +98,58 @@ export function emptyFlowReading(): FlowReading {
 }
 
 export class AccountFlows {
-  private cols: Record<Column, Float64Array>;
+  /** one record of K.STRIDE numbers per account, interleaved: an account's fields share cache lines */
+  private data: Float64Array;
   private capacity: number;
   size = 0;
 
   constructor(initialCapacity = 1024) {
     this.capacity = Math.max(16, initialCapacity);
-    this.cols = AccountFlows.alloc(this.capacity);
-  }
-
-  private static alloc(n: number): Record<Column, Float64Array> {
-    return Object.fromEntries(COLUMNS.map((c) => [c, new Float64Array(n)])) as Record<Column, Float64Array>;
+    this.data = new Float64Array(this.capacity * K.STRIDE);
   }
 
   /** A new account slot; returns its index. */
   add(ts: number): number {
     if (this.size === this.capacity) {
-      const next = AccountFlows.alloc(this.capacity * 2);
-      for (const c of COLUMNS) next[c].set(this.cols[c]);
-      this.cols = next;
+      const next = new Float64Array(this.capacity * 2 * K.STRIDE);
+      next.set(this.data);
+      this.data = next;
       this.capacity *= 2;
     }
     const i = this.size++;
-    const c = this.cols;
-    c.lastTs[i] = ts;
-    c.lastFillTs[i] = -1;
-    c.lastDepositTs[i] = -1;
-    c.lastLiqTs[i] = -1;
-    c.peakBucket[i] = -1;
-    c.peakCur[i] = Number.NEGATIVE_INFINITY;
-    c.peakPrev[i] = Number.NEGATIVE_INFINITY;
-    c.lastEquity[i] = Number.NEGATIVE_INFINITY;
+    const d = this.data;
+    const o = i * K.STRIDE;
+    d[o + K.lastTs] = ts;
+    d[o + K.lastFillTs] = -1;
+    d[o + K.lastDepositTs] = -1;
+    d[o + K.lastLiqTs] = -1;
+    d[o + K.peakBucket] = -1;
+    d[o + K.peakCur] = Number.NEGATIVE_INFINITY;
+    d[o + K.peakPrev] = Number.NEGATIVE_INFINITY;
+    d[o + K.lastEquity] = Number.NEGATIVE_INFINITY;
     return i;
   }
 
-  /** Bring account `i`'s decayed sums to `ts` (ts >= its last update). */
-  private touch(i: number, ts: number): void {
-    const c = this.cols;
-    const dt = ts - c.lastTs[i]!;
-    if (dt <= 0) return;
+  /** Bring account `i`'s decayed sums to `ts` (ts >= its last update); returns its record offset. */
+  private touch(i: number, ts: number): number {
+    const d = this.data;
+    const o = i * K.STRIDE;
+    const dt = ts - d[o + K.lastTs]!;
+    if (dt <= 0) return o;
     const f = decayFactor(dt, P.fastTauMs);
-    c.orders[i]! *= f;
-    c.cancels[i]! *= f;
-    c.fills[i]! *= f;
-    c.takerUsd[i]! *= f;
-    c.fillUsd[i]! *= f;
-    c.doubleDownUsd[i]! *= f;
-    c.cutLossUsd[i]! *= f;
-    c.levChange[i]! *= f;
+    for (let k = K.orders; k <= K.levChange; k++) d[o + k]! *= f;
     const g = decayFactor(dt, P.slowTauMs);
-    c.depositUsd[i]! *= g;
-    c.withdrawalUsd[i]! *= g;
-    c.liquidations[i]! *= g;
-    c.lastTs[i] = ts;
+    for (let k = K.depositUsd; k <= K.liquidations; k++) d[o + k]! *= g;
+    d[o + K.lastTs] = ts;
+    return o;
   }
 
   onOrder(i: number, ts: number): void {
-    this.touch(i, ts);
-    this.cols.orders[i]! += 1;
+    this.data[this.touch(i, ts) + K.orders]! += 1;
   }
 
   onCancel(i: number, ts: number): void {
-    this.touch(i, ts);
-    this.cols.cancels[i]! += 1;
+    this.data[this.touch(i, ts) + K.cancels]! += 1;
   }
 
   /** usd: fill notional; doubleDownUsd / cutLossUsd: the parts that added to / cut a losing position */
@@ -173,77 +162,83 @@ export class AccountFlows {
     cutLossUsd: number,
     levChange: number,
   ): void {
-    this.touch(i, ts);
-    const c = this.cols;
-    c.fills[i]! += 1;
-    c.fillUsd[i]! += usd;
-    if (taker) c.takerUsd[i]! += usd;
-    c.doubleDownUsd[i]! += doubleDownUsd;
-    c.cutLossUsd[i]! += cutLossUsd;
-    c.levChange[i]! += levChange;
-    c.lastFillTs[i] = ts;
+    const o = this.touch(i, ts);
+    const d = this.data;
+    d[o + K.fills]! += 1;
+    d[o + K.fillUsd]! += usd;
+    if (taker) d[o + K.takerUsd]! += usd;
+    d[o + K.doubleDownUsd]! += doubleDownUsd;
+    d[o + K.cutLossUsd]! += cutLossUsd;
+    d[o + K.levChange]! += levChange;
+    d[o + K.lastFillTs] = ts;
   }
 
   /** usd > 0 for a deposit, < 0 for a withdrawal */
   onTransfer(i: number, ts: number, usd: number, levChange: number): void {
-    this.touch(i, ts);
-    const c = this.cols;
+    const o = this.touch(i, ts);
+    const d = this.data;
     if (usd > 0) {
-      c.depositUsd[i]! += usd;
-      c.lastDepositTs[i] = ts;
-    } else c.withdrawalUsd[i]! -= usd;
-    c.levChange[i]! += levChange;
+      d[o + K.depositUsd]! += usd;
+      d[o + K.lastDepositTs] = ts;
+    } else d[o + K.withdrawalUsd]! -= usd;
+    d[o + K.levChange]! += levChange;
   }
 
   onLiquidation(i: number, ts: number): void {
-    this.touch(i, ts);
-    this.cols.liquidations[i]! += 1;
-    this.cols.lastLiqTs[i] = ts;
+    const o = this.touch(i, ts);
+    this.data[o + K.liquidations]! += 1;
+    this.data[o + K.lastLiqTs] = ts;
   }
 
   /** Record the account's equity (USD) after one of its margin-changing events. */
   sampleEquity(i: number, ts: number, equity: number): void {
-    const c = this.cols;
-    c.lastEquity[i] = equity;
+    const d = this.data;
+    const o = i * K.STRIDE;
+    d[o + K.lastEquity] = equity;
     const b = Math.floor(ts / P.peakBucketMs);
-    const cur = c.peakBucket[i]!;
+    const cur = d[o + K.peakBucket]!;
     if (b === cur) {
-      if (equity > c.peakCur[i]!) c.peakCur[i] = equity;
+      if (equity > d[o + K.peakCur]!) d[o + K.peakCur] = equity;
       return;
     }
-    c.peakPrev[i] = b === cur + 1 ? c.peakCur[i]! : Number.NEGATIVE_INFINITY;
-    c.peakCur[i] = equity;
-    c.peakBucket[i] = b;
+    d[o + K.peakPrev] = b === cur + 1 ? d[o + K.peakCur]! : Number.NEGATIVE_INFINITY;
+    d[o + K.peakCur] = equity;
+    d[o + K.peakBucket] = b;
   }
 
   /** Account `i`'s figures at `ts` (>= its last event), without changing any state. */
   read(i: number, ts: number, norm: RateNorm, out: FlowReading): FlowReading {
-    const c = this.cols;
-    const dt = ts - c.lastTs[i]!;
+    const d = this.data;
+    const o = i * K.STRIDE;
+    const dt = ts - d[o + K.lastTs]!;
     const h = decayFactor(dt, P.fastTauMs) * norm.perHour;
-    const d = decayFactor(dt, P.slowTauMs) * norm.perDay;
-    out.ordersH = c.orders[i]! * h;
-    out.cancelsH = c.cancels[i]! * h;
-    out.fillsH = c.fills[i]! * h;
-    out.fillUsdH = c.fillUsd[i]! * h;
-    out.doubleDownUsdH = c.doubleDownUsd[i]! * h;
-    out.cutLossUsdH = c.cutLossUsd[i]! * h;
-    out.levChangeH = c.levChange[i]! * h;
-    out.depositUsdD = c.depositUsd[i]! * d;
-    out.withdrawalUsdD = c.withdrawalUsd[i]! * d;
-    out.liquidationsD = c.liquidations[i]! * d;
-    const lastFill = c.lastFillTs[i]!;
+    const g = decayFactor(dt, P.slowTauMs) * norm.perDay;
+    out.ordersH = d[o + K.orders]! * h;
+    out.cancelsH = d[o + K.cancels]! * h;
+    out.fillsH = d[o + K.fills]! * h;
+    const fillUsd = d[o + K.fillUsd]!;
+    out.fillUsdH = fillUsd * h;
+    out.doubleDownUsdH = d[o + K.doubleDownUsd]! * h;
+    out.cutLossUsdH = d[o + K.cutLossUsd]! * h;
+    out.levChangeH = d[o + K.levChange]! * h;
+    out.depositUsdD = d[o + K.depositUsd]! * g;
+    out.withdrawalUsdD = d[o + K.withdrawalUsd]! * g;
+    out.liquidationsD = d[o + K.liquidations]! * g;
+    const lastFill = d[o + K.lastFillTs]!;
     out.fillsMissing = lastFill < 0 || ts - lastFill > 3 * P.fastTauMs;
-    const fillUsd = c.fillUsd[i]!;
-    out.takerShare = out.fillsMissing || !(fillUsd > 0) ? 0.5 : c.takerUsd[i]! / fillUsd;
-    const lastDep = c.lastDepositTs[i]!;
+    out.takerShare = out.fillsMissing || !(fillUsd > 0) ? 0.5 : d[o + K.takerUsd]! / fillUsd;
+    const lastDep = d[o + K.lastDepositTs]!;
     out.sinceDepositH = lastDep < 0 ? Number.NaN : (ts - lastDep) / HOUR_MS;
-    const lastLiq = c.lastLiqTs[i]!;
+    const lastLiq = d[o + K.lastLiqTs]!;
     out.sinceLiqH = lastLiq < 0 ? Number.NaN : (ts - lastLiq) / HOUR_MS;
     const b = Math.floor(ts / P.peakBucketMs);
-    const pb = c.peakBucket[i]!;
+    const pb = d[o + K.peakBucket]!;
     out.peakEquity =
-      b === pb ? Math.max(c.peakCur[i]!, c.peakPrev[i]!) : b === pb + 1 ? c.peakCur[i]! : c.lastEquity[i]!;
+      b === pb
+        ? Math.max(d[o + K.peakCur]!, d[o + K.peakPrev]!)
+        : b === pb + 1
+          ? d[o + K.peakCur]!
+          : d[o + K.lastEquity]!;
     return out;
   }
 }

@@ -13,11 +13,13 @@
  */
 import type { CanonicalEvent } from '../events/schema.js';
 import { EventGate } from '../events/validate.js';
-import { type AccountMargin, MarginBook, type MarginBookOptions, MarginRuleError } from '../margin/index.js';
-import { AccountFlows, emptyFlowReading, rateNorm } from './account-flow.js';
-import { emptyMarketView, InstrumentMarket, type MarketView } from './market-state.js';
+import { type MarginBook, type MarginBookOptions, MarginRuleError } from '../margin/index.js';
+import { emptyFlowReading, type RateNorm, rateNorm } from './account-flow.js';
+import { FeatureState } from './feature-state.js';
+import { MarginSweep } from './margin-sweep.js';
+import { emptyMarketView, type InstrumentMarket, type MarketView } from './market-state.js';
 import { ReorderBuffer } from './reorder-buffer.js';
-import { leverageOf, type RowContext, writeRow } from './row-writer.js';
+import { type RowContext, writeRow } from './row-writer.js';
 import { FEATURE_COUNT, FEATURE_PARAMS, FEATURE_SCHEMA_HASH } from './schema.js';
 
 export interface FeaturePipelineOptions {
@@ -78,11 +80,7 @@ export class SnapshotTimeError extends Error {
   }
 }
 
-const NO_PRICES = { prices: false } as const;
-
 export class FeaturePipeline {
-  /** the margin state this pipeline drives; read it, do not apply events to it yourself */
-  readonly book: MarginBook;
   readonly stats: PipelineStats = {
     received: 0,
     applied: 0,
@@ -93,23 +91,21 @@ export class FeaturePipeline {
   };
   private readonly gate = new EventGate();
   private readonly order: ReorderBuffer<CanonicalEvent>;
-  private readonly flows: AccountFlows;
-  private readonly index = new Map<string, number>();
-  private readonly ids: string[] = [];
-  private readonly markets = new Map<string, InstrumentMarket>();
+  private readonly state: FeatureState;
+  private readonly sweep = new MarginSweep();
   private readonly release = (ev: CanonicalEvent): void => this.applyNow(ev);
-  private startTs = Number.NaN; // ms: first applied event
-  private lastAppliedTs = Number.NEGATIVE_INFINITY; // ms
-  private version = 0; // bumps on every applied event (invalidates the market-view cache)
   private viewTs = Number.NaN;
   private viewVersion = -1;
-  private readonly views = new Map<string, MarketView>();
-  private readonly neutralView = emptyMarketView();
+  private views: MarketView[] = [];
 
   constructor(opts: FeaturePipelineOptions = {}) {
-    this.book = new MarginBook(opts.margin);
     this.order = new ReorderBuffer(opts.toleranceMs ?? 0);
-    this.flows = new AccountFlows(opts.expectedAccounts ?? 1024);
+    this.state = new FeatureState(opts.margin, opts.expectedAccounts ?? 1024);
+  }
+
+  /** The margin state this pipeline drives: read it, do not apply events to it yourself. */
+  get book(): MarginBook {
+    return this.state.book;
   }
 
   /** Offer one event (already schema-valid, e.g. from readEventsFile or parseEvent). */
@@ -144,193 +140,94 @@ export class FeaturePipeline {
 
   /** Account ids in row order (first seen first). */
   accounts(): readonly string[] {
-    return this.ids;
+    return this.state.ids;
+  }
+
+  /** The market state of an instrument (candles, indicators), for inspection. */
+  market(symbol: string): InstrumentMarket | undefined {
+    return this.state.market(symbol);
   }
 
   /** Apply held events up to `ts` and close every candle that ended by `ts`. */
   advanceTo(ts: number): void {
-    if (ts < this.lastAppliedTs) throw new SnapshotTimeError(ts, this.lastAppliedTs);
+    if (ts < this.state.lastAppliedTs) throw new SnapshotTimeError(ts, this.state.lastAppliedTs);
     this.order.releaseUpTo(ts, this.release);
-    for (const m of this.markets.values()) m.advanceTo(ts);
+    for (const m of this.state.markets) m.advanceTo(ts);
   }
 
   snapshot(ts: number, opts: SnapshotOptions = {}): FeatureSnapshot {
     this.advanceTo(ts);
+    const st = this.state;
     let rowsIdx: number[] | undefined;
     if (opts.onlyWithPosition) {
-      const holders = new Set<string>();
-      for (const s of this.book.instrumentSymbols())
-        for (const a of this.book.accountsHolding(s)) holders.add(a);
       rowsIdx = [];
-      for (let i = 0; i < this.ids.length; i++) if (holders.has(this.ids[i]!)) rowsIdx.push(i);
+      const count = st.mirror.count;
+      for (let i = 0; i < st.ids.length; i++) if (count[i]! > 0) rowsIdx.push(i);
     }
-    const rows = rowsIdx ? rowsIdx.length : this.ids.length;
+    const rows = rowsIdx ? rowsIdx.length : st.ids.length;
     const size = rows * FEATURE_COUNT;
     if (opts.into && opts.into.length < size)
       throw new RangeError(`snapshot needs ${size} floats, the matrix given holds ${opts.into.length}`);
     const matrix = opts.into ? opts.into.subarray(0, size) : new Float32Array(size);
-    const ctx = this.rowContext(ts);
-    const norm = rateNorm(this.observedMs(ts));
-    const flow = emptyFlowReading();
-    const accounts = new Array<string>(rows);
-    for (let r = 0; r < rows; r++) {
-      const i = rowsIdx ? rowsIdx[r]! : r;
-      const id = this.ids[i]!;
-      accounts[r] = id;
-      this.flows.read(i, ts, norm, flow);
-      writeRow(matrix, r * FEATURE_COUNT, this.book.snapshot(id), flow, ctx);
-    }
+    const accounts = rowsIdx ? rowsIdx.map((i) => st.ids[i]!) : st.ids.slice();
+    this.writeRows(ts, matrix, rows, rowsIdx ? (r) => rowsIdx[r]! : (r) => r);
     return { ts, accounts, matrix, rows, cols: FEATURE_COUNT, schemaHash: FEATURE_SCHEMA_HASH };
   }
 
   /** One account's row at `ts` (the same code as `snapshot`); unknown accounts get the no-history row. */
   vector(account: string, ts: number, out: Float32Array = new Float32Array(FEATURE_COUNT)): Float32Array {
     this.advanceTo(ts);
-    const flow = emptyFlowReading();
-    const i = this.index.get(account);
-    if (i !== undefined) this.flows.read(i, ts, rateNorm(this.observedMs(ts)), flow);
-    writeRow(out, 0, this.book.snapshot(account), flow, this.rowContext(ts));
+    const i = this.state.index.get(account);
+    if (i === undefined) {
+      // nothing seen for this account: no flows, no margin state
+      this.sweep.runUnknown();
+      writeRow(out, 0, this.sweep, 0, emptyFlowReading(), this.rowContext(ts));
+      return out;
+    }
+    this.writeRows(ts, out, 1, () => i);
     return out;
   }
 
-  /** The market state of an instrument (candles, indicators), for inspection. */
-  market(symbol: string): InstrumentMarket | undefined {
-    return this.markets.get(symbol);
+  private writeRows(ts: number, out: Float32Array, rows: number, rowIndex: (r: number) => number): void {
+    const st = this.state;
+    this.sweep.run(st.book, st.mirror, rows, rowIndex, st.symbols);
+    const ctx = this.rowContext(ts);
+    const norm: RateNorm = rateNorm(this.observedMs(ts));
+    const flow = emptyFlowReading();
+    for (let r = 0; r < rows; r++) {
+      st.flows.read(rowIndex(r), ts, norm, flow);
+      writeRow(out, r * FEATURE_COUNT, this.sweep, r, flow, ctx);
+    }
   }
 
   private observedMs(ts: number): number {
-    return Number.isNaN(this.startTs) ? 0 : ts - this.startTs;
+    return Number.isNaN(this.state.startTs) ? 0 : ts - this.state.startTs;
   }
 
   private rowContext(ts: number): RowContext {
-    if (ts !== this.viewTs || this.version !== this.viewVersion) {
-      this.views.clear();
+    const st = this.state;
+    if (ts !== this.viewTs || st.version !== this.viewVersion || this.views.length !== st.markets.length) {
+      const norm = rateNorm(this.observedMs(ts));
+      this.views = st.markets.map((m) => m.view(ts, norm, emptyMarketView()));
       this.viewTs = ts;
-      this.viewVersion = this.version;
+      this.viewVersion = st.version;
     }
-    const norm = rateNorm(this.observedMs(ts));
     return {
       ts,
       coverage: 1 - Math.exp(-this.observedMs(ts) / FEATURE_PARAMS.fastTauMs),
-      market: (symbol) => {
-        let v = this.views.get(symbol);
-        if (v === undefined) {
-          const m = this.markets.get(symbol);
-          v = m ? m.view(ts, norm, emptyMarketView()) : this.neutralView;
-          this.views.set(symbol, v);
-        }
-        return v;
-      },
+      views: this.views,
     };
-  }
-
-  private slot(account: string, ts: number): number {
-    let i = this.index.get(account);
-    if (i === undefined) {
-      i = this.flows.add(ts);
-      this.index.set(account, i);
-      this.ids.push(account);
-    }
-    return i;
   }
 
   private applyNow(ev: CanonicalEvent): void {
     try {
-      this.dispatch(ev);
+      this.state.apply(ev);
     } catch (err) {
       if (!(err instanceof MarginRuleError)) throw err;
       this.stats.rejected++;
       this.stats.lastRefusal = `${ev.type} at ${ev.ts}: ${err.message}`;
       return;
     }
-    if (Number.isNaN(this.startTs)) this.startTs = ev.ts;
-    if (ev.ts > this.lastAppliedTs) this.lastAppliedTs = ev.ts;
     this.stats.applied++;
-    this.version++;
   }
-
-  /** The margin core applies first: when it refuses an event, no feature state has changed. */
-  private dispatch(ev: CanonicalEvent): void {
-    const book = this.book;
-    switch (ev.type) {
-      case 'instrument': {
-        book.apply(ev);
-        let m = this.markets.get(ev.symbol);
-        if (!m) {
-          m = new InstrumentMarket(ev.symbol);
-          this.markets.set(ev.symbol, m);
-        }
-        m.contractSize = ev.contractSize;
-        return;
-      }
-      case 'mark':
-        book.apply(ev);
-        this.markets.get(ev.symbol)!.onMark(ev.ts, ev.price);
-        return;
-      case 'trade':
-        book.apply(ev);
-        this.markets.get(ev.symbol)!.onTrade(ev.ts, ev.price, ev.qty, ev.aggressor === 'buy');
-        return;
-      case 'book':
-        book.apply(ev);
-        this.markets.get(ev.symbol)!.onBook(ev.ts, ev.bid, ev.ask, ev.bidDepth, ev.askDepth);
-        return;
-      case 'funding':
-        book.apply(ev);
-        this.markets.get(ev.symbol)!.onFunding(ev.rate);
-        return;
-      case 'order':
-        book.apply(ev);
-        this.flows.onOrder(this.slot(ev.account, ev.ts), ev.ts);
-        return;
-      case 'cancel':
-        book.apply(ev);
-        this.flows.onCancel(this.slot(ev.account, ev.ts), ev.ts);
-        return;
-      default:
-        this.applyMarginEvent(ev);
-    }
-  }
-
-  /** fill, liquidation, adl, deposit, withdrawal, bankruptcy: read the account before and after. */
-  private applyMarginEvent(ev: CanonicalEvent): void {
-    if (!('account' in ev)) return;
-    const before = this.book.snapshot(ev.account, NO_PRICES);
-    this.book.apply(ev);
-    const after = this.book.snapshot(ev.account, NO_PRICES)!;
-    const i = this.slot(ev.account, ev.ts);
-    const levChange = leverageOfMargin(after) - (before ? leverageOfMargin(before) : 0);
-    switch (ev.type) {
-      case 'fill': {
-        const c = this.book.instrument(ev.symbol)!.contractSize;
-        const usd = ev.qty * c * ev.price;
-        let doubleDown = 0;
-        let cutLoss = 0;
-        const prev = before?.positions.find((p) => p.symbol === ev.symbol);
-        if (prev && prev.upnl < 0) {
-          const adding = prev.qty > 0 === (ev.side === 'buy');
-          if (adding) doubleDown = usd;
-          else cutLoss = Math.min(ev.qty, Math.abs(prev.qty)) * c * ev.price;
-        }
-        this.flows.onFill(i, ev.ts, usd, ev.liquidity === 'taker', doubleDown, cutLoss, levChange);
-        break;
-      }
-      case 'deposit':
-        this.flows.onTransfer(i, ev.ts, ev.amount, levChange);
-        break;
-      case 'withdrawal':
-        this.flows.onTransfer(i, ev.ts, -ev.amount, levChange);
-        break;
-      case 'liquidation':
-        this.flows.onLiquidation(i, ev.ts);
-        break;
-      default:
-        break; // adl, bankruptcy: only the equity sample below
-    }
-    this.flows.sampleEquity(i, ev.ts, after.equity);
-  }
-}
-
-function leverageOfMargin(m: AccountMargin): number {
-  return leverageOf(m.notional, m.equity, m.positions.length > 0);
 }

@@ -4,8 +4,8 @@
  * neutral values. This is the only place feature values are produced, for training rows and live vectors
  * alike. Every value written is finite.
  */
-import type { AccountMargin } from '../margin/index.js';
 import type { FlowReading } from './account-flow.js';
+import type { MarginSweep } from './margin-sweep.js';
 import type { MarketView } from './market-state.js';
 import { F, FEATURE_COUNT, FEATURE_NEUTRAL, FEATURE_PARAMS as P } from './schema.js';
 
@@ -36,68 +36,89 @@ export interface RowContext {
   ts: number;
   /** 1 - exp(-observed / fast tau) */
   coverage: number;
-  /** market view of a symbol at `ts` (always defined for a declared symbol) */
-  market: (symbol: string) => MarketView;
+  /** market view at `ts` by the pipeline's instrument index */
+  views: readonly MarketView[];
 }
 
-/** Write the row of one account into `out` at `offset` (FEATURE_COUNT floats). */
+/** Write row `r` of a margin sweep (one account) into `out` at `offset` (FEATURE_COUNT floats). */
 export function writeRow(
   out: Float32Array,
   offset: number,
-  margin: AccountMargin | undefined,
+  sweep: MarginSweep,
+  r: number,
   flow: FlowReading,
   ctx: RowContext,
 ): void {
   out.set(FEATURE_NEUTRAL, offset);
   const o = offset;
-  const equity = margin ? margin.equity : 0; // USD
+  const known = sweep.known[r] === 1;
+  const equity = known ? sweep.out.equity[r]! : 0; // USD
   const eqFloor = Math.max(equity, P.equityFloorUsd); // USD
 
-  // order flow
-  out[o + F.order_rate_log1p] = Math.log1p(flow.ordersH);
-  out[o + F.cancel_rate_log1p] = Math.log1p(flow.cancelsH);
-  out[o + F.fill_rate_log1p] = Math.log1p(flow.fillsH);
-  out[o + F.cancel_fill_log_ratio] = Math.log((1 + flow.cancelsH) / (1 + flow.fillsH));
+  // order flow (log1p(0) = 0 is skipped: most accounts have no withdrawals, liquidations...)
+  const lnOrders = log1pPos(flow.ordersH);
+  const lnCancels = log1pPos(flow.cancelsH);
+  const lnFills = log1pPos(flow.fillsH);
+  out[o + F.order_rate_log1p] = lnOrders;
+  out[o + F.cancel_rate_log1p] = lnCancels;
+  out[o + F.fill_rate_log1p] = lnFills;
+  out[o + F.cancel_fill_log_ratio] = lnCancels - lnFills;
   out[o + F.taker_share] = flow.takerShare;
-  out[o + F.fill_notional_log1p] = Math.log1p(flow.fillUsdH);
-  out[o + F.turnover_log1p] = Math.log1p(flow.fillUsdH / eqFloor);
-  out[o + F.double_down_log1p] = Math.log1p(flow.doubleDownUsdH / eqFloor);
-  out[o + F.cut_loss_log1p] = Math.log1p(flow.cutLossUsdH / eqFloor);
+  out[o + F.fill_notional_log1p] = log1pPos(flow.fillUsdH);
+  out[o + F.turnover_log1p] = log1pPos(flow.fillUsdH / eqFloor);
+  out[o + F.double_down_log1p] = log1pPos(flow.doubleDownUsdH / eqFloor);
+  out[o + F.cut_loss_log1p] = log1pPos(flow.cutLossUsdH / eqFloor);
   out[o + F.leverage_change_h] = clamp(flow.levChangeH, -100, 100);
-  out[o + F.deposit_log1p_d] = Math.log1p(flow.depositUsdD / eqFloor);
-  out[o + F.withdrawal_log1p_d] = Math.log1p(flow.withdrawalUsdD / eqFloor);
+  out[o + F.deposit_log1p_d] = log1pPos(flow.depositUsdD / eqFloor);
+  out[o + F.withdrawal_log1p_d] = log1pPos(flow.withdrawalUsdD / eqFloor);
   if (Number.isNaN(flow.sinceDepositH)) out[o + F.topup_never] = 1;
   else out[o + F.since_topup_h] = Math.min(TOPUP_CAP_H, flow.sinceDepositH);
   const peak = Math.max(flow.peakEquity, equity);
   out[o + F.drawdown] = peak > 0 ? clamp(1 - equity / peak, 0, 1) : 0;
-  out[o + F.liq_rate_log1p_d] = Math.log1p(flow.liquidationsD);
+  out[o + F.liq_rate_log1p_d] = log1pPos(flow.liquidationsD);
   out[o + F.liq_recency] = Number.isNaN(flow.sinceLiqH) ? 0 : Math.exp(-flow.sinceLiqH / LIQ_RECENCY_H);
   out[o + F.flow_coverage] = ctx.coverage;
   out[o + F.fills_missing] = flow.fillsMissing ? 1 : 0;
 
   // margin
-  out[o + F.equity_log] = Math.sign(equity) * Math.log1p(Math.abs(equity));
-  if (equity <= 0 && margin) out[o + F.equity_nonpositive] = 1;
-  const positions = margin ? margin.positions : [];
-  const n = positions.length;
+  out[o + F.equity_log] = equity >= 0 ? log1pPos(equity) : -Math.log1p(-equity);
+  if (equity <= 0 && known) out[o + F.equity_nonpositive] = 1;
+  const from = sweep.posStart[r]!;
+  const n = sweep.posStart[r + 1]! - from;
   if (n === 0) {
     out[o + F.free_collateral_share] = equity > 0 ? 1 : 0;
     return;
   }
+  const mr = sweep.out.marginRatio[r]!;
+  const notional = sweep.notional[r]!;
+  const freeCollateral = equity - sweep.out.im[r]!;
   out[o + F.has_position] = 1;
   out[o + F.position_count] = Math.min(20, n);
-  const m = margin!;
-  out[o + F.margin_ratio_log] = clamp(Math.log(Math.max(m.marginRatio, 1e-300)), LN_RATIO_MIN, LN_RATIO_MAX);
-  out[o + F.leverage] = leverageOf(m.notional, equity, true);
-  out[o + F.free_collateral_share] = equity > 0 ? clamp(m.freeCollateral / equity, -1, 1) : -1;
-  out[o + F.upnl_notional] = m.notional > 0 ? clamp(m.upnl / m.notional, -1, 1) : 0;
-  writePositionFeatures(out, o, m, ctx);
+  out[o + F.margin_ratio_log] = clamp(Math.log(Math.max(mr, 1e-300)), LN_RATIO_MIN, LN_RATIO_MAX);
+  out[o + F.leverage] = leverageOf(notional, equity, true);
+  out[o + F.free_collateral_share] = equity > 0 ? clamp(freeCollateral / equity, -1, 1) : -1;
+  out[o + F.upnl_notional] = notional > 0 ? clamp(sweep.out.upnl[r]! / notional, -1, 1) : 0;
+  writePositionFeatures(out, o, sweep, r, ctx);
+}
+
+function log1pPos(x: number): number {
+  return x > 0 ? Math.log1p(x) : 0;
 }
 
 /** Per-position distances, slippage and the notional-weighted market features. */
-function writePositionFeatures(out: Float32Array, o: number, m: AccountMargin, ctx: RowContext): void {
-  const positions = m.positions;
-  const below = m.equity < m.mm; // already liquidatable: every distance is 0
+function writePositionFeatures(
+  out: Float32Array,
+  o: number,
+  sweep: MarginSweep,
+  r: number,
+  ctx: RowContext,
+): void {
+  const from = sweep.posStart[r]!;
+  const to = sweep.posStart[r + 1]!;
+  const equity = sweep.out.equity[r]!;
+  const mm = sweep.out.mm[r]!;
+  const accountNotional = sweep.notional[r]!;
+  const below = equity < mm; // already liquidatable: every distance is 0
   let distPct = DIST_PCT_CAP;
   let distSigma = DIST_SIGMA_CAP;
   let sigmaNotional = 0; // USD
@@ -125,22 +146,24 @@ function writePositionFeatures(out: Float32Array, o: number, m: AccountMargin, c
   let indMissing = 0;
   let tradesMissing = 0;
   let bookMissing = 0;
-  const equalWeights = !(m.notional > 0);
-  for (let k = 0; k < positions.length; k++) {
-    const p = positions[k]!;
-    const v = ctx.market(p.symbol);
-    const sign = p.qty > 0 ? 1 : -1;
-    const wt = equalWeights ? 1 : p.notional;
+  const equalWeights = !(accountNotional > 0);
+  for (let k = from; k < to; k++) {
+    const v = ctx.views[sweep.posInst[k]!]!;
+    const qty = sweep.posQty[k]!;
+    const posNotional = sweep.posNotional[k]!;
+    const markPrice = sweep.posMark[k]!;
+    const sign = qty > 0 ? 1 : -1;
+    const wt = equalWeights ? 1 : posNotional;
     w += wt;
-    if (p.notional > maxNotional) maxNotional = p.notional;
-    sigmaNotional += p.notional * v.sigmaH;
-    const lp = p.liquidationPrice;
+    if (posNotional > maxNotional) maxNotional = posNotional;
+    sigmaNotional += posNotional * v.sigmaH;
+    const lp = sweep.posLiq[k]!;
     if (below) {
       distPct = 0;
       distSigma = 0;
-    } else if (lp !== null && lp > 0 && p.mark > 0) {
-      distPct = Math.min(distPct, (100 * Math.abs(p.mark - lp)) / p.mark);
-      distSigma = Math.min(distSigma, Math.abs(Math.log(lp / p.mark)) / v.sigmaH);
+    } else if (lp > 0 && markPrice > 0) {
+      distPct = Math.min(distPct, (100 * Math.abs(markPrice - lp)) / markPrice);
+      distSigma = Math.min(distSigma, Math.abs(Math.log(lp / markPrice)) / v.sigmaH);
     }
     if (v.bookMissing) bookMissing = 1;
     else {
@@ -148,7 +171,7 @@ function writePositionFeatures(out: Float32Array, o: number, m: AccountMargin, c
       const halfSpread = v.spreadBps / 2;
       const bps =
         sideDepth > 0
-          ? Math.min(SLIPPAGE_CAP_BPS, halfSpread + (SLIPPAGE_BPS_PER_DEPTH * Math.abs(p.qty)) / sideDepth)
+          ? Math.min(SLIPPAGE_CAP_BPS, halfSpread + (SLIPPAGE_BPS_PER_DEPTH * Math.abs(qty)) / sideDepth)
           : SLIPPAGE_CAP_BPS;
       slip += wt * bps;
       wSlip += wt;
@@ -173,12 +196,12 @@ function writePositionFeatures(out: Float32Array, o: number, m: AccountMargin, c
     if (v.indicatorsMissing) indMissing = 1;
     if (v.tradesMissing) tradesMissing = 1;
   }
-  out[o + F.concentration] = m.notional > 0 ? maxNotional / m.notional : 1;
+  out[o + F.concentration] = accountNotional > 0 ? maxNotional / accountNotional : 1;
   out[o + F.liq_dist_pct] = clamp(distPct, 0, DIST_PCT_CAP);
   out[o + F.liq_dist_sigma] = clamp(distSigma, 0, DIST_SIGMA_CAP);
   out[o + F.buffer_sigma] =
     sigmaNotional > 0
-      ? clamp((m.equity - m.mm) / sigmaNotional, -DIST_SIGMA_CAP, DIST_SIGMA_CAP)
+      ? clamp((equity - mm) / sigmaNotional, -DIST_SIGMA_CAP, DIST_SIGMA_CAP)
       : DIST_SIGMA_CAP;
   out[o + F.liq_slippage_bps] = wSlip > 0 ? clamp(slip / wSlip, 0, SLIPPAGE_CAP_BPS) : 0;
   out[o + F.vol_fast_ann] = volFast / w;
@@ -190,10 +213,10 @@ function writePositionFeatures(out: Float32Array, o: number, m: AccountMargin, c
   out[o + F.rsi_signed] = rsi / w;
   out[o + F.ret_1h_signed] = ret / w;
   out[o + F.trade_imbalance_signed] = imb / w;
-  out[o + F.volume_log1p] = Math.log1p(volume / w);
+  out[o + F.volume_log1p] = log1pPos(volume / w);
   out[o + F.volume_surge] = surge / w;
   out[o + F.spread_bps] = spread / w;
-  out[o + F.depth_log1p] = Math.log1p(depth / w);
+  out[o + F.depth_log1p] = log1pPos(depth / w);
   out[o + F.funding_pay] = funding / w;
   out[o + F.mark_age_min] = markAge;
   out[o + F.vol_missing] = volMissing;
