@@ -3,6 +3,7 @@
  */
 import { Command } from 'commander';
 import * as accounts from './commands/accounts.js';
+import * as backtest from './commands/backtest.js';
 import * as scoreHistory from './commands/score-history.js';
 import * as start from './commands/start.js';
 import * as train from './commands/train.js';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   train.register(program);
   train.registerWorker(program);
   scoreHistory.register(program);
+  backtest.register(program);
   start.register(program);
   return program;
 }

@@ -1,0 +1,166 @@
+/**
+ * What a backtest measures, computed from the canonical events a simulated run emitted (the same events a
+ * venue would publish), so every figure can be re-derived from the history file: bad debt and how it was
+ * covered, the insurance fund's path, liquidations, early reductions (fills whose orderId carries the
+ * preempt prefix), ADL, and the liquidation cascade (peak liquidated notional per minute).
+ */
+import type { CanonicalEvent } from '../events/schema.js';
+
+/** orderId prefix of the early reductions preempt executes (set by the simulator's risk-engine hook) */
+export const REDUCTION_ORDER_PREFIX = 'preempt-';
+
+export interface RunMeasures {
+  /** USD: sum of bankruptcy deficits (insurance fund drawn + ADL + socialised loss) */
+  badDebt: number;
+  /** USD: the part the insurance fund covered */
+  insuranceDrawn: number;
+  /** USD: the part left to ADL or socialised (badDebt - insuranceDrawn) */
+  beyondInsurance: number;
+  bankruptcies: number;
+  /** accounts with at least one liquidation */
+  liquidations: number;
+  liquidationEvents: number;
+  /** USD: sum of qty * price * contractSize over liquidation events */
+  liquidatedNotional: number;
+  /** USD: the largest liquidated notional within one minute */
+  peakLiquidationPerMinute: number;
+  /** accounts with at least one early reduction */
+  reductions: number;
+  reductionFills: number;
+  /** USD: notional of early-reduction fills */
+  reducedNotional: number;
+  /** USD: fees paid on early reductions */
+  reductionFees: number;
+  adlEvents: number;
+  /** USD: notional closed by ADL */
+  adlNotional: number;
+  /** USD: insurance fund at the end */
+  insuranceFundEnd: number;
+  /** USD: lowest insurance fund balance during the run */
+  insuranceFundMin: number;
+}
+
+export class MeasureCollector {
+  private readonly contractSize = new Map<string, number>();
+  private readonly liquidated = new Set<string>();
+  private readonly reduced = new Set<string>();
+  private readonly perMinute = new Map<number, number>();
+  private readonly marks = new Map<string, number>();
+  /** USD per account: notional of its early reductions */
+  readonly reducedNotionalByAccount = new Map<string, number>();
+  /** USD per account: what its early reductions cost it (fees + slippage against the mark) */
+  readonly reductionCostByAccount = new Map<string, number>();
+  private fund: number;
+  /** [ts ms, insurance fund USD] after every change */
+  readonly fundPath: [number, number][] = [];
+  /** [minute start ms, liquidated notional USD] */
+  readonly m: RunMeasures;
+
+  constructor(initialInsuranceFund: number) {
+    this.fund = initialInsuranceFund;
+    this.m = {
+      badDebt: 0,
+      insuranceDrawn: 0,
+      beyondInsurance: 0,
+      bankruptcies: 0,
+      liquidations: 0,
+      liquidationEvents: 0,
+      liquidatedNotional: 0,
+      peakLiquidationPerMinute: 0,
+      reductions: 0,
+      reductionFills: 0,
+      reducedNotional: 0,
+      reductionFees: 0,
+      adlEvents: 0,
+      adlNotional: 0,
+      insuranceFundEnd: initialInsuranceFund,
+      insuranceFundMin: initialInsuranceFund,
+    };
+  }
+
+  get liquidatedAccounts(): ReadonlySet<string> {
+    return this.liquidated;
+  }
+
+  get reducedAccounts(): ReadonlySet<string> {
+    return this.reduced;
+  }
+
+  /** liquidated notional per minute, sorted by minute */
+  liquidationsPerMinute(): [number, number][] {
+    return [...this.perMinute.entries()].sort((a, b) => a[0] - b[0]);
+  }
+
+  private setFund(ts: number, value: number): void {
+    this.fund = value;
+    this.fundPath.push([ts, value]);
+    this.m.insuranceFundEnd = value;
+    if (value < this.m.insuranceFundMin) this.m.insuranceFundMin = value;
+  }
+
+  add(ev: CanonicalEvent): void {
+    const m = this.m;
+    switch (ev.type) {
+      case 'instrument':
+        this.contractSize.set(ev.symbol, ev.contractSize);
+        break;
+      case 'mark':
+        this.marks.set(ev.symbol, ev.price);
+        break;
+      case 'liquidation': {
+        const notional = ev.qty * ev.price * (this.contractSize.get(ev.symbol) ?? 1);
+        m.liquidationEvents++;
+        m.liquidatedNotional += notional;
+        if (!this.liquidated.has(ev.account)) {
+          this.liquidated.add(ev.account);
+          m.liquidations++;
+        }
+        const minute = Math.floor(ev.ts / 60_000) * 60_000;
+        const v = (this.perMinute.get(minute) ?? 0) + notional;
+        this.perMinute.set(minute, v);
+        if (v > m.peakLiquidationPerMinute) m.peakLiquidationPerMinute = v;
+        if (ev.fee > 0) this.setFund(ev.ts, this.fund + ev.fee);
+        break;
+      }
+      case 'bankruptcy': {
+        const covered = Math.min(ev.deficit, Math.max(0, this.fund));
+        m.bankruptcies++;
+        m.badDebt += ev.deficit;
+        m.insuranceDrawn += covered;
+        m.beyondInsurance += ev.deficit - covered;
+        this.setFund(ev.ts, this.fund - covered);
+        break;
+      }
+      case 'adl':
+        m.adlEvents++;
+        m.adlNotional += ev.qty * ev.price * (this.contractSize.get(ev.symbol) ?? 1);
+        break;
+      case 'fill':
+        if (ev.orderId?.startsWith(REDUCTION_ORDER_PREFIX)) {
+          const cs = this.contractSize.get(ev.symbol) ?? 1;
+          const notional = ev.qty * ev.price * cs;
+          const mark = this.marks.get(ev.symbol) ?? ev.price;
+          // selling below / buying above the mark is the slippage the account paid
+          const slippage = (ev.side === 'sell' ? mark - ev.price : ev.price - mark) * ev.qty * cs;
+          m.reductionFills++;
+          m.reducedNotional += notional;
+          m.reductionFees += ev.fee;
+          this.reducedNotionalByAccount.set(
+            ev.account,
+            (this.reducedNotionalByAccount.get(ev.account) ?? 0) + notional,
+          );
+          this.reductionCostByAccount.set(
+            ev.account,
+            (this.reductionCostByAccount.get(ev.account) ?? 0) + ev.fee + slippage,
+          );
+          if (!this.reduced.has(ev.account)) {
+            this.reduced.add(ev.account);
+            m.reductions++;
+          }
+        }
+        break;
+      default:
+        break;
+    }
+  }
+}

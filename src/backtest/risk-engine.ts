@@ -1,0 +1,79 @@
+/**
+ * The risk engine a backtest plugs into the simulator: the live path of the service in simulated time.
+ * Every simulated minute it snapshots the feature pipeline (fed the same events the venue emitted), scores
+ * every account holding a position, runs the margin core's `decide` with that pd, the market's volatility
+ * and visible depth, and hands the REDUCE orders to the venue. LIQUIDATE stays the venue's own business.
+ */
+import { FeaturePipeline } from '../features/pipeline.js';
+import { decide, type PolicyConfig, type PolicyMemory } from '../margin/index.js';
+import type { PdScorer } from '../model/types.js';
+import type { EarlyReduction, RiskEngine, RiskEngineContext } from '../sim/venue/types.js';
+
+export type PdSource =
+  | { kind: 'model'; scorer: PdScorer }
+  | { kind: 'margin-ratio'; threshold: number }
+  /** a fixed pd for every account (tests: pd 0 must reproduce liquidation-only) */
+  | { kind: 'constant'; pd: number };
+
+export interface EngineObservation {
+  ts: number; // ms
+  accounts: string[];
+  pd: Float32Array;
+}
+
+export interface PreemptEngine {
+  pipeline: FeaturePipeline;
+  engine: RiskEngine;
+  /** reductions decided so far (orders handed to the venue) */
+  decisions: number;
+}
+
+export function createRiskEngine(
+  source: PdSource,
+  policy: PolicyConfig,
+  observe?: (o: EngineObservation) => void,
+): PreemptEngine {
+  const pipeline = new FeaturePipeline();
+  const memory = new Map<string, PolicyMemory>();
+  const state: PreemptEngine = { pipeline, decisions: 0, engine: async () => [] };
+  state.engine = async (ctx: RiskEngineContext): Promise<readonly EarlyReduction[]> => {
+    const snap = pipeline.snapshot(ctx.ts, { onlyWithPosition: true });
+    if (snap.rows === 0) return [];
+    let pd: Float32Array;
+    if (source.kind === 'model') pd = await source.scorer.score(snap.matrix, snap.rows);
+    else pd = new Float32Array(snap.rows);
+    const sigma1h: Record<string, number> = {};
+    const depth: Record<string, { bidDepth: number; askDepth: number }> = {};
+    for (const m of ctx.market) {
+      sigma1h[m.symbol] = m.sigma1h;
+      depth[m.symbol] = { bidDepth: m.bidDepth, askDepth: m.askDepth };
+    }
+    const out: EarlyReduction[] = [];
+    for (let r = 0; r < snap.rows; r++) {
+      const account = snap.accounts[r] as string;
+      const margin = ctx.book.snapshot(account);
+      if (!margin || margin.positions.length === 0) continue;
+      if (source.kind === 'constant') pd[r] = source.pd;
+      else if (source.kind === 'margin-ratio') pd[r] = margin.marginRatio < source.threshold ? 1 : 0;
+      const { decision, memory: next } = decide(
+        {
+          margin,
+          instruments: ctx.book,
+          pd: pd[r] as number,
+          now: ctx.ts,
+          memory: memory.get(account),
+          sigma1h,
+          depth,
+        },
+        policy,
+      );
+      memory.set(account, next);
+      if (decision.action !== 'REDUCE') continue;
+      state.decisions++;
+      for (const o of decision.orders) out.push({ account, symbol: o.symbol, qty: o.qty });
+    }
+    observe?.({ ts: ctx.ts, accounts: snap.accounts, pd });
+    return out;
+  };
+  return state;
+}
