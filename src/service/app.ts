@@ -13,6 +13,7 @@ import type { AppEnv } from './api/env.js';
 import { eventsRoute } from './api/events.js';
 import { modelRoutes } from './api/model.js';
 import { buildOpenApi, docsPage } from './api/openapi.js';
+import { queuesRoute } from './api/queues.js';
 import { riskRoutes } from './api/risk.js';
 import type { AnyRoute } from './api/route.js';
 import { defineRoute } from './api/route.js';
@@ -24,6 +25,7 @@ import type { ServiceConfig } from './config.js';
 import { errorResponse, makeOnError, ServiceError } from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { ModelHolder } from './model/holder.js';
+import type { ActionProducer } from './queue/producer.js';
 import { AuditLog } from './state/audit.js';
 import { keyspace } from './state/keys.js';
 import { RiskStore } from './state/risk-store.js';
@@ -38,6 +40,8 @@ export interface AppDeps {
   metrics: ServiceMetrics;
   log: Logger;
   featurize?: HistoryFeaturizer;
+  /** the execution queues, for `/v1/queues` and the queue-depth metric */
+  queues?: ActionProducer;
   /** mount extra (admin) routes, e.g. the queue dashboard */
   extend?: (app: Hono<AppEnv>) => void;
 }
@@ -153,8 +157,16 @@ export function createApp(deps: AppDeps): ServiceApp {
         scope: null,
         responses: { 200: { description: 'text exposition format', contentType: 'text/plain' } },
       },
-      async (c) =>
-        c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }),
+      async (c) => {
+        if (deps.queues) {
+          const depths = await deps.queues.depths().catch(() => undefined);
+          for (const [queue, counts] of Object.entries(depths ?? {}))
+            for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue, state }, n);
+        }
+        return c.body(await metrics.registry.metrics(), 200, {
+          'Content-Type': metrics.registry.contentType,
+        });
+      },
     ),
   ];
   const api: AnyRoute[] = [
@@ -163,6 +175,7 @@ export function createApp(deps: AppDeps): ServiceApp {
     scoreRoute(model, metrics, deps.featurize),
     ...modelRoutes(model, redis, keys),
     actionsRoute(audit),
+    ...(deps.queues ? [queuesRoute(deps.queues)] : []),
   ];
   const docs: AnyRoute[] = [
     defineRoute(

@@ -3,12 +3,16 @@
  * and a tiny deterministic PdScorer (a logistic function of one feature) standing in for the model.
  */
 import { pino } from 'pino';
+import { FEATURE_NAMES, FEATURE_SCHEMA_HASH } from '../../src/features/schema.js';
 import type { FeatureContribution, ModelInfo, PdScorer } from '../../src/model/types.js';
 import { createApp, type ServiceApp } from '../../src/service/app.js';
 import { type KeyRecord, KeyStore, mintKey, type Scope } from '../../src/service/auth/keys.js';
 import { configFor, type ServiceConfig } from '../../src/service/config.js';
 import { createMetrics, type ServiceMetrics } from '../../src/service/metrics.js';
 import { ModelHolder, type ScorerLoader } from '../../src/service/model/holder.js';
+import { ActionProducer } from '../../src/service/queue/producer.js';
+import { startWorker, type WorkerHandle } from '../../src/service/runtime.js';
+import { keyspace } from '../../src/service/state/keys.js';
 import { connectRedis } from '../../src/service/state/redis.js';
 import { connect, deletePrefix, freshPrefix, redisUrl } from '../helpers/redis.js';
 
@@ -21,13 +25,14 @@ export function logisticScorer(
   k = 4,
   x0 = 1.5,
   version = 'test@1',
+  schemaHash = 'test-schema',
 ): PdScorer {
   const col = featureNames.indexOf(feature);
   if (col < 0) throw new Error(`no feature ${feature}`);
   const width = featureNames.length;
   const info: ModelInfo = {
     version,
-    schemaHash: 'test-schema',
+    schemaHash,
     horizonMs: 3_600_000,
     backend: 'cpu',
     featureNames,
@@ -49,6 +54,10 @@ export function logisticScorer(
   };
 }
 
+/** The test double of the model: pd from the margin-ratio feature of the real schema (pd 0.5 at ratio 3). */
+export const testModelLoader: ScorerLoader = async () =>
+  logisticScorer(FEATURE_NAMES, 'margin_ratio_log', 4, Math.log(3), 'test@1', FEATURE_SCHEMA_HASH);
+
 export interface Harness {
   prefix: string;
   config: ServiceConfig;
@@ -57,6 +66,8 @@ export interface Harness {
   model: ModelHolder;
   keys: Record<Scope | 'all', string>;
   keyRecords: KeyRecord[];
+  /** evaluator + execution workers, when asked for */
+  worker: WorkerHandle | undefined;
   /** authorised JSON request through app.request() */
   call(
     method: string,
@@ -68,7 +79,7 @@ export interface Harness {
 
 export async function makeHarness(
   label: string,
-  opts: { env?: Record<string, string | number>; loader?: ScorerLoader } = {},
+  opts: { env?: Record<string, string | number>; loader?: ScorerLoader; worker?: boolean } = {},
 ): Promise<Harness> {
   const prefix = freshPrefix(label);
   const config = configFor({ PREEMPT_PREFIX: prefix, REDIS_URL: redisUrl(), ...(opts.env ?? {}) });
@@ -81,11 +92,19 @@ export async function makeHarness(
   };
   const keyStore = KeyStore.fromRecords(Object.values(minted).map((m) => m.record));
   const metrics = createMetrics();
-  const loader: ScorerLoader =
-    opts.loader ?? (async () => logisticScorer(['margin_ratio', 'other'], 'margin_ratio'));
+  const loader: ScorerLoader = opts.loader ?? testModelLoader;
   const model = new ModelHolder('models/test', loader, silent);
   await model.reload();
-  const service = createApp({ config, redis, keys: keyStore, model, metrics, log: silent });
+  const queues = new ActionProducer(redis, keyspace(prefix), { attempts: 3, backoffMs: 10 });
+  const service = createApp({ config, redis, keys: keyStore, model, metrics, log: silent, queues });
+  const worker = opts.worker
+    ? await startWorker(config, {
+        log: silent,
+        metrics,
+        model,
+        tuning: { blockMs: 100, lockDurationMs: 2000, stalledIntervalMs: 1000 },
+      })
+    : undefined;
   const keys = Object.fromEntries(Object.entries(minted).map(([k, v]) => [k, v.key])) as Harness['keys'];
   return {
     prefix,
@@ -106,7 +125,10 @@ export async function makeHarness(
       if (body !== undefined) headers['content-type'] = o.contentType ?? 'application/json';
       return Promise.resolve(service.app.request(path, { method, headers, body }));
     },
+    worker,
     async close() {
+      await worker?.close();
+      await queues.close();
       await model.close();
       const admin = connect();
       await deletePrefix(admin, prefix);

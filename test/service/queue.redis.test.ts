@@ -14,6 +14,7 @@ import { AuditLog } from '../../src/service/state/audit.js';
 import { decodeEntry } from '../../src/service/state/event-log.js';
 import { type Keyspace, keyspace } from '../../src/service/state/keys.js';
 import { createRedis } from '../../src/service/state/redis.js';
+import { RiskStore } from '../../src/service/state/risk-store.js';
 import { SimulatedVenue } from '../../src/service/venue/simulated.js';
 import {
   type ExecutionRequest,
@@ -52,7 +53,7 @@ function sampleJob(
     account,
     epoch,
     decidedAt: 1_700_000_000_000 + epoch,
-    orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 2, notional: 200 }],
+    orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 2, notional: 200, positionQty: 10 }],
     market: {
       'BTC-PERP': {
         mark: 100,
@@ -116,6 +117,7 @@ function workers(
     connection: conn,
     redis,
     keys,
+    store: new RiskStore(redis, keys, 1, 0.01),
     venue,
     audit: new AuditLog(redis, keys),
     metrics,
@@ -177,6 +179,58 @@ describe('execution queues', () => {
     if (ev?.type !== 'liquidation') return;
     expect(ev.fee).toBeCloseTo(ev.qty * ev.price * 0.005, 9);
     expect(ev.price).toBeLessThan(99.9); // sold below the bid: spread plus impact
+  });
+
+  it('jobs of one epoch together never close more than the position they saw (reduce-only)', async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 10 });
+    await redis.sadd(keys.instruments, 'BTC-PERP');
+    const reduce = sampleJob('h', 4);
+    reduce.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 6, notional: 600, positionQty: 10 }];
+    const liquidate = sampleJob('h', 4, 'liquidate');
+    liquidate.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 10, notional: 1000, positionQty: 10 }];
+    await producer.enqueue(reduce);
+    await producer.enqueue(liquidate);
+    workers(new SimulatedVenue());
+    const events = await eventually(streamEvents, (e) => e.length === 2, 'both executions');
+    const sold = events.reduce((s, e) => s + (e && 'qty' in e ? e.qty : 0), 0);
+    expect(sold).toBeCloseTo(10, 9);
+    expect(events.map((e) => e?.type).sort()).toEqual(['fill', 'liquidation']);
+  });
+
+  it("a job older than the account's current epoch is skipped as stale", async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 10 });
+    const store = new RiskStore(redis, keys, 1, 0.01);
+    const view = {
+      account: 'i',
+      pd: 0.5,
+      marginRatio: 2,
+      equity: 1,
+      mm: 1,
+      im: 1,
+      freeCollateral: 0,
+      decision: 'WATCH' as const,
+      reasons: [],
+      reductions: [],
+      positions: [],
+      topFeatures: [],
+      modelVersion: null,
+      epoch: 9,
+      asOf: 1,
+      evaluatedAt: 1,
+    };
+    await store.write(0, [view]);
+    await producer.enqueue(sampleJob('i', 8));
+    const venue = new CountingVenue();
+    workers(venue);
+    const q = producer.queues.deleverage;
+    await eventually(
+      () => q.getJobCounts('completed'),
+      (c) => c.completed === 1,
+      'completion',
+    );
+    expect(venue.calls).toEqual([]);
+    const job = await q.getJob(jobIdFor('deleverage', 'i', 8));
+    expect(String(job?.returnvalue?.skipped)).toMatch(/stale/);
   });
 
   it('transient venue errors are retried with backoff until they succeed', async () => {
@@ -283,6 +337,7 @@ describe('Redis down', () => {
       connection: waitConn,
       redis: recConn,
       keys: keyspace('down'),
+      store: new RiskStore(recConn, keyspace('down'), 1, 0.01),
       venue,
       audit: new AuditLog(recConn, keyspace('down')),
       metrics,

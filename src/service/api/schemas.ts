@@ -59,6 +59,8 @@ export const RiskViewSchema = z.object({
     .array(ContributionSchema)
     .describe('features that pushed the pd up most (non-healthy accounts)'),
   modelVersion: z.string().nullable(),
+  /** the account's position version: decisions at one epoch share one job per queue */
+  epoch: z.number().int(),
   asOf: z.number().int().describe('epoch ms of the last event applied'),
   evaluatedAt: z.number().int().describe('epoch ms (wall clock) of the evaluation'),
 });

@@ -29,6 +29,8 @@ export const OrderSchema = z.object({
   side: z.enum(['buy', 'sell']),
   qty: positive, // contracts
   notional: finite, // USD at the mark
+  /** contracts, signed: the position this order reduces, at the decision's epoch */
+  positionQty: finite,
 });
 
 export const ExecutionJobSchema = z.object({

@@ -15,6 +15,8 @@ import type { AuditLog } from '../state/audit.js';
 import { appendEvents } from '../state/event-log.js';
 import type { Keyspace } from '../state/keys.js';
 import { readMarket } from '../state/market.js';
+import { Reservations } from '../state/reservations.js';
+import type { RiskStore } from '../state/risk-store.js';
 import { type ExecutionVenue, VenueRejectedError } from '../venue/types.js';
 import {
   type ExecutionJob,
@@ -32,6 +34,8 @@ export interface WorkerDeps {
   /** for recording fills and audit entries */
   redis: Redis;
   keys: Keyspace;
+  /** the evaluators' latest views: a job older than the account's current epoch is stale */
+  store: RiskStore;
   venue: ExecutionVenue;
   audit: AuditLog;
   metrics: ServiceMetrics;
@@ -44,6 +48,8 @@ export interface WorkerDeps {
 }
 
 export interface JobOutcome {
+  /** why nothing was executed (stale decision, position already closed by another job of the epoch) */
+  skipped?: string;
   venue: string;
   fills: number;
   /** USD */
@@ -65,7 +71,26 @@ export function makeProcessor(deps: WorkerDeps) {
     const expectedId = jobIdFor(data.kind, data.account, data.epoch);
     if (job.id !== expectedId)
       throw new UnrecoverableError(`job id ${job.id} does not match its payload (${expectedId})`);
-    const symbols = [...new Set(data.orders.map((o) => o.symbol))];
+    const current = (await deps.store.get(data.account))?.epoch;
+    if (current !== undefined && current > data.epoch)
+      return skip(
+        deps,
+        data,
+        expectedId,
+        `stale: the position changed since (epoch ${current} > ${data.epoch})`,
+      );
+    const grants = await new Reservations(deps.redis, deps.keys).reserve(
+      data.account,
+      data.epoch,
+      expectedId,
+      data.orders.map((o) => ({ symbol: o.symbol, qty: o.qty, cap: Math.abs(o.positionQty) })),
+    );
+    const orders = data.orders
+      .map((o, i) => ({ symbol: o.symbol, side: o.side, qty: grants[i] ?? 0 }))
+      .filter((o) => o.qty > MIN_QTY);
+    if (orders.length === 0)
+      return skip(deps, data, expectedId, 'the position of this epoch is already closed by another job');
+    const symbols = [...new Set(orders.map((o) => o.symbol))];
     const latest = await readMarket(deps.redis, deps.keys, symbols);
     const market = { ...data.market };
     let eventTime = data.decidedAt;
@@ -79,7 +104,7 @@ export function makeProcessor(deps: WorkerDeps) {
         idempotencyKey: expectedId,
         kind: data.kind,
         account: data.account,
-        orders: data.orders.map(({ symbol, side, qty }) => ({ symbol, side, qty })),
+        orders,
         decidedAt: eventTime,
         market,
       });
@@ -131,6 +156,7 @@ export function makeProcessor(deps: WorkerDeps) {
       venue: result.venue,
       reference: result.reference ?? null,
       orders: data.orders,
+      granted: orders,
       fills: result.fills,
       notional,
       before: { equity: data.decision.equity, mm: data.decision.mm, marginRatio: data.decision.marginRatio },
@@ -140,6 +166,19 @@ export function makeProcessor(deps: WorkerDeps) {
     if (result.reference) out.reference = result.reference;
     return out;
   };
+}
+
+/** contracts: grants below this are float dust, not an order */
+const MIN_QTY = 1e-9;
+
+async function skip(deps: WorkerDeps, data: ExecutionJob, jobId: string, why: string): Promise<JobOutcome> {
+  await deps.audit.append('execution', data.account, jobId, {
+    kind: data.kind,
+    epoch: data.epoch,
+    skipped: why,
+    orders: data.orders,
+  });
+  return { skipped: why, venue: deps.venue.name, fills: 0, notional: 0 };
 }
 
 export interface ExecutionWorkers {
@@ -179,6 +218,15 @@ export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
       );
       if (final && job) {
         const data = job.data as Partial<ExecutionJob>;
+        if (typeof data.account === 'string' && typeof data.epoch === 'number' && Array.isArray(data.orders))
+          void new Reservations(deps.redis, deps.keys)
+            .release(
+              data.account,
+              data.epoch,
+              job.id ?? '',
+              data.orders.map((o) => String(o.symbol)),
+            )
+            .catch(() => {});
         void deps.audit
           .append('failure', String(data.account ?? ''), job.id ?? '', {
             kind,

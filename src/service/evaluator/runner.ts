@@ -1,0 +1,403 @@
+/**
+ * The evaluation loop of one shard: consume the event log through the shard's consumer group, apply
+ * each entry exactly once to the in-memory state, re-evaluate on every mark the shard's accounts holding
+ * that instrument (features -> pd -> policy), then write the results (risk views, at-risk set, market
+ * inputs), enqueue jobs for LIQUIDATE / REDUCE and acknowledge. One step at a time (never overlapping);
+ * results that fail to write stay in an outbox and are retried before anything new is read. On start it
+ * rebuilds its state by replaying the log (entries a dead evaluator left unacknowledged are re-processed
+ * with their effects; job ids make that safe).
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { FEATURE_COUNT } from '../../features/schema.js';
+import type { PolicyConfig } from '../../margin/index.js';
+import type { FeatureContribution } from '../../model/types.js';
+import type { RiskView } from '../api/schemas.js';
+import type { ServiceMetrics } from '../metrics.js';
+import type { ModelHolder } from '../model/holder.js';
+import { type ExecutionJob, jobIdOfEvent } from '../queue/job.js';
+import type { ActionProducer } from '../queue/producer.js';
+import type { AuditLog } from '../state/audit.js';
+import { decodeEntry } from '../state/event-log.js';
+import type { Keyspace } from '../state/keys.js';
+import { type MarketRecord, writeMarket } from '../state/market.js';
+import type { RiskStore } from '../state/risk-store.js';
+import { type Evaluation, ShardState } from './shard-state.js';
+import { executionJob, riskView } from './views.js';
+
+export interface RunnerDeps {
+  /** dedicated to the blocking reads ('wait' role) */
+  reader: Redis;
+  /** writes ('fail-fast': a failed write is retried by the loop) */
+  redis: Redis;
+  keys: Keyspace;
+  shard: number;
+  shards: number;
+  consumer: string;
+  batch: number;
+  policy: PolicyConfig;
+  model: ModelHolder;
+  producer: ActionProducer;
+  store: RiskStore;
+  audit: AuditLog;
+  metrics: ServiceMetrics;
+  log: Logger;
+  /** ms a read blocks waiting for entries (bounds shutdown latency) */
+  blockMs?: number;
+  /** features listed per non-healthy account */
+  explainTop?: number;
+  /** accounts explained per evaluation (highest pd first); explaining costs a batch per account */
+  explainCap?: number;
+}
+
+type Entry = [id: string, fields: string[]];
+
+interface Outbox {
+  views: Map<string, RiskView>;
+  jobs: ExecutionJob[];
+  audits: { kind: 'settled'; account: string; jobId: string; data: Record<string, unknown> }[];
+  market: Map<string, MarketRecord>;
+  acks: string[];
+}
+
+const emptyOutbox = (): Outbox => ({ views: new Map(), jobs: [], audits: [], market: new Map(), acks: [] });
+
+/** Compare two stream ids (`ms-seq`). */
+export function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
+
+export interface RunnerStatus {
+  shard: number;
+  consumer: string;
+  lastEntryId: string;
+  /** ms from an entry's append to the end of its evaluation step (last step) */
+  lagMs: number;
+  /** ms (wall clock) of the last completed step */
+  lastStepAt: number;
+  steps: number;
+}
+
+export class ShardRunner {
+  state: ShardState;
+  private lastApplied = '0-0';
+  private outbox = emptyOutbox();
+  private readonly dirty = new Set<string>();
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private lagMs = 0;
+  private lastStepAt = 0;
+  private steps = 0;
+
+  constructor(private readonly d: RunnerDeps) {
+    this.state = new ShardState(d.shard, d.shards, d.policy);
+  }
+
+  private get group(): string {
+    return this.d.keys.shardGroup(this.d.shard);
+  }
+
+  status(): RunnerStatus {
+    return {
+      shard: this.d.shard,
+      consumer: this.d.consumer,
+      lastEntryId: this.lastApplied,
+      lagMs: this.lagMs,
+      lastStepAt: this.lastStepAt,
+      steps: this.steps,
+    };
+  }
+
+  /**
+   * Rebuild from the log, then run the loop, in the background; resolves once rebuilt. A rebuild that
+   * fails (Redis away) starts over from an empty state until it succeeds or the runner is stopped.
+   */
+  start(): Promise<void> {
+    let rebuilt: () => void = () => {};
+    const ready = new Promise<void>((r) => {
+      rebuilt = r;
+    });
+    this.loop = (async () => {
+      for (let attempt = 1; !this.stopping; attempt++) {
+        try {
+          await this.rebuild();
+          break;
+        } catch (e) {
+          this.d.log.warn(
+            { shard: this.d.shard, err: (e as Error).message, attempt },
+            'rebuild failed; retrying',
+          );
+          this.state = new ShardState(this.d.shard, this.d.shards, this.d.policy);
+          this.lastApplied = '0-0';
+          this.outbox = emptyOutbox();
+          this.dirty.clear();
+          await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 3000)));
+        }
+      }
+      rebuilt();
+      await this.run();
+    })();
+    return ready;
+  }
+
+  /** Finish the current step (results flushed, entries acknowledged), then stop. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.loop;
+  }
+
+  private async rebuild(): Promise<void> {
+    const { redis, keys } = this.d;
+    try {
+      await redis.xgroup('CREATE', keys.stream, this.group, '0', 'MKSTREAM');
+    } catch (e) {
+      if (!String((e as Error).message).includes('BUSYGROUP')) throw e;
+    }
+    const groups = (await redis.xinfo('GROUPS', keys.stream)) as unknown[][];
+    let lastDelivered = '0-0';
+    for (const g of groups) {
+      const m = new Map<string, unknown>();
+      for (let i = 0; i + 1 < g.length; i += 2) m.set(String(g[i]), g[i + 1]);
+      if (m.get('name') === this.group) lastDelivered = String(m.get('last-delivered-id'));
+    }
+    if (lastDelivered === '0-0') return;
+    const pending = new Set(
+      ((await redis.xpending(keys.stream, this.group, '-', '+', 1_000_000)) as [string, ...unknown[]][]).map(
+        (p) => p[0],
+      ),
+    );
+    let start = '-';
+    for (;;) {
+      if (this.stopping) return;
+      const page = (await redis.xrange(keys.stream, start, lastDelivered, 'COUNT', 2000)) as Entry[];
+      for (const [id, fields] of page) {
+        const effects = pending.has(id);
+        await this.process(id, fields, effects);
+        if (effects) this.outbox.acks.push(id);
+      }
+      const last = page[page.length - 1];
+      if (page.length < 2000 || !last) break;
+      start = `(${last[0]}`;
+    }
+    await this.finishBatch();
+    await this.flush();
+    this.d.log.info(
+      { shard: this.d.shard, lastEntryId: this.lastApplied, reprocessed: pending.size },
+      'evaluator state rebuilt from the log',
+    );
+  }
+
+  private async run(): Promise<void> {
+    const { reader, keys, batch, log } = this.d;
+    let failures = 0;
+    while (!this.stopping) {
+      try {
+        if (this.outboxPending()) {
+          await this.flush();
+          continue;
+        }
+        const res = (await reader.xreadgroup(
+          'GROUP',
+          this.group,
+          this.d.consumer,
+          'COUNT',
+          batch,
+          'BLOCK',
+          this.d.blockMs ?? 1000,
+          'STREAMS',
+          keys.stream,
+          '>',
+        )) as [string, Entry[]][] | null;
+        const entries = res?.[0]?.[1] ?? [];
+        if (entries.length === 0) continue;
+        const t0 = performance.now();
+        for (const [id, fields] of entries) {
+          await this.process(id, fields, true);
+          this.outbox.acks.push(id);
+        }
+        await this.finishBatch();
+        await this.flush();
+        const last = entries[entries.length - 1]?.[0] ?? '0-0';
+        this.lagMs = Math.max(0, Date.now() - Number(last.split('-')[0]));
+        this.lastStepAt = Date.now();
+        this.steps++;
+        this.d.metrics.evalDuration.observe({ shard: String(this.d.shard) }, (performance.now() - t0) / 1000);
+        this.d.metrics.evalLag.set({ shard: String(this.d.shard) }, this.lagMs / 1000);
+        failures = 0;
+      } catch (e) {
+        failures++;
+        log.warn(
+          { shard: this.d.shard, err: (e as Error).message, failures },
+          'evaluation step failed; retrying',
+        );
+        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** Math.min(failures, 5), 3000)));
+      }
+    }
+  }
+
+  private outboxPending(): boolean {
+    const o = this.outbox;
+    return o.views.size + o.jobs.length + o.audits.length + o.market.size + o.acks.length > 0;
+  }
+
+  /** Apply one entry (exactly once: entries at or before the last applied are skipped). */
+  private async process(id: string, fields: string[], effects: boolean): Promise<void> {
+    if (compareIds(id, this.lastApplied) <= 0) return;
+    this.lastApplied = id;
+    const ev = decodeEntry(fields);
+    if (!ev) return;
+    const r = this.state.apply(ev);
+    const shard = String(this.d.shard);
+    if (r.kind === 'foreign') return;
+    if (r.kind === 'refused') {
+      this.d.metrics.eventsRefused.inc({ shard, code: r.reason });
+      this.d.log.debug({ shard, entry: id, reason: r.reason, detail: r.detail }, 'event refused');
+      return;
+    }
+    this.d.metrics.eventsApplied.inc({ shard });
+    if ('symbol' in ev && (ev.type === 'mark' || ev.type === 'book' || ev.type === 'instrument') && effects) {
+      const input = this.state.marketInput(ev.symbol);
+      if (input) this.outbox.market.set(ev.symbol, { input, ts: this.state.clock });
+    }
+    if (r.account !== undefined) {
+      this.dirty.add(r.account);
+      const jobId = jobIdOfEvent(ev.id);
+      if (effects && jobId) {
+        const m = this.state.pipeline.book.snapshot(r.account);
+        this.outbox.audits.push({
+          kind: 'settled',
+          account: r.account,
+          jobId,
+          data: {
+            eventId: ev.id,
+            type: ev.type,
+            after: m
+              ? {
+                  equity: m.equity,
+                  mm: m.mm,
+                  im: m.im,
+                  marginRatio: Number.isFinite(m.marginRatio) ? m.marginRatio : null,
+                }
+              : null,
+          },
+        });
+      }
+    }
+    if (r.markSymbol !== undefined)
+      await this.evaluate(this.state.holders(r.markSymbol), ev.ts, effects, true);
+  }
+
+  /** Accounts whose own events arrived since their last evaluation get a fresh (preview) view. */
+  private async finishBatch(): Promise<void> {
+    if (this.dirty.size === 0) return;
+    const accounts = [...this.dirty].sort();
+    this.dirty.clear();
+    if (Number.isFinite(this.state.clock)) await this.evaluate(accounts, this.state.clock, true, false);
+  }
+
+  private async score(
+    matrix: Float32Array,
+    rows: number,
+  ): Promise<{
+    pds: (number | null)[];
+    version: string | null;
+    explain?: (row: Float32Array, top: number) => Promise<FeatureContribution[]>;
+  }> {
+    const r = await this.d.model.use(async (scorer) => {
+      if (scorer.info.featureNames.length !== FEATURE_COUNT) return undefined;
+      const pd = await scorer.score(matrix, rows);
+      return {
+        pds: Array.from(pd, (x) => (Number.isFinite(x) ? x : null)),
+        version: scorer.info.version,
+        explain: (row: Float32Array, top: number) => scorer.explain(row, top),
+      };
+    });
+    if (r) this.d.metrics.scoresComputed.inc({ source: 'evaluator' }, rows);
+    return r ?? { pds: new Array<number | null>(rows).fill(null), version: null };
+  }
+
+  /** Features -> pd -> policy for `accounts` at `ts`; `commit` = a real decision (on a mark). */
+  private async evaluate(accounts: string[], ts: number, effects: boolean, commit: boolean): Promise<void> {
+    if (accounts.length === 0) return;
+    const matrix = this.state.features(accounts, ts);
+    const scored = await this.score(matrix, accounts.length);
+    const evals = this.state.decide(accounts, scored.pds, ts, commit);
+    for (const a of accounts) if (commit) this.dirty.delete(a);
+    if (!effects) return;
+    const now = Date.now();
+    const explainable: { e: Evaluation; row: number; pd: number }[] = [];
+    const rowOf = new Map(accounts.map((a, i) => [a, i]));
+    for (const e of evals) {
+      const row = rowOf.get(e.account) ?? 0;
+      const pd = scored.pds[row] ?? null;
+      const view = riskView(e, pd, [], scored.version, ts, now);
+      this.outbox.views.set(e.account, view);
+      if (pd !== null) this.d.metrics.pd.observe(pd);
+      if (commit) {
+        this.d.metrics.decisions.inc({ decision: e.decision.action });
+        const job = executionJob(e, (s) => this.state.marketInput(s), scored.version);
+        if (job) this.outbox.jobs.push(job);
+      }
+      if (pd !== null && e.decision.action !== 'HEALTHY') explainable.push({ e, row, pd });
+    }
+    if (scored.explain && explainable.length > 0) {
+      explainable.sort((a, b) => b.pd - a.pd);
+      for (const x of explainable.slice(0, this.d.explainCap ?? 256)) {
+        const top = await scored.explain(
+          matrix.subarray(x.row * FEATURE_COUNT, (x.row + 1) * FEATURE_COUNT),
+          this.d.explainTop ?? 5,
+        );
+        const view = this.outbox.views.get(x.e.account);
+        if (view) view.topFeatures = top;
+      }
+    }
+  }
+
+  /** Write everything the outbox holds; what fails stays for the next attempt. */
+  private async flush(): Promise<void> {
+    const o = this.outbox;
+    const { redis, keys, store, producer, audit, metrics } = this.d;
+    if (o.views.size > 0) {
+      await store.write(this.d.shard, [...o.views.values()]);
+      o.views.clear();
+    }
+    while (o.jobs.length > 0) {
+      const job = o.jobs[0] as ExecutionJob;
+      const r = await producer.enqueue(job);
+      if (r.created) {
+        metrics.jobsEnqueued.inc({ queue: job.kind });
+        await audit.append('decision', job.account, r.jobId, {
+          kind: job.kind,
+          epoch: job.epoch,
+          decidedAt: job.decidedAt,
+          decision: job.decision,
+          orders: job.orders,
+          market: job.market,
+          modelVersion: job.modelVersion,
+        });
+      }
+      o.jobs.shift();
+    }
+    while (o.audits.length > 0) {
+      const a = o.audits[0] as Outbox['audits'][number];
+      await audit.append(a.kind, a.account, a.jobId, a.data);
+      o.audits.shift();
+    }
+    if (o.market.size > 0) {
+      await writeMarket(redis, keys, o.market);
+      o.market.clear();
+    }
+    if (o.acks.length > 0) {
+      await redis.xack(keys.stream, this.group, ...o.acks);
+      o.acks = [];
+      await redis.hset(keys.shardStatus(this.d.shard), {
+        lastEntryId: this.lastApplied,
+        clock: String(this.state.clock),
+        consumer: this.d.consumer,
+        updatedAt: String(Date.now()),
+      });
+    }
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * One evaluator shard's in-memory state: the feature pipeline (which drives its own MarginBook) over
+ * every market event and the account events of the shard's accounts, the policy memory per account and
+ * the decision epoch (the account's position version). No I/O: the runner feeds it stream entries in
+ * order, scores the rows it builds, and asks it for decisions. Replaying the same entries gives the
+ * same state and the same decisions.
+ */
+import type { CanonicalEvent } from '../../events/schema.js';
+import { rateNorm } from '../../features/account-flow.js';
+import { emptyMarketView } from '../../features/market-state.js';
+import { FeaturePipeline } from '../../features/pipeline.js';
+import { FEATURE_COUNT } from '../../features/schema.js';
+import {
+  type AccountMargin,
+  type Decision,
+  type DepthView,
+  decide,
+  type PolicyConfig,
+  type PolicyMemory,
+} from '../../margin/index.js';
+import type { MarketInput } from '../queue/job.js';
+import { shardOf } from '../state/keys.js';
+
+export type ApplyResult =
+  | { kind: 'applied'; account?: string; markSymbol?: string; restamped: boolean }
+  | { kind: 'foreign' }
+  | { kind: 'refused'; reason: 'late' | 'invalid' | 'rejected' | 'duplicate'; detail: string };
+
+export interface Evaluation {
+  account: string;
+  decision: Decision;
+  margin: AccountMargin;
+  /** the account's position version at decision time */
+  epoch: number;
+}
+
+/** Events that concern one account (and so one shard). */
+export function accountOf(ev: CanonicalEvent): string | undefined {
+  return 'account' in ev ? ev.account : undefined;
+}
+
+/** rate normalisation is irrelevant to the volatility read here */
+const NO_RATES = rateNorm(0);
+const POSITION_EVENTS = new Set(['fill', 'liquidation', 'adl']);
+
+export class ShardState {
+  readonly pipeline = new FeaturePipeline({ toleranceMs: 0 });
+  private readonly memory = new Map<string, PolicyMemory>();
+  private readonly epochs = new Map<string, number>();
+  /** ms: newest event time applied (events are applied in stream order) */
+  clock = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    readonly shard: number,
+    readonly shards: number,
+    private readonly policy: PolicyConfig,
+  ) {}
+
+  owns(account: string): boolean {
+    return shardOf(account, this.shards) === this.shard;
+  }
+
+  /**
+   * Apply one logged event. Account events of other shards are skipped. The log's order is the truth:
+   * an account event stamped earlier than what was already applied (two producers racing) is applied
+   * now rather than lost (a fill must never be dropped); a late market event is stale and refused.
+   */
+  apply(ev: CanonicalEvent): ApplyResult {
+    const account = accountOf(ev);
+    if (account !== undefined && !this.owns(account)) return { kind: 'foreign' };
+    let event = ev;
+    let restamped = false;
+    if (ev.ts < this.clock && account !== undefined) {
+      event = { ...ev, ts: this.clock } as CanonicalEvent;
+      restamped = true;
+    }
+    const rejectedBefore = this.pipeline.stats.rejected;
+    const outcome = this.pipeline.apply(event);
+    if (outcome !== 'accepted')
+      return {
+        kind: 'refused',
+        reason: outcome,
+        detail: this.pipeline.stats.lastRefusal ?? `${ev.type} at ${ev.ts}: ${outcome}`,
+      };
+    if (this.pipeline.stats.rejected > rejectedBefore)
+      return {
+        kind: 'refused',
+        reason: 'rejected',
+        detail: this.pipeline.stats.lastRefusal ?? 'refused by the margin core',
+      };
+    if (event.ts > this.clock) this.clock = event.ts;
+    if (account !== undefined && POSITION_EVENTS.has(ev.type))
+      this.epochs.set(account, this.epochOf(account) + 1);
+    const result: { kind: 'applied'; account?: string; markSymbol?: string; restamped: boolean } = {
+      kind: 'applied',
+      restamped,
+    };
+    if (account !== undefined) result.account = account;
+    if (ev.type === 'mark') result.markSymbol = ev.symbol;
+    return result;
+  }
+
+  epochOf(account: string): number {
+    return this.epochs.get(account) ?? 0;
+  }
+
+  /** The shard's accounts with an open position on `symbol`, sorted (a stable evaluation order). */
+  holders(symbol: string): string[] {
+    return this.pipeline.book.accountsHolding(symbol).sort();
+  }
+
+  /** Feature rows of `accounts` at `ts`, row-major in schema order. */
+  features(accounts: readonly string[], ts: number): Float32Array {
+    const m = new Float32Array(accounts.length * FEATURE_COUNT);
+    accounts.forEach((a, i) => {
+      this.pipeline.vector(a, ts, m.subarray(i * FEATURE_COUNT, (i + 1) * FEATURE_COUNT));
+    });
+    return m;
+  }
+
+  /** stdev of 1 h returns per symbol (fraction), from the features' market state */
+  private sigmaAndDepth(symbols: Iterable<string>, ts: number) {
+    const sigma1h: Record<string, number> = {};
+    const depth: Record<string, DepthView> = {};
+    for (const s of symbols) {
+      const view = this.pipeline.market(s)?.view(ts, NO_RATES, emptyMarketView());
+      if (view && !view.volMissing) sigma1h[s] = view.sigmaH;
+      const top = this.pipeline.book.bookOf(s);
+      if (top) depth[s] = { bidDepth: top.bidDepth, askDepth: top.askDepth };
+    }
+    return { sigma1h, depth };
+  }
+
+  /**
+   * Decide for each account with its pd (null = rules only). With `commit` the policy memory advances
+   * (a real decision); without, it is a preview (the view of an account between marks).
+   */
+  decide(
+    accounts: readonly string[],
+    pds: readonly (number | null)[],
+    ts: number,
+    commit: boolean,
+  ): Evaluation[] {
+    const book = this.pipeline.book;
+    const out: Evaluation[] = [];
+    accounts.forEach((account, i) => {
+      const margin = book.snapshot(account);
+      if (!margin) return;
+      const { sigma1h, depth } = this.sigmaAndDepth(
+        margin.positions.map((p) => p.symbol),
+        ts,
+      );
+      const prev = this.memory.get(account);
+      const r = decide(
+        {
+          margin,
+          instruments: book,
+          pd: pds[i] ?? null,
+          now: ts,
+          ...(prev ? { memory: prev } : {}),
+          sigma1h,
+          depth,
+        },
+        this.policy,
+      );
+      if (commit) this.memory.set(account, r.memory);
+      out.push({ account, decision: r.decision, margin, epoch: this.epochOf(account) });
+    });
+    return out;
+  }
+
+  /** What a venue needs to execute on `symbol` now (from the margin book). */
+  marketInput(symbol: string): MarketInput | undefined {
+    const book = this.pipeline.book;
+    const spec = book.instrument(symbol);
+    const mark = book.markOf(symbol);
+    if (!spec || mark === undefined) return undefined;
+    const input: MarketInput = {
+      mark,
+      contractSize: spec.contractSize,
+      liquidationFeeRate: spec.liquidationFeeRate,
+    };
+    const top = book.bookOf(symbol);
+    if (top)
+      Object.assign(input, { bid: top.bid, ask: top.ask, bidDepth: top.bidDepth, askDepth: top.askDepth });
+    return input;
+  }
+}

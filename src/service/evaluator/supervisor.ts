@@ -1,0 +1,98 @@
+/**
+ * Runs the evaluator shards a worker process holds a lease on: it tries to take every free shard, renews
+ * the leases it holds, stops a shard at once when its lease is lost, and releases its leases on
+ * shutdown so that another process takes over without waiting for expiry. With one shard and several
+ * worker processes, one evaluates and the others stand by.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { ShardLease } from './lease.js';
+import { type RunnerDeps, type RunnerStatus, ShardRunner } from './runner.js';
+
+export interface SupervisorDeps extends Omit<RunnerDeps, 'shard' | 'consumer' | 'reader'> {
+  /** makes a dedicated blocking connection for a shard's reads */
+  newReader: () => Redis;
+  /** ms */
+  leaseMs: number;
+  log: Logger;
+}
+
+interface Held {
+  lease: ShardLease;
+  runner: ShardRunner;
+  reader: Redis;
+}
+
+export class EvaluatorSupervisor {
+  readonly id = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  private readonly held = new Map<number, Held>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly d: SupervisorDeps) {}
+
+  /** Take free shards now, then keep renewing and taking every third of a lease period. */
+  async start(): Promise<void> {
+    await this.tick();
+    this.timer = setInterval(
+      () => {
+        this.ticking ??= this.tick().finally(() => {
+          this.ticking = undefined;
+        });
+      },
+      Math.max(200, Math.floor(this.d.leaseMs / 3)),
+    );
+  }
+
+  shards(): number[] {
+    return [...this.held.keys()].sort((a, b) => a - b);
+  }
+
+  status(): RunnerStatus[] {
+    return [...this.held.values()].map((h) => h.runner.status());
+  }
+
+  private async tick(): Promise<void> {
+    if (this.closed) return;
+    for (let shard = 0; shard < this.d.shards; shard++) {
+      const held = this.held.get(shard);
+      try {
+        if (held) {
+          if (!(await held.lease.renew())) {
+            this.d.log.warn({ shard }, 'lost the shard lease; stopping its evaluator');
+            this.held.delete(shard);
+            await held.runner.stop();
+            held.reader.disconnect();
+          }
+          continue;
+        }
+        const lease = new ShardLease(this.d.redis, this.d.keys.shardLease(shard), this.id, this.d.leaseMs);
+        if (!(await lease.acquire())) continue;
+        const reader = this.d.newReader();
+        const runner = new ShardRunner({ ...this.d, shard, consumer: this.id, reader });
+        this.held.set(shard, { lease, runner, reader });
+        this.d.log.info({ shard, consumer: this.id }, 'evaluating shard');
+        void runner.start();
+      } catch (e) {
+        this.d.log.warn({ shard, err: (e as Error).message }, 'shard supervision failed; retrying');
+      }
+    }
+  }
+
+  /** Stop every runner after its current step, and hand the shards back. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.ticking;
+    await Promise.all(
+      [...this.held.values()].map(async (h) => {
+        await h.runner.stop();
+        await h.lease.release().catch(() => {});
+        h.reader.disconnect();
+      }),
+    );
+    this.held.clear();
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The whole loop against a real Redis: a small crash history ingested over the API, the evaluator
+ * re-evaluating holders on each mark, decisions turned into jobs, the simulated venue executing them,
+ * fills coming back into the log and the queries reflecting all of it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RiskView } from '../../src/service/api/schemas.js';
+import type { AuditEntry } from '../../src/service/state/audit.js';
+import { decodeEntry } from '../../src/service/state/event-log.js';
+import { keyspace } from '../../src/service/state/keys.js';
+import { connect } from '../helpers/redis.js';
+import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
+import { type Harness, makeHarness } from './harness.js';
+import { eventually } from './wait.js';
+
+const MIN = 60_000; // ms
+
+/** safe: 10x over-collateralised; risky: pd crosses the reduce tier at 88; doomed: below MM at 90 */
+const crashHistory = [
+  instrument(),
+  mark(100, T0 + 1),
+  deposit('safe', 10_000, T0 + 2),
+  deposit('risky', 300, T0 + 2),
+  deposit('doomed', 150, T0 + 2),
+  fill('safe', 'buy', 10, 100, T0 + 3),
+  fill('risky', 'buy', 20, 100, T0 + 3),
+  fill('doomed', 'buy', 20, 100, T0 + 3),
+  mark(95, T0 + MIN),
+  mark(90, T0 + 2 * MIN),
+  mark(88, T0 + 3 * MIN),
+];
+
+let h: Harness;
+const redis = connect();
+
+beforeAll(async () => {
+  h = await makeHarness('svc-eval', { worker: true });
+});
+afterAll(async () => {
+  await h.close();
+  redis.disconnect();
+});
+
+const risk = async (account: string): Promise<RiskView | undefined> => {
+  const res = await h.call('GET', `/v1/accounts/${account}/risk`, { key: h.keys['score:read'] });
+  return res.status === 200 ? ((await res.json()) as RiskView) : undefined;
+};
+const audit = async (): Promise<AuditEntry[]> =>
+  ((await (await h.call('GET', '/v1/actions?limit=1000')).json()) as { items: AuditEntry[] }).items;
+
+describe('evaluation loop', () => {
+  it('turns a crash into decisions, executes them on the simulated venue and records the fills', async () => {
+    const res = await h.call('POST', '/v1/events', { key: h.keys['events:write'], body: crashHistory });
+    expect(await res.json()).toMatchObject({ accepted: crashHistory.length });
+
+    // the decisions appear: doomed was reduced early at 95, then liquidated below MM at 90; risky reduced at 88
+    const decisions = await eventually(
+      async () => (await audit()).filter((e) => e.kind === 'decision'),
+      (d) => d.length >= 3,
+      'three decisions',
+    );
+    const byJob = new Map(decisions.map((d) => [d.jobId, d]));
+    expect([...byJob.keys()].sort()).toEqual([
+      'deleverage-doomed-1',
+      'deleverage-risky-1',
+      'liquidate-doomed-1',
+    ]);
+    expect(byJob.get('liquidate-doomed-1')?.data).toMatchObject({
+      decision: { action: 'LIQUIDATE', rule: 'equity-below-mm', pd: expect.any(Number) },
+    });
+    const risky = byJob.get('deleverage-risky-1')?.data as {
+      decision: { pd: number; action: string };
+      orders: { side: string }[];
+    };
+    expect(risky.decision.action).toBe('REDUCE');
+    expect(risky.decision.pd).toBeGreaterThanOrEqual(0.2);
+    expect(risky.orders[0]?.side).toBe('sell');
+
+    // every job is executed or skipped exactly once; executed fills come back into the log
+    const executions = await eventually(
+      async () => (await audit()).filter((e) => e.kind === 'execution'),
+      (x) => x.length === 3,
+      'three executions',
+    );
+    expect(new Set(executions.map((e) => e.jobId)).size).toBe(3);
+    const ks = keyspace(h.prefix);
+    const logged = await eventually(
+      async () => (await redis.xrange(ks.stream, '-', '+')).map(([, f]) => decodeEntry(f)),
+      (evs) => evs.length > crashHistory.length,
+      'fills recorded back',
+    );
+    const ours = logged.slice(crashHistory.length);
+    expect(
+      ours.every((e) => e && (e.type === 'fill' || e.type === 'liquidation') && e.id?.startsWith('exec-')),
+    ).toBe(true);
+    expect(ours.some((e) => e?.type === 'fill' && e.account === 'risky')).toBe(true);
+
+    // the evaluator applies them: risky is smaller, nobody flipped short, every position change settled
+    const settledRisky = await eventually(
+      () => risk('risky'),
+      (v) => (v?.positions[0]?.qty ?? 20) < 20,
+      'risky reduced',
+    );
+    const riskyFill = ours.find((e) => e?.type === 'fill' && e.account === 'risky');
+    if (riskyFill?.type === 'fill') expect(riskyFill.price).toBeLessThan(88); // sold into the book, with slippage
+    expect(settledRisky?.positions[0]?.qty).toBeGreaterThan(0);
+    const doomed = await risk('doomed');
+    expect(doomed?.positions.every((p) => p.qty >= 0)).toBe(true);
+    const settled = await eventually(
+      async () => (await audit()).filter((e) => e.kind === 'settled'),
+      (s) => s.length === ours.length,
+      'settled entries',
+    );
+    expect(
+      settled.every((s) => typeof (s.data.after as { equity?: number } | null)?.equity === 'number'),
+    ).toBe(true);
+
+    // the safe account was evaluated and left alone
+    const safe = await risk('safe');
+    expect(safe).toMatchObject({ decision: 'HEALTHY', modelVersion: 'test@1', asOf: expect.any(Number) });
+    expect(safe?.pd).toBeLessThan(0.05);
+  });
+
+  it('serves the at-risk list, batch queries and the evaluation metrics', async () => {
+    const atRisk = await h.call('GET', '/v1/accounts/at-risk?minPd=0.05&limit=10', {
+      key: h.keys['score:read'],
+    });
+    const list = ((await atRisk.json()) as { items: { account: string; pd: number }[] }).items;
+    expect(list.length).toBeGreaterThan(0);
+    expect(list.map((i) => i.account)).not.toContain('safe');
+    const pds = list.map((i) => i.pd);
+    expect([...pds].sort((a, b) => b - a)).toEqual(pds);
+    expect(pds.every((p) => p >= 0.05)).toBe(true);
+
+    const q = await h.call('POST', '/v1/risk/query', {
+      key: h.keys['score:read'],
+      body: { accounts: ['safe', 'risky', 'ghost'] },
+    });
+    const body = (await q.json()) as { results: RiskView[]; missing: string[] };
+    expect(body.results.map((r) => r.account)).toEqual(['safe', 'risky']);
+    expect(body.missing).toEqual(['ghost']);
+    const risky = body.results[1];
+    expect(risky?.reasons.length).toBeGreaterThan(0);
+
+    const metrics = await (await h.call('GET', '/metrics', { key: null })).text();
+    expect(metrics).toMatch(/preempt_decisions_total\{decision="LIQUIDATE"\} [1-9]/);
+    expect(metrics).toMatch(/preempt_evaluation_lag_seconds\{shard="0"\}/);
+    expect(metrics).toMatch(/preempt_queue_depth\{queue="deleverage",state="completed"\} [1-9]/);
+  });
+
+  it('a later mark re-evaluates only the accounts holding that instrument', async () => {
+    const before = await risk('safe');
+    await h.call('POST', '/v1/events', {
+      key: h.keys['events:write'],
+      body: [instrument('ETH-PERP', T0 + 4 * MIN), mark(10, T0 + 4 * MIN + 1, 'ETH-PERP')],
+    });
+    await h.call('POST', '/v1/events', { key: h.keys['events:write'], body: [mark(89, T0 + 5 * MIN)] });
+    const after = await eventually(
+      () => risk('safe'),
+      (v) => v?.asOf === T0 + 5 * MIN,
+      'safe re-evaluated at the BTC mark',
+    );
+    expect(before?.asOf).toBeLessThan(after?.asOf ?? 0);
+    expect(after?.positions[0]?.mark).toBe(89);
+  });
+});
