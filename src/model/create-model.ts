@@ -42,6 +42,7 @@ export async function createModel(
     tf.layers.dense({
       units: 1,
       activation: 'sigmoid',
+      ...(arch.hidden.length === 0 ? { inputShape: [schema.names.length] } : {}),
       kernelInitializer: tf.initializers.glorotUniform({ seed: seed * 107 }),
     }),
   );
