@@ -23,6 +23,7 @@ import type { KeyStore } from './auth/keys.js';
 import { RateLimiter } from './auth/rate-limit.js';
 import type { ServiceConfig } from './config.js';
 import { errorResponse, makeOnError, ServiceError } from './errors.js';
+import { featurizeHistory } from './evaluator/featurize.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { ModelHolder } from './model/holder.js';
 import type { ActionProducer } from './queue/producer.js';
@@ -172,7 +173,7 @@ export function createApp(deps: AppDeps): ServiceApp {
   const api: AnyRoute[] = [
     eventsRoute({ redis, keys, dedupTtlMs: config.PREEMPT_DEDUP_TTL_MS, metrics }),
     ...riskRoutes(store, config.PREEMPT_AT_RISK_MIN_PD),
-    scoreRoute(model, metrics, deps.featurize),
+    scoreRoute(model, metrics, deps.featurize ?? featurizeHistory),
     ...modelRoutes(model, redis, keys),
     actionsRoute(audit),
     ...(deps.queues ? [queuesRoute(deps.queues)] : []),

@@ -128,9 +128,7 @@ export async function startApi(config: ServiceConfig, opts: RuntimeOptions = {})
   const ownModel = !opts.model;
   const model = opts.model ?? modelHolderFor(config, log, metrics, opts.loader);
   if (ownModel) await model.reload();
-  const sub = ownModel
-    ? await subscribeReloads(url, keyspace(config.PREEMPT_PREFIX).modelReload, model)
-    : undefined;
+  const sub = await subscribeReloads(url, keyspace(config.PREEMPT_PREFIX).modelReload, model);
   const producer = new ActionProducer(redis, keyspace(config.PREEMPT_PREFIX), {
     attempts: config.PREEMPT_JOB_ATTEMPTS,
     backoffMs: config.PREEMPT_JOB_BACKOFF_MS,
@@ -152,7 +150,7 @@ export async function startApi(config: ServiceConfig, opts: RuntimeOptions = {})
       service.beginShutdown();
       await new Promise<void>((r) => server.close(() => r()));
       await producer.close().catch(() => {});
-      sub?.disconnect();
+      sub.disconnect();
       if (ownModel) await model.close();
       await redis.quit().catch(() => {});
     },

@@ -34,6 +34,10 @@ export class KeysFileError extends Error {
   readonly code = 'INVALID_KEYS_FILE';
 }
 
+export class InvalidScopeError extends Error {
+  readonly code = 'INVALID_SCOPE';
+}
+
 const KEY_RE = /^pk_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$/;
 
 export function hashKey(key: string): string {
@@ -45,10 +49,10 @@ export function parseScopes(list: string): Scope[] {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (scopes.length === 0) throw new KeysFileError(`no scopes given; choose from ${SCOPES.join(', ')}`);
+  if (scopes.length === 0) throw new InvalidScopeError(`no scopes given; choose from ${SCOPES.join(', ')}`);
   for (const s of scopes)
     if (!(SCOPES as readonly string[]).includes(s))
-      throw new KeysFileError(`unknown scope "${s}"; choose from ${SCOPES.join(', ')}`);
+      throw new InvalidScopeError(`unknown scope "${s}"; choose from ${SCOPES.join(', ')}`);
   return [...new Set(scopes)] as Scope[];
 }
 

@@ -1,0 +1,48 @@
+/**
+ * Feature rows for a history posted to `POST /v1/score`: the events are validated, replayed through a
+ * fresh FeaturePipeline (the very code the evaluators and the training job use) and read at one instant.
+ */
+import type { CanonicalEvent } from '../../events/schema.js';
+import { parseEvent } from '../../events/validate.js';
+import { FeaturePipeline } from '../../features/pipeline.js';
+import { FEATURE_COUNT } from '../../features/schema.js';
+import type { HistoryFeaturizer } from '../api/score.js';
+import { ServiceError } from '../errors.js';
+
+export const featurizeHistory: HistoryFeaturizer = async (raw, accounts, at) => {
+  const events: CanonicalEvent[] = [];
+  raw.forEach((value, index) => {
+    const r = parseEvent(value);
+    if (!r.ok)
+      throw new ServiceError('INVALID_EVENT', `history.events.${index}: field ${r.field}: ${r.reason}`, {
+        index,
+        field: r.field,
+        reason: r.reason,
+      });
+    events.push(r.event);
+  });
+  const pipeline = new FeaturePipeline({ toleranceMs: 0 });
+  const sorted = events.map((e, i) => ({ e, i })).sort((a, b) => a.e.ts - b.e.ts || a.i - b.i);
+  for (const { e } of sorted) pipeline.apply(e);
+  const ts = at ?? sorted[sorted.length - 1]?.e.ts ?? 0;
+  if (pipeline.stats.invalid + pipeline.stats.rejected > 0)
+    throw new ServiceError(
+      'INVALID_EVENT',
+      `history: ${pipeline.stats.lastRefusal ?? 'an event was refused'}`,
+      { field: 'history.events' },
+    );
+  const lastTs = sorted[sorted.length - 1]?.e.ts ?? 0;
+  if (ts < lastTs)
+    throw new ServiceError('BAD_REQUEST', `history.at (${ts}) is before the last event (${lastTs})`, {
+      field: 'history.at',
+    });
+  if (!accounts) {
+    const snap = pipeline.snapshot(ts);
+    return { accounts: snap.accounts, matrix: snap.matrix, width: FEATURE_COUNT };
+  }
+  const matrix = new Float32Array(accounts.length * FEATURE_COUNT);
+  accounts.forEach((a, i) => {
+    pipeline.vector(a, ts, matrix.subarray(i * FEATURE_COUNT, (i + 1) * FEATURE_COUNT));
+  });
+  return { accounts: [...accounts], matrix, width: FEATURE_COUNT };
+};
