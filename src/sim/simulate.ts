@@ -2,11 +2,12 @@
  * The simulation loop: builds the market from the scenario and seed, creates the population, and walks
  * the scenario minute by minute: market block (t+0), the venue's liquidation pass (t+100 ms), the
  * optional risk engine's early reductions (t+200 ms), resting-order fills (t+300 ms), the traders due in
- * the minute in time order (t+1 s .. t+59 s), the venue's prints (t+59.5 s). Deterministic for a seed;
+ * the minute in time order (t+1 s .. t+59 s; in a fast minute interleaved with marks every 10 s, each
+ * followed by a liquidation pass), the venue's prints (t+59.5 s). Deterministic for a seed;
  * the risk engine changes only the accounts it touches (every trader has its own random streams).
  */
 import { MarginBook } from '../margin/index.js';
-import { buildMarket, type MarketPaths } from './market/market-paths.js';
+import { buildMarket, type MarketPaths, SUBSTEPS } from './market/market-paths.js';
 import { type LoadedScenario, loadScenario } from './scenario/load.js';
 import { decide, decisionInterval } from './traders/decide.js';
 import { createPopulation } from './traders/population.js';
@@ -21,7 +22,7 @@ import {
   type RiskEngine,
   type SimulationSummary,
 } from './venue/types.js';
-import { PHASE, TRADER_WINDOW_MS, Venue } from './venue/venue.js';
+import { PHASE, SUB_STEP_MS, TRADER_WINDOW_MS, Venue } from './venue/venue.js';
 
 export class SimulationInputError extends Error {
   readonly code = 'SIM_INPUT';
@@ -82,7 +83,7 @@ export async function simulate(
   venue.declareInstruments();
   for (let m = 0; m < market.minutes; m++) {
     venue.marketBlock(m);
-    liquidationPass(venue, m);
+    liquidationPass(venue, m * SUBSTEPS);
     if (opts.riskEngine) {
       const actions = await opts.riskEngine({
         ts: venue.ts(m, PHASE.riskEngine),
@@ -96,8 +97,16 @@ export async function simulate(
     const due = buckets.get(m) ?? [];
     buckets.delete(m);
     due.sort((a, b) => a.nextAt - b.nextAt || a.index - b.index);
+    let sub = 1;
+    const subSteps = (until: number): void => {
+      // fast minutes: marks every 10 s, each followed by a liquidation pass
+      for (; sub < SUBSTEPS && venue.ts(m, sub * SUB_STEP_MS) <= until; sub++)
+        if (venue.subMark(m, sub)) liquidationPass(venue, m * SUBSTEPS + sub);
+    };
     for (const t of due) {
-      const ts = venue.ts(m, PHASE.traders + Math.floor((t.nextAt - m) * TRADER_WINDOW_MS));
+      let ts = venue.ts(m, PHASE.traders + Math.floor((t.nextAt - m) * TRADER_WINDOW_MS));
+      if ((ts - venue.ts(m, 0)) % SUB_STEP_MS === 0) ts += 1; // never share a timestamp with a mark
+      subSteps(ts);
       view.bind(t, m);
       const intents = decide(t, view);
       executeIntents(venue, t, intents, ts);
@@ -106,6 +115,7 @@ export async function simulate(
       t.nextAt = Math.max(m + 1, t.nextAt + t.timing.exponential(decisionInterval(t, view)));
       enqueue(t);
     }
+    subSteps(Number.POSITIVE_INFINITY);
     venue.endMinute(m);
     opts.onMinute?.(m, market.minutes);
     if (sink.flush) await sink.flush();

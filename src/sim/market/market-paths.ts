@@ -1,6 +1,7 @@
 /**
  * Everything about the market of a scenario that does not depend on the traders, computed up front from
- * the seed: each instrument's minute marks (real bars bridged, or the fitted synthetic model), its
+ * the seed: each instrument's minute marks (real bars bridged, or the fitted synthetic model), marks every
+ * 10 s in fast minutes (so that liquidations are not decided on one-minute gaps when prices run), its
  * realised volatility (EWMA of minute log returns, half-life 30 minutes) against its long-run reference,
  * the background traded volume per minute, and the funding rate at each settlement (the real BTC history
  * where it covers the time, else a premium model).
@@ -9,6 +10,7 @@
 import { fittedCorrelation, fittedFor, referenceMinuteSigma } from '../paths/fitted-params.js';
 import { type SyntheticInstrument, simulateSynthetic } from '../paths/garch.js';
 import { buildRealPaths } from '../paths/real-path.js';
+import { Rng } from '../random.js';
 import type { LoadedScenario } from '../scenario/load.js';
 import { resolveDataPath, ScenarioError } from '../scenario/load.js';
 import type { InstrumentConfig } from '../scenario/schema.js';
@@ -18,6 +20,10 @@ import { type FundingPoint, fundingAt, loadFundingHistory } from './funding-hist
 import { roundToTick } from './microstructure.js';
 
 const SIGMA_HALF_LIFE_MIN = 30;
+/** marks per minute in a fast minute (every 10 s) */
+export const SUBSTEPS = 6;
+/** a minute is fast (marked every 10 s) when its volatility is this many times normal */
+export const FAST_VOL_RATIO = 2;
 
 export interface SymbolMarket {
   index: number;
@@ -30,6 +36,12 @@ export interface SymbolMarket {
   sigmaRef: number;
   /** contracts of background (non-simulated) volume per minute */
   volume: Float64Array;
+  /**
+   * marks at SUBSTEPS points per minute (index m * SUBSTEPS + j, j = 0 the minute mark); in a fast minute
+   * the points j > 0 bridge to the next minute's mark, otherwise they repeat the minute mark (not emitted)
+   */
+  fine: Float64Array;
+  /** first-exit index over `fine` */
   range: PathRangeIndex;
 }
 
@@ -44,6 +56,38 @@ export interface MarketPaths {
   fundingSources: { history: number; premium: number };
   /** correlation of hourly log returns used to tie the instruments together */
   correlation: number[][];
+  /** 1 for minutes marked every 10 s (any instrument's volatility above FAST_VOL_RATIO x normal) */
+  fast: Uint8Array;
+}
+
+/** Sub-minute marks: a Brownian bridge from each fast minute's mark to the next, on the tick grid. */
+function finePath(s: Omit<SymbolMarket, 'fine' | 'range'>, fast: Uint8Array, seed: number): Float64Array {
+  const rng = Rng.stream(seed, `market/sub-minute/${s.config.symbol}`);
+  const n = s.marks.length;
+  const fine = new Float64Array(n * SUBSTEPS);
+  const step = new Float64Array(SUBSTEPS + 1);
+  for (let m = 0; m < n; m++) {
+    const a = s.marks[m]!;
+    fine[m * SUBSTEPS] = a;
+    const b = m + 1 < n ? s.marks[m + 1]! : a;
+    if (!fast[m]) {
+      for (let j = 1; j < SUBSTEPS; j++) fine[m * SUBSTEPS + j] = a;
+      continue;
+    }
+    const sd = s.sigma[m]! / Math.sqrt(SUBSTEPS);
+    let w = 0;
+    for (let j = 1; j <= SUBSTEPS; j++) {
+      w += sd * rng.normal();
+      step[j] = w;
+    }
+    const lr = Math.log(b / a);
+    for (let j = 1; j < SUBSTEPS; j++) {
+      const f = j / SUBSTEPS;
+      const x = Math.log(a) + f * lr + step[j]! - f * step[SUBSTEPS]!;
+      fine[m * SUBSTEPS + j] = Math.max(s.config.tickSize, roundToTick(Math.exp(x), s.config.tickSize));
+    }
+  }
+  return fine;
 }
 
 function ewmaSigma(marks: Float64Array, sigmaRef: number): Float64Array {
@@ -176,7 +220,7 @@ export function buildMarket(loaded: LoadedScenario, seed: number, accounts: numb
     kind === 'bars'
       ? realMarks(loaded, startMs, minutes, seed)
       : syntheticMarks(loaded, startMs, minutes, seed);
-  const symbols: SymbolMarket[] = scenario.instruments.map((config, index) => {
+  const base = scenario.instruments.map((config, index) => {
     const raw = built.marks[index]!;
     const marks = raw.map((p) => Math.max(config.tickSize, roundToTick(p, config.tickSize)));
     const sigmaPath = ewmaSigma(marks, 0);
@@ -190,13 +234,21 @@ export function buildMarket(loaded: LoadedScenario, seed: number, accounts: numb
       const rel = bars && medBars > 0 ? bars[m]! / medBars : Math.min(20, sigma[m]! / sigmaRef);
       volume[m] = 0.05 * depthContracts * rel;
     }
-    return { index, config, marks, sigma, sigmaRef, volume, range: new PathRangeIndex(marks) };
+    return { index, config, marks, sigma, sigmaRef, volume };
+  });
+  const fast = new Uint8Array(minutes);
+  for (let m = 0; m < minutes; m++)
+    fast[m] = base.some((s) => s.sigma[m]! > FAST_VOL_RATIO * s.sigmaRef) ? 1 : 0;
+  const symbols: SymbolMarket[] = base.map((s) => {
+    const fine = finePath(s, fast, seed);
+    return { ...s, fine, range: new PathRangeIndex(fine) };
   });
   return {
     startMs,
     minutes,
     symbols,
     correlation: built.correlation,
+    fast,
     ...fundingSchedule(loaded, startMs, minutes, symbols),
   };
 }

@@ -5,14 +5,14 @@
  * depth is spread evenly over the 1% band and grows with distance beyond it (cumulative depth D * (x/1%)^2
  * past 1%, the square-root impact law for large orders): a market order pays the average distance of the
  * depth it takes, starting after C contracts that earlier executions consumed and that have not yet
- * refilled (half-life 2 minutes). So liquidation cascades and our own early reductions pay for the
+ * refilled (half-life 30 seconds). So liquidation cascades and our own early reductions pay for the
  * liquidity they take.
  */
 
-export const REFILL_HALF_LIFE_MIN = 2;
+export const REFILL_HALF_LIFE_MIN = 0.5;
 const REFILL = 0.5 ** (1 / REFILL_HALF_LIFE_MIN);
 /** a single execution never moves more than this fraction from the touch */
-const MAX_IMPACT = 0.15;
+const MAX_IMPACT = 0.1;
 
 export interface BookShape {
   bid: number; // USD

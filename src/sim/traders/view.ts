@@ -21,14 +21,14 @@ export class TraderViewImpl implements TraderView {
   }
 
   mark(symbol: number): number {
-    return this.venue.market.symbols[symbol]!.marks[this.minute]!;
+    return this.venue.currentMark[symbol]!;
   }
 
   momentum(symbol: number, minutes: number): number {
     const s = this.venue.market.symbols[symbol]!;
     const back = Math.min(this.minute, Math.max(1, Math.round(minutes)));
     if (back === 0) return 0;
-    const r = Math.log(s.marks[this.minute]! / s.marks[this.minute - back]!);
+    const r = Math.log(this.venue.currentMark[symbol]! / s.marks[this.minute - back]!);
     return r / (Math.max(s.sigma[this.minute]!, 1e-9) * Math.sqrt(back));
   }
 

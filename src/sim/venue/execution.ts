@@ -43,7 +43,7 @@ function marketOrder(v: Venue, t: Trader, it: Extract<Intent, { kind: 'market' }
     qty = Math.min(qty, Math.abs(pos.qty));
   }
   const sign = it.side === 'buy' ? 1 : -1;
-  const mark = s.marks[v.minute]!;
+  const mark = v.currentMark[it.symbol]!;
   let price = executionPrice(it.side, qty, shape, used, s.config.tickSize, false);
   if (!it.reduceOnly && increases(snap, symbol, sign * qty)) {
     // the venue's initial-margin check, the way a trader's "max" button sizes: halve until it passes
@@ -100,7 +100,10 @@ function limitOrder(v: Venue, t: Trader, it: Extract<Intent, { kind: 'limit' }>,
   const snap = v.book.snapshot(t.id, { prices: false });
   if (!snap) return;
   const delta = (it.side === 'buy' ? 1 : -1) * it.qty;
-  if (increases(snap, symbol, delta) && snap.equity < imAfter(v, snap, symbol, delta, s.marks[v.minute]!))
+  if (
+    increases(snap, symbol, delta) &&
+    snap.equity < imAfter(v, snap, symbol, delta, v.currentMark[it.symbol]!)
+  )
     return;
   const orderId = t.nextOrderId();
   v.emit({

@@ -1,5 +1,6 @@
 /**
- * The venue's liquidation pass, once per minute right after the market block: every account that may be
+ * The venue's liquidation pass, right after each batch of marks (every minute, every 10 s in a fast
+ * minute): every account that may be
  * under maintenance margin is evaluated by the margin core; those with equity < MM are liquidated by the
  * core's policy (`decide`: partial steps back to MM x 1.1, whole when small) and default waterfall
  * (`runWaterfall`: fee to the insurance fund, bankruptcy, ADL, socialised loss) at prices walked down the
@@ -8,17 +9,18 @@
  * Which accounts "may be under MM": those touched since the last pass (fills, transfers, funding, ADL)
  * and those whose safety band ran out. After an evaluation with slack = equity - MM > 0, no mark move of
  * relative size r can breach MM while sum(notional * (1 + mmr)) * r < slack and no position changes tier,
- * so the account is next evaluated at the first minute any of its marks leaves that band
- * (first-passage.ts over the precomputed path). The set of accounts liquidated in a minute is therefore
- * exactly the set a replay through the MarginBook finds under MM after that minute's market events.
+ * so the account is next evaluated at the first mark step any of its marks leaves that band
+ * (first-passage.ts over the precomputed path). The set of accounts liquidated after a batch of marks is
+ * therefore exactly the set a replay through the MarginBook finds under MM after those marks.
  */
 import { type AccountMargin, decide, runWaterfall, tierMax } from '../../margin/index.js';
+import { SUBSTEPS } from '../market/market-paths.js';
 import { executionPrice } from '../market/microstructure.js';
 import { cancelOrder } from './execution.js';
-import { PHASE, type Venue } from './venue.js';
+import { PHASE, SUB_STEP_MS, type Venue } from './venue.js';
 
-/** The first minute after `m` at which a mark move could have consumed the account's slack. */
-function nextCheck(v: Venue, snap: AccountMargin, m: number): number {
+/** The first mark step after `step` at which a mark move could have consumed the account's slack. */
+function nextCheck(v: Venue, snap: AccountMargin, step: number): number {
   if (snap.positions.length === 0) return Number.POSITIVE_INFINITY;
   const slack = snap.equity - snap.mm;
   let exposure = 0;
@@ -31,11 +33,11 @@ function nextCheck(v: Venue, snap: AccountMargin, m: number): number {
     if (p.tierIndex > 0) r = Math.min(r, 1 - tierMax(tiers[p.tierIndex - 1]!) / p.notional);
   }
   r *= 0.999; // float headroom
-  if (!(r > 1e-9)) return m + 1;
+  if (!(r > 1e-9)) return step + 1;
   let next = Number.POSITIVE_INFINITY;
   for (const p of snap.positions) {
     const s = v.market.symbols.find((x) => x.config.symbol === p.symbol)!;
-    next = Math.min(next, s.range.firstExit(m + 1, p.mark * (1 - r), p.mark * (1 + r)));
+    next = Math.min(next, s.range.firstExit(step + 1, p.mark * (1 - r), p.mark * (1 + r)));
   }
   return next;
 }
@@ -105,11 +107,12 @@ function liquidate(v: Venue, i: number, snap: AccountMargin, ts: number): void {
   v.dirty.add(i);
 }
 
-export function liquidationPass(v: Venue, m: number): void {
+/** The pass after the marks of mark step `step` (= minute * SUBSTEPS + sub-step). */
+export function liquidationPass(v: Venue, step: number): void {
   const candidates = new Set<number>(v.dirty);
   v.dirty.clear();
-  for (const i of v.due.get(m) ?? []) if (v.checkAt[i] === m) candidates.add(i);
-  v.due.delete(m);
+  for (const i of v.due.get(step) ?? []) if (v.checkAt[i] === step) candidates.add(i);
+  v.due.delete(step);
   const sorted = [...candidates].sort((a, b) => a - b);
   // decide the whole set first (as a replay does, right after the market events), then liquidate
   const under: Array<[number, AccountMargin]> = [];
@@ -117,9 +120,10 @@ export function liquidationPass(v: Venue, m: number): void {
     const snap = v.book.snapshot(v.traders[i]!.id, { prices: false });
     if (!snap) continue;
     if (snap.equity < snap.mm) under.push([i, snap]);
-    else v.scheduleCheck(i, nextCheck(v, snap, m));
+    else v.scheduleCheck(i, nextCheck(v, snap, step));
   }
-  const ts = v.ts(m, PHASE.liquidation);
+  const m = Math.floor(step / SUBSTEPS);
+  const ts = v.ts(m, (step % SUBSTEPS) * SUB_STEP_MS + PHASE.liquidation);
   for (const [i] of under) {
     const snap = v.book.snapshot(v.traders[i]!.id);
     if (!snap || !(snap.equity < snap.mm)) {

@@ -7,7 +7,7 @@
  */
 import type { CanonicalEvent } from '../../events/schema.js';
 import type { MarginBook } from '../../margin/index.js';
-import type { MarketPaths } from '../market/market-paths.js';
+import { type MarketPaths, SUBSTEPS } from '../market/market-paths.js';
 import { type BookShape, bookShape, ConsumedDepth, roundToTick } from '../market/microstructure.js';
 import { Rng } from '../random.js';
 import type { RestingOrder, Trader } from '../traders/types.js';
@@ -24,6 +24,8 @@ export const PHASE = {
   prints: 59_500,
 };
 export const TRADER_WINDOW_MS = 58_000;
+/** ms between marks in a fast minute */
+export const SUB_STEP_MS = 60_000 / SUBSTEPS;
 
 interface Flow {
   buyQty: number; // contracts bought by takers
@@ -45,9 +47,12 @@ export class Venue {
   readonly idToIndex = new Map<string, number>();
   /** accounts touched since the last liquidation pass */
   readonly dirty = new Set<number>();
-  /** minute -> accounts whose mark band may be exhausted then */
+  /** mark step (minute * SUBSTEPS + j) -> accounts whose mark band may be exhausted then */
   readonly due = new Map<number, number[]>();
+  /** the mark step each account is next due at, -1 for none */
   readonly checkAt: Int32Array;
+  /** USD: the latest mark per instrument (minute mark, or the sub-minute mark in a fast minute) */
+  readonly currentMark: Float64Array;
   readonly depthUsd: number[];
   private readonly tape: Rng[];
   minute = 0;
@@ -70,6 +75,7 @@ export class Venue {
     this.depthUsd = market.symbols.map((s) => s.config.depthUsdPerAccount * traders.length);
     this.tape = market.symbols.map((s) => Rng.stream(seed, `market/tape/${s.config.symbol}`));
     this.checkAt = new Int32Array(traders.length).fill(-1);
+    this.currentMark = new Float64Array(n);
     for (const t of traders) this.idToIndex.set(t.id, t.index);
   }
 
@@ -103,19 +109,13 @@ export class Venue {
   marketBlock(m: number): void {
     this.minute = m;
     const ts = this.ts(m, PHASE.market);
-    for (const s of this.market.symbols)
+    for (const s of this.market.symbols) {
+      this.currentMark[s.index] = s.marks[m]!;
       this.emit({ type: 'mark', ts, symbol: s.config.symbol, price: s.marks[m]! });
+    }
     for (const s of this.market.symbols) {
       const c = s.config;
-      const shape = bookShape(
-        s.marks[m]!,
-        s.sigma[m]!,
-        s.sigmaRef,
-        this.depthUsd[s.index]!,
-        c.spreadBps,
-        c.tickSize,
-      );
-      this.shapes[s.index] = shape;
+      const shape = this.reshape(s.index);
       const used = this.consumed[s.index]!;
       this.emit({
         type: 'book',
@@ -135,6 +135,35 @@ export class Venue {
       }
     }
     for (const s of this.market.symbols) this.backgroundTrades(m, s.index, ts);
+  }
+
+  /** The book around the current mark (internal: book events are published once a minute). */
+  private reshape(i: number): BookShape {
+    const s = this.market.symbols[i]!;
+    const c = s.config;
+    const shape = bookShape(
+      this.currentMark[i]!,
+      s.sigma[this.minute]!,
+      s.sigmaRef,
+      this.depthUsd[i]!,
+      c.spreadBps,
+      c.tickSize,
+    );
+    this.shapes[i] = shape;
+    return shape;
+  }
+
+  /** In a fast minute, the mark of sub-step j (1..SUBSTEPS-1), at minute + j * 10 s. */
+  subMark(m: number, j: number): boolean {
+    if (!this.market.fast[m]) return false;
+    const ts = this.ts(m, j * SUB_STEP_MS);
+    for (const s of this.market.symbols) {
+      const price = s.fine[m * SUBSTEPS + j]!;
+      this.currentMark[s.index] = price;
+      this.emit({ type: 'mark', ts, symbol: s.config.symbol, price });
+      this.reshape(s.index);
+    }
+    return true;
   }
 
   private backgroundTrades(m: number, i: number, ts: number): void {
@@ -203,9 +232,9 @@ export class Venue {
     this.stats.endMinute();
   }
 
-  /** Schedule a liquidation check of account `i` at minute `m` (or never, with m >= minutes). */
+  /** Schedule a liquidation check of account `i` at mark step `m` (or never, past the end). */
   scheduleCheck(i: number, m: number): void {
-    if (m >= this.market.minutes) {
+    if (m >= this.market.minutes * SUBSTEPS) {
       this.checkAt[i] = -1;
       return;
     }
@@ -225,7 +254,7 @@ export class Venue {
       const used = this.consumed[s.index]!;
       return {
         symbol: s.config.symbol,
-        mark: s.marks[m]!,
+        mark: this.currentMark[s.index]!,
         bid: shape.bid,
         ask: shape.ask,
         bidDepth: Math.max(0, shape.bidDepth - used.bid),
