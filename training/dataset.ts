@@ -123,6 +123,7 @@ export async function buildHistoryRows(file: string, opts: BuildOptions): Promis
     if (events % 100_000 === 0) opts.onProgress?.(events);
   }
   pipeline.flush();
+  opts.onProgress?.(events);
   const matrix = x.concat();
   const ts = Float64Array.from(tsList);
   const account = Uint32Array.from(accList);

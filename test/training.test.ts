@@ -1,0 +1,113 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scoreHistory } from '../src/cli/commands/score-history.js';
+import { FEATURE_SCHEMA_HASH } from '../src/features/schema.js';
+import { readCompatibleMetadata } from '../src/model/artifacts.js';
+import { runTraining } from '../training/train.js';
+import { writeSimHistory } from './helpers/sim-history.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'preempt-training-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const files: Record<string, string> = {};
+beforeAll(async () => {
+  for (const sc of ['may-2021', 'flash-crash', 'black-thursday-2020'])
+    files[sc] = await writeSimHistory(sc, 200, 3, join(dir, `${sc}.jsonl.gz`));
+}, 120_000);
+
+describe('the training job', () => {
+  it('trains on simulated histories, validates on another crash day and writes a complete model directory', async () => {
+    const out = join(dir, 'model');
+    const phases = new Set<string>();
+    const result = await runTraining({
+      events: [files['may-2021'] as string, files['flash-crash'] as string],
+      validate: [files['black-thursday-2020'] as string],
+      out,
+      epochs: 2,
+      seed: 5,
+      onProgress: (p) => phases.add(p.phase),
+    });
+    expect([...phases]).toEqual(expect.arrayContaining(['read', 'fit', 'evaluate', 'report']));
+    const files_ = readdirSync(out);
+    for (const f of [
+      'model.json',
+      'weights.bin',
+      'metadata.json',
+      'report.md',
+      'roc.svg',
+      'pr.svg',
+      'reliability.svg',
+      'importance.svg',
+      'baselines.svg',
+    ])
+      expect(files_).toContain(f);
+    const meta = await readCompatibleMetadata(out);
+    expect(meta.featureSchema.hash).toBe(FEATURE_SCHEMA_HASH);
+    expect(meta.metrics.split).toContain('black-thursday-2020');
+    expect(meta.data.rows.test).toBeGreaterThan(0);
+    expect(meta.data.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    for (const m of [meta.metrics.model, ...Object.values(meta.metrics.baselines)]) {
+      expect(m.rocAuc).toBeGreaterThan(0);
+      expect(m.rocAuc).toBeLessThanOrEqual(1);
+      expect(m.brier).toBeGreaterThanOrEqual(0);
+    }
+    expect(Object.keys(meta.metrics.baselines).sort()).toEqual(['logistic', 'margin-rule']);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('baseline: margin-rule');
+    expect(result.metadata.createdAt).toBe(meta.createdAt);
+
+    // the same seed trains the same weights
+    const again = join(dir, 'model-again');
+    await runTraining({
+      events: [files['may-2021'] as string, files['flash-crash'] as string],
+      validate: [files['black-thursday-2020'] as string],
+      out: again,
+      epochs: 2,
+      seed: 5,
+    });
+    expect(readFileSync(join(again, 'weights.bin')).equals(readFileSync(join(out, 'weights.bin')))).toBe(
+      true,
+    );
+  }, 300_000);
+
+  it('refuses histories without defaults in a split, saying why', async () => {
+    await expect(
+      runTraining({
+        events: [files['flash-crash'] as string],
+        out: join(dir, 'none'),
+        epochs: 1,
+        horizonMs: 60_000,
+        everyMs: 3_600_000,
+      }),
+    ).rejects.toThrow(/split has \d+ rows and 0 defaults/);
+  }, 120_000);
+
+  it('score-history writes ts,account,pd,marginRatio,action for accounts with a position at every step', async () => {
+    const model = join(dir, 'model');
+    const csv = join(dir, 'scores.csv');
+    const { rows, snapshots } = await scoreHistory({
+      events: files['black-thursday-2020'] as string,
+      model,
+      every: 300_000,
+      out: csv,
+    });
+    const lines = readFileSync(csv, 'utf8').trim().split('\n');
+    expect(lines[0]).toBe('ts,account,pd,marginRatio,action');
+    expect(lines.length - 1).toBe(rows);
+    expect(rows).toBeGreaterThan(snapshots); // many accounts per step
+    const actions = new Set<string>();
+    for (const line of lines.slice(1)) {
+      const [ts, account, pd, ratio, action] = line.split(',');
+      expect(Number(ts) % 300_000).toBe(0);
+      expect(account?.length).toBeGreaterThan(0);
+      expect(Number(pd)).toBeGreaterThanOrEqual(0);
+      expect(Number(pd)).toBeLessThanOrEqual(1);
+      actions.add(action as string);
+      // liquidation is the margin rule, whatever the pd
+      if (Number(ratio) < 1) expect(action).toBe('LIQUIDATE');
+      if (action === 'LIQUIDATE') expect(Number(ratio)).toBeLessThan(1);
+    }
+    for (const a of actions) expect(['LIQUIDATE', 'REDUCE', 'WATCH', 'HEALTHY']).toContain(a);
+  }, 120_000);
+});
