@@ -40,14 +40,14 @@ export class MarginSweep {
   private batch: MarginBatch | undefined;
 
   /**
-   * Evaluate the accounts `rowIndex(r)` for r in [0, rows). `symbols[k]` is the symbol of the pipeline's
-   * instrument index k.
+   * Evaluate the accounts `rowsIdx[r]` for r in [0, rows) (`rowsIdx` null: accounts 0 .. rows - 1).
+   * `symbols[k]` is the symbol of the pipeline's instrument index k.
    */
   run(
     book: MarginBook,
     mirror: MarginMirror,
     rows: number,
-    rowIndex: (r: number) => number,
+    rowsIdx: Int32Array | null,
     symbols: readonly string[],
   ): void {
     const specs: InstrumentSpec[] = book.instrumentSymbols().map((s) => book.instrument(s)!);
@@ -58,13 +58,15 @@ export class MarginSweep {
     );
     const toTable = Int32Array.from(symbols, (s) => table.index.get(s) ?? -1);
     let total = 0;
-    for (let r = 0; r < rows; r++) total += mirror.count[rowIndex(r)]!;
+    const count = mirror.count;
+    if (rowsIdx) for (let r = 0; r < rows; r++) total += count[rowsIdx[r]!]!;
+    else for (let r = 0; r < rows; r++) total += count[r]!;
     this.reserve(rows, total);
     const b = this.batch!;
     b.instruments = table;
     let k = 0;
     for (let r = 0; r < rows; r++) {
-      const i = rowIndex(r);
+      const i = rowsIdx ? rowsIdx[r]! : r;
       this.known[r] = mirror.known[i]!;
       b.cash[r] = mirror.cash[i]!;
       b.posStart[r] = k;

@@ -158,19 +158,21 @@ export class FeaturePipeline {
   snapshot(ts: number, opts: SnapshotOptions = {}): FeatureSnapshot {
     this.advanceTo(ts);
     const st = this.state;
-    let rowsIdx: number[] | undefined;
+    let rowsIdx: Int32Array | null = null;
     if (opts.onlyWithPosition) {
-      rowsIdx = [];
       const count = st.mirror.count;
-      for (let i = 0; i < st.ids.length; i++) if (count[i]! > 0) rowsIdx.push(i);
+      const all = new Int32Array(st.ids.length);
+      let n = 0;
+      for (let i = 0; i < st.ids.length; i++) if (count[i]! > 0) all[n++] = i;
+      rowsIdx = all.subarray(0, n);
     }
     const rows = rowsIdx ? rowsIdx.length : st.ids.length;
     const size = rows * FEATURE_COUNT;
     if (opts.into && opts.into.length < size)
       throw new RangeError(`snapshot needs ${size} floats, the matrix given holds ${opts.into.length}`);
     const matrix = opts.into ? opts.into.subarray(0, size) : new Float32Array(size);
-    const accounts = rowsIdx ? rowsIdx.map((i) => st.ids[i]!) : st.ids.slice();
-    this.writeRows(ts, matrix, rows, rowsIdx ? (r) => rowsIdx[r]! : (r) => r);
+    const accounts = rowsIdx ? Array.from(rowsIdx, (i) => st.ids[i]!) : st.ids.slice();
+    this.writeRows(ts, matrix, rows, rowsIdx);
     return { ts, accounts, matrix, rows, cols: FEATURE_COUNT, schemaHash: FEATURE_SCHEMA_HASH };
   }
 
@@ -184,18 +186,19 @@ export class FeaturePipeline {
       writeRow(out, 0, this.sweep, 0, emptyFlowReading(), this.rowContext(ts));
       return out;
     }
-    this.writeRows(ts, out, 1, () => i);
+    this.writeRows(ts, out, 1, Int32Array.of(i));
     return out;
   }
 
-  private writeRows(ts: number, out: Float32Array, rows: number, rowIndex: (r: number) => number): void {
+  /** Rows of the accounts `rowsIdx` (null: all, in order) into `out`. */
+  private writeRows(ts: number, out: Float32Array, rows: number, rowsIdx: Int32Array | null): void {
     const st = this.state;
-    this.sweep.run(st.book, st.mirror, rows, rowIndex, st.symbols);
+    this.sweep.run(st.book, st.mirror, rows, rowsIdx, st.symbols);
     const ctx = this.rowContext(ts);
     const norm: RateNorm = rateNorm(this.observedMs(ts));
     const flow = emptyFlowReading();
     for (let r = 0; r < rows; r++) {
-      st.flows.read(rowIndex(r), ts, norm, flow);
+      st.flows.read(rowsIdx ? rowsIdx[r]! : r, ts, norm, flow);
       writeRow(out, r * FEATURE_COUNT, this.sweep, r, flow, ctx);
     }
   }

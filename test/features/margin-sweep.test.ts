@@ -10,7 +10,7 @@ import { syntheticHistory } from './synthetic-history.js';
 function expectSweepEqualsBook(state: FeatureState): number {
   const sweep = new MarginSweep();
   const n = state.ids.length;
-  sweep.run(state.book, state.mirror, n, (r) => r, state.symbols);
+  sweep.run(state.book, state.mirror, n, null, state.symbols);
   let positions = 0;
   for (let r = 0; r < n; r++) {
     const m = state.book.snapshot(state.ids[r]!);
