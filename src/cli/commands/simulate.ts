@@ -66,6 +66,8 @@ export async function runSimulate(
           format:
             'simulate {bar} {percentage}% | minute {value}/{total} | {events} events | {liq} liquidations | ETA {eta_formatted}',
           hideCursor: true,
+          noTTYOutput: true,
+          notTTYSchedule: 5000,
           etaBuffer: 200,
         });
   let events = 0;
