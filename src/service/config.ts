@@ -39,6 +39,8 @@ export const ConfigSchema = z
     PREEMPT_DEDUP_TTL_MS: int(1000, 365 * 86_400_000).default(7 * 86_400_000),
     /** evaluator shards (accounts split by hash); every worker process takes free shards */
     PREEMPT_SHARDS: int(1, 1024).default(1),
+    /** most shards one worker process evaluates (0 = as many as are free) */
+    PREEMPT_WORKER_MAX_SHARDS: int(0, 1024).default(0),
     /** events read from the stream per evaluation step */
     PREEMPT_EVAL_BATCH: int(1, 100_000).default(2000),
     /** ms an evaluator shard lease lasts without renewal (failover time) */

@@ -207,6 +207,7 @@ export async function startWorker(config: ServiceConfig, opts: RuntimeOptions = 
     metrics,
     log,
     leaseMs: config.PREEMPT_SHARD_LEASE_MS,
+    maxShards: config.PREEMPT_WORKER_MAX_SHARDS,
     ...(opts.tuning?.blockMs ? { blockMs: opts.tuning.blockMs } : {}),
   });
   await supervisor.start();

@@ -15,6 +15,8 @@ export interface SupervisorDeps extends Omit<RunnerDeps, 'shard' | 'consumer' | 
   newReader: () => Redis;
   /** ms */
   leaseMs: number;
+  /** most shards this process evaluates; 0 = no limit */
+  maxShards: number;
   log: Logger;
 }
 
@@ -68,6 +70,7 @@ export class EvaluatorSupervisor {
           }
           continue;
         }
+        if (this.d.maxShards > 0 && this.held.size >= this.d.maxShards) continue;
         const lease = new ShardLease(this.d.redis, this.d.keys.shardLease(shard), this.id, this.d.leaseMs);
         if (!(await lease.acquire())) continue;
         const reader = this.d.newReader();

@@ -5,6 +5,7 @@
  * action audited. Transient venue errors are retried with exponential backoff; stalled jobs (a worker
  * died mid-job) are picked up again by BullMQ's stalled-job checker. Workers wait for Redis when it is down.
  */
+import { hostname } from 'node:os';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -153,6 +154,7 @@ export function makeProcessor(deps: WorkerDeps) {
       kind: data.kind,
       epoch: data.epoch,
       attempt: job.attemptsMade + 1,
+      worker: WORKER_ID,
       venue: result.venue,
       reference: result.reference ?? null,
       orders: data.orders,
@@ -167,6 +169,9 @@ export function makeProcessor(deps: WorkerDeps) {
     return out;
   };
 }
+
+/** which process executed a job (audited) */
+const WORKER_ID = `${hostname()}:${process.pid}`;
 
 /** contracts: grants below this are float dust, not an order */
 const MIN_QTY = 1e-9;
