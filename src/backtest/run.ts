@@ -8,6 +8,7 @@ import { buildMarket } from '../sim/market/market-paths.js';
 import { loadScenario } from '../sim/scenario/load.js';
 import { simulate } from '../sim/simulate.js';
 import type { SimulationSummary } from '../sim/venue/types.js';
+import { type ConservationResult, ConservationTracker } from './conservation.js';
 import { MeasureCollector, type RunMeasures } from './metrics.js';
 import { BacktestInputError, type PolicyName } from './policies.js';
 import { createRiskEngine, type EngineObservation, type PdSource } from './risk-engine.js';
@@ -38,6 +39,8 @@ export interface PolicyResult extends RunMeasures {
   saved: number;
   /** share of the liquidation-only bad debt avoided (0..1; null for the reference itself or no bad debt) */
   badDebtAvoided: number | null;
+  /** value conservation over the run, replayed from its events */
+  conservation: ConservationResult;
   /** simulator's own summary, for cross-checks */
   summary: SimulationSummary;
 }
@@ -73,6 +76,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
 
   for (const policy of opts.policies) {
     const collector = new MeasureCollector(fundStart);
+    const conservation = new ConservationTracker(fundStart);
     let source: PdSource | undefined;
     if (policy === 'predictive')
       source =
@@ -93,6 +97,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
       sink: {
         write: (ev) => {
           collector.add(ev);
+          conservation.add(ev);
           engine?.pipeline.apply(ev);
         },
       },
@@ -130,6 +135,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
       saved,
       badDebtAvoided:
         policy === 'liquidation-only' || refBadDebt <= 0 ? null : 1 - collector.m.badDebt / refBadDebt,
+      conservation: conservation.result(),
       summary,
     });
     insuranceFund[policy] = [[market.startMs, fundStart], ...collector.fundPath];
