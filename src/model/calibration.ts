@@ -5,6 +5,7 @@
  * interpolates linearly between block centres.
  */
 import { z } from 'zod';
+import { fitLogistic1dNewton } from './logistic-1d.js';
 
 export const CalibrationSchema = z.discriminatedUnion('method', [
   z.object({ method: z.literal('identity') }),
@@ -34,34 +35,7 @@ export function fitPlatt(
   const hi = (pos + 1) / (pos + 2);
   const lo = 1 / (neg + 2);
   const xs = Float64Array.from({ length: scores.length }, (_, i) => logit(scores[i] as number));
-  let a = 1;
-  let b = 0;
-  for (let it = 0; it < iterations; it++) {
-    let g0 = 0;
-    let g1 = 0;
-    let h00 = 1e-9;
-    let h01 = 0;
-    let h11 = 1e-9;
-    for (let i = 0; i < xs.length; i++) {
-      const x = xs[i] as number;
-      const t = labels[i] === 1 ? hi : lo;
-      const p = sigmoid(a * x + b);
-      const d = p - t;
-      const w = p * (1 - p);
-      g0 += d * x;
-      g1 += d;
-      h00 += w * x * x;
-      h01 += w * x;
-      h11 += w;
-    }
-    const det = h00 * h11 - h01 * h01;
-    if (Math.abs(det) < 1e-12) break;
-    const da = (h11 * g0 - h01 * g1) / det;
-    const db = (h00 * g1 - h01 * g0) / det;
-    a -= da;
-    b -= db;
-    if (Math.abs(da) < 1e-9 && Math.abs(db) < 1e-9) break;
-  }
+  const { a, b } = fitLogistic1dNewton(xs, (i) => (labels[i] === 1 ? hi : lo), { a: 1, b: 0 }, iterations);
   return { method: 'platt', a, b };
 }
 

@@ -1,0 +1,44 @@
+/**
+ * One-feature logistic regression, p = sigmoid(a * x + b), fitted by Newton's method on the log-loss
+ * against targets in [0, 1]. Platt calibration (x = logit of the model's score, smoothed targets) and the
+ * margin-rule baseline (x = distance to liquidation in sigmas, 0/1 labels) are both this fit.
+ */
+export interface Logistic1dFit {
+  a: number;
+  b: number;
+}
+
+export function fitLogistic1dNewton(
+  x: ArrayLike<number>,
+  target: (i: number) => number,
+  start: Logistic1dFit = { a: 0, b: 0 },
+  iterations = 100,
+): Logistic1dFit {
+  let { a, b } = start;
+  for (let it = 0; it < iterations; it++) {
+    let g0 = 0;
+    let g1 = 0;
+    let h00 = 1e-9;
+    let h01 = 0;
+    let h11 = 1e-9;
+    for (let i = 0; i < x.length; i++) {
+      const xi = x[i] as number;
+      const p = 1 / (1 + Math.exp(-(a * xi + b)));
+      const d = p - target(i);
+      const w = p * (1 - p);
+      g0 += d * xi;
+      g1 += d;
+      h00 += w * xi * xi;
+      h01 += w * xi;
+      h11 += w;
+    }
+    const det = h00 * h11 - h01 * h01;
+    if (Math.abs(det) < 1e-12) break;
+    const da = (h11 * g0 - h01 * g1) / det;
+    const db = (h00 * g1 - h01 * g0) / det;
+    a -= da;
+    b -= db;
+    if (Math.abs(da) + Math.abs(db) < 1e-10) break;
+  }
+  return { a, b };
+}
