@@ -3,13 +3,21 @@
  * the margin core (MarginBook, applied first: when it refuses an event with MarginRuleError nothing else
  * has changed), its typed-array mirror, the market state per instrument and the order-flow windows per
  * account. Each event costs O(1) amortised; a margin-changing account event adds one margin-core read
- * before and one after (for doubling down, leverage change, the equity sample and the mirror); a funding
- * event refreshes the mirrored cash of the symbol's holders.
+ * after it (for the mirror, the leverage change and the equity sample); the state before it (leverage, the
+ * position the fill adds to or cuts) is read from the mirror at the current marks with the core's `upnlOf`
+ * and `notionalOf`. A funding event marks the symbol's holders dirty; they are refreshed from the margin
+ * core on their next event or before the next snapshot.
  */
 import type { CanonicalEvent } from '../events/schema.js';
-import { type AccountMargin, MarginBook, type MarginBookOptions } from '../margin/index.js';
+import {
+  type AccountMargin,
+  MarginBook,
+  type MarginBookOptions,
+  notionalOf,
+  upnlOf,
+} from '../margin/index.js';
 import { AccountFlows } from './account-flow.js';
-import { MarginMirror } from './margin-mirror.js';
+import { MarginMirror, SLOTS } from './margin-mirror.js';
 import { InstrumentMarket } from './market-state.js';
 import { leverageOf } from './row-writer.js';
 
@@ -33,6 +41,10 @@ export class FeatureState {
   lastAppliedTs = Number.NEGATIVE_INFINITY;
   /** bumps on every applied event */
   version = 0;
+  // the account before a margin event (scratch, see before())
+  private beforeLeverage = 0; // x
+  private beforeQty = 0; // contracts of the event's symbol, signed
+  private beforeLosing = false; // that position's uPnL < 0
 
   constructor(margin: MarginBookOptions | undefined, expectedAccounts: number) {
     this.book = new MarginBook(margin);
@@ -94,8 +106,7 @@ export class FeatureState {
       case 'funding':
         book.apply(ev);
         this.market(ev.symbol)!.onFunding(ev.rate);
-        for (const id of book.accountsHolding(ev.symbol))
-          this.mirror.setCash(this.index.get(id)!, book.snapshot(id, NO_PRICES)!.cash);
+        for (const id of book.accountsHolding(ev.symbol)) this.mirror.markDirty(this.index.get(id)!);
         return;
       case 'order':
         book.apply(ev);
@@ -110,26 +121,70 @@ export class FeatureState {
     }
   }
 
-  /** fill, liquidation, adl, deposit, withdrawal, bankruptcy: read the account before and after. */
+  /** Refresh the accounts whose cash moved by funding since their last event. */
+  refreshDirty(): void {
+    const m = this.mirror;
+    for (const i of m.dirtyList)
+      if (m.dirty[i] === 1) m.set(i, this.book.snapshot(this.ids[i]!, NO_PRICES)!, this.instIndex);
+    m.dirtyList = [];
+  }
+
+  /**
+   * Leverage of account `i` and its position on instrument `inst` at the current marks, from the mirror
+   * (clean: refreshed after the account's last event), into the before* scratch fields.
+   */
+  private before(i: number | undefined, inst: number): void {
+    this.beforeLeverage = 0;
+    this.beforeQty = 0;
+    this.beforeLosing = false;
+    if (i === undefined) return;
+    const m = this.mirror;
+    if (m.dirty[i] === 1) m.set(i, this.book.snapshot(this.ids[i]!, NO_PRICES)!, this.instIndex);
+    const n = m.count[i]!;
+    if (n === 0) return;
+    let upnl = 0; // USD
+    let notional = 0; // USD
+    const overflow = n > SLOTS ? m.overflow.get(i)! : undefined;
+    for (let k = 0; k < n; k++) {
+      const o = i * SLOTS + k;
+      const pi = overflow ? overflow[k]!.inst : m.inst[o]!;
+      const q = overflow ? overflow[k]!.qty : m.qty[o]!;
+      const e = overflow ? overflow[k]!.entry : m.entry[o]!;
+      const c = this.markets[pi]!.contractSize;
+      const mark = this.book.markOf(this.symbols[pi]!)!;
+      const pu = upnlOf(q, e, c, mark);
+      upnl += pu;
+      notional += notionalOf(q, c, mark);
+      if (pi === inst) {
+        this.beforeQty = q;
+        this.beforeLosing = pu < 0;
+      }
+    }
+    this.beforeLeverage = leverageOf(notional, m.cash[i]! + upnl, true);
+  }
+
+  /** fill, liquidation, adl, deposit, withdrawal, bankruptcy: the account before (mirror) and after (core). */
   private applyMarginEvent(ev: CanonicalEvent): void {
     if (!('account' in ev)) return;
-    const before = this.book.snapshot(ev.account, NO_PRICES);
+    const known = this.index.get(ev.account);
+    const inst = 'symbol' in ev ? this.marketIndex.get(ev.symbol)! : -1;
+    this.before(known, inst);
     this.book.apply(ev);
     const after = this.book.snapshot(ev.account, NO_PRICES)!;
-    const i = this.slot(ev.account, ev.ts);
+    const i = known ?? this.slot(ev.account, ev.ts);
     this.mirror.set(i, after, this.instIndex);
-    const levChange = leverageOfMargin(after) - (before ? leverageOfMargin(before) : 0);
+    const levChange = leverageOfMargin(after) - this.beforeLeverage;
     switch (ev.type) {
       case 'fill': {
-        const c = this.book.instrument(ev.symbol)!.contractSize;
+        const c = this.markets[inst]!.contractSize;
         const usd = ev.qty * c * ev.price;
         let doubleDown = 0;
         let cutLoss = 0;
-        const prev = before?.positions.find((p) => p.symbol === ev.symbol);
-        if (prev && prev.upnl < 0) {
-          const adding = prev.qty > 0 === (ev.side === 'buy');
+        const prevQty = this.beforeQty;
+        if (prevQty !== 0 && this.beforeLosing) {
+          const adding = prevQty > 0 === (ev.side === 'buy');
           if (adding) doubleDown = usd;
-          else cutLoss = Math.min(ev.qty, Math.abs(prev.qty)) * c * ev.price;
+          else cutLoss = Math.min(ev.qty, Math.abs(prevQty)) * c * ev.price;
         }
         this.flows.onFill(i, ev.ts, usd, ev.liquidity === 'taker', doubleDown, cutLoss, levChange);
         break;

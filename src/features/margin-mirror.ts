@@ -1,6 +1,7 @@
 /**
  * A typed-array copy of the margin core's per-account inputs (cash and open positions in the core's order),
- * refreshed from `MarginBook.snapshot` after every event that changes them, so that a snapshot of every
+ * refreshed from `MarginBook.snapshot` after every event of the account (and, after a funding settlement,
+ * lazily for the symbol's holders: they are marked dirty), so that a snapshot of every
  * account can run the core's batch evaluator instead of one object evaluation per account. It holds no
  * arithmetic of its own: it stores what the margin core reports. Up to `SLOTS` positions per account live
  * in flat arrays; an account with more keeps them in a small overflow map.
@@ -28,12 +29,17 @@ export class MarginMirror {
   qty: Float64Array; // contracts
   entry: Float64Array; // USD
   readonly overflow = new Map<number, MirrorPosition[]>();
+  /** 1 when the core's cash moved without an event of the account (funding): refresh before use */
+  dirty: Uint8Array;
+  /** accounts marked dirty since the last refresh (may repeat ones refreshed since) */
+  dirtyList: number[] = [];
   private capacity: number;
 
   constructor(initialCapacity = 1024) {
     this.capacity = Math.max(16, initialCapacity);
     this.cash = new Float64Array(this.capacity);
     this.known = new Uint8Array(this.capacity);
+    this.dirty = new Uint8Array(this.capacity);
     this.count = new Uint16Array(this.capacity);
     this.inst = new Int32Array(this.capacity * SLOTS);
     this.qty = new Float64Array(this.capacity * SLOTS);
@@ -52,6 +58,7 @@ export class MarginMirror {
     };
     this.cash = grow(this.cash, cap);
     this.known = grow(this.known, cap);
+    this.dirty = grow(this.dirty, cap);
     this.count = grow(this.count, cap);
     this.inst = grow(this.inst, cap * SLOTS);
     this.qty = grow(this.qty, cap * SLOTS);
@@ -62,6 +69,7 @@ export class MarginMirror {
   /** Copy the margin core's view of account `i`. */
   set(i: number, m: AccountMargin, instIndex: (symbol: string) => number): void {
     this.known[i] = 1;
+    this.dirty[i] = 0;
     this.cash[i] = m.cash;
     const n = m.positions.length;
     this.count[i] = n;
@@ -82,7 +90,10 @@ export class MarginMirror {
     }
   }
 
-  setCash(i: number, cash: number): void {
-    this.cash[i] = cash;
+  markDirty(i: number): void {
+    if (this.dirty[i] === 0) {
+      this.dirty[i] = 1;
+      this.dirtyList.push(i);
+    }
   }
 }

@@ -193,6 +193,7 @@ export class FeaturePipeline {
   /** Rows of the accounts `rowsIdx` (null: all, in order) into `out`. */
   private writeRows(ts: number, out: Float32Array, rows: number, rowsIdx: Int32Array | null): void {
     const st = this.state;
+    st.refreshDirty();
     this.sweep.run(st.book, st.mirror, rows, rowsIdx, st.symbols);
     const ctx = this.rowContext(ts);
     const norm: RateNorm = rateNorm(this.observedMs(ts));

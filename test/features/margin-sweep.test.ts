@@ -10,6 +10,7 @@ import { syntheticHistory } from './synthetic-history.js';
 function expectSweepEqualsBook(state: FeatureState): number {
   const sweep = new MarginSweep();
   const n = state.ids.length;
+  state.refreshDirty(); // what the pipeline does before every sweep (funding moved holders' cash)
   sweep.run(state.book, state.mirror, n, null, state.symbols);
   let positions = 0;
   for (let r = 0; r < n; r++) {

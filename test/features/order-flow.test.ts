@@ -5,6 +5,7 @@ import {
   deposit,
   feed,
   fill,
+  funding,
   HOUR,
   instrument,
   liquidation,
@@ -133,6 +134,18 @@ describe('leverage change, deposits, withdrawals, top-ups', () => {
     const q = feed([...longObserved(), mark(T0, 100), deposit(T0, 'a', 1000), fill(T0, 'a', 'buy', 10, 100)]);
     q.apply(mark(T0 + 1, 50));
     near(row(q, 'a', T0 + 1).leverage_change_h, 1, 1e-5);
+  });
+
+  it('reads the leverage before an own action at the cash funding left', () => {
+    const p = feed([
+      ...longObserved(),
+      mark(T0, 100),
+      deposit(T0, 'a', 1000),
+      fill(T0, 'a', 'buy', 10, 100), // leverage 0 -> 1
+      funding(T0, 0.01), // the long pays 10 * 100 * 0.01 = 10: equity 990, leverage 1000 / 990
+      deposit(T0, 'a', 10), // equity 1000: leverage back to 1
+    ]);
+    near(row(p, 'a', T0).leverage_change_h, 1 + (1 - 1000 / 990));
   });
 
   it('reports deposits and withdrawals per day relative to equity and the hours since the last top-up', () => {
