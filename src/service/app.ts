@@ -43,6 +43,8 @@ export interface AppDeps {
   featurize?: HistoryFeaturizer;
   /** the execution queues, for `/v1/queues` and the queue-depth metric */
   queues?: ActionProducer;
+  /** more readiness conditions (e.g. the in-process evaluator's health) */
+  readiness?: () => { ok: boolean; detail: Record<string, unknown> };
   /** mount extra (admin) routes, e.g. the queue dashboard */
   extend?: (app: Hono<AppEnv>) => void;
 }
@@ -139,12 +141,14 @@ export function createApp(deps: AppDeps): ServiceApp {
         );
         const status = model.status();
         const modelOk = status.mode === 'model' || !config.PREEMPT_USE_MODEL;
-        const ready = redisOk && modelOk && !shuttingDown;
+        const extra = deps.readiness?.();
+        const ready = redisOk && modelOk && !shuttingDown && (extra?.ok ?? true);
+        const detail = { ...(status.error ? { modelError: status.error } : {}), ...(extra?.detail ?? {}) };
         const body = {
           ready,
           redis: redisOk,
           model: status.mode,
-          ...(status.error ? { detail: { modelError: status.error } } : {}),
+          ...(Object.keys(detail).length > 0 ? { detail } : {}),
         };
         return c.json(body, ready ? 200 : 503);
       },

@@ -19,7 +19,7 @@ export const ConfigSchema = z
     PORT: int(0, 65535).default(8080),
     HOST: z.string().min(1).default('0.0.0.0'),
     /** where the shared state lives; `preempt start` finds or starts one when unset */
-    REDIS_URL: z.url('must be a redis:// or rediss:// URL').optional(),
+    REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'must be a redis:// or rediss:// URL' }).optional(),
     /** namespace of every Redis key and BullMQ queue (several deployments can share one Redis) */
     PREEMPT_PREFIX: z
       .string()

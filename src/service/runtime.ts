@@ -40,6 +40,8 @@ export interface RuntimeOptions {
   keys?: KeyStore;
   /** default: from PREEMPT_VENUE */
   venue?: ExecutionVenue;
+  /** extra readiness for the API (`preempt start` adds the in-process evaluator's health) */
+  readiness?: () => { ok: boolean; detail: Record<string, unknown> };
   /** test tuning: BullMQ lock/stall periods and the evaluator's read block, ms */
   tuning?: { lockDurationMs?: number; stalledIntervalMs?: number; blockMs?: number };
 }
@@ -133,7 +135,16 @@ export async function startApi(config: ServiceConfig, opts: RuntimeOptions = {})
     attempts: config.PREEMPT_JOB_ATTEMPTS,
     backoffMs: config.PREEMPT_JOB_BACKOFF_MS,
   });
-  const service = createApp({ config, redis, keys, model, metrics, log, queues: producer });
+  const service = createApp({
+    config,
+    redis,
+    keys,
+    model,
+    metrics,
+    log,
+    queues: producer,
+    ...(opts.readiness ? { readiness: opts.readiness } : {}),
+  });
   const server = serve({ fetch: service.app.fetch, port: config.PORT, hostname: config.HOST });
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);

@@ -5,12 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RiskView } from '../../src/service/api/schemas.js';
+import { startWorker } from '../../src/service/runtime.js';
 import type { AuditEntry } from '../../src/service/state/audit.js';
 import { decodeEntry } from '../../src/service/state/event-log.js';
 import { keyspace } from '../../src/service/state/keys.js';
 import { connect } from '../helpers/redis.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
-import { type Harness, makeHarness } from './harness.js';
+import { type Harness, makeHarness, silent } from './harness.js';
+import { allAudit } from './settle.js';
 import { eventually } from './wait.js';
 
 const MIN = 60_000; // ms
@@ -164,3 +166,67 @@ describe('evaluation loop', () => {
     expect(after?.positions[0]?.mark).toBe(89);
   });
 });
+
+describe('evaluator recovery', () => {
+  it('replays what a dead evaluator acknowledged silently and redoes what it left pending, once', async () => {
+    const r = await makeHarness('svc-recover');
+    const ks = keyspace(r.prefix);
+    const group = ks.shardGroup(0);
+    const post = async (body: unknown[]) => {
+      const res = await r.call('POST', '/v1/events', { key: r.keys['events:write'], body });
+      expect(res.status).toBe(200);
+    };
+    try {
+      // a previous evaluator read the setup and the first crash mark, acted on them, acknowledged them ...
+      await post(crashHistory.slice(0, 9));
+      await redis.xgroup('CREATE', ks.stream, group, '0', 'MKSTREAM');
+      const first = (await redis.xreadgroup(
+        'GROUP',
+        group,
+        'dead',
+        'COUNT',
+        100,
+        'STREAMS',
+        ks.stream,
+        '>',
+      )) as [string, [string, string[]][]][];
+      await redis.xack(ks.stream, group, ...(first[0]?.[1] ?? []).map(([id]) => id));
+      // ... then read the next two marks and died before finishing them
+      await post(crashHistory.slice(9));
+      await redis.xreadgroup('GROUP', group, 'dead', 'COUNT', 100, 'STREAMS', ks.stream, '>');
+      expect(((await redis.xpending(ks.stream, group)) as [number])[0]).toBe(2);
+
+      const worker = await startWorker(r.config, {
+        log: silent,
+        model: r.model,
+        metrics: r.metrics,
+        tuning: { blockMs: 100 },
+      });
+      try {
+        const decided = await eventually(
+          async () =>
+            (await allAudit(redis, r.prefix)).filter((e) => e.kind === 'decision').map((e) => e.jobId),
+          (ids) => ids.length >= 2,
+          'the pending marks to be evaluated',
+        );
+        await eventually(
+          async () => ((await redis.xpending(ks.stream, group)) as [number])[0],
+          (n) => n === 0,
+          'the pending entries to be acknowledged',
+        );
+        // the 95 mark's REDUCE of doomed was the dead evaluator's to act on: replayed, not re-decided
+        expect(decided.sort()).toEqual(['deleverage-risky-1', 'liquidate-doomed-1']);
+        expect((await riskOf(r, 'risky'))?.asOf).toBeGreaterThanOrEqual(T0 + 3 * MIN);
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+async function riskOf(h2: Harness, account: string): Promise<RiskView | undefined> {
+  const res = await h2.call('GET', `/v1/accounts/${account}/risk`, { key: h2.keys['score:read'] });
+  return res.status === 200 ? ((await res.json()) as RiskView) : undefined;
+}

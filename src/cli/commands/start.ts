@@ -43,7 +43,12 @@ export function register(program: Command): void {
           : `Model: none (${status.error}); running rules-only\n`,
       );
       const worker = await startWorker(config, { log, metrics, model });
-      const api = await startApi(config, { log, metrics, model, keys });
+      const readiness = () => {
+        // a loop that has not turned for 30 s is stuck (it blocks at most 1 s per read)
+        const ok = worker.supervisor.healthy(30_000);
+        return { ok, detail: { evaluator: { healthy: ok, shards: worker.supervisor.status() } } };
+      };
+      const api = await startApi(config, { log, metrics, model, keys, readiness });
       const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
       const base = `http://${host}:${api.port}`;
       process.stderr.write(`preempt is running at ${base}  (docs: ${base}/docs)\n`);

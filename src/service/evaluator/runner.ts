@@ -77,6 +77,8 @@ export interface RunnerStatus {
   lagMs: number;
   /** ms (wall clock) of the last completed step */
   lastStepAt: number;
+  /** ms (wall clock) of the last loop iteration, idle or not (a stuck loop stops advancing it) */
+  lastLoopAt: number;
   steps: number;
 }
 
@@ -89,6 +91,7 @@ export class ShardRunner {
   private loop: Promise<void> | undefined;
   private lagMs = 0;
   private lastStepAt = 0;
+  private lastLoopAt = 0;
   private steps = 0;
 
   constructor(private readonly d: RunnerDeps) {
@@ -106,6 +109,7 @@ export class ShardRunner {
       lastEntryId: this.lastApplied,
       lagMs: this.lagMs,
       lastStepAt: this.lastStepAt,
+      lastLoopAt: this.lastLoopAt,
       steps: this.steps,
     };
   }
@@ -193,6 +197,7 @@ export class ShardRunner {
     const { reader, keys, batch, log } = this.d;
     let failures = 0;
     while (!this.stopping) {
+      this.lastLoopAt = Date.now();
       try {
         if (this.outboxPending()) {
           await this.flush();

@@ -56,6 +56,11 @@ export class EvaluatorSupervisor {
     return [...this.held.values()].map((h) => h.runner.status());
   }
 
+  /** Every held shard's loop has turned within `maxAgeMs` (a loop stuck in a step fails this). */
+  healthy(maxAgeMs: number, now = Date.now()): boolean {
+    return this.status().every((s) => s.lastLoopAt === 0 || now - s.lastLoopAt <= maxAgeMs);
+  }
+
   private async tick(): Promise<void> {
     if (this.closed) return;
     for (let shard = 0; shard < this.d.shards; shard++) {
