@@ -97,21 +97,29 @@ export function emptyFlowReading(): FlowReading {
   };
 }
 
+/** A Float64Array on a SharedArrayBuffer (snapshot workers read the records in place). */
+function sharedFloat64(n: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(n * Float64Array.BYTES_PER_ELEMENT));
+}
+
 export class AccountFlows {
-  /** one record of K.STRIDE numbers per account, interleaved: an account's fields share cache lines */
-  private data: Float64Array;
+  /**
+   * One record of K.STRIDE numbers per account, interleaved (an account's fields share cache lines), on a
+   * SharedArrayBuffer. Replaced (not resized) when it grows: read it again after adding accounts.
+   */
+  data: Float64Array;
   private capacity: number;
   size = 0;
 
   constructor(initialCapacity = 1024) {
     this.capacity = Math.max(16, initialCapacity);
-    this.data = new Float64Array(this.capacity * K.STRIDE);
+    this.data = sharedFloat64(this.capacity * K.STRIDE);
   }
 
   /** A new account slot; returns its index. */
   add(ts: number): number {
     if (this.size === this.capacity) {
-      const next = new Float64Array(this.capacity * 2 * K.STRIDE);
+      const next = sharedFloat64(this.capacity * 2 * K.STRIDE);
       next.set(this.data);
       this.data = next;
       this.capacity *= 2;
@@ -208,37 +216,47 @@ export class AccountFlows {
 
   /** Account `i`'s figures at `ts` (>= its last event), without changing any state. */
   read(i: number, ts: number, norm: RateNorm, out: FlowReading): FlowReading {
-    const d = this.data;
-    const o = i * K.STRIDE;
-    const dt = ts - d[o + K.lastTs]!;
-    const h = decayFactor(dt, P.fastTauMs) * norm.perHour;
-    const g = decayFactor(dt, P.slowTauMs) * norm.perDay;
-    out.ordersH = d[o + K.orders]! * h;
-    out.cancelsH = d[o + K.cancels]! * h;
-    out.fillsH = d[o + K.fills]! * h;
-    const fillUsd = d[o + K.fillUsd]!;
-    out.fillUsdH = fillUsd * h;
-    out.doubleDownUsdH = d[o + K.doubleDownUsd]! * h;
-    out.cutLossUsdH = d[o + K.cutLossUsd]! * h;
-    out.levChangeH = d[o + K.levChange]! * h;
-    out.depositUsdD = d[o + K.depositUsd]! * g;
-    out.withdrawalUsdD = d[o + K.withdrawalUsd]! * g;
-    out.liquidationsD = d[o + K.liquidations]! * g;
-    const lastFill = d[o + K.lastFillTs]!;
-    out.fillsMissing = lastFill < 0 || ts - lastFill > 3 * P.fastTauMs;
-    out.takerShare = out.fillsMissing || !(fillUsd > 0) ? 0.5 : d[o + K.takerUsd]! / fillUsd;
-    const lastDep = d[o + K.lastDepositTs]!;
-    out.sinceDepositH = lastDep < 0 ? Number.NaN : (ts - lastDep) / HOUR_MS;
-    const lastLiq = d[o + K.lastLiqTs]!;
-    out.sinceLiqH = lastLiq < 0 ? Number.NaN : (ts - lastLiq) / HOUR_MS;
-    const b = Math.floor(ts / P.peakBucketMs);
-    const pb = d[o + K.peakBucket]!;
-    out.peakEquity =
-      b === pb
-        ? Math.max(d[o + K.peakCur]!, d[o + K.peakPrev]!)
-        : b === pb + 1
-          ? d[o + K.peakCur]!
-          : d[o + K.lastEquity]!;
-    return out;
+    return readFlow(this.data, i, ts, norm, out);
   }
+}
+
+/** Account `i`'s figures at `ts` from the records `d` (AccountFlows.data), without changing them. */
+export function readFlow(
+  d: Float64Array,
+  i: number,
+  ts: number,
+  norm: RateNorm,
+  out: FlowReading,
+): FlowReading {
+  const o = i * K.STRIDE;
+  const dt = ts - d[o + K.lastTs]!;
+  const h = decayFactor(dt, P.fastTauMs) * norm.perHour;
+  const g = decayFactor(dt, P.slowTauMs) * norm.perDay;
+  out.ordersH = d[o + K.orders]! * h;
+  out.cancelsH = d[o + K.cancels]! * h;
+  out.fillsH = d[o + K.fills]! * h;
+  const fillUsd = d[o + K.fillUsd]!;
+  out.fillUsdH = fillUsd * h;
+  out.doubleDownUsdH = d[o + K.doubleDownUsd]! * h;
+  out.cutLossUsdH = d[o + K.cutLossUsd]! * h;
+  out.levChangeH = d[o + K.levChange]! * h;
+  out.depositUsdD = d[o + K.depositUsd]! * g;
+  out.withdrawalUsdD = d[o + K.withdrawalUsd]! * g;
+  out.liquidationsD = d[o + K.liquidations]! * g;
+  const lastFill = d[o + K.lastFillTs]!;
+  out.fillsMissing = lastFill < 0 || ts - lastFill > 3 * P.fastTauMs;
+  out.takerShare = out.fillsMissing || !(fillUsd > 0) ? 0.5 : d[o + K.takerUsd]! / fillUsd;
+  const lastDep = d[o + K.lastDepositTs]!;
+  out.sinceDepositH = lastDep < 0 ? Number.NaN : (ts - lastDep) / HOUR_MS;
+  const lastLiq = d[o + K.lastLiqTs]!;
+  out.sinceLiqH = lastLiq < 0 ? Number.NaN : (ts - lastLiq) / HOUR_MS;
+  const b = Math.floor(ts / P.peakBucketMs);
+  const pb = d[o + K.peakBucket]!;
+  out.peakEquity =
+    b === pb
+      ? Math.max(d[o + K.peakCur]!, d[o + K.peakPrev]!)
+      : b === pb + 1
+        ? d[o + K.peakCur]!
+        : d[o + K.lastEquity]!;
+  return out;
 }

@@ -17,7 +17,28 @@ export interface MirrorPosition {
   entry: number; // USD
 }
 
-export class MarginMirror {
+/** The mirrored arrays a margin sweep reads (all on SharedArrayBuffers, so a worker reads them in place). */
+export interface MirrorArrays {
+  cash: Float64Array;
+  known: Uint8Array;
+  count: Uint16Array;
+  inst: Int32Array;
+  qty: Float64Array;
+  entry: Float64Array;
+  overflow: Map<number, MirrorPosition[]>;
+}
+
+type Shareable = Float64Array | Uint8Array | Uint16Array | Int32Array;
+
+/** A zeroed typed array of `n` elements like `a`, on a SharedArrayBuffer, holding a copy of `a`. */
+function sharedLike<T extends Shareable>(a: T, n: number): T {
+  const Ctor = a.constructor as { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number };
+  const b = new Ctor(new SharedArrayBuffer(n * Ctor.BYTES_PER_ELEMENT));
+  b.set(a);
+  return b;
+}
+
+export class MarginMirror implements MirrorArrays {
   /** USD, per account */
   cash: Float64Array;
   /** 1 once the margin core knows the account */
@@ -36,14 +57,15 @@ export class MarginMirror {
   private capacity: number;
 
   constructor(initialCapacity = 1024) {
-    this.capacity = Math.max(16, initialCapacity);
-    this.cash = new Float64Array(this.capacity);
-    this.known = new Uint8Array(this.capacity);
-    this.dirty = new Uint8Array(this.capacity);
-    this.count = new Uint16Array(this.capacity);
-    this.inst = new Int32Array(this.capacity * SLOTS);
-    this.qty = new Float64Array(this.capacity * SLOTS);
-    this.entry = new Float64Array(this.capacity * SLOTS);
+    const cap = Math.max(16, initialCapacity);
+    this.capacity = cap;
+    this.cash = sharedLike(new Float64Array(0), cap);
+    this.known = sharedLike(new Uint8Array(0), cap);
+    this.dirty = new Uint8Array(cap);
+    this.count = sharedLike(new Uint16Array(0), cap);
+    this.inst = sharedLike(new Int32Array(0), cap * SLOTS);
+    this.qty = sharedLike(new Float64Array(0), cap * SLOTS);
+    this.entry = sharedLike(new Float64Array(0), cap * SLOTS);
   }
 
   /** Make room for account index `i`. */
@@ -51,18 +73,15 @@ export class MarginMirror {
     if (i < this.capacity) return;
     let cap = this.capacity;
     while (cap <= i) cap *= 2;
-    const grow = <T extends Float64Array | Uint8Array | Uint16Array | Int32Array>(a: T, n: number): T => {
-      const b = new (a.constructor as new (n: number) => T)(n);
-      b.set(a);
-      return b;
-    };
-    this.cash = grow(this.cash, cap);
-    this.known = grow(this.known, cap);
-    this.dirty = grow(this.dirty, cap);
-    this.count = grow(this.count, cap);
-    this.inst = grow(this.inst, cap * SLOTS);
-    this.qty = grow(this.qty, cap * SLOTS);
-    this.entry = grow(this.entry, cap * SLOTS);
+    this.cash = sharedLike(this.cash, cap);
+    this.known = sharedLike(this.known, cap);
+    const dirty = new Uint8Array(cap);
+    dirty.set(this.dirty);
+    this.dirty = dirty;
+    this.count = sharedLike(this.count, cap);
+    this.inst = sharedLike(this.inst, cap * SLOTS);
+    this.qty = sharedLike(this.qty, cap * SLOTS);
+    this.entry = sharedLike(this.entry, cap * SLOTS);
     this.capacity = cap;
   }
 

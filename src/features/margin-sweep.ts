@@ -10,15 +10,41 @@ import {
   allocateBatchOutput,
   type BatchOutput,
   evaluateBatch,
-  type InstrumentSpec,
+  type InstrumentTable,
   instrumentTable,
   liquidationPrice,
   type MarginBatch,
   type MarginBook,
   notionalOf,
+  type Tier,
   tierIndexOf,
 } from '../margin/index.js';
-import { type MarginMirror, SLOTS } from './margin-mirror.js';
+import { type MirrorArrays, SLOTS } from './margin-mirror.js';
+
+/** The instrument side of a sweep, built once per snapshot from the margin core (plain, cloneable data). */
+export interface MarginInputs {
+  /** the core's instrument table (marks, contract sizes, tiers, dynamic-margin terms) */
+  table: InstrumentTable;
+  /** tiers by table index (for liquidation prices) */
+  tiers: Tier[][];
+  /** table index of each of the pipeline's instrument indexes */
+  toTable: Int32Array;
+}
+
+/** `symbols[k]`: the symbol of the pipeline's instrument index k. */
+export function marginInputs(book: MarginBook, symbols: readonly string[]): MarginInputs {
+  const specs = book.instrumentSymbols().map((s) => book.instrument(s)!);
+  const table = instrumentTable(
+    specs,
+    (s) => book.markOf(s),
+    (s) => book.dynamicTermOf(s),
+  );
+  return {
+    table,
+    tiers: specs.map((s) => s.tiers.map((t) => ({ ...t }))),
+    toTable: Int32Array.from(symbols, (s) => table.index.get(s) ?? -1),
+  };
+}
 
 export class MarginSweep {
   rows = 0;
@@ -40,33 +66,20 @@ export class MarginSweep {
   private batch: MarginBatch | undefined;
 
   /**
-   * Evaluate the accounts `rowsIdx[r]` for r in [0, rows) (`rowsIdx` null: accounts 0 .. rows - 1).
-   * `symbols[k]` is the symbol of the pipeline's instrument index k.
+   * Evaluate `rows` accounts: row r is account `rowsIdx[from + r]`, or `from + r` when `rowsIdx` is null.
    */
-  run(
-    book: MarginBook,
-    mirror: MarginMirror,
-    rows: number,
-    rowsIdx: Int32Array | null,
-    symbols: readonly string[],
-  ): void {
-    const specs: InstrumentSpec[] = book.instrumentSymbols().map((s) => book.instrument(s)!);
-    const table = instrumentTable(
-      specs,
-      (s) => book.markOf(s),
-      (s) => book.dynamicTermOf(s),
-    );
-    const toTable = Int32Array.from(symbols, (s) => table.index.get(s) ?? -1);
+  run(inputs: MarginInputs, mirror: MirrorArrays, rows: number, rowsIdx: Int32Array | null, from = 0): void {
+    const { table, toTable } = inputs;
     let total = 0;
     const count = mirror.count;
-    if (rowsIdx) for (let r = 0; r < rows; r++) total += count[rowsIdx[r]!]!;
-    else for (let r = 0; r < rows; r++) total += count[r]!;
+    if (rowsIdx) for (let r = 0; r < rows; r++) total += count[rowsIdx[from + r]!]!;
+    else for (let r = 0; r < rows; r++) total += count[from + r]!;
     this.reserve(rows, total);
     const b = this.batch!;
     b.instruments = table;
     let k = 0;
     for (let r = 0; r < rows; r++) {
-      const i = rowsIdx ? rowsIdx[r]! : r;
+      const i = rowsIdx ? rowsIdx[from + r]! : from + r;
       this.known[r] = mirror.known[i]!;
       b.cash[r] = mirror.cash[i]!;
       b.posStart[r] = k;
@@ -92,7 +105,7 @@ export class MarginSweep {
     b.posStart[rows] = k;
     this.rows = rows;
     evaluateBatch(b, this.out, 0, rows);
-    this.positionFigures(specs, table.contractSize, table.mark);
+    this.positionFigures(inputs.tiers, table.contractSize, table.mark);
   }
 
   /** One row for an account the margin core has never seen (no cash, no position). */
@@ -106,11 +119,7 @@ export class MarginSweep {
   }
 
   /** Notional and liquidation price per position, notional per row (the object path's order). */
-  private positionFigures(
-    specs: readonly InstrumentSpec[],
-    contractSize: Float64Array,
-    mark: Float64Array,
-  ): void {
+  private positionFigures(tiersOf: readonly Tier[][], contractSize: Float64Array, mark: Float64Array): void {
     const b = this.batch!;
     const { equity, mm } = this.out;
     for (let r = 0; r < this.rows; r++) {
@@ -132,7 +141,7 @@ export class MarginSweep {
           this.posLiq[k] = Number.NaN;
           continue;
         }
-        const tiers = specs[ti]!.tiers;
+        const tiers = tiersOf[ti]!;
         const otherMm = mm[r]! - n * tiers[tierIndexOf(tiers, n)]!.mmr;
         const lp = liquidationPrice({ qty: q, mark: m, contractSize: c, tiers, equity: eq, otherMm });
         this.posLiq[k] = lp === null ? Number.NaN : lp;

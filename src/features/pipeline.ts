@@ -14,13 +14,15 @@
 import type { CanonicalEvent } from '../events/schema.js';
 import { EventGate } from '../events/validate.js';
 import { type MarginBook, type MarginBookOptions, MarginRuleError } from '../margin/index.js';
-import { emptyFlowReading, type RateNorm, rateNorm } from './account-flow.js';
+import { emptyFlowReading, rateNorm } from './account-flow.js';
 import { FeatureState } from './feature-state.js';
-import { MarginSweep } from './margin-sweep.js';
+import { MarginSweep, marginInputs } from './margin-sweep.js';
 import { emptyMarketView, type InstrumentMarket, type MarketView } from './market-state.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import { type RowContext, writeRow } from './row-writer.js';
+import { type RowsJob, runRowsJob } from './rows-job.js';
 import { FEATURE_COUNT, FEATURE_PARAMS, FEATURE_SCHEMA_HASH } from './schema.js';
+import type { SnapshotPool } from './snapshot-pool.js';
 
 export interface FeaturePipelineOptions {
   /** ms an event may arrive behind the newest seen and still be applied in order (default 0) */
@@ -156,24 +158,82 @@ export class FeaturePipeline {
   }
 
   snapshot(ts: number, opts: SnapshotOptions = {}): FeatureSnapshot {
+    const { snap, rowsIdx } = this.prepare(ts, opts, false);
+    this.writeRows(ts, snap.matrix, snap.rows, rowsIdx);
+    return snap;
+  }
+
+  /**
+   * The same snapshot, its rows split between this thread and the pool's worker threads (equal to
+   * `snapshot` bit for bit). The matrix is on a SharedArrayBuffer; an `into` matrix must be too.
+   */
+  async snapshotParallel(
+    ts: number,
+    pool: SnapshotPool,
+    opts: SnapshotOptions = {},
+  ): Promise<FeatureSnapshot> {
+    const { snap, rowsIdx } = this.prepare(ts, opts, true);
+    const parts = pool.size + 1;
+    const chunk = Math.ceil(snap.rows / parts);
+    const base = this.job(ts, snap.matrix, rowsIdx, 0, Math.min(chunk, snap.rows));
+    const m = this.state.mirror;
+    const mirror = {
+      cash: m.cash,
+      known: m.known,
+      count: m.count,
+      inst: m.inst,
+      qty: m.qty,
+      entry: m.entry,
+      overflow: m.overflow,
+    };
+    const jobs: RowsJob[] = [];
+    for (let k = 1; k < parts && k * chunk < snap.rows; k++)
+      jobs.push({ ...base, mirror, from: k * chunk, to: Math.min((k + 1) * chunk, snap.rows) });
+    const others = pool.run(jobs);
+    try {
+      runRowsJob(base, this.sweep);
+    } finally {
+      await others;
+    }
+    return snap;
+  }
+
+  /** Apply held events up to `ts`, pick the rows and the matrix. */
+  private prepare(
+    ts: number,
+    opts: SnapshotOptions,
+    shared: boolean,
+  ): { snap: FeatureSnapshot; rowsIdx: Int32Array | null } {
     this.advanceTo(ts);
     const st = this.state;
     let rowsIdx: Int32Array | null = null;
     if (opts.onlyWithPosition) {
       const count = st.mirror.count;
-      const all = new Int32Array(st.ids.length);
       let n = 0;
-      for (let i = 0; i < st.ids.length; i++) if (count[i]! > 0) all[n++] = i;
-      rowsIdx = all.subarray(0, n);
+      for (let i = 0; i < st.ids.length; i++) if (count[i]! > 0) n++;
+      rowsIdx = shared ? new Int32Array(new SharedArrayBuffer(4 * n)) : new Int32Array(n);
+      n = 0;
+      for (let i = 0; i < st.ids.length; i++) if (count[i]! > 0) rowsIdx[n++] = i;
     }
     const rows = rowsIdx ? rowsIdx.length : st.ids.length;
     const size = rows * FEATURE_COUNT;
-    if (opts.into && opts.into.length < size)
-      throw new RangeError(`snapshot needs ${size} floats, the matrix given holds ${opts.into.length}`);
-    const matrix = opts.into ? opts.into.subarray(0, size) : new Float32Array(size);
+    const into = opts.into;
+    if (into && into.length < size)
+      throw new RangeError(`snapshot needs ${size} floats, the matrix given holds ${into.length}`);
+    if (into && shared && !(into.buffer instanceof SharedArrayBuffer))
+      throw new RangeError(
+        'snapshotParallel writes from several threads: `into` must be on a SharedArrayBuffer',
+      );
+    const matrix = into
+      ? into.subarray(0, size)
+      : shared
+        ? new Float32Array(new SharedArrayBuffer(4 * size))
+        : new Float32Array(size);
     const accounts = rowsIdx ? Array.from(rowsIdx, (i) => st.ids[i]!) : st.ids.slice();
-    this.writeRows(ts, matrix, rows, rowsIdx);
-    return { ts, accounts, matrix, rows, cols: FEATURE_COUNT, schemaHash: FEATURE_SCHEMA_HASH };
+    return {
+      snap: { ts, accounts, matrix, rows, cols: FEATURE_COUNT, schemaHash: FEATURE_SCHEMA_HASH },
+      rowsIdx,
+    };
   }
 
   /** One account's row at `ts` (the same code as `snapshot`); unknown accounts get the no-history row. */
@@ -192,23 +252,34 @@ export class FeaturePipeline {
 
   /** Rows of the accounts `rowsIdx` (null: all, in order) into `out`. */
   private writeRows(ts: number, out: Float32Array, rows: number, rowsIdx: Int32Array | null): void {
+    runRowsJob(this.job(ts, out, rowsIdx, 0, rows), this.sweep);
+  }
+
+  /** The job writing rows [from, to) at `ts` (dirty mirror entries refreshed first). */
+  private job(ts: number, out: Float32Array, rowsIdx: Int32Array | null, from: number, to: number): RowsJob {
     const st = this.state;
     st.refreshDirty();
-    this.sweep.run(st.book, st.mirror, rows, rowsIdx, st.symbols);
     const ctx = this.rowContext(ts);
-    const norm: RateNorm = rateNorm(this.observedMs(ts));
-    const flow = emptyFlowReading();
-    for (let r = 0; r < rows; r++) {
-      st.flows.read(rowsIdx ? rowsIdx[r]! : r, ts, norm, flow);
-      writeRow(out, r * FEATURE_COUNT, this.sweep, r, flow, ctx);
-    }
+    return {
+      ts,
+      coverage: ctx.coverage,
+      norm: rateNorm(this.observedMs(ts)),
+      views: ctx.views,
+      margin: marginInputs(st.book, st.symbols),
+      flows: st.flows.data,
+      mirror: st.mirror,
+      rowsIdx,
+      from,
+      to,
+      out,
+    };
   }
 
   private observedMs(ts: number): number {
     return Number.isNaN(this.state.startTs) ? 0 : ts - this.state.startTs;
   }
 
-  private rowContext(ts: number): RowContext {
+  private rowContext(ts: number): RowContext & { views: MarketView[] } {
     const st = this.state;
     if (ts !== this.viewTs || st.version !== this.viewVersion || this.views.length !== st.markets.length) {
       const norm = rateNorm(this.observedMs(ts));

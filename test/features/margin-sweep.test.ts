@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import { FeatureState } from '../../src/features/feature-state.js';
 import { SLOTS } from '../../src/features/margin-mirror.js';
-import { MarginSweep } from '../../src/features/margin-sweep.js';
+import { MarginSweep, marginInputs } from '../../src/features/margin-sweep.js';
 import { deposit, fill, funding, instrument, MIN, mark, T0 } from './builders.js';
 import { syntheticHistory } from './synthetic-history.js';
 
@@ -11,7 +11,7 @@ function expectSweepEqualsBook(state: FeatureState): number {
   const sweep = new MarginSweep();
   const n = state.ids.length;
   state.refreshDirty(); // what the pipeline does before every sweep (funding moved holders' cash)
-  sweep.run(state.book, state.mirror, n, null, state.symbols);
+  sweep.run(marginInputs(state.book, state.symbols), state.mirror, n, null);
   let positions = 0;
   for (let r = 0; r < n; r++) {
     const m = state.book.snapshot(state.ids[r]!);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
 import { FeaturePipeline } from '../../src/features/pipeline.js';
 import { F, FEATURE_COUNT } from '../../src/features/schema.js';
+import { SnapshotPool } from '../../src/features/snapshot-pool.js';
 import { MarginBook } from '../../src/margin/index.js';
 import { DAY, HOUR, MIN, perDayNorm, perHourNorm, T0 } from './builders.js';
 import { syntheticHistory } from './synthetic-history.js';
@@ -117,5 +118,26 @@ describe('streaming equals batch', () => {
     for (const a of full.accounts)
       if (!held.accounts.includes(a))
         expect(full.matrix[full.accounts.indexOf(a) * FEATURE_COUNT + F.has_position]).toBe(0);
+  });
+
+  it('the parallel snapshot (worker threads on shared memory) equals the single-thread one, bit for bit', async () => {
+    const t = T0 + 100 * MIN;
+    const p = new FeaturePipeline();
+    for (const ev of prefix(t)) p.apply(ev);
+    const pool = await SnapshotPool.start(2);
+    try {
+      for (const onlyWithPosition of [false, true]) {
+        const single = p.snapshot(t, { onlyWithPosition });
+        const parallel = await p.snapshotParallel(t, pool, { onlyWithPosition });
+        expect(parallel.matrix.buffer).toBeInstanceOf(SharedArrayBuffer);
+        expect(parallel.accounts).toEqual(single.accounts);
+        expect(Array.from(parallel.matrix)).toEqual(Array.from(single.matrix));
+      }
+      await expect(p.snapshotParallel(t, pool, { into: new Float32Array(10_000) })).rejects.toThrow(
+        /SharedArrayBuffer/,
+      );
+    } finally {
+      await pool.close();
+    }
   });
 });
