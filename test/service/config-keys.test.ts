@@ -83,7 +83,7 @@ describe('API keys', () => {
     const store = KeyStore.fromFile(file);
     expect([...(store.verify(key)?.scopes ?? [])].sort()).toEqual(['events:write', 'score:read']);
     expect(store.verify(`${key}x`)).toBeUndefined();
-    expect(store.verify('pk_0000000000000000_' + 'A'.repeat(43))).toBeUndefined();
+    expect(store.verify(`pk_0000000000000000_${'A'.repeat(43)}`)).toBeUndefined();
     expect(store.verify('')).toBeUndefined();
   });
 

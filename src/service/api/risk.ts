@@ -65,7 +65,8 @@ export function riskRoutes(store: RiskStore, defaultMinPd: number) {
           },
         },
       },
-      async (c, { body }) => c.json(await store.getMany(body.accounts)),
+      async (c, { body }) =>
+        c.body(await store.getManyJson(body.accounts), 200, { 'content-type': 'application/json' }),
     ),
   ];
 }

@@ -118,8 +118,8 @@ export class ShardState {
     return m;
   }
 
-  /** stdev of 1 h returns per symbol (fraction), from the features' market state */
-  private sigmaAndDepth(symbols: Iterable<string>, ts: number) {
+  /** stdev of 1 h returns (fraction) and visible depth (contracts) per symbol, from the features' market state */
+  private marketContext(symbols: Iterable<string>, ts: number) {
     const sigma1h: Record<string, number> = {};
     const depth: Record<string, DepthView> = {};
     for (const s of symbols) {
@@ -143,13 +143,14 @@ export class ShardState {
   ): Evaluation[] {
     const book = this.pipeline.book;
     const out: Evaluation[] = [];
+    const margins = accounts.map((a) => book.snapshot(a));
+    const symbols = new Set<string>();
+    for (const m of margins) for (const p of m?.positions ?? []) symbols.add(p.symbol);
+    // one market read per symbol for the whole batch (the same instant for every account)
+    const { sigma1h, depth } = this.marketContext(symbols, ts);
     accounts.forEach((account, i) => {
-      const margin = book.snapshot(account);
+      const margin = margins[i];
       if (!margin) return;
-      const { sigma1h, depth } = this.sigmaAndDepth(
-        margin.positions.map((p) => p.symbol),
-        ts,
-      );
       const prev = this.memory.get(account);
       const r = decide(
         {

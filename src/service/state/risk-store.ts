@@ -39,36 +39,53 @@ export class RiskStore {
     return raw ? (JSON.parse(raw) as RiskView) : undefined;
   }
 
-  /** Views of many accounts, in the order asked; `missing` lists those never evaluated. */
-  async getMany(accounts: readonly string[]): Promise<{ results: RiskView[]; missing: string[] }> {
-    const byShard = new Map<number, string[]>();
-    for (const a of new Set(accounts)) {
+  /** Stored view JSON of many accounts (null = never evaluated), in the order asked, duplicates removed. */
+  async getManyRaw(accounts: readonly string[]): Promise<{ accounts: string[]; raw: (string | null)[] }> {
+    const unique = [...new Set(accounts)];
+    const byShard = new Map<number, number[]>();
+    unique.forEach((a, i) => {
       const s = shardOf(a, this.shards);
       const list = byShard.get(s) ?? [];
-      list.push(a);
+      list.push(i);
       byShard.set(s, list);
-    }
-    const found = new Map<string, RiskView>();
+    });
+    const raw = new Array<string | null>(unique.length).fill(null);
     const pipe = this.redis.pipeline();
     const order = [...byShard.entries()];
-    for (const [s, list] of order) pipe.hmget(this.keys.risk(s), ...list);
+    for (const [s, idx] of order) pipe.hmget(this.keys.risk(s), ...idx.map((i) => unique[i] as string));
     const replies = (await pipe.exec()) ?? [];
-    order.forEach(([, list], i) => {
-      const [err, values] = replies[i] ?? [null, []];
+    order.forEach(([, idx], k) => {
+      const [err, values] = replies[k] ?? [null, []];
       if (err) throw err;
-      (values as (string | null)[]).forEach((raw, j) => {
-        const a = list[j];
-        if (raw && a !== undefined) found.set(a, JSON.parse(raw) as RiskView);
+      (values as (string | null)[]).forEach((v, j) => {
+        raw[idx[j] as number] = v;
       });
     });
+    return { accounts: unique, raw };
+  }
+
+  /** Views of many accounts, in the order asked; `missing` lists those never evaluated. */
+  async getMany(accounts: readonly string[]): Promise<{ results: RiskView[]; missing: string[] }> {
+    const { accounts: unique, raw } = await this.getManyRaw(accounts);
     const results: RiskView[] = [];
     const missing: string[] = [];
-    for (const a of new Set(accounts)) {
-      const v = found.get(a);
-      if (v) results.push(v);
-      else missing.push(a);
-    }
+    raw.forEach((v, i) => {
+      if (v) results.push(JSON.parse(v) as RiskView);
+      else missing.push(unique[i] as string);
+    });
     return { results, missing };
+  }
+
+  /** The `{results, missing}` response body built from the stored JSON without re-parsing it. */
+  async getManyJson(accounts: readonly string[]): Promise<string> {
+    const { accounts: unique, raw } = await this.getManyRaw(accounts);
+    const found: string[] = [];
+    const missing: string[] = [];
+    raw.forEach((v, i) => {
+      if (v) found.push(v);
+      else missing.push(unique[i] as string);
+    });
+    return `{"results":[${found.join(',')}],"missing":${JSON.stringify(missing)}}`;
   }
 
   /** Accounts with pd >= minPd, highest first, across shards. */
