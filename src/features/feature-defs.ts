@@ -84,7 +84,7 @@ export const FEATURES = [
     unit: 'ln(ratio)',
     group: 'flow',
     neutral: 0,
-    meaning: 'ln((1+cancels)/(1+fills)), decayed counts of the fast window',
+    meaning: 'ln((1 + cancels/h) / (1 + fills/h)), fast window',
   },
   {
     name: 'taker_share',
@@ -213,7 +213,8 @@ export const FEATURES = [
     unit: 'fraction',
     group: 'margin',
     neutral: 0,
-    meaning: 'free collateral / equity in [-1, 1]; -1 when equity <= 0 with a position',
+    meaning:
+      'free collateral / equity in [-1, 1]; -1 when equity <= 0 with a position, 1 with no position and equity > 0',
   },
   {
     name: 'upnl_notional',

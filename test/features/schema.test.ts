@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   assertSchemaHash,
@@ -70,5 +71,19 @@ describe('feature schema', () => {
     expect(err.actual).toBe(FEATURE_SCHEMA_HASH);
     expect(err.message).toMatch(/retrain/);
     expect(() => assertSchemaHash('')).toThrow(FeatureSchemaMismatchError);
+  });
+
+  it('is documented in src/features/README.md, in order, with units, neutral values and the current hash', () => {
+    const readme = readFileSync(new URL('../../src/features/README.md', import.meta.url), 'utf8');
+    const rows = readme
+      .split('\n')
+      .filter((l) => /^\| \d+ \| `/.test(l))
+      .map((l) => l.split(' | '));
+    expect(rows.map((c) => c[1]!.replaceAll('`', ''))).toEqual(FEATURE_NAMES);
+    rows.forEach((c, i) => {
+      expect(c[2]).toBe(FEATURES[i]!.unit.replaceAll('|', '\\|'));
+      expect(Number(c[4]!.replace(' |', ''))).toBeCloseTo(FEATURES[i]!.neutral, 5);
+    });
+    expect(readme).toContain(FEATURE_SCHEMA_HASH);
   });
 });
