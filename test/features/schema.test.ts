@@ -75,14 +75,21 @@ describe('feature schema', () => {
 
   it('is documented in src/features/README.md, in order, with units, neutral values and the current hash', () => {
     const readme = readFileSync(new URL('../../src/features/README.md', import.meta.url), 'utf8');
+    // table rows: | # | `name` | unit | meaning | neutral |  (cells padded; \| is a literal pipe)
     const rows = readme
       .split('\n')
-      .filter((l) => /^\| \d+ \| `/.test(l))
-      .map((l) => l.split(' | '));
+      .filter((l) => /^\|\s*\d+\s*\|\s*`/.test(l))
+      .map((l) =>
+        l
+          .replaceAll('\\|', '\u0000')
+          .split('|')
+          .slice(1, -1)
+          .map((c) => c.trim().replaceAll('\u0000', '|')),
+      );
     expect(rows.map((c) => c[1]!.replaceAll('`', ''))).toEqual(FEATURE_NAMES);
     rows.forEach((c, i) => {
-      expect(c[2]).toBe(FEATURES[i]!.unit.replaceAll('|', '\\|'));
-      expect(Number(c[4]!.replace(' |', ''))).toBeCloseTo(FEATURES[i]!.neutral, 5);
+      expect(c[2]).toBe(FEATURES[i]!.unit);
+      expect(Number(c[4])).toBeCloseTo(FEATURES[i]!.neutral, 5);
     });
     expect(readme).toContain(FEATURE_SCHEMA_HASH);
   });
