@@ -28,6 +28,7 @@ import type { ServiceMetrics } from './metrics.js';
 import type { ModelHolder } from './model/holder.js';
 import type { ActionProducer } from './queue/producer.js';
 import { AuditLog } from './state/audit.js';
+import { shardBacklogs } from './state/event-log.js';
 import { keyspace } from './state/keys.js';
 import { RiskStore } from './state/risk-store.js';
 
@@ -163,6 +164,8 @@ export function createApp(deps: AppDeps): ServiceApp {
         responses: { 200: { description: 'text exposition format', contentType: 'text/plain' } },
       },
       async (c) => {
+        const backlogs = await shardBacklogs(redis, keys).catch(() => new Map<number, number>());
+        for (const [shard, lag] of backlogs) metrics.evalBacklog.set({ shard: String(shard) }, lag);
         if (deps.queues) {
           const depths = await deps.queues.depths().catch(() => undefined);
           for (const [queue, counts] of Object.entries(depths ?? {}))

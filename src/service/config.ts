@@ -18,6 +18,8 @@ export const ConfigSchema = z
     /** HTTP port; 0 = any free port */
     PORT: int(0, 65535).default(8080),
     HOST: z.string().min(1).default('0.0.0.0'),
+    /** `preempt worker` serves /metrics, /healthz and /readyz on this port when set (0 = any free port) */
+    PREEMPT_METRICS_PORT: int(0, 65535).optional(),
     /** where the shared state lives; `preempt start` finds or starts one when unset */
     REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'must be a redis:// or rediss:// URL' }).optional(),
     /** namespace of every Redis key and BullMQ queue (several deployments can share one Redis) */

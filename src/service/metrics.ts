@@ -21,6 +21,7 @@ export interface ServiceMetrics {
   jobsFailed: Counter<'queue' | 'final'>;
   queueDepth: Gauge<'queue' | 'state'>;
   evalLag: Gauge<'shard'>;
+  evalBacklog: Gauge<'shard'>;
   evalDuration: Histogram<'shard'>;
   modelInfo: Gauge<'version' | 'backend' | 'mode'>;
 }
@@ -112,6 +113,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics
     evalLag: new Gauge({
       name: 'preempt_evaluation_lag_seconds',
       help: 'age of the newest applied event log entry when its evaluation finished',
+      labelNames: ['shard'],
+      registers: r,
+    }),
+    evalBacklog: new Gauge({
+      name: 'preempt_evaluation_backlog_entries',
+      help: 'event log entries not yet delivered to a shard evaluator (read from Redis at scrape)',
       labelNames: ['shard'],
       registers: r,
     }),

@@ -15,6 +15,7 @@ import type { ServiceConfig } from './config.js';
 import { EvaluatorSupervisor } from './evaluator/supervisor.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { defaultLoader, ModelHolder, type ModelStatus, type ScorerLoader } from './model/holder.js';
+import { type OpsServer, serveOps } from './ops-server.js';
 import { ActionProducer } from './queue/producer.js';
 import { type ExecutionWorkers, startExecutionWorkers } from './queue/worker.js';
 import { AuditLog } from './state/audit.js';
@@ -170,6 +171,8 @@ export async function startApi(config: ServiceConfig, opts: RuntimeOptions = {})
 
 export interface WorkerHandle {
   supervisor: EvaluatorSupervisor;
+  /** the ops endpoints, when PREEMPT_METRICS_PORT is set */
+  ops: OpsServer | undefined;
   workers: ExecutionWorkers;
   model: ModelHolder;
   close(): Promise<void>;
@@ -240,15 +243,27 @@ export async function startWorker(config: ServiceConfig, opts: RuntimeOptions = 
     ...(opts.tuning?.lockDurationMs ? { lockDurationMs: opts.tuning.lockDurationMs } : {}),
     ...(opts.tuning?.stalledIntervalMs ? { stalledIntervalMs: opts.tuning.stalledIntervalMs } : {}),
   });
+  const ops =
+    config.PREEMPT_METRICS_PORT !== undefined
+      ? await serveOps(config.PREEMPT_METRICS_PORT, config.HOST, metrics, writes, supervisor)
+      : undefined;
   log.info(
-    { shards: supervisor.shards(), of: config.PREEMPT_SHARDS, venue: venue.name, model: model.status().mode },
+    {
+      opsPort: ops?.port,
+      shards: supervisor.shards(),
+      of: config.PREEMPT_SHARDS,
+      venue: venue.name,
+      model: model.status().mode,
+    },
     'worker started',
   );
   return {
     supervisor,
+    ops,
     workers,
     model,
     async close() {
+      await ops?.close();
       await supervisor.close();
       await workers.close();
       await venue.close?.();

@@ -147,6 +147,7 @@ describe('evaluation loop', () => {
     const metrics = await (await h.call('GET', '/metrics', { key: null })).text();
     expect(metrics).toMatch(/preempt_decisions_total\{decision="LIQUIDATE"\} [1-9]/);
     expect(metrics).toMatch(/preempt_evaluation_lag_seconds\{shard="0"\}/);
+    expect(metrics).toMatch(/preempt_evaluation_backlog_entries\{shard="0"\} 0/);
     expect(metrics).toMatch(/preempt_queue_depth\{queue="deleverage",state="completed"\} [1-9]/);
   });
 
@@ -196,12 +197,15 @@ describe('evaluator recovery', () => {
       await redis.xreadgroup('GROUP', group, 'dead', 'COUNT', 100, 'STREAMS', ks.stream, '>');
       expect(((await redis.xpending(ks.stream, group)) as [number])[0]).toBe(2);
 
-      const worker = await startWorker(r.config, {
-        log: silent,
-        model: r.model,
-        metrics: r.metrics,
-        tuning: { blockMs: 100 },
-      });
+      const worker = await startWorker(
+        { ...r.config, PREEMPT_METRICS_PORT: 0, HOST: '127.0.0.1' },
+        {
+          log: silent,
+          model: r.model,
+          metrics: r.metrics,
+          tuning: { blockMs: 100 },
+        },
+      );
       try {
         const decided = await eventually(
           async () =>
@@ -217,6 +221,16 @@ describe('evaluator recovery', () => {
         // the 95 mark's REDUCE of doomed was the dead evaluator's to act on: replayed, not re-decided
         expect(decided.sort()).toEqual(['deleverage-risky-1', 'liquidate-doomed-1']);
         expect((await riskOf(r, 'risky'))?.asOf).toBeGreaterThanOrEqual(T0 + 3 * MIN);
+        // the worker process's own ops endpoints
+        const ops = `http://127.0.0.1:${worker.ops?.port}`;
+        expect(await (await fetch(`${ops}/readyz`)).json()).toMatchObject({
+          ready: true,
+          redis: true,
+          evaluator: { healthy: true },
+        });
+        expect(await (await fetch(`${ops}/metrics`)).text()).toMatch(
+          /preempt_decisions_total\{decision="LIQUIDATE"\} [1-9]/,
+        );
       } finally {
         await worker.close();
       }

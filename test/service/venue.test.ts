@@ -34,15 +34,24 @@ function request(kind: 'liquidate' | 'deleverage', qty: number, key = 'job-1'): 
 }
 
 describe('simulated venue', () => {
-  it('sells below the bid by half-spread plus linear-book impact, worse for larger sizes', () => {
-    // 10 contracts of 100 resting within 1%: the price walks 0.1% and averages half of it
-    expect(simulatedFillPrice(market, 'sell', 10, opts)).toBeCloseTo(100 - 0.1 - 0.05, 9);
-    expect(simulatedFillPrice(market, 'buy', 10, opts)).toBeCloseTo(100 + 0.1 + 0.05, 9);
+  it("walks the simulator's book: below the bid for a sell, worse for larger sizes and after its own fills", async () => {
+    // 10 contracts of 100 resting within 1%: the price walks 0.1% from the touch and averages half of it
+    expect(simulatedFillPrice(market, 'sell', 10, opts)).toBeCloseTo(99.9 * (1 - 0.0005), 9);
+    expect(simulatedFillPrice(market, 'buy', 10, opts)).toBeCloseTo(100.1 * (1 + 0.0005), 9);
     expect(simulatedFillPrice(market, 'sell', 50, opts)).toBeLessThan(
       simulatedFillPrice(market, 'sell', 10, opts),
     );
     const noBook: MarketInput = { mark: 100, contractSize: 1, liquidationFeeRate: 0.005 };
-    expect(simulatedFillPrice(noBook, 'sell', 10, opts)).toBeCloseTo(100 * (1 - 0.00025 - 0.001), 9);
+    expect(simulatedFillPrice(noBook, 'sell', 10, opts)).toBeCloseTo(100 * (1 - 0.00025) * (1 - 0.001), 9);
+    // a second execution at the same instant pays for the depth the first one took; a minute later it has refilled
+    const v = new SimulatedVenue();
+    const first = (await v.execute(request('deleverage', 10, 'a'))).fills[0]?.price ?? 0;
+    const second = (await v.execute(request('deleverage', 10, 'b'))).fills[0]?.price ?? 0;
+    expect(second).toBeLessThan(first);
+    const later =
+      (await v.execute({ ...request('deleverage', 10, 'c'), decidedAt: 5 + 10 * 60_000 })).fills[0]?.price ??
+      0;
+    expect(later).toBeCloseTo(first, 3);
   });
 
   it('charges the liquidation fee on liquidations and the taker fee on reductions; a repeated key returns the first result', async () => {

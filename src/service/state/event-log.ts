@@ -107,3 +107,22 @@ export function decodeEntry(fields: string[]): CanonicalEvent | undefined {
     if (fields[i] === 'e') return JSON.parse(fields[i + 1] as string) as CanonicalEvent;
   return undefined;
 }
+
+/** Entries of the log not yet delivered to each shard's consumer group (Redis 7 `lag`), by shard. */
+export async function shardBacklogs(redis: Redis, keys: Keyspace): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  let groups: unknown[][];
+  try {
+    groups = (await redis.xinfo('GROUPS', keys.stream)) as unknown[][];
+  } catch {
+    return out; // no log yet
+  }
+  for (const g of groups) {
+    const f = new Map<string, unknown>();
+    for (let i = 0; i + 1 < g.length; i += 2) f.set(String(g[i]), g[i + 1]);
+    const m = /^evaluator-s(\d+)$/.exec(String(f.get('name')));
+    const lag = f.get('lag');
+    if (m?.[1] && typeof lag === 'number') out.set(Number(m[1]), lag);
+  }
+  return out;
+}

@@ -1,10 +1,11 @@
 /**
- * The simulated venue: fills each reduce-only order against a linear book built from the decision's
- * market inputs — half the spread, plus impact growing with size against the visible depth (depth is
- * the contracts resting within 1% of mid, spread evenly, so eating q contracts moves the price by
- * 1% * q / depth and the average fill is half that). It is the same slippage model as the features'
- * `liq_slippage_bps`. The simulator (src/sim) has no book model yet; when it has, this should use it.
+ * The simulated venue: fills each reduce-only order against the simulator's book model
+ * (src/sim/market/microstructure.ts): the order hits the touch (bid for a sell) and pays the average
+ * distance of the depth it walks — depth spread evenly over the 1% band, growing beyond it (square-root
+ * impact) — after what this venue's own recent executions consumed, which refills with the simulator's
+ * 30-second half-life in event time. The consumed depth is per venue instance (per worker process).
  */
+import { averageImpact, REFILL_HALF_LIFE_MIN } from '../../sim/market/microstructure.js';
 import type { MarketInput } from '../queue/job.js';
 import {
   type ExecutionRequest,
@@ -23,21 +24,27 @@ export interface SimulatedVenueOptions {
   fallbackImpactBps?: number;
 }
 
-/** USD per unit of base: average fill price of `qty` contracts on `side` into the linear book. */
+/** contracts already taken from each side of a symbol's book, as of `ts` (ms) */
+interface Consumed {
+  bid: number;
+  ask: number;
+  ts: number;
+}
+
+/** USD: average fill price of `qty` contracts on `side`, after `used` contracts of that side were consumed. */
 export function simulatedFillPrice(
   m: MarketInput,
   side: 'buy' | 'sell',
   qty: number,
   o: Required<SimulatedVenueOptions>,
+  used = 0,
 ): number {
-  const hasBook = m.bid !== undefined && m.ask !== undefined;
-  const mid = hasBook ? ((m.bid as number) + (m.ask as number)) / 2 : m.mark;
-  const half = hasBook ? ((m.ask as number) - (m.bid as number)) / 2 : (mid * o.fallbackHalfSpreadBps) / 1e4;
+  const half = (m.mark * o.fallbackHalfSpreadBps) / 1e4;
+  const touch = side === 'sell' ? (m.bid ?? m.mark - half) : (m.ask ?? m.mark + half);
   const depth = side === 'sell' ? m.bidDepth : m.askDepth;
   const impact =
-    depth !== undefined && depth > 0 ? (0.01 * mid * qty) / depth / 2 : (mid * o.fallbackImpactBps) / 1e4;
-  const price = side === 'sell' ? mid - half - impact : mid + half + impact;
-  return Math.max(price, mid * 0.01);
+    depth !== undefined && depth > 0 ? averageImpact(qty, used, depth) : o.fallbackImpactBps / 1e4;
+  return side === 'sell' ? touch * (1 - impact) : touch * (1 + impact);
 }
 
 export class SimulatedVenue implements ExecutionVenue {
@@ -45,18 +52,32 @@ export class SimulatedVenue implements ExecutionVenue {
   private readonly opts: Required<SimulatedVenueOptions>;
   /** executions by idempotency key: a repeated key returns the first result */
   private readonly done = new Map<string, ExecutionResult>();
+  private readonly consumed = new Map<string, Consumed>();
 
   constructor(opts: SimulatedVenueOptions = {}) {
     this.opts = { takerFeeRate: 0.0005, fallbackHalfSpreadBps: 2.5, fallbackImpactBps: 10, ...opts };
   }
 
+  private consumedAt(symbol: string, ts: number): Consumed {
+    const c = this.consumed.get(symbol) ?? { bid: 0, ask: 0, ts };
+    const minutes = Math.max(0, ts - c.ts) / 60_000;
+    const keep = 0.5 ** (minutes / REFILL_HALF_LIFE_MIN);
+    const now = { bid: c.bid * keep, ask: c.ask * keep, ts: Math.max(ts, c.ts) };
+    this.consumed.set(symbol, now);
+    return now;
+  }
+
   async execute(req: ExecutionRequest): Promise<ExecutionResult> {
     const seen = this.done.get(req.idempotencyKey);
     if (seen) return seen;
+    for (const o of req.orders)
+      if (!req.market[o.symbol]) throw new VenueRejectedError(`no market inputs for ${o.symbol}`);
     const fills: VenueFill[] = req.orders.map((o) => {
-      const m = req.market[o.symbol];
-      if (!m) throw new VenueRejectedError(`no market inputs for ${o.symbol}`);
-      const price = simulatedFillPrice(m, o.side, o.qty, this.opts);
+      const m = req.market[o.symbol] as MarketInput;
+      const c = this.consumedAt(o.symbol, req.decidedAt);
+      const price = simulatedFillPrice(m, o.side, o.qty, this.opts, o.side === 'sell' ? c.bid : c.ask);
+      if (o.side === 'sell') c.bid += o.qty;
+      else c.ask += o.qty;
       const notional = o.qty * m.contractSize * price; // USD
       const feeRate = req.kind === 'liquidate' ? m.liquidationFeeRate : this.opts.takerFeeRate;
       return {
