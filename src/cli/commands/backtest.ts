@@ -38,6 +38,8 @@ export function register(program: Command): void {
           format: '{policy} |{bar}| {value}/{total} min | ETA {eta_formatted}',
           stream: process.stderr,
           hideCursor: true,
+          noTTYOutput: true,
+          notTTYSchedule: 10_000,
         },
         Presets.shades_classic,
       );

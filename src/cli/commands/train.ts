@@ -39,6 +39,8 @@ export function register(program: Command): void {
         format: '{phase} |{bar}| epoch {value}/{total} loss {loss} val {val} | ETA {eta_formatted}',
         stream: process.stderr,
         hideCursor: true,
+        noTTYOutput: true,
+        notTTYSchedule: 10_000,
       });
       let barModel = '';
       const result = await runTraining({
