@@ -9,6 +9,7 @@ export {
   FeaturePipeline,
   type FeaturePipelineOptions,
   type FeatureSnapshot,
+  PipelineBusyError,
   type PipelineStats,
   type SnapshotOptions,
   SnapshotTimeError,

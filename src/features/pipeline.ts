@@ -9,7 +9,9 @@
  *
  * Ordering: events up to `toleranceMs` behind the newest seen are held and applied in `ts` order; older ones
  * are refused and counted as late; a repeated `id` is ignored and counted. `snapshot(ts)` / `vector(ts)`
- * first apply every held event with a ts <= `ts`; afterwards events older than `ts` are late.
+ * first apply every held event with a ts <= `ts`; afterwards events older than `ts` are late. While a
+ * `snapshotParallel` is in flight, events offered are held and applied when it completes, and another
+ * snapshot or vector throws PipelineBusyError.
  */
 import type { CanonicalEvent } from '../events/schema.js';
 import { EventGate } from '../events/validate.js';
@@ -66,6 +68,14 @@ export interface FeatureSnapshot {
   schemaHash: string;
 }
 
+export class PipelineBusyError extends Error {
+  readonly code = 'PIPELINE_BUSY';
+  constructor() {
+    super('a parallel snapshot is running: await it before the next snapshot or vector');
+    this.name = 'PipelineBusyError';
+  }
+}
+
 export type ApplyOutcome = 'accepted' | 'duplicate' | 'late' | 'invalid';
 
 export class SnapshotTimeError extends Error {
@@ -96,6 +106,9 @@ export class FeaturePipeline {
   private readonly state: FeatureState;
   private readonly sweep = new MarginSweep();
   private readonly release = (ev: CanonicalEvent): void => this.applyNow(ev);
+  /** a parallel snapshot is running: workers read the state, so events wait in `deferred` */
+  private parallelBusy = false;
+  private deferred: CanonicalEvent[] = [];
   private viewTs = Number.NaN;
   private viewVersion = -1;
   private views: MarketView[] = [];
@@ -122,6 +135,11 @@ export class FeaturePipeline {
       this.stats.invalid++;
       this.stats.lastRefusal = `${ev.type} at ${ev.ts}: ${gated.field}: ${gated.reason}`;
       return 'invalid';
+    }
+    if (this.parallelBusy) {
+      // workers are reading the state: hold the event until they are done (then it may still be late)
+      this.deferred.push(ev);
+      return 'accepted';
     }
     if (!this.order.push(ev, this.release)) {
       this.stats.late++;
@@ -152,6 +170,7 @@ export class FeaturePipeline {
 
   /** Apply held events up to `ts` and close every candle that ended by `ts`. */
   advanceTo(ts: number): void {
+    if (this.parallelBusy) throw new PipelineBusyError();
     if (ts < this.state.lastAppliedTs) throw new SnapshotTimeError(ts, this.state.lastAppliedTs);
     this.order.releaseUpTo(ts, this.release);
     for (const m of this.state.markets) m.advanceTo(ts);
@@ -189,11 +208,19 @@ export class FeaturePipeline {
     const jobs: RowsJob[] = [];
     for (let k = 1; k < parts && k * chunk < snap.rows; k++)
       jobs.push({ ...base, mirror, from: k * chunk, to: Math.min((k + 1) * chunk, snap.rows) });
-    const others = pool.run(jobs);
+    this.parallelBusy = true;
     try {
-      runRowsJob(base, this.sweep);
+      const others = pool.run(jobs);
+      try {
+        runRowsJob(base, this.sweep);
+      } finally {
+        await others;
+      }
     } finally {
-      await others;
+      this.parallelBusy = false;
+      const held = this.deferred;
+      this.deferred = [];
+      for (const ev of held) if (!this.order.push(ev, this.release)) this.stats.late++;
     }
     return snap;
   }
@@ -204,6 +231,11 @@ export class FeaturePipeline {
     opts: SnapshotOptions,
     shared: boolean,
   ): { snap: FeatureSnapshot; rowsIdx: Int32Array | null } {
+    const into = opts.into;
+    if (into && shared && !(into.buffer instanceof SharedArrayBuffer))
+      throw new RangeError(
+        'snapshotParallel writes from several threads: `into` must be on a SharedArrayBuffer',
+      );
     this.advanceTo(ts);
     const st = this.state;
     let rowsIdx: Int32Array | null = null;
@@ -217,13 +249,8 @@ export class FeaturePipeline {
     }
     const rows = rowsIdx ? rowsIdx.length : st.ids.length;
     const size = rows * FEATURE_COUNT;
-    const into = opts.into;
     if (into && into.length < size)
       throw new RangeError(`snapshot needs ${size} floats, the matrix given holds ${into.length}`);
-    if (into && shared && !(into.buffer instanceof SharedArrayBuffer))
-      throw new RangeError(
-        'snapshotParallel writes from several threads: `into` must be on a SharedArrayBuffer',
-      );
     const matrix = into
       ? into.subarray(0, size)
       : shared

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
-import { FeaturePipeline } from '../../src/features/pipeline.js';
+import { FeaturePipeline, PipelineBusyError } from '../../src/features/pipeline.js';
 import { F, FEATURE_COUNT } from '../../src/features/schema.js';
 import { SnapshotPool } from '../../src/features/snapshot-pool.js';
 import { MarginBook } from '../../src/margin/index.js';
@@ -126,16 +126,26 @@ describe('streaming equals batch', () => {
     for (const ev of prefix(t)) p.apply(ev);
     const pool = await SnapshotPool.start(2);
     try {
+      const single = p.snapshot(t);
       for (const onlyWithPosition of [false, true]) {
-        const single = p.snapshot(t, { onlyWithPosition });
+        const one = p.snapshot(t, { onlyWithPosition });
         const parallel = await p.snapshotParallel(t, pool, { onlyWithPosition });
         expect(parallel.matrix.buffer).toBeInstanceOf(SharedArrayBuffer);
-        expect(parallel.accounts).toEqual(single.accounts);
-        expect(Array.from(parallel.matrix)).toEqual(Array.from(single.matrix));
+        expect(parallel.accounts).toEqual(one.accounts);
+        expect(Array.from(parallel.matrix)).toEqual(Array.from(one.matrix));
       }
       await expect(p.snapshotParallel(t, pool, { into: new Float32Array(10_000) })).rejects.toThrow(
         /SharedArrayBuffer/,
       );
+      // while workers read the state: events wait, snapshots and vectors are refused
+      const later = history.find((e) => e.ts > t)!;
+      const inFlight = p.snapshotParallel(t, pool);
+      const applied = p.stats.applied;
+      expect(p.apply(later)).toBe('accepted');
+      expect(p.stats.applied).toBe(applied);
+      expect(() => p.vector(single.accounts[0]!, t)).toThrow(PipelineBusyError);
+      await inFlight;
+      expect(p.stats.applied).toBe(applied + 1);
     } finally {
       await pool.close();
     }
