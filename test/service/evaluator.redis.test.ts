@@ -9,10 +9,11 @@ import { startWorker } from '../../src/service/runtime.js';
 import type { AuditEntry } from '../../src/service/state/audit.js';
 import { decodeEntry } from '../../src/service/state/event-log.js';
 import { keyspace } from '../../src/service/state/keys.js';
+import { MemorySink, simulate } from '../../src/sim/index.js';
 import { connect } from '../helpers/redis.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
 import { type Harness, makeHarness, silent } from './harness.js';
-import { allAudit } from './settle.js';
+import { allAudit, QueueHold, releaseAndSettle } from './settle.js';
 import { eventually } from './wait.js';
 
 const MIN = 60_000; // ms
@@ -244,3 +245,36 @@ async function riskOf(h2: Harness, account: string): Promise<RiskView | undefine
   const res = await h2.call('GET', `/v1/accounts/${account}/risk`, { key: h2.keys['score:read'] });
   return res.status === 200 ? ((await res.json()) as RiskView) : undefined;
 }
+
+describe('a simulated crash day', () => {
+  it('ingested over the API, produces decisions that the simulated venue executes exactly once', async () => {
+    const sink = new MemorySink();
+    await simulate('flash-crash', { accounts: 30, seed: 7, sink });
+    const s = await makeHarness('svc-simday', { worker: true });
+    try {
+      for (let i = 0; i < sink.events.length; i += 2000) {
+        const res = await s.call('POST', '/v1/events', {
+          key: s.keys['events:write'],
+          body: sink.events.slice(i, i + 2000),
+        });
+        expect(res.status).toBe(200);
+      }
+      const hold = new QueueHold(redis, s.prefix);
+      const audit = await releaseAndSettle(redis, s.prefix, 1, hold);
+      await hold.close();
+      const decisions = audit.filter((e) => e.kind === 'decision');
+      expect(decisions.length).toBeGreaterThan(0);
+      const executions = audit.filter((e) => e.kind === 'execution');
+      expect(executions.map((e) => e.jobId).sort()).toEqual(decisions.map((e) => e.jobId).sort());
+      const filled = executions.filter(
+        (e) => Array.isArray(e.data.fills) && (e.data.fills as unknown[]).length > 0,
+      );
+      expect(filled.length).toBeGreaterThan(0);
+      const ks = keyspace(s.prefix);
+      const ours = (await redis.xrange(ks.stream, '-', '+')).filter(([, f]) => f[1]?.includes('"id":"exec-'));
+      expect(ours.length).toBe(filled.reduce((n, e) => n + (e.data.fills as unknown[]).length, 0));
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -63,7 +63,7 @@ export async function allAudit(redis: Redis, prefix: string): Promise<AuditEntry
   return out.reverse();
 }
 
-/** Release the held jobs and wait until they ran, their fills were applied and settled. */
+/** Release the held jobs and wait until they ran, their fills were applied and settled, all at once. */
 export async function releaseAndSettle(
   redis: Redis,
   prefix: string,
@@ -71,26 +71,38 @@ export async function releaseAndSettle(
   hold: QueueHold,
 ): Promise<AuditEntry[]> {
   await hold.resume();
-  await eventually(
-    () => hold.idle(),
-    (idle) => idle,
-    'the queues to drain',
-    30_000,
-  );
-  await evaluatedToTail(redis, prefix, shards);
   const ks = keyspace(prefix);
-  return eventually(
+  const done = await eventually(
     async () => {
+      const idle = await hold.idle();
+      const end = await tail(redis, ks);
+      const seen = await Promise.all(
+        Array.from({ length: shards }, (_, s) => redis.hget(ks.shardStatus(s), 'lastEntryId')),
+      );
       const audit = await allAudit(redis, prefix);
       const fills = (await redis.xrange(ks.stream, '-', '+')).filter(([, f]) =>
         f[1]?.includes('"id":"exec-'),
       ).length;
-      return { audit, fills, settled: audit.filter((e) => e.kind === 'settled').length };
+      const settled = audit.filter((e) => e.kind === 'settled').length;
+      const decided = audit.filter((e) => e.kind === 'decision').length;
+      const executed = audit.filter((e) => e.kind === 'execution').length;
+      const evaluated = seen.every((id) => id === end);
+      return {
+        ok: idle && evaluated && settled === fills && decided === executed,
+        audit,
+        fills,
+        settled,
+        decided,
+        executed,
+        idle,
+        evaluated,
+      };
     },
-    (x) => x.settled === x.fills,
-    'every execution fill settled',
-    30_000,
-  ).then((x) => x.audit);
+    (x) => x.ok,
+    'the queues to drain and every execution to settle',
+    45_000,
+  );
+  return done.audit;
 }
 
 /** Decisions in comparable form: job id, action, rule, orders, pd. */
