@@ -26,7 +26,7 @@ export interface MarginInputs {
   /** the core's instrument table (marks, contract sizes, tiers, dynamic-margin terms) */
   table: InstrumentTable;
   /** tiers by table index (for liquidation prices) */
-  tiers: Tier[][];
+  tiers: (readonly Tier[])[];
   /** table index of each of the pipeline's instrument indexes */
   toTable: Int32Array;
 }
@@ -41,7 +41,7 @@ export function marginInputs(book: MarginBook, symbols: readonly string[]): Marg
   );
   return {
     table,
-    tiers: specs.map((s) => s.tiers.map((t) => ({ ...t }))),
+    tiers: specs.map((s) => s.tiers),
     toTable: Int32Array.from(symbols, (s) => table.index.get(s) ?? -1),
   };
 }
@@ -119,7 +119,11 @@ export class MarginSweep {
   }
 
   /** Notional and liquidation price per position, notional per row (the object path's order). */
-  private positionFigures(tiersOf: readonly Tier[][], contractSize: Float64Array, mark: Float64Array): void {
+  private positionFigures(
+    tiersOf: readonly (readonly Tier[])[],
+    contractSize: Float64Array,
+    mark: Float64Array,
+  ): void {
     const b = this.batch!;
     const { equity, mm } = this.out;
     for (let r = 0; r < this.rows; r++) {

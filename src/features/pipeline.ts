@@ -277,6 +277,36 @@ export class FeaturePipeline {
     return out;
   }
 
+  /**
+   * Rows of `accounts` (in that order) at `ts`, row-major: the same values as `vector` for each, computed
+   * in one sweep. Unknown accounts get the no-history row.
+   */
+  vectors(
+    accounts: readonly string[],
+    ts: number,
+    out: Float32Array = new Float32Array(accounts.length * FEATURE_COUNT),
+  ): Float32Array {
+    if (out.length < accounts.length * FEATURE_COUNT)
+      throw new RangeError(`vectors needs ${accounts.length * FEATURE_COUNT} floats, got ${out.length}`);
+    this.advanceTo(ts);
+    const idx = new Int32Array(accounts.length);
+    let known = 0;
+    for (let r = 0; r < accounts.length; r++) {
+      const i = this.state.index.get(accounts[r]!);
+      if (i !== undefined) idx[known++] = i;
+    }
+    const rows = new Float32Array(known * FEATURE_COUNT);
+    this.writeRows(ts, rows, known, idx.subarray(0, known));
+    let k = 0;
+    for (let r = 0; r < accounts.length; r++) {
+      const target = out.subarray(r * FEATURE_COUNT, (r + 1) * FEATURE_COUNT);
+      if (this.state.index.has(accounts[r]!))
+        target.set(rows.subarray(k * FEATURE_COUNT, ++k * FEATURE_COUNT));
+      else this.vector(accounts[r]!, ts, target);
+    }
+    return out;
+  }
+
   /** Rows of the accounts `rowsIdx` (null: all, in order) into `out`. */
   private writeRows(ts: number, out: Float32Array, rows: number, rowsIdx: Int32Array | null): void {
     runRowsJob(this.job(ts, out, rowsIdx, 0, rows), this.sweep);

@@ -115,6 +115,14 @@ describe('streaming equals batch', () => {
       expect(rowFull[F.has_position]).toBe(1);
       expect(Array.from(p.vector(a, t))).toEqual(Array.from(rowFull));
     });
+    // several accounts at once, in the order asked, an unknown one included
+    const asked = [full.accounts[3]!, 'nobody', full.accounts[0]!];
+    const many = p.vectors(asked, t);
+    expect(Array.from(many.subarray(0, FEATURE_COUNT))).toEqual(Array.from(p.vector(asked[0]!, t)));
+    expect(Array.from(many.subarray(FEATURE_COUNT, 2 * FEATURE_COUNT))).toEqual(
+      Array.from(p.vector('nobody', t)),
+    );
+    expect(Array.from(many.subarray(2 * FEATURE_COUNT))).toEqual(Array.from(p.vector(asked[2]!, t)));
     for (const a of full.accounts)
       if (!held.accounts.includes(a))
         expect(full.matrix[full.accounts.indexOf(a) * FEATURE_COUNT + F.has_position]).toBe(0);
