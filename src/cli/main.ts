@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import * as accounts from './commands/accounts.js';
 import * as backtest from './commands/backtest.js';
 import * as scoreHistory from './commands/score-history.js';
+import * as simulate from './commands/simulate.js';
 import * as start from './commands/start.js';
 import * as train from './commands/train.js';
 import * as validate from './commands/validate.js';
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   validate.register(program);
   accounts.register(program);
+  simulate.register(program);
   train.register(program);
   train.registerWorker(program);
   scoreHistory.register(program);
