@@ -12,16 +12,15 @@ import type { Logger } from 'pino';
 import { FEATURE_COUNT } from '../../features/schema.js';
 import type { PolicyConfig } from '../../margin/index.js';
 import type { FeatureContribution } from '../../model/types.js';
-import type { RiskView } from '../api/schemas.js';
 import type { ServiceMetrics } from '../metrics.js';
 import type { ModelHolder } from '../model/holder.js';
-import { type ExecutionJob, jobIdOfEvent } from '../queue/job.js';
+import { jobIdOfEvent } from '../queue/job.js';
 import type { ActionProducer } from '../queue/producer.js';
 import type { AuditLog } from '../state/audit.js';
-import { decodeEntry } from '../state/event-log.js';
+import { compareIds, decodeEntry, groupPosition, pagesUpTo } from '../state/event-log.js';
 import type { Keyspace } from '../state/keys.js';
-import { type MarketRecord, writeMarket } from '../state/market.js';
 import type { RiskStore } from '../state/risk-store.js';
+import { Outbox } from './outbox.js';
 import { type Evaluation, ShardState } from './shard-state.js';
 import { executionJob, riskView } from './views.js';
 
@@ -52,23 +51,6 @@ export interface RunnerDeps {
 
 type Entry = [id: string, fields: string[]];
 
-interface Outbox {
-  views: Map<string, RiskView>;
-  jobs: ExecutionJob[];
-  audits: { kind: 'settled'; account: string; jobId: string; data: Record<string, unknown> }[];
-  market: Map<string, MarketRecord>;
-  acks: string[];
-}
-
-const emptyOutbox = (): Outbox => ({ views: new Map(), jobs: [], audits: [], market: new Map(), acks: [] });
-
-/** Compare two stream ids (`ms-seq`). */
-export function compareIds(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number);
-  const [bm = 0, bs = 0] = b.split('-').map(Number);
-  return am - bm || as - bs;
-}
-
 export interface RunnerStatus {
   shard: number;
   consumer: string;
@@ -85,7 +67,7 @@ export interface RunnerStatus {
 export class ShardRunner {
   state: ShardState;
   private lastApplied = '0-0';
-  private outbox = emptyOutbox();
+  private outbox = new Outbox();
   private readonly dirty = new Set<string>();
   private stopping = false;
   private loop: Promise<void> | undefined;
@@ -135,7 +117,7 @@ export class ShardRunner {
           );
           this.state = new ShardState(this.d.shard, this.d.shards, this.d.policy);
           this.lastApplied = '0-0';
-          this.outbox = emptyOutbox();
+          this.outbox = new Outbox();
           this.dirty.clear();
           await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 3000)));
         }
@@ -154,36 +136,15 @@ export class ShardRunner {
 
   private async rebuild(): Promise<void> {
     const { redis, keys } = this.d;
-    try {
-      await redis.xgroup('CREATE', keys.stream, this.group, '0', 'MKSTREAM');
-    } catch (e) {
-      if (!String((e as Error).message).includes('BUSYGROUP')) throw e;
-    }
-    const groups = (await redis.xinfo('GROUPS', keys.stream)) as unknown[][];
-    let lastDelivered = '0-0';
-    for (const g of groups) {
-      const m = new Map<string, unknown>();
-      for (let i = 0; i + 1 < g.length; i += 2) m.set(String(g[i]), g[i + 1]);
-      if (m.get('name') === this.group) lastDelivered = String(m.get('last-delivered-id'));
-    }
+    const { lastDelivered, pending } = await groupPosition(redis, keys, this.group);
     if (lastDelivered === '0-0') return;
-    const pending = new Set(
-      ((await redis.xpending(keys.stream, this.group, '-', '+', 1_000_000)) as [string, ...unknown[]][]).map(
-        (p) => p[0],
-      ),
-    );
-    let start = '-';
-    for (;;) {
+    for await (const page of pagesUpTo(redis, keys, lastDelivered)) {
       if (this.stopping) return;
-      const page = (await redis.xrange(keys.stream, start, lastDelivered, 'COUNT', 2000)) as Entry[];
       for (const [id, fields] of page) {
         const effects = pending.has(id);
         await this.process(id, fields, effects);
         if (effects) this.outbox.acks.push(id);
       }
-      const last = page[page.length - 1];
-      if (page.length < 2000 || !last) break;
-      start = `(${last[0]}`;
     }
     await this.finishBatch();
     await this.flush();
@@ -199,7 +160,7 @@ export class ShardRunner {
     while (!this.stopping) {
       this.lastLoopAt = Date.now();
       try {
-        if (this.outboxPending()) {
+        if (this.outbox.pending()) {
           await this.flush();
           continue;
         }
@@ -242,11 +203,6 @@ export class ShardRunner {
     }
   }
 
-  private outboxPending(): boolean {
-    const o = this.outbox;
-    return o.views.size + o.jobs.length + o.audits.length + o.market.size + o.acks.length > 0;
-  }
-
   /** Apply one entry (exactly once: entries at or before the last applied are skipped). */
   private async process(id: string, fields: string[], effects: boolean): Promise<void> {
     if (compareIds(id, this.lastApplied) <= 0) return;
@@ -271,8 +227,7 @@ export class ShardRunner {
       const jobId = jobIdOfEvent(ev.id);
       if (effects && jobId) {
         const m = this.state.pipeline.book.snapshot(r.account);
-        this.outbox.audits.push({
-          kind: 'settled',
+        this.outbox.settled.push({
           account: r.account,
           jobId,
           data: {
@@ -361,48 +316,13 @@ export class ShardRunner {
   }
 
   /** Write everything the outbox holds; what fails stays for the next attempt. */
-  private async flush(): Promise<void> {
-    const o = this.outbox;
-    const { redis, keys, store, producer, audit, metrics } = this.d;
-    if (o.views.size > 0) {
-      await store.write(this.d.shard, [...o.views.values()]);
-      o.views.clear();
-    }
-    while (o.jobs.length > 0) {
-      const job = o.jobs[0] as ExecutionJob;
-      const r = await producer.enqueue(job);
-      if (r.created) {
-        metrics.jobsEnqueued.inc({ queue: job.kind });
-        await audit.append('decision', job.account, r.jobId, {
-          kind: job.kind,
-          epoch: job.epoch,
-          decidedAt: job.decidedAt,
-          decision: job.decision,
-          orders: job.orders,
-          market: job.market,
-          modelVersion: job.modelVersion,
-        });
-      }
-      o.jobs.shift();
-    }
-    while (o.audits.length > 0) {
-      const a = o.audits[0] as Outbox['audits'][number];
-      await audit.append(a.kind, a.account, a.jobId, a.data);
-      o.audits.shift();
-    }
-    if (o.market.size > 0) {
-      await writeMarket(redis, keys, o.market);
-      o.market.clear();
-    }
-    if (o.acks.length > 0) {
-      await redis.xack(keys.stream, this.group, ...o.acks);
-      o.acks = [];
-      await redis.hset(keys.shardStatus(this.d.shard), {
-        lastEntryId: this.lastApplied,
-        clock: String(this.state.clock),
-        consumer: this.d.consumer,
-        updatedAt: String(Date.now()),
-      });
-    }
+  private flush(): Promise<void> {
+    return this.outbox.flush(this.d, {
+      shard: this.d.shard,
+      group: this.group,
+      consumer: this.d.consumer,
+      lastEntryId: this.lastApplied,
+      clock: this.state.clock,
+    });
   }
 }

@@ -126,3 +126,52 @@ export async function shardBacklogs(redis: Redis, keys: Keyspace): Promise<Map<n
   }
   return out;
 }
+
+/** Compare two stream ids (`ms-seq`). */
+export function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
+
+/**
+ * Where a consumer group stands (created at the log's start if new): the last entry delivered to any of
+ * its consumers, and the delivered entries nobody acknowledged (a dead consumer's unfinished work).
+ */
+export async function groupPosition(
+  redis: Redis,
+  keys: Keyspace,
+  group: string,
+): Promise<{ lastDelivered: string; pending: Set<string> }> {
+  try {
+    await redis.xgroup('CREATE', keys.stream, group, '0', 'MKSTREAM');
+  } catch (e) {
+    if (!String((e as Error).message).includes('BUSYGROUP')) throw e;
+  }
+  let lastDelivered = '0-0';
+  for (const g of (await redis.xinfo('GROUPS', keys.stream)) as unknown[][]) {
+    const m = new Map<string, unknown>();
+    for (let i = 0; i + 1 < g.length; i += 2) m.set(String(g[i]), g[i + 1]);
+    if (m.get('name') === group) lastDelivered = String(m.get('last-delivered-id'));
+  }
+  if (lastDelivered === '0-0') return { lastDelivered, pending: new Set() };
+  const rows = (await redis.xpending(keys.stream, group, '-', '+', 1_000_000)) as [string, ...unknown[]][];
+  return { lastDelivered, pending: new Set(rows.map((p) => p[0])) };
+}
+
+/** The log from its start up to `end` (inclusive), in pages of `[id, fields]`. */
+export async function* pagesUpTo(
+  redis: Redis,
+  keys: Keyspace,
+  end: string,
+  pageSize = 2000,
+): AsyncGenerator<[string, string[]][]> {
+  let start = '-';
+  for (;;) {
+    const page = (await redis.xrange(keys.stream, start, end, 'COUNT', pageSize)) as [string, string[]][];
+    if (page.length > 0) yield page;
+    const last = page[page.length - 1];
+    if (page.length < pageSize || !last) return;
+    start = `(${last[0]}`;
+  }
+}
