@@ -3,12 +3,15 @@
  */
 import { Command } from 'commander';
 import * as accounts from './commands/accounts.js';
+import * as api from './commands/api.js';
 import * as backtest from './commands/backtest.js';
+import * as keys from './commands/keys.js';
 import * as scoreHistory from './commands/score-history.js';
 import * as simulate from './commands/simulate.js';
 import * as start from './commands/start.js';
 import * as train from './commands/train.js';
 import * as validate from './commands/validate.js';
+import * as worker from './commands/worker.js';
 
 export function buildProgram(): Command {
   const program = new Command('preempt')
@@ -23,6 +26,9 @@ export function buildProgram(): Command {
   scoreHistory.register(program);
   backtest.register(program);
   start.register(program);
+  api.register(program);
+  worker.register(program);
+  keys.register(program);
   return program;
 }
 
