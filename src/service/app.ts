@@ -20,6 +20,7 @@ import { defineRoute } from './api/route.js';
 import { HealthSchema, ReadySchema } from './api/schemas.js';
 import { type HistoryFeaturizer, scoreRoute } from './api/score.js';
 import type { KeyStore } from './auth/keys.js';
+import type { AuthDeps } from './auth/middleware.js';
 import { RateLimiter } from './auth/rate-limit.js';
 import type { ServiceConfig } from './config.js';
 import { errorResponse, makeOnError, ServiceError } from './errors.js';
@@ -47,7 +48,7 @@ export interface AppDeps {
   /** more readiness conditions (e.g. the in-process evaluator's health) */
   readiness?: () => { ok: boolean; detail: Record<string, unknown> };
   /** mount extra (admin) routes, e.g. the queue dashboard */
-  extend?: (app: Hono<AppEnv>) => void;
+  extend?: (app: Hono<AppEnv>, auth: AuthDeps) => void;
 }
 
 export interface ServiceApp {
@@ -212,7 +213,7 @@ export function createApp(deps: AppDeps): ServiceApp {
   const routes = [...api, ...ops, ...docs];
   const openapi = buildOpenApi(routes, SERVICE_VERSION);
   for (const r of routes) r.mount(app, auth);
-  deps.extend?.(app);
+  deps.extend?.(app, auth);
 
   app.notFound((c) =>
     errorResponse(c, new ServiceError('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`)),

@@ -3,12 +3,14 @@
  * execution workers), or both in one (`preempt start`). Each handle's `close()` is the graceful shutdown:
  * stop accepting, finish in-flight work, close workers, flush, disconnect.
  */
+
 import { serve } from '@hono/node-server';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { FEATURE_SCHEMA_HASH } from '../features/schema.js';
 import { resolvePolicyConfig } from '../margin/index.js';
+import { mountQueueDashboard } from './api/admin-queues.js';
 import { createApp, type ServiceApp } from './app.js';
 import { KeyStore } from './auth/keys.js';
 import type { ServiceConfig } from './config.js';
@@ -145,6 +147,7 @@ export async function startApi(config: ServiceConfig, opts: RuntimeOptions = {})
     log,
     queues: producer,
     ...(opts.readiness ? { readiness: opts.readiness } : {}),
+    extend: (app, auth) => mountQueueDashboard(app, auth, Object.values(producer.queues)),
   });
   const server = serve({ fetch: service.app.fetch, port: config.PORT, hostname: config.HOST });
   const port = await new Promise<number>((resolve, reject) => {

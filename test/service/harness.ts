@@ -3,6 +3,7 @@
  * and a tiny deterministic PdScorer (a logistic function of one feature) standing in for the model.
  */
 import { pino } from 'pino';
+import { mountQueueDashboard } from '../../src/service/api/admin-queues.js';
 import { createApp, type ServiceApp } from '../../src/service/app.js';
 import { type KeyRecord, KeyStore, mintKey, type Scope } from '../../src/service/auth/keys.js';
 import { configFor, type ServiceConfig } from '../../src/service/config.js';
@@ -57,7 +58,16 @@ export async function makeHarness(
   const model = new ModelHolder('models/test', loader, silent);
   await model.reload();
   const queues = new ActionProducer(redis, keyspace(prefix), { attempts: 3, backoffMs: 10 });
-  const service = createApp({ config, redis, keys: keyStore, model, metrics, log: silent, queues });
+  const service = createApp({
+    config,
+    redis,
+    keys: keyStore,
+    model,
+    metrics,
+    log: silent,
+    queues,
+    extend: (app, auth) => mountQueueDashboard(app, auth, Object.values(queues.queues)),
+  });
   const worker = opts.worker
     ? await startWorker(config, {
         log: silent,
