@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import * as accounts from './commands/accounts.js';
 import * as api from './commands/api.js';
 import * as backtest from './commands/backtest.js';
+import * as features from './commands/features.js';
 import * as keys from './commands/keys.js';
 import * as scoreHistory from './commands/score-history.js';
 import * as simulate from './commands/simulate.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   validate.register(program);
   accounts.register(program);
+  features.register(program);
   simulate.register(program);
   train.register(program);
   train.registerWorker(program);
