@@ -32,8 +32,8 @@ export function planSplits(train: HistoryRows[], validate: HistoryRows[], horizo
   const unseen: Uint8Array[] = [];
   const external = validate.length > 0;
   // without external test histories: train < 60% of each history's time, validation 60-80%, test >= 80%
-  const trainEnd = external ? 0.75 : 0.6;
-  const valEnd = external ? 1.0 : 0.8;
+  const trainEnd = 0.6;
+  const valEnd = 0.8;
   for (const h of train) {
     const a = new Uint8Array(h.rows);
     const u = new Uint8Array(h.rows);
@@ -47,13 +47,16 @@ export function planSplits(train: HistoryRows[], validate: HistoryRows[], horizo
       const held = bucket < HOLDOUT_PERCENT;
       u[i] = held ? 1 : 0;
       let s: SplitName;
-      if (t + horizonMs <= tTrain) s = held ? 'unused' : 'train';
+      if (external)
+        // test rows come from other histories: every training history is used over its whole time, the
+        // held-out traders (never trained on) serve early stopping and calibration
+        s = held ? (bucket < HOLDOUT_PERCENT / 2 ? 'earlyStop' : 'calibration') : 'train';
+      else if (t + horizonMs <= tTrain) s = held ? 'unused' : 'train';
       else if (t < tTrain)
         s = 'unused'; // purge: its label looks into the validation period
-      else if (t + horizonMs <= tVal || (external && t < tVal))
-        s = held ? 'unused' : bucket % 2 === 0 ? 'earlyStop' : 'calibration';
+      else if (t + horizonMs <= tVal) s = held ? 'unused' : bucket % 2 === 0 ? 'earlyStop' : 'calibration';
       else if (t < tVal) s = 'unused';
-      else s = external ? 'unused' : 'test';
+      else s = 'test';
       a[i] = SPLIT_CODES[s];
     }
     assign.push(a);
@@ -64,7 +67,7 @@ export function planSplits(train: HistoryRows[], validate: HistoryRows[], horizo
     unseen.push(new Uint8Array(h.rows).fill(1));
   }
   const description = external
-    ? `train: first 75% of each training history (minus a ${horizonMs / 60000} min purge), ${100 - HOLDOUT_PERCENT}% of accounts; early stopping / calibration: the last 25%, split by account; test: the held-out histories (${validate.map((v) => v.file).join(', ')})`
+    ? `train: ${100 - HOLDOUT_PERCENT}% of the accounts of each training history, over its whole time; early stopping and calibration: the other ${HOLDOUT_PERCENT}% (traders never trained on), ${HOLDOUT_PERCENT / 2}% each; test: the held-out histories (${validate.map((v) => v.file).join(', ')}), other days and other traders`
     : `train: first 60% of each history (minus a ${horizonMs / 60000} min purge), ${100 - HOLDOUT_PERCENT}% of accounts; early stopping / calibration: 60-80%, split by account; test: the last 20%, all accounts (unseen traders reported separately)`;
   return { assign, unseen, description };
 }
