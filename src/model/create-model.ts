@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { initTf } from '../tf/runtime.js';
 
 export const ArchitectureSchema = z.object({
-  hidden: z.array(z.number().int().positive()).default([32, 16]),
+  hidden: z.array(z.number().int().positive()).default([64, 32]),
   dropout: z.number().min(0).max(0.9).default(0.1),
   l2: z.number().min(0).default(1e-5),
 });
