@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applyCalibration, fitIsotonic, fitPlatt } from '../src/model/calibration.js';
+import { applyCalibration, compressIsotonic, fitIsotonic, fitPlatt } from '../src/model/calibration.js';
 import { brier, ece, prAuc, recallAtAlertRate, rocAuc } from '../src/model/metrics.js';
 import { Rng } from '../src/sim/random.js';
 
@@ -90,5 +90,30 @@ describe('calibration', () => {
     for (let i = 0; i < 2000; i++)
       err += Math.abs(applyCalibration(cal, scores[i] as number) - (truth[i] as number));
     expect(err / 2000).toBeLessThan(0.04);
+  });
+});
+
+describe('isotonic compression', () => {
+  it('keeps the calibration function identical while dropping the inner knots of flat runs', () => {
+    const raw = {
+      method: 'isotonic' as const,
+      x: [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+      y: [0, 0, 0, 0, 0.25, 0.25, 0.25, 0.6, 1],
+    };
+    const small = compressIsotonic(raw);
+    expect(small).toEqual({
+      method: 'isotonic',
+      x: [0.05, 0.3, 0.4, 0.6, 0.7, 0.8],
+      y: [0, 0, 0.25, 0.25, 0.6, 1],
+    });
+    for (let q = 0; q <= 1; q += 0.001) expect(applyCalibration(small, q)).toBe(applyCalibration(raw, q));
+  });
+
+  it('a fit on many rows keeps few knots', () => {
+    const rng = new Rng(9, 'iso');
+    const s = Array.from({ length: 50_000 }, () => rng.next());
+    const y = s.map((v) => (rng.next() < v * v * 0.1 ? 1 : 0));
+    const cal = fitIsotonic(s, y);
+    expect(cal.method === 'isotonic' && cal.x.length).toBeLessThan(1_000);
   });
 });
