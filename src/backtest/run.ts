@@ -2,7 +2,7 @@
  * `runBacktest`: the simulator with the whole risk pipeline in the loop, once per policy, on the same seed,
  * traders and market paths; then the comparison every risk committee asks for.
  */
-import { resolvePolicyConfig } from '../margin/index.js';
+import { type PolicyConfig, resolvePolicyConfig } from '../margin/index.js';
 import type { PdScorer } from '../model/types.js';
 import { buildMarket } from '../sim/market/market-paths.js';
 import { loadScenario } from '../sim/scenario/load.js';
@@ -24,6 +24,8 @@ export interface BacktestOptions {
   constantPd?: number;
   /** the non-ML rule's margin-ratio threshold; default 1.5 */
   marginRatioThreshold?: number;
+  /** overrides of the margin core's policy thresholds (both early-reducing policies use them) */
+  policyConfig?: Partial<PolicyConfig>;
   onProgress?: (policy: PolicyName, minute: number, minutes: number) => void;
 }
 
@@ -64,7 +66,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
   if (opts.policies.includes('predictive') && !opts.scorer && opts.constantPd === undefined)
     throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
   const market = buildMarket(loaded, opts.seed, opts.accounts);
-  const policyConfig = resolvePolicyConfig({});
+  const policyConfig = resolvePolicyConfig(opts.policyConfig ?? {});
   const fundStart = loaded.scenario.insuranceFundPerAccount * opts.accounts;
   const results: PolicyResult[] = [];
   const insuranceFund: Record<string, [number, number][]> = {};

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { POLICY_NAMES, parsePolicies } from '../../backtest/policies.js';
 import { formatTable, writeBacktestReport } from '../../backtest/report.js';
 import { runBacktest } from '../../backtest/run.js';
+import type { PolicyConfig } from '../../margin/index.js';
 import { loadScorer } from '../../model/scorer.js';
 import { parseIntArg } from '../duration.js';
 
@@ -17,6 +18,7 @@ interface BacktestCliOptions {
   policy: string[];
   out?: string;
   marginRatio: string;
+  policyConfig?: string;
 }
 
 export function register(program: Command): void {
@@ -29,6 +31,7 @@ export function register(program: Command): void {
     .option('--model <dir>', 'model directory for the predictive policy', 'models/default')
     .option('--policy <names...>', `policies (${POLICY_NAMES.join(', ')})`, [...POLICY_NAMES])
     .option('--margin-ratio <x>', 'threshold of the margin-ratio rule', '1.5')
+    .option('--policy-config <json>', 'margin-core policy threshold overrides, e.g. \'{"pdReduce":0.1}\'')
     .option('--out <dir>', 'write report.json, report.md and charts here')
     .action(async (opts: BacktestCliOptions) => {
       const policies = parsePolicies(opts.policy);
@@ -52,6 +55,9 @@ export function register(program: Command): void {
           policies,
           scorer,
           marginRatioThreshold: Number(opts.marginRatio),
+          ...(opts.policyConfig
+            ? { policyConfig: JSON.parse(opts.policyConfig) as Partial<PolicyConfig> }
+            : {}),
           onProgress: (policy, minute, minutes) => {
             let bar = barOf.get(policy);
             if (!bar) {
