@@ -44,7 +44,8 @@ describe('backtest', () => {
     for (const p of a.policies) {
       expect(Math.abs(p.conservation.residual)).toBeLessThan(1e-9 * p.conservation.scale + 1e-6);
       // two independent computations: the backtest's from the events, the simulator's from its own state
-      expect(p.badDebt).toBeCloseTo(p.summary.badDebt, 1);
+      expect(p.bankruptcyDeficits).toBeCloseTo(p.summary.badDebt, 1);
+      expect(p.badDebt).toBeCloseTo(p.bankruptcyDeficits + p.adlCost, 6);
       expect(p.liquidations).toBe(p.summary.liquidatedAccounts);
       expect(p.adlEvents).toBe(p.summary.adlEvents);
     }

@@ -10,11 +10,15 @@ import type { CanonicalEvent } from '../events/schema.js';
 export const REDUCTION_ORDER_PREFIX = 'preempt-';
 
 export interface RunMeasures {
-  /** USD: sum of bankruptcy deficits (insurance fund drawn + ADL + socialised loss) */
+  /** USD: bad debt = bankruptcy deficits (insurance fund drawn + socialised) + what ADL cost its counterparties */
   badDebt: number;
+  /** USD: sum of the `bankruptcy` events' deficits (what is left after ADL) */
+  bankruptcyDeficits: number;
+  /** USD: ADL counterparties' loss against the mark (closed at the bankrupt account's bankruptcy price) */
+  adlCost: number;
   /** USD: the part the insurance fund covered */
   insuranceDrawn: number;
-  /** USD: the part left to ADL or socialised (badDebt - insuranceDrawn) */
+  /** USD: the part not covered by the insurance fund: ADL cost + socialised (badDebt - insuranceDrawn) */
   beyondInsurance: number;
   bankruptcies: number;
   /** accounts with at least one liquidation */
@@ -60,6 +64,8 @@ export class MeasureCollector {
     this.fund = initialInsuranceFund;
     this.m = {
       badDebt: 0,
+      bankruptcyDeficits: 0,
+      adlCost: 0,
       insuranceDrawn: 0,
       beyondInsurance: 0,
       bankruptcies: 0,
@@ -126,15 +132,24 @@ export class MeasureCollector {
         const covered = Math.min(ev.deficit, Math.max(0, this.fund));
         m.bankruptcies++;
         m.badDebt += ev.deficit;
+        m.bankruptcyDeficits += ev.deficit;
         m.insuranceDrawn += covered;
         m.beyondInsurance += ev.deficit - covered;
         this.setFund(ev.ts, this.fund - covered);
         break;
       }
-      case 'adl':
+      case 'adl': {
+        const cs = this.contractSize.get(ev.symbol) ?? 1;
+        const mark = this.marks.get(ev.symbol) ?? ev.price;
+        // the profitable account is closed at the bankruptcy price instead of the mark: its loss is bad debt
+        const cost = Math.max(0, (ev.side === 'sell' ? mark - ev.price : ev.price - mark) * ev.qty * cs);
         m.adlEvents++;
-        m.adlNotional += ev.qty * ev.price * (this.contractSize.get(ev.symbol) ?? 1);
+        m.adlNotional += ev.qty * ev.price * cs;
+        m.adlCost += cost;
+        m.badDebt += cost;
+        m.beyondInsurance += cost;
         break;
+      }
       case 'fill':
         if (ev.orderId?.startsWith(REDUCTION_ORDER_PREFIX)) {
           const cs = this.contractSize.get(ev.symbol) ?? 1;

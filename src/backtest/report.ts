@@ -163,7 +163,7 @@ ${r.accounts} accounts, seed ${r.seed}, ${r.minutes} simulated minutes. Money in
 
 ${formatTable(r)}
 
-- **bad debt**: bankruptcy deficits (insurance fund drawn + ADL + socialised loss); **avoided**: share of the liquidation-only bad debt.
+- **bad debt**: bankruptcy deficits (insurance fund drawn + socialised loss) plus what ADL cost the deleveraged accounts against the mark; **avoided**: share of the liquidation-only bad debt.
 - **false alarms**: accounts reduced early that the liquidation-only run never liquidated; **false-alarm cost**: fees and slippage those reductions cost them.
 - **saved**: accounts liquidated in the liquidation-only run and not in this one.
 
