@@ -1,7 +1,7 @@
 /**
  * `preempt backtest`: replay a scenario with each policy on the same seed and traders and compare them.
  */
-import { MultiBar, Presets } from 'cli-progress';
+import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { POLICY_NAMES, parsePolicies } from '../../backtest/policies.js';
 import { formatTable, writeBacktestReport } from '../../backtest/report.js';
@@ -36,7 +36,8 @@ export function register(program: Command): void {
     .action(async (opts: BacktestCliOptions) => {
       const policies = parsePolicies(opts.policy);
       const scorer = policies.includes('predictive') ? await loadScorer(opts.model) : undefined;
-      const bars = new MultiBar(
+      // policies run one after the other: one bar, restarted for each (also reports when stderr is a file)
+      const bar = new SingleBar(
         {
           format: '{policy} |{bar}| {value}/{total} min | ETA {eta_formatted}',
           stream: process.stderr,
@@ -46,7 +47,7 @@ export function register(program: Command): void {
         },
         Presets.shades_classic,
       );
-      const barOf = new Map<string, ReturnType<MultiBar['create']>>();
+      let current = '';
       try {
         const result = await runBacktest({
           scenario: opts.scenario,
@@ -59,22 +60,22 @@ export function register(program: Command): void {
             ? { policyConfig: JSON.parse(opts.policyConfig) as Partial<PolicyConfig> }
             : {}),
           onProgress: (policy, minute, minutes) => {
-            let bar = barOf.get(policy);
-            if (!bar) {
-              bar = bars.create(minutes, 0, { policy: policy.padEnd(16) });
-              barOf.set(policy, bar);
+            if (policy !== current) {
+              if (current) bar.stop();
+              current = policy;
+              bar.start(minutes, 0, { policy: policy.padEnd(16) });
             }
             if (minute % 10 === 0 || minute === minutes) bar.update(minute);
           },
         });
-        bars.stop();
+        bar.stop();
         process.stdout.write(`${formatTable(result)}\n`);
         if (opts.out) {
           await writeBacktestReport(opts.out, result);
           process.stderr.write(`report written to ${opts.out}\n`);
         }
       } finally {
-        bars.stop();
+        bar.stop();
         await scorer?.close();
       }
     });
