@@ -4,6 +4,8 @@
  * (`evaluateAccount`, same arithmetic, same data) measured in the same run. The two are checked equal
  * on a sample before timing.
  */
+
+import { emptyBreakdown } from '../src/margin/account-state.js';
 import {
   allocateBatchOutput,
   evaluateAccount,
@@ -14,6 +16,7 @@ import {
   type MarketView,
   type Position,
 } from '../src/margin/index.js';
+import type { CashBreakdown } from '../src/margin/types.js';
 import { Rng } from '../src/sim/random.js';
 import { printRatio, timeIt } from './report.js';
 
@@ -81,20 +84,8 @@ function build(): MarginBatch {
 interface ObjAccount {
   id: string;
   cash: number;
-  breakdown: ReturnType<typeof zeroBreakdown>;
+  breakdown: CashBreakdown;
   positions: Position[];
-}
-
-function zeroBreakdown() {
-  return {
-    deposits: 0,
-    withdrawals: 0,
-    realisedPnl: 0,
-    fees: 0,
-    liquidationFees: 0,
-    fundingNet: 0,
-    bankruptcyCredits: 0,
-  };
 }
 
 function objects(batch: MarginBatch, n: number): ObjAccount[] {
@@ -108,7 +99,7 @@ function objects(batch: MarginBatch, n: number): ObjAccount[] {
         avgEntry: batch.posEntry[k]!,
       });
     }
-    out.push({ id: `a-${a}`, cash: batch.cash[a]!, breakdown: zeroBreakdown(), positions });
+    out.push({ id: `a-${a}`, cash: batch.cash[a]!, breakdown: emptyBreakdown(), positions });
   }
   return out;
 }
