@@ -1,26 +1,35 @@
 /**
- * One process's (or worker thread's) scoring path: normalise -> MLP -> calibrate, over chunks of rows with
- * an explicit `batchSize` (TF.js's default of 32 is hundreds of times slower on large inputs).
+ * One process's (or worker thread's) scoring path: normalise -> MLP -> calibrate, over chunks of rows.
+ * A plain chain of Dense layers (the default architecture) runs on the fused fast path (`FusedMlp`: one
+ * fused matmul per layer, sigmoid and calibration in JS); any other model through `LayersModel.predict`
+ * with an explicit `batchSize` (TF.js's default of 32 is hundreds of times slower on large inputs).
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadLayersModel } from '../tf/fs-io.js';
 import { initTf } from '../tf/runtime.js';
 import { type ModelMetadata, readCompatibleMetadata } from './artifacts.js';
 import { applyCalibrationInPlace } from './calibration.js';
+import { FusedMlp } from './fused-mlp.js';
 import { CLIP } from './normalisation.js';
 
 /** rows per predict call: within the 4k-16k range where WASM runs at full speed */
 export const CHUNK_ROWS = 8192;
 
+export type ScoringPath = 'fused' | 'layers';
+
 export class Predictor {
   private readonly mean: tfTypes.Tensor2D;
   private readonly invStd: tfTypes.Tensor2D;
+  private readonly fused: FusedMlp | undefined;
+  /** why the fused path is not used (undefined when it is) */
+  readonly fallbackReason: string | undefined;
 
   private constructor(
     readonly meta: ModelMetadata,
     private readonly model: tfTypes.LayersModel,
     private readonly tf: typeof tfTypes,
     readonly backend: string,
+    fast: boolean,
   ) {
     const cols = meta.featureSchema.names.length;
     this.mean = tf.tensor2d(meta.normalisation.mean, [1, cols]);
@@ -28,13 +37,27 @@ export class Predictor {
       meta.normalisation.std.map((s) => 1 / s),
       [1, cols],
     );
+    const fused = fast
+      ? FusedMlp.from(tf, model, meta.normalisation, meta.calibration, CHUNK_ROWS)
+      : undefined;
+    this.fused = fused instanceof FusedMlp ? fused : undefined;
+    this.fallbackReason = fast ? (fused instanceof FusedMlp ? undefined : fused?.message) : 'disabled';
   }
 
-  static async load(dir: string): Promise<Predictor> {
+  /**
+   * Load a model directory. `fast: false` forces the `LayersModel.predict` path (the reference the fused
+   * path is tested against).
+   */
+  static async load(dir: string, opts: { fast?: boolean } = {}): Promise<Predictor> {
     const meta = await readCompatibleMetadata(dir);
     const { tf, backend } = await initTf();
     const model = await loadLayersModel(dir);
-    return new Predictor(meta, model, tf, backend);
+    return new Predictor(meta, model, tf, backend, opts.fast ?? true);
+  }
+
+  /** which forward pass `score` uses */
+  get path(): ScoringPath {
+    return this.fused ? 'fused' : 'layers';
   }
 
   get featureCount(): number {
@@ -61,12 +84,13 @@ export class Predictor {
    * Calibrated pd for raw feature rows (row-major, `featureCount` columns). Normalisation (the same
    * formula as `normalise`, clip included) runs inside TF.js, vectorised, chunk by chunk.
    */
-  score(matrix: Float32Array, rows: number): Float32Array {
+  score(matrix: Float32Array, rows: number, out: Float32Array = new Float32Array(rows)): Float32Array {
     const cols = this.featureCount;
     if (matrix.length < rows * cols)
       throw new RangeError(`matrix holds ${matrix.length} values, ${rows} rows need ${rows * cols}`);
+    if (out.length < rows) throw new RangeError(`out holds ${out.length} values, ${rows} rows need ${rows}`);
+    if (this.fused) return this.fused.score(matrix, rows, out);
     const tf = this.tf;
-    const out = new Float32Array(rows);
     for (let start = 0; start < rows; start += CHUNK_ROWS) {
       const n = Math.min(CHUNK_ROWS, rows - start);
       const y = tf.tidy(() => {
@@ -77,10 +101,12 @@ export class Predictor {
       out.set(y.dataSync() as Float32Array, start);
       y.dispose();
     }
-    return applyCalibrationInPlace(this.meta.calibration, out);
+    applyCalibrationInPlace(this.meta.calibration, out.subarray(0, rows));
+    return out;
   }
 
   dispose(): void {
+    this.fused?.dispose();
     this.model.dispose();
     this.mean.dispose();
     this.invStd.dispose();

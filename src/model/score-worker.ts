@@ -1,6 +1,7 @@
 /**
- * A scoring worker thread: loads the model once, then answers `{id, matrix, rows}` with `{id, pd}`
- * (buffers transferred, not copied).
+ * A scoring worker thread: loads the model once, then answers `{id, matrix, rows}` with `{id, pd, input}`.
+ * A transferred input buffer goes back with the result (the pool reuses it for the next slice); a matrix on
+ * a SharedArrayBuffer is read in place and not sent back.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Predictor } from './predictor.js';
@@ -18,14 +19,17 @@ const { modelDir } = workerData as { modelDir: string };
 try {
   const predictor = await Predictor.load(modelDir);
   port.on('message', (req: Request) => {
+    const owned = !(req.matrix.buffer instanceof SharedArrayBuffer);
+    const input = owned ? req.matrix : undefined;
+    const transfer = owned ? [req.matrix.buffer as ArrayBuffer] : [];
     try {
       const pd = predictor.score(req.matrix, req.rows);
-      port.postMessage({ id: req.id, pd }, [pd.buffer as ArrayBuffer]);
+      port.postMessage({ id: req.id, pd, input }, [pd.buffer as ArrayBuffer, ...transfer]);
     } catch (e) {
-      port.postMessage({ id: req.id, error: (e as Error).message });
+      port.postMessage({ id: req.id, error: (e as Error).message, input }, transfer);
     }
   });
-  port.postMessage({ ready: true, backend: predictor.backend });
+  port.postMessage({ ready: true, backend: predictor.backend, path: predictor.path });
 } catch (e) {
   port.postMessage({ ready: false, error: (e as Error).message });
 }

@@ -1,0 +1,285 @@
+/**
+ * The scoring fast path for a chain of Dense layers: the LayersModel's kernels and biases are read once and
+ * the forward pass runs as one `tf.fused.matMul` (matmul + bias + activation, one WASM kernel) per layer,
+ * outside the Layers API (no `predict` batching, slicing or concatenation). Normalisation stays the same
+ * float32 formula as `normalise` (subtract the mean, multiply by 1/std, clip to +-CLIP), in one WebAssembly
+ * SIMD pass (`SimdNormaliser`, else TF.js ops). A final sigmoid with Platt calibration is computed in JS
+ * from the logits (one exp per row); with isotonic or no calibration the sigmoid stays TF.js's (as `predict`
+ * applies it after the last matmul), so the calibration sees bit-identical scores.
+ *
+ * `FusedMlp.from` returns undefined for a model it cannot run (any layer other than Dense/Dropout/Input,
+ * an activation other than relu/linear/sigmoid, a non-chain topology); the caller then uses `predict`.
+ */
+import type * as tfTypes from '@tensorflow/tfjs';
+import { applyCalibration, type Calibration } from './calibration.js';
+import { CLIP, type Normalisation } from './normalisation.js';
+import { SimdNormaliser } from './normalise-simd.js';
+
+export type DenseActivation = 'relu' | 'linear' | 'sigmoid';
+const SUPPORTED: readonly string[] = ['relu', 'linear', 'sigmoid'];
+/** layers that are the identity at inference */
+const IDENTITY_LAYERS: readonly string[] = ['Dropout', 'InputLayer'];
+
+export interface DenseSpec {
+  units: number;
+  activation: DenseActivation;
+  kernel: Float32Array; // [inputs, units] row-major, as Dense stores it
+  bias: Float32Array | undefined;
+}
+
+export class UnsupportedModelError extends Error {
+  readonly code = 'MODEL_NOT_FUSABLE';
+}
+
+/**
+ * The Dense layers of `model` in order, or an UnsupportedModelError saying why the model is not a plain
+ * chain of Dense layers with relu/linear/sigmoid activations.
+ */
+export function denseChain(model: tfTypes.LayersModel): DenseSpec[] | UnsupportedModelError {
+  if (model.inputs.length !== 1 || model.outputs.length !== 1)
+    return new UnsupportedModelError(
+      `${model.inputs.length} inputs / ${model.outputs.length} outputs (one of each needed)`,
+    );
+  const specs: DenseSpec[] = [];
+  let previous: string | undefined;
+  for (const layer of model.layers) {
+    const kind = layer.getClassName();
+    // a chain: every layer (after the first) reads the one before it
+    const inbound = layer.inboundNodes.flatMap((n) => n.inboundLayers.map((l) => l.name));
+    if (previous !== undefined && (inbound.length !== 1 || inbound[0] !== previous))
+      return new UnsupportedModelError(`layer ${layer.name} does not read only ${previous}`);
+    previous = layer.name;
+    if (IDENTITY_LAYERS.includes(kind)) continue;
+    if (kind !== 'Dense') return new UnsupportedModelError(`layer ${layer.name} is a ${kind}`);
+    const config = layer.getConfig() as { units?: number; activation?: string; useBias?: boolean };
+    const activation = config.activation ?? 'linear';
+    if (!SUPPORTED.includes(activation))
+      return new UnsupportedModelError(`layer ${layer.name} has activation ${activation}`);
+    const weights = layer.getWeights();
+    const kernel = weights[0];
+    if (kernel?.rank !== 2) return new UnsupportedModelError(`layer ${layer.name} has no rank-2 kernel`);
+    const units = kernel.shape[1] as number;
+    const bias = config.useBias === false ? undefined : weights[1];
+    specs.push({
+      units,
+      activation: activation as DenseActivation,
+      kernel: Float32Array.from(kernel.dataSync()),
+      bias: bias ? Float32Array.from(bias.dataSync()) : undefined,
+    });
+  }
+  if (specs.length === 0) return new UnsupportedModelError('no Dense layer');
+  return specs;
+}
+
+interface DenseTensors {
+  kernel: tfTypes.Tensor2D;
+  bias: tfTypes.Tensor1D | undefined;
+  activation: DenseActivation;
+}
+
+export class FusedMlp {
+  private readonly layers: DenseTensors[];
+  private readonly mean: tfTypes.Tensor2D;
+  private readonly invStd: tfTypes.Tensor2D;
+  private readonly simd: SimdNormaliser | undefined;
+  /** the last layer's sigmoid, applied in JS on the logits together with Platt calibration */
+  private readonly sigmoidInJs: boolean;
+  /** the last layer's sigmoid as a separate TF.js op after a linear matmul, as Dense.call applies it */
+  private readonly sigmoidOp: boolean;
+  readonly outputs: number;
+  private readonly finish: (y: Float32Array, n: number, out: Float32Array, offset: number) => void;
+
+  private constructor(
+    private readonly tf: typeof tfTypes,
+    specs: DenseSpec[],
+    norm: Normalisation,
+    cal: Calibration,
+    readonly cols: number,
+    readonly chunkRows: number,
+  ) {
+    const last = specs[specs.length - 1] as DenseSpec;
+    this.outputs = last.units;
+    const sigmoidLast = last.activation === 'sigmoid';
+    this.sigmoidInJs = sigmoidLast && last.units === 1 && cal.method === 'platt';
+    this.sigmoidOp = sigmoidLast && !this.sigmoidInJs;
+    this.finish = finisher(cal, this.sigmoidInJs);
+    let inputs = cols;
+    this.layers = specs.map((s, i) => {
+      if (s.kernel.length !== inputs * s.units)
+        throw new UnsupportedModelError(`Dense layer ${i} kernel does not fit ${inputs} inputs`);
+      inputs = s.units;
+      const isLast = i === specs.length - 1;
+      return {
+        kernel: tf.tensor2d(s.kernel, [s.kernel.length / s.units, s.units]),
+        bias: s.bias ? tf.tensor1d(s.bias) : undefined,
+        activation: isLast && sigmoidLast ? 'linear' : s.activation,
+      };
+    });
+    this.mean = tf.tensor2d(norm.mean, [1, cols]);
+    this.invStd = tf.tensor2d(
+      norm.std.map((s) => 1 / s),
+      [1, cols],
+    );
+    this.simd = SimdNormaliser.create(norm.mean, norm.std, CLIP);
+  }
+
+  /** how normalisation runs: 'wasm-simd' (one pass) or 'tfjs' (sub, mul, clipByValue) */
+  get normalisation(): 'wasm-simd' | 'tfjs' {
+    return this.simd ? 'wasm-simd' : 'tfjs';
+  }
+
+  /** The fast path for `model`, or the reason it cannot be used. */
+  static from(
+    tf: typeof tfTypes,
+    model: tfTypes.LayersModel,
+    norm: Normalisation,
+    cal: Calibration,
+    chunkRows: number,
+  ): FusedMlp | UnsupportedModelError {
+    const specs = denseChain(model);
+    if (specs instanceof UnsupportedModelError) return specs;
+    const cols = norm.mean.length;
+    if ((specs[0] as DenseSpec).kernel.length !== cols * (specs[0] as DenseSpec).units)
+      return new UnsupportedModelError(`the first Dense layer does not take ${cols} features`);
+    try {
+      return new FusedMlp(tf, specs, norm, cal, cols, chunkRows);
+    } catch (e) {
+      if (e instanceof UnsupportedModelError) return e;
+      throw e;
+    }
+  }
+
+  /** Normalised rows as a tensor (one SIMD pass and one copy, or three TF.js ops). */
+  private normalised(x: Float32Array, n: number): tfTypes.Tensor2D {
+    const tf = this.tf;
+    if (this.simd) return tf.tensor2d(this.simd.normalise(x, n, this.cols), [n, this.cols]);
+    const input = tf.tensor2d(x, [n, this.cols]);
+    const centred = tf.sub(input, this.mean);
+    input.dispose();
+    const scaled = tf.mul(centred, this.invStd);
+    centred.dispose();
+    const z = tf.clipByValue(scaled, -CLIP, CLIP);
+    scaled.dispose();
+    return z as tfTypes.Tensor2D;
+  }
+
+  /** The network's outputs for `n` raw rows (logits when the sigmoid is left to `finish`). */
+  private forwardChunk(x: Float32Array, n: number): Float32Array {
+    const tf = this.tf;
+    let h: tfTypes.Tensor = this.normalised(x, n);
+    for (const layer of this.layers) {
+      const next = tf.fused.matMul({
+        a: h as tfTypes.Tensor2D,
+        b: layer.kernel,
+        bias: layer.bias,
+        activation: layer.activation,
+      });
+      h.dispose();
+      h = next;
+    }
+    if (this.sigmoidOp) {
+      const p = tf.sigmoid(h);
+      h.dispose();
+      h = p;
+    }
+    const values = h.dataSync() as Float32Array;
+    h.dispose();
+    return values;
+  }
+
+  /**
+   * Calibrated pd for raw rows (row-major, `cols` columns) into `out`: the same numbers as normalise ->
+   * `model.predict` -> calibration, chunk by chunk.
+   */
+  score(matrix: Float32Array, rows: number, out: Float32Array): Float32Array {
+    if (this.outputs !== 1) throw new RangeError(`the model has ${this.outputs} outputs, scoring needs 1`);
+    const cols = this.cols;
+    for (let start = 0; start < rows; start += this.chunkRows) {
+      const n = Math.min(this.chunkRows, rows - start);
+      const y = this.forwardChunk(matrix.subarray(start * cols, (start + n) * cols), n);
+      this.finish(y, n, out, start);
+    }
+    return out;
+  }
+
+  dispose(): void {
+    for (const l of this.layers) {
+      l.kernel.dispose();
+      l.bias?.dispose();
+    }
+    this.mean.dispose();
+    this.invStd.dispose();
+  }
+}
+
+/** logit(1 - 1e-6): calibration's logit clamps its input to [1e-6, 1 - 1e-6] */
+const LOGIT_CLAMP = Math.log((1 - 1e-6) / 1e-6);
+
+/**
+ * out[offset + i] = calibrate(sigmoid(y[i])) when the model's last activation is a sigmoid run here (else
+ * calibrate(y[i])), with one exp per row:
+ * - platt: sigmoid(a * logit(clamp(sigmoid(y))) + b) = sigmoid(a * clamp(y, +-logit(1 - 1e-6)) + b), the
+ *   logit of the sigmoid taken exactly rather than through the float32-rounded probability;
+ * - isotonic: the knots are searched on the float32-rounded sigmoid, as `applyCalibration` does;
+ * - identity: the sigmoid itself.
+ */
+export function finisher(
+  cal: Calibration,
+  sigmoid: boolean,
+): (y: Float32Array, n: number, out: Float32Array, offset: number) => void {
+  if (!sigmoid) {
+    if (cal.method === 'identity') return (y, n, out, offset) => out.set(y.subarray(0, n), offset);
+    return (y, n, out, offset) => {
+      for (let i = 0; i < n; i++) out[offset + i] = applyCalibration(cal, y[i] as number);
+    };
+  }
+  switch (cal.method) {
+    case 'identity':
+      return (y, n, out, offset) => {
+        for (let i = 0; i < n; i++) out[offset + i] = 1 / (1 + Math.exp(-(y[i] as number)));
+      };
+    case 'platt': {
+      const { a, b } = cal;
+      return (y, n, out, offset) => {
+        for (let i = 0; i < n; i++) {
+          let z = y[i] as number;
+          z = Math.min(LOGIT_CLAMP, Math.max(-LOGIT_CLAMP, z));
+          out[offset + i] = 1 / (1 + Math.exp(-(a * z + b)));
+        }
+      };
+    }
+    case 'isotonic': {
+      const xs = Float64Array.from(cal.x);
+      const ys = Float64Array.from(cal.y);
+      const last = xs.length - 1;
+      if (last < 0)
+        return (y, n, out, offset) => {
+          for (let i = 0; i < n; i++) out[offset + i] = 1 / (1 + Math.exp(-(y[i] as number)));
+        };
+      const x0 = xs[0] as number;
+      const xl = xs[last] as number;
+      const y0 = ys[0] as number;
+      const yl = ys[last] as number;
+      return (y, n, out, offset) => {
+        for (let i = 0; i < n; i++) {
+          const p = Math.fround(1 / (1 + Math.exp(-(y[i] as number))));
+          if (p <= x0) out[offset + i] = y0;
+          else if (p >= xl) out[offset + i] = yl;
+          else {
+            let lo = 0;
+            let hi = last;
+            while (hi - lo > 1) {
+              const mid = (lo + hi) >> 1;
+              if ((xs[mid] as number) <= p) lo = mid;
+              else hi = mid;
+            }
+            const xa = xs[lo] as number;
+            const xb = xs[hi] as number;
+            const t = xb > xa ? (p - xa) / (xb - xa) : 0;
+            out[offset + i] = (ys[lo] as number) + t * ((ys[hi] as number) - (ys[lo] as number));
+          }
+        }
+      };
+    }
+  }
+}
