@@ -87,7 +87,7 @@ export class FusedMlp {
   /** the last layer's sigmoid as a separate TF.js op after a linear matmul, as Dense.call applies it */
   private readonly sigmoidOp: boolean;
   readonly outputs: number;
-  private readonly finish: (y: Float32Array, n: number, out: Float32Array, offset: number) => void;
+  private readonly finish: Finish;
 
   private constructor(
     private readonly tf: typeof tfTypes,
@@ -215,71 +215,82 @@ export class FusedMlp {
 /** logit(1 - 1e-6): calibration's logit clamps its input to [1e-6, 1 - 1e-6] */
 const LOGIT_CLAMP = Math.log((1 - 1e-6) / 1e-6);
 
+type Finish = (y: Float32Array, n: number, out: Float32Array, offset: number) => void;
+
 /**
- * out[offset + i] = calibrate(sigmoid(y[i])) when the model's last activation is a sigmoid run here (else
- * calibrate(y[i])), with one exp per row:
- * - platt: sigmoid(a * logit(clamp(sigmoid(y))) + b) = sigmoid(a * clamp(y, +-logit(1 - 1e-6)) + b), the
- *   logit of the sigmoid taken exactly rather than through the float32-rounded probability;
- * - isotonic: the knots are searched on the float32-rounded sigmoid, as `applyCalibration` does;
- * - identity: the sigmoid itself.
+ * out[offset + i] = calibrate(y[i]), or with `sigmoidInJs` (Platt only) calibrate(sigmoid(y[i])) from the
+ * logits y in one exp per row: sigmoid(a * logit(clamp(sigmoid(y))) + b) = sigmoid(a * clamp(y, +-logit(1 -
+ * 1e-6)) + b), the logit of the sigmoid taken exactly rather than through the float32-rounded probability.
+ * Isotonic calibration gives exactly `applyCalibration`'s numbers, with a grid lookup for the knot search.
  */
-export function finisher(
-  cal: Calibration,
-  sigmoid: boolean,
-): (y: Float32Array, n: number, out: Float32Array, offset: number) => void {
-  if (!sigmoid) {
-    if (cal.method === 'identity') return (y, n, out, offset) => out.set(y.subarray(0, n), offset);
+export function finisher(cal: Calibration, sigmoidInJs: boolean): Finish {
+  if (sigmoidInJs) {
+    if (cal.method !== 'platt')
+      throw new RangeError('the sigmoid is computed in JS only with Platt calibration');
+    const { a, b } = cal;
     return (y, n, out, offset) => {
-      for (let i = 0; i < n; i++) out[offset + i] = applyCalibration(cal, y[i] as number);
+      for (let i = 0; i < n; i++) {
+        const z = Math.min(LOGIT_CLAMP, Math.max(-LOGIT_CLAMP, y[i] as number));
+        out[offset + i] = 1 / (1 + Math.exp(-(a * z + b)));
+      }
     };
   }
   switch (cal.method) {
     case 'identity':
+      return (y, n, out, offset) => out.set(y.subarray(0, n), offset);
+    case 'platt':
       return (y, n, out, offset) => {
-        for (let i = 0; i < n; i++) out[offset + i] = 1 / (1 + Math.exp(-(y[i] as number)));
+        for (let i = 0; i < n; i++) out[offset + i] = applyCalibration(cal, y[i] as number);
       };
-    case 'platt': {
-      const { a, b } = cal;
-      return (y, n, out, offset) => {
-        for (let i = 0; i < n; i++) {
-          let z = y[i] as number;
-          z = Math.min(LOGIT_CLAMP, Math.max(-LOGIT_CLAMP, z));
-          out[offset + i] = 1 / (1 + Math.exp(-(a * z + b)));
-        }
-      };
-    }
-    case 'isotonic': {
-      const xs = Float64Array.from(cal.x);
-      const ys = Float64Array.from(cal.y);
-      const last = xs.length - 1;
-      if (last < 0)
-        return (y, n, out, offset) => {
-          for (let i = 0; i < n; i++) out[offset + i] = 1 / (1 + Math.exp(-(y[i] as number)));
-        };
-      const x0 = xs[0] as number;
-      const xl = xs[last] as number;
-      const y0 = ys[0] as number;
-      const yl = ys[last] as number;
-      return (y, n, out, offset) => {
-        for (let i = 0; i < n; i++) {
-          const p = Math.fround(1 / (1 + Math.exp(-(y[i] as number))));
-          if (p <= x0) out[offset + i] = y0;
-          else if (p >= xl) out[offset + i] = yl;
-          else {
-            let lo = 0;
-            let hi = last;
-            while (hi - lo > 1) {
-              const mid = (lo + hi) >> 1;
-              if ((xs[mid] as number) <= p) lo = mid;
-              else hi = mid;
-            }
-            const xa = xs[lo] as number;
-            const xb = xs[hi] as number;
-            const t = xb > xa ? (p - xa) / (xb - xa) : 0;
-            out[offset + i] = (ys[lo] as number) + t * ((ys[hi] as number) - (ys[lo] as number));
-          }
-        }
-      };
-    }
+    case 'isotonic':
+      return isotonicFinisher(cal);
   }
+}
+
+/** cells of the isotonic lookup grid */
+const GRID = 1024;
+
+/**
+ * `applyCalibration` for isotonic knots, the same arithmetic; the segment (the last knot at or below the
+ * score) is found from a uniform grid over the knots' range and a short scan instead of a binary search.
+ */
+function isotonicFinisher(cal: Calibration & { method: 'isotonic' }): Finish {
+  const last = cal.x.length - 1;
+  if (last < 1)
+    return (y, n, out, offset) => {
+      for (let i = 0; i < n; i++) out[offset + i] = applyCalibration(cal, y[i] as number);
+    };
+  const xs = Float64Array.from(cal.x);
+  const ys = Float64Array.from(cal.y);
+  const x0 = xs[0] as number;
+  const xl = xs[last] as number;
+  const y0 = ys[0] as number;
+  const yl = ys[last] as number;
+  const scale = xl > x0 ? GRID / (xl - x0) : 0;
+  // grid[c]: the last knot at or below the start of cell c (a starting point; the scan corrects it)
+  const grid = new Int32Array(GRID + 1);
+  for (let c = 0, k = 0; c <= GRID; c++) {
+    const at = x0 + c / scale;
+    while (k < last && (xs[k + 1] as number) <= at) k++;
+    grid[c] = k;
+  }
+  return (y, n, out, offset) => {
+    for (let i = 0; i < n; i++) {
+      const p = y[i] as number;
+      if (p <= x0) out[offset + i] = y0;
+      else if (p >= xl) out[offset + i] = yl;
+      else if (Number.isNaN(p)) out[offset + i] = applyCalibration(cal, p);
+      else {
+        // the last knot lo < last with xs[lo] <= p (so xs[lo + 1] > p), as the binary search finds it
+        let lo = grid[Math.min(GRID, Math.floor((p - x0) * scale))] as number;
+        while (lo > 0 && (xs[lo] as number) > p) lo--;
+        while (lo < last - 1 && (xs[lo + 1] as number) <= p) lo++;
+        const hi = lo + 1;
+        const xa = xs[lo] as number;
+        const xb = xs[hi] as number;
+        const t = xb > xa ? (p - xa) / (xb - xa) : 0;
+        out[offset + i] = (ys[lo] as number) + t * ((ys[hi] as number) - (ys[lo] as number));
+      }
+    }
+  };
 }

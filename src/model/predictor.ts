@@ -60,6 +60,11 @@ export class Predictor {
     return this.fused ? 'fused' : 'layers';
   }
 
+  /** how `score` normalises: one WASM SIMD pass, or TF.js ops (sub, mul, clipByValue) */
+  get normalisation(): 'wasm-simd' | 'tfjs' {
+    return this.fused?.normalisation ?? 'tfjs';
+  }
+
   get featureCount(): number {
     return this.meta.featureSchema.names.length;
   }

@@ -44,6 +44,17 @@ export class ModelScorer implements PdScorer {
     return this.predictor.meta;
   }
 
+  /** How rows are scored: the forward pass, the normalisation, the pool's threads (0 = in-process only). */
+  get scoring() {
+    return {
+      path: this.predictor.path,
+      normalisation: this.predictor.normalisation,
+      fallbackReason: this.predictor.fallbackReason,
+      poolThreads: this.pool?.size ?? 0,
+      poolMinRows: this.poolMinRows,
+    };
+  }
+
   async score(matrix: Float32Array, rows: number): Promise<Float32Array> {
     if (rows === 0) return new Float32Array(0);
     if (this.pool && rows >= this.poolMinRows) return this.pool.score(matrix, rows);

@@ -10,9 +10,15 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEATURE_COUNT, FEATURE_SCHEMA_HASH, featureSchemaInfo } from '../../src/features/schema.js';
 import { type ModelMetadata, saveModelDir } from '../../src/model/artifacts.js';
-import { applyCalibrationInPlace, type Calibration } from '../../src/model/calibration.js';
+import {
+  applyCalibration,
+  applyCalibrationInPlace,
+  type Calibration,
+  compressIsotonic,
+  fitIsotonic,
+} from '../../src/model/calibration.js';
 import { type Architecture, createModel } from '../../src/model/create-model.js';
-import { denseChain, UnsupportedModelError } from '../../src/model/fused-mlp.js';
+import { denseChain, finisher, UnsupportedModelError } from '../../src/model/fused-mlp.js';
 import { CLIP, type Normalisation, normalise } from '../../src/model/normalisation.js';
 import { SimdNormaliser } from '../../src/model/normalise-simd.js';
 import { CHUNK_ROWS, Predictor } from '../../src/model/predictor.js';
@@ -174,6 +180,63 @@ describe('scoring fast path', () => {
             .dataSync(),
         );
         expect(Array.from(got ?? [])).toEqual(Array.from(want));
+      }
+    }
+  });
+
+  it('calibrates exactly as applyCalibration (isotonic, identity), and Platt from logits within 1e-5', () => {
+    const rng = new Rng(2, 'cal');
+    const scores = Float32Array.from({ length: 5000 }, () =>
+      Math.fround(1 / (1 + Math.exp(-rng.normal() * 3))),
+    );
+    const labels = Float32Array.from(scores, (p) => (rng.next() < p ? 1 : 0));
+    const fitted = fitIsotonic(scores, labels);
+    const knots = fitted.method === 'isotonic' ? fitted.x : [];
+    // probe the knots themselves, their float32 neighbours, the ends and beyond, NaN
+    const probes = Float32Array.from([
+      ...scores,
+      ...knots.flatMap((k) => [k, Math.fround(k) * (1 + 2 ** -23), Math.fround(k) * (1 - 2 ** -23)]),
+      0,
+      1,
+      -1,
+      2,
+      Number.NaN,
+    ]);
+    const isotonics: Calibration[] = [
+      fitted,
+      ISOTONIC,
+      compressIsotonic({
+        method: 'isotonic',
+        x: [0.2, 0.2, 0.4, 0.4, 0.4, 0.9],
+        y: [0, 0.3, 0.3, 0.5, 0.6, 1],
+      }),
+      { method: 'isotonic', x: [0.5], y: [0.7] },
+      { method: 'isotonic', x: [], y: [] },
+      IDENTITY,
+      PLATT,
+    ];
+    for (const cal of isotonics) {
+      const got = new Float32Array(probes.length);
+      finisher(cal, false)(probes, probes.length, got, 0);
+      const want = Float32Array.from(probes, (p) => applyCalibration(cal, p));
+      expect(differences(got, want)).toEqual([]);
+    }
+    for (const cal of [PLATT, STEEP_PLATT, { method: 'platt', a: 0.5, b: 2 } as const]) {
+      const logits = Float32Array.from({ length: 5000 }, () => rng.normal() * 10);
+      logits[0] = 40;
+      logits[1] = -40;
+      const got = new Float32Array(logits.length);
+      finisher(cal, true)(logits, logits.length, got, 0);
+      // the old path calibrated TF.js's float32 sigmoid: near p = 1 its rounding moves logit(p) a little
+      const want = Float32Array.from(logits, (z) =>
+        applyCalibration(cal, Math.fround(1 / (1 + Math.exp(-z)))),
+      );
+      expect(maxAbsDiff(got, want)).toBeLessThan(1e-5);
+      // the same formula in float64 with the logit exact: only the final float32 rounding differs
+      const clamp = Math.log((1 - 1e-6) / 1e-6);
+      for (let i = 0; i < got.length; i++) {
+        const z = Math.min(clamp, Math.max(-clamp, logits[i] as number));
+        expect(Math.abs((got[i] as number) - 1 / (1 + Math.exp(-(cal.a * z + cal.b))))).toBeLessThan(1e-7);
       }
     }
   });
