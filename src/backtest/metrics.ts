@@ -55,12 +55,21 @@ export class MeasureCollector {
   /** USD per account: what its early reductions cost it (fees + slippage against the mark) */
   readonly reductionCostByAccount = new Map<string, number>();
   private fund: number;
+  /** the account of the latest liquidation event: the ADL legs that follow belong to its bankruptcy */
+  private lastLiquidated = '';
   /** [ts ms, insurance fund USD] after every change */
   readonly fundPath: [number, number][] = [];
   /** [minute start ms, liquidated notional USD] */
   readonly m: RunMeasures;
 
-  constructor(initialInsuranceFund: number) {
+  /**
+   * @param onBadDebt called with every amount added to `badDebt`: the bankrupt account (for ADL cost, the
+   *   account whose liquidation the ADL legs follow), the event's ts and the USD amount
+   */
+  constructor(
+    initialInsuranceFund: number,
+    private readonly onBadDebt?: (account: string, ts: number, usd: number) => void,
+  ) {
     this.fund = initialInsuranceFund;
     this.m = {
       badDebt: 0,
@@ -116,6 +125,7 @@ export class MeasureCollector {
       case 'liquidation': {
         const notional = ev.qty * ev.price * (this.contractSize.get(ev.symbol) ?? 1);
         m.liquidationEvents++;
+        this.lastLiquidated = ev.account;
         m.liquidatedNotional += notional;
         if (!this.liquidated.has(ev.account)) {
           this.liquidated.add(ev.account);
@@ -133,6 +143,7 @@ export class MeasureCollector {
         m.bankruptcies++;
         m.badDebt += ev.deficit;
         m.bankruptcyDeficits += ev.deficit;
+        this.onBadDebt?.(ev.account, ev.ts, ev.deficit);
         m.insuranceDrawn += covered;
         m.beyondInsurance += ev.deficit - covered;
         this.setFund(ev.ts, this.fund - covered);
@@ -148,6 +159,7 @@ export class MeasureCollector {
         m.adlCost += cost;
         m.badDebt += cost;
         m.beyondInsurance += cost;
+        if (cost > 0) this.onBadDebt?.(this.lastLiquidated, ev.ts, cost);
         break;
       }
       case 'fill':

@@ -5,11 +5,43 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { barChart, lineChart } from '../report/svg-chart.js';
+import { BAD_DEBT_CAUSES, type BadDebtAttribution } from './attribution.js';
 import type { BacktestResult } from './run.js';
 
 const usd = (v: number) =>
   `${v < 0 ? '-' : ''}$${Math.abs(v).toLocaleString('en-US', { maximumFractionDigits: 0 })}`;
 const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
+
+/** One line per early-reducing run: the bad debt it left, by cause (USD, accounts). */
+export function formatAttribution(attribution: Record<string, BadDebtAttribution>): string {
+  const lines: string[] = [];
+  for (const [label, a] of Object.entries(attribution)) {
+    const share = (v: number) => (a.total > 0 ? ` ${((v / a.total) * 100).toFixed(0)}%` : '');
+    const parts = BAD_DEBT_CAUSES.map((c) => {
+      const t = a.causes[c];
+      return `${c} ${usd(t.badDebt)}${share(t.badDebt)} (${t.accounts} accts)`;
+    });
+    const early = a.lateAlertedEarly;
+    const notes = [
+      early.accounts > 0
+        ? `late incl. ${usd(early.badDebt)} (${early.accounts} accts) alerted >= ${a.lateMinutes} min before`
+        : '',
+      a.tooSmallJumped.accounts > 0
+        ? `too-small incl. ${usd(a.tooSmallJumped.badDebt)} (${a.tooSmallJumped.accounts} accts) bankrupt within a minute from equity/MM >= ${a.healthyRatio}`
+        : '',
+      a.tooSmallReRisked.accounts > 0
+        ? `too-small incl. ${usd(a.tooSmallReRisked.badDebt)} (${a.tooSmallReRisked.accounts} accts) that added exposure after their first REDUCE`
+        : '',
+      a.tooSmallReduceDecisions > 0
+        ? `${a.tooSmallCappedDecisions}/${a.tooSmallReduceDecisions} of too-small's REDUCEs capped by interval/depth`
+        : '',
+    ].filter(Boolean);
+    lines.push(
+      `- ${label}: bad debt left ${usd(a.total)} = ${parts.join(', ')}${notes.length ? `; ${notes.join('; ')}` : ''}`,
+    );
+  }
+  return lines.join('\n');
+}
 
 /** A Markdown table (also readable on a terminal). */
 export function formatTable(r: BacktestResult): string {
@@ -57,7 +89,10 @@ export function formatTable(r: BacktestResult): string {
         .map((p) => `${p.policy} ${(p.reducedNotional / Math.max(1, ref.liquidatedNotional)).toFixed(2)}x`)
         .join(', ')}`
     : '';
-  return `${lines.join('\n')}${note}`;
+  const causes = Object.keys(r.attribution).length
+    ? `\n\nBad debt left, by cause (late: first REDUCE < ${Object.values(r.attribution)[0]?.lateMinutes} min before the bankruptcy):\n${formatAttribution(r.attribution)}`
+    : '';
+  return `${lines.join('\n')}${note}${causes}`;
 }
 
 export function reportJson(r: BacktestResult): unknown {
@@ -80,12 +115,20 @@ export function reportJson(r: BacktestResult): unknown {
         },
       ]),
     ),
+    attribution: reportedAttribution(r.attribution),
     preCrashPd: {
       crashTs: r.preCrashPd.crashTs,
       liquidated: summarise(r.preCrashPd.liquidated),
       survived: summarise(r.preCrashPd.survived),
     },
   };
+}
+
+/** The attribution as written to the reports: without the list of every bankruptcy. */
+export function reportedAttribution(
+  attribution: Record<string, BadDebtAttribution>,
+): Record<string, Omit<BadDebtAttribution, 'bankruptcies'>> {
+  return Object.fromEntries(Object.entries(attribution).map(([k, { bankruptcies: _b, ...a }]) => [k, a]));
 }
 
 function summarise(values: number[]) {
@@ -166,6 +209,7 @@ ${formatTable(r)}
 - **bad debt**: bankruptcy deficits (insurance fund drawn + socialised loss) plus what ADL cost the deleveraged accounts against the mark; **avoided**: share of the liquidation-only bad debt.
 - **false alarms**: accounts reduced early that the liquidation-only run never liquidated; **false-alarm cost**: fees and slippage those reductions cost them.
 - **saved**: accounts liquidated in the liquidation-only run and not in this one.
+- **bad debt left, by cause** (each bankruptcy of an early-reducing run, with the ADL cost it caused): **gap**, bankrupt within one minute from healthy (at the risk engine's previous look equity/MM >= the watch level and the signal below pdReduce, or no position); **never-alerted**, the signal never reached pdReduce before; **late**, alerted but no REDUCE at least the stated minutes before; **too-small**, reduced in time and still bankrupt (caps, sizing, or the trader added exposure after the first REDUCE), of which some jumped to bankruptcy within a minute from equity/MM above the watch level.
 
 ![Bad debt](bad-debt.svg)
 

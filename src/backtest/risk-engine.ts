@@ -5,7 +5,7 @@
  * and visible depth, and hands the REDUCE orders to the venue. LIQUIDATE stays the venue's own business.
  */
 import { FeaturePipeline } from '../features/pipeline.js';
-import { decide, type PolicyConfig, type PolicyMemory } from '../margin/index.js';
+import { type Decision, decide, type PolicyConfig, type PolicyMemory } from '../margin/index.js';
 import type { PdScorer } from '../model/types.js';
 import type { EarlyReduction, RiskEngine, RiskEngineContext } from '../sim/venue/types.js';
 
@@ -32,6 +32,8 @@ export function createRiskEngine(
   source: PdSource,
   policy: PolicyConfig,
   observe?: (o: EngineObservation) => void,
+  /** every decision, with the signal (pd) fed to it */
+  onDecision?: (ts: number, account: string, signal: number, decision: Decision) => void,
 ): PreemptEngine {
   const pipeline = new FeaturePipeline();
   const memory = new Map<string, PolicyMemory>();
@@ -68,6 +70,7 @@ export function createRiskEngine(
         policy,
       );
       memory.set(account, next);
+      onDecision?.(ctx.ts, account, pd[r] as number, decision);
       if (decision.action !== 'REDUCE') continue;
       state.decisions++;
       for (const o of decision.orders) out.push({ account, symbol: o.symbol, qty: o.qty });

@@ -8,6 +8,7 @@ import { buildMarket } from '../sim/market/market-paths.js';
 import { loadScenario } from '../sim/scenario/load.js';
 import { simulate } from '../sim/simulate.js';
 import type { SimulationSummary } from '../sim/venue/types.js';
+import { AttributionTracker, type BadDebtAttribution } from './attribution.js';
 import { type ConservationResult, ConservationTracker } from './conservation.js';
 import { MeasureCollector, type RunMeasures } from './metrics.js';
 import { BacktestInputError, type PolicyName } from './policies.js';
@@ -26,11 +27,32 @@ export interface BacktestOptions {
   marginRatioThreshold?: number;
   /** overrides of the margin core's policy thresholds (both early-reducing policies use them) */
   policyConfig?: Partial<PolicyConfig>;
-  onProgress?: (policy: PolicyName, minute: number, minutes: number) => void;
+  /**
+   * more runs of the early-reducing policies after `policies`, each with its own label and settings (a
+   * threshold sweep); `policies` must then start with `liquidation-only`, which is run once
+   */
+  variants?: PolicyVariant[];
+  /** bad-debt attribution: a first REDUCE less than this many minutes before a bankruptcy is late; default 15 */
+  lateMinutes?: number;
+  /** `run` is the policy's name, or a variant's label */
+  onProgress?: (run: string, minute: number, minutes: number) => void;
+}
+
+/** One more run of an early-reducing policy with its own settings (see `BacktestOptions.variants`). */
+export interface PolicyVariant {
+  /** unique among the runs; keys the per-run records */
+  label: string;
+  policy: 'predictive' | 'margin-ratio';
+  /** merged over `BacktestOptions.policyConfig` */
+  policyConfig?: Partial<PolicyConfig>;
+  /** the margin-ratio rule's threshold; default `BacktestOptions.marginRatioThreshold` */
+  marginRatioThreshold?: number;
 }
 
 export interface PolicyResult extends RunMeasures {
   policy: PolicyName;
+  /** a variant's label (absent for the runs of `policies`, whose records are keyed by the policy name) */
+  label?: string;
   /** accounts reduced early that the liquidation-only run never liquidated */
   falseAlarms: number;
   /** USD: notional reduced on those accounts */
@@ -53,32 +75,74 @@ export interface BacktestResult {
   seed: number;
   minutes: number;
   policies: PolicyResult[];
-  /** [ts, USD] per policy */
+  /** [ts, USD] per policy (per label for variants) */
   insuranceFund: Record<string, [number, number][]>;
-  /** [minute ts, USD] per policy */
+  /** [minute ts, USD] per policy (per label for variants) */
   liquidationsPerMinute: Record<string, [number, number][]>;
+  /** why the bad debt left was left, per early-reducing policy (per label for variants) */
+  attribution: Record<string, BadDebtAttribution>;
   /** pd of accounts in the hour before the reference run's peak liquidation minute (predictive only) */
   preCrashPd: { crashTs: number | null; liquidated: number[]; survived: number[] };
 }
 
+interface RunSpec {
+  label: string;
+  policy: PolicyName;
+  variant: boolean;
+  policyConfig: PolicyConfig;
+  marginRatioThreshold: number;
+}
+
+/** The runs: `policies`, then the variants (validated). */
+function runSpecs(opts: BacktestOptions): RunSpec[] {
+  const base = opts.policyConfig ?? {};
+  const threshold = opts.marginRatioThreshold ?? 1.5;
+  const runs: RunSpec[] = opts.policies.map((policy) => ({
+    label: policy,
+    policy,
+    variant: false,
+    policyConfig: resolvePolicyConfig(base),
+    marginRatioThreshold: threshold,
+  }));
+  for (const v of opts.variants ?? [])
+    runs.push({
+      label: v.label,
+      policy: v.policy,
+      variant: true,
+      policyConfig: resolvePolicyConfig({ ...base, ...v.policyConfig }),
+      marginRatioThreshold: v.marginRatioThreshold ?? threshold,
+    });
+  if (runs[0]?.policy !== 'liquidation-only')
+    throw new BacktestInputError('the first run must be liquidation-only (the reference)');
+  const labels = new Set<string>();
+  for (const r of runs) {
+    if (labels.has(r.label)) throw new BacktestInputError(`two runs labelled "${r.label}"`);
+    labels.add(r.label);
+    if (r.variant && r.policy === 'liquidation-only')
+      throw new BacktestInputError('liquidation-only runs once, as the reference');
+  }
+  return runs;
+}
+
 export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult> {
+  const runs = runSpecs(opts);
   const loaded = loadScenario(opts.scenario);
-  if (opts.policies.includes('predictive') && !opts.scorer && opts.constantPd === undefined)
+  if (runs.some((r) => r.policy === 'predictive') && !opts.scorer && opts.constantPd === undefined)
     throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
   const market = buildMarket(loaded, opts.seed, opts.accounts);
-  const policyConfig = resolvePolicyConfig(opts.policyConfig ?? {});
   const fundStart = loaded.scenario.insuranceFundPerAccount * opts.accounts;
   const results: PolicyResult[] = [];
   const insuranceFund: Record<string, [number, number][]> = {};
   const liquidationsPerMinute: Record<string, [number, number][]> = {};
+  const attribution: Record<string, BadDebtAttribution> = {};
   let reference: MeasureCollector | undefined;
   let crashTs: number | null = null;
   const preCrash = { liquidated: [] as number[], survived: [] as number[] };
   const observations: EngineObservation[] = [];
+  let observed = false;
 
-  for (const policy of opts.policies) {
-    const collector = new MeasureCollector(fundStart);
-    const conservation = new ConservationTracker(fundStart);
+  for (const run of runs) {
+    const { policy, policyConfig } = run;
     let source: PdSource | undefined;
     if (policy === 'predictive')
       source =
@@ -86,10 +150,31 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
           ? { kind: 'constant', pd: opts.constantPd }
           : { kind: 'model', scorer: opts.scorer as PdScorer };
     else if (policy === 'margin-ratio')
-      source = { kind: 'margin-ratio', threshold: opts.marginRatioThreshold ?? 1.5 };
-    const keepObservations = policy === 'predictive';
+      source = { kind: 'margin-ratio', threshold: run.marginRatioThreshold };
+    const tracker = source
+      ? new AttributionTracker({
+          pdReduce: policyConfig.pdReduce,
+          healthyRatio: policyConfig.marginRatioWatch,
+          ...(opts.lateMinutes !== undefined ? { lateMinutes: opts.lateMinutes } : {}),
+        })
+      : undefined;
+    const collector = new MeasureCollector(
+      fundStart,
+      tracker ? (account, ts, usd) => tracker.badDebt(account, ts, usd) : undefined,
+    );
+    const conservation = new ConservationTracker(fundStart);
+    // the pd before the crash comes from the first predictive run
+    const keepObservations = policy === 'predictive' && !observed;
+    if (keepObservations) observed = true;
     const engine = source
-      ? createRiskEngine(source, policyConfig, keepObservations ? (o) => observations.push(o) : undefined)
+      ? createRiskEngine(
+          source,
+          policyConfig,
+          keepObservations ? (o) => observations.push(o) : undefined,
+          tracker
+            ? (ts, account, signal, decision) => tracker.look(ts, account, signal, decision)
+            : undefined,
+        )
       : undefined;
     const summary = await simulate(loaded, {
       accounts: opts.accounts,
@@ -103,7 +188,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
           engine?.pipeline.apply(ev);
         },
       },
-      onMinute: (m, n) => opts.onProgress?.(policy, m + 1, n),
+      onMinute: (m, n) => opts.onProgress?.(run.label, m + 1, n),
     });
     if (policy === 'liquidation-only') {
       reference = collector;
@@ -130,6 +215,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
     const refBadDebt = ref.m.badDebt;
     results.push({
       policy,
+      ...(run.variant ? { label: run.label } : {}),
       ...collector.m,
       falseAlarms,
       falseAlarmNotional,
@@ -140,8 +226,9 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
       conservation: conservation.result(),
       summary,
     });
-    insuranceFund[policy] = [[market.startMs, fundStart], ...collector.fundPath];
-    liquidationsPerMinute[policy] = collector.liquidationsPerMinute();
+    insuranceFund[run.label] = [[market.startMs, fundStart], ...collector.fundPath];
+    liquidationsPerMinute[run.label] = collector.liquidationsPerMinute();
+    if (tracker) attribution[run.label] = tracker.result();
   }
 
   if (crashTs !== null && reference) {
@@ -163,6 +250,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
     policies: results,
     insuranceFund,
     liquidationsPerMinute,
+    attribution,
     preCrashPd: { crashTs, ...preCrash },
   };
 }
