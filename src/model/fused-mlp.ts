@@ -71,10 +71,18 @@ export function denseChain(model: tfTypes.LayersModel): DenseSpec[] | Unsupporte
   return specs;
 }
 
+/**
+ * One Dense layer as `Dense.call` computes it: relu and linear fuse matmul, bias and activation into one
+ * kernel; a sigmoid layer is a matmul, then a separate bias add, then the sigmoid (Layers does not fuse
+ * sigmoid), which rounds differently from a fused bias, so it is run the same way here.
+ */
 interface DenseTensors {
   kernel: tfTypes.Tensor2D;
   bias: tfTypes.Tensor1D | undefined;
-  activation: DenseActivation;
+  /** relu/linear: one fused matmul with bias and activation */
+  fused: 'relu' | 'linear' | undefined;
+  /** sigmoid layers: apply tf.sigmoid after the bias add (false for a last sigmoid left to `finish`) */
+  sigmoidOp: boolean;
 }
 
 export class FusedMlp {
@@ -84,8 +92,6 @@ export class FusedMlp {
   private readonly simd: SimdNormaliser | undefined;
   /** the last layer's sigmoid, applied in JS on the logits together with Platt calibration */
   private readonly sigmoidInJs: boolean;
-  /** the last layer's sigmoid as a separate TF.js op after a linear matmul, as Dense.call applies it */
-  private readonly sigmoidOp: boolean;
   readonly outputs: number;
   private readonly finish: Finish;
 
@@ -99,9 +105,7 @@ export class FusedMlp {
   ) {
     const last = specs[specs.length - 1] as DenseSpec;
     this.outputs = last.units;
-    const sigmoidLast = last.activation === 'sigmoid';
-    this.sigmoidInJs = sigmoidLast && last.units === 1 && cal.method === 'platt';
-    this.sigmoidOp = sigmoidLast && !this.sigmoidInJs;
+    this.sigmoidInJs = last.activation === 'sigmoid' && last.units === 1 && cal.method === 'platt';
     this.finish = finisher(cal, this.sigmoidInJs);
     let inputs = cols;
     this.layers = specs.map((s, i) => {
@@ -112,7 +116,8 @@ export class FusedMlp {
       return {
         kernel: tf.tensor2d(s.kernel, [s.kernel.length / s.units, s.units]),
         bias: s.bias ? tf.tensor1d(s.bias) : undefined,
-        activation: isLast && sigmoidLast ? 'linear' : s.activation,
+        fused: s.activation === 'sigmoid' ? undefined : s.activation,
+        sigmoidOp: s.activation === 'sigmoid' && !(isLast && this.sigmoidInJs),
       };
     });
     this.mean = tf.tensor2d(norm.mean, [1, cols]);
@@ -167,20 +172,25 @@ export class FusedMlp {
   private forwardChunk(x: Float32Array, n: number): Float32Array {
     const tf = this.tf;
     let h: tfTypes.Tensor = this.normalised(x, n);
-    for (const layer of this.layers) {
-      const next = tf.fused.matMul({
-        a: h as tfTypes.Tensor2D,
-        b: layer.kernel,
-        bias: layer.bias,
-        activation: layer.activation,
-      });
+    const step = (next: tfTypes.Tensor) => {
       h.dispose();
       h = next;
-    }
-    if (this.sigmoidOp) {
-      const p = tf.sigmoid(h);
-      h.dispose();
-      h = p;
+    };
+    for (const layer of this.layers) {
+      if (layer.fused) {
+        step(
+          tf.fused.matMul({
+            a: h as tfTypes.Tensor2D,
+            b: layer.kernel,
+            bias: layer.bias,
+            activation: layer.fused,
+          }),
+        );
+        continue;
+      }
+      step(tf.fused.matMul({ a: h as tfTypes.Tensor2D, b: layer.kernel }));
+      if (layer.bias) step(tf.add(h, layer.bias));
+      if (layer.sigmoidOp) step(tf.sigmoid(h));
     }
     const values = h.dataSync() as Float32Array;
     h.dispose();

@@ -144,6 +144,13 @@ async function saved(
 ): Promise<{ dir: string; model: tfTypes.LayersModel; norm: Normalisation }> {
   const arch = { hidden, dropout: 0.1, l2: 1e-5 };
   const model = await createModel(info, arch, seed);
+  // a fresh model's biases are zero; a trained one's are not (and a bias add rounds)
+  const rng = new Rng(seed, 'bias');
+  for (const layer of model.layers) {
+    const [kernel, bias] = layer.getWeights();
+    if (kernel && bias)
+      layer.setWeights([kernel, tf.tensor1d(Array.from({ length: bias.size }, () => rng.normal() * 0.5))]);
+  }
   const norm = randomNormalisation(new Rng(seed, 'norm'));
   const dir = join(root, name);
   await saveModelDir(dir, model, metadata(norm, cal, arch));
@@ -284,6 +291,48 @@ describe('scoring fast path', () => {
       old.dispose();
       model.dispose();
     }
+  });
+
+  it('runs sigmoid hidden layers and a bias-free layer as Dense.call does', async () => {
+    const norm = randomNormalisation(new Rng(4, 'norm'));
+    const model = tf.sequential();
+    model.add(tf.layers.dense({ units: 16, activation: 'sigmoid', inputShape: [COLS] }));
+    model.add(tf.layers.dense({ units: 8, activation: 'linear', useBias: false }));
+    model.add(tf.layers.dense({ units: 8, activation: 'relu' }));
+    model.add(tf.layers.dense({ units: 1, activation: 'sigmoid' }));
+    const rng = new Rng(4, 'bias');
+    for (const layer of model.layers) {
+      const [kernel, bias] = layer.getWeights();
+      if (kernel && bias)
+        layer.setWeights([kernel, tf.tensor1d(Array.from({ length: bias.size }, () => rng.normal()))]);
+    }
+    for (const cal of [ISOTONIC, PLATT]) {
+      const dir = join(root, `sigmoid-hidden-${cal.method}`);
+      await saveModelDir(dir, model, metadata(norm, cal, { hidden: [16, 8, 8], dropout: 0, l2: 0 }));
+      const fast = await Predictor.load(dir);
+      const old = await Predictor.load(dir, { fast: false });
+      expect(fast.path).toBe('fused');
+      const x = randomRows(new Rng(4, 'rows'), norm, CHUNK_ROWS + 3);
+      const got = fast.score(x, CHUNK_ROWS + 3);
+      const want = old.score(x, CHUNK_ROWS + 3);
+      if (cal.method === 'platt') expect(maxAbsDiff(got, want)).toBeLessThan(1e-6);
+      else expect(differences(got, want)).toEqual([]);
+      fast.dispose();
+      old.dispose();
+    }
+  });
+
+  it('scores the shipped model as the old path does', async () => {
+    const dir = join(import.meta.dirname, '../../models/default');
+    const fast = await Predictor.load(dir);
+    const old = await Predictor.load(dir, { fast: false });
+    const x = randomRows(new Rng(6, 'rows'), fast.meta.normalisation, CHUNK_ROWS + 100);
+    const got = fast.score(x, CHUNK_ROWS + 100);
+    const want = old.score(x, CHUNK_ROWS + 100);
+    if (fast.meta.calibration.method === 'platt') expect(maxAbsDiff(got, want)).toBeLessThan(1e-6);
+    else expect(differences(got, want)).toEqual([]);
+    fast.dispose();
+    old.dispose();
   });
 
   it('scores one row and an empty batch', async () => {
