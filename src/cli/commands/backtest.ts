@@ -1,11 +1,14 @@
 /**
- * `preempt backtest`: replay a scenario with each policy on the same seed and traders and compare them.
+ * `preempt backtest`: replay a scenario with each policy on the same seed and traders and compare them;
+ * with `--sweep`, sweep each early-warning signal's threshold and compare their false-alarm frontiers.
  */
 import { Presets, SingleBar } from 'cli-progress';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { POLICY_NAMES, parsePolicies } from '../../backtest/policies.js';
 import { formatTable, writeBacktestReport } from '../../backtest/report.js';
 import { runBacktest } from '../../backtest/run.js';
+import { DEFAULT_PD_THRESHOLDS, DEFAULT_RATIO_THRESHOLDS, runSweep } from '../../backtest/sweep.js';
+import { formatSweepTable, writeSweepReport } from '../../backtest/sweep-report.js';
 import type { PolicyConfig } from '../../margin/index.js';
 import { loadScorer } from '../../model/scorer.js';
 import { parseIntArg } from '../duration.js';
@@ -19,6 +22,20 @@ interface BacktestCliOptions {
   out?: string;
   marginRatio: string;
   policyConfig?: string;
+  sweep?: boolean;
+  pdThresholds: number[];
+  ratioThresholds: number[];
+  lateMinutes: number;
+}
+
+function parseList(text: string): number[] {
+  if (text.trim() === '') return [];
+  return text.split(',').map((t) => {
+    const v = Number(t.trim());
+    if (t.trim() === '' || !Number.isFinite(v))
+      throw new InvalidArgumentError(`"${text}" is not a comma-separated list of numbers`);
+    return v;
+  });
 }
 
 export function register(program: Command): void {
@@ -32,22 +49,38 @@ export function register(program: Command): void {
     .option('--policy <names...>', `policies (${POLICY_NAMES.join(', ')})`, [...POLICY_NAMES])
     .option('--margin-ratio <x>', 'threshold of the margin-ratio rule', '1.5')
     .option('--policy-config <json>', 'margin-core policy threshold overrides, e.g. \'{"pdReduce":0.1}\'')
-    .option('--out <dir>', 'write report.json, report.md and charts here')
+    .option(
+      '--out <dir>',
+      'write report.json, report.md and charts here (with --sweep: sweep.json, sweep.md, frontier.svg)',
+    )
+    .option(
+      '--late-minutes <n>',
+      'bad-debt attribution: a first REDUCE less than this before a bankruptcy is late',
+      parseIntArg,
+      15,
+    )
+    .option(
+      '--sweep',
+      'sweep the thresholds of both signals instead (liquidation-only runs once; --policy and --margin-ratio are ignored)',
+    )
+    .option(
+      '--pd-thresholds <list>',
+      'with --sweep: pdReduce values of the predictive policy (pdWatch := min(pdWatch, pdReduce/2)); empty for none',
+      parseList,
+      DEFAULT_PD_THRESHOLDS,
+    )
+    .option(
+      '--ratio-thresholds <list>',
+      'with --sweep: equity/MM thresholds of the margin-ratio rule; empty for none',
+      parseList,
+      DEFAULT_RATIO_THRESHOLDS,
+    )
     .action(async (opts: BacktestCliOptions) => {
+      if (opts.sweep) return sweep(opts);
       const policies = parsePolicies(opts.policy);
       const scorer = policies.includes('predictive') ? await loadScorer(opts.model) : undefined;
-      // policies run one after the other: one bar, restarted for each (also reports when stderr is a file)
-      const bar = new SingleBar(
-        {
-          format: '{policy} |{bar}| {value}/{total} min | ETA {eta_formatted}',
-          stream: process.stderr,
-          hideCursor: true,
-          noTTYOutput: true,
-          notTTYSchedule: 10_000,
-        },
-        Presets.shades_classic,
-      );
-      let current = '';
+      const bar = progressBar();
+      const onProgress = progress(bar);
       try {
         const result = await runBacktest({
           scenario: opts.scenario,
@@ -59,14 +92,8 @@ export function register(program: Command): void {
           ...(opts.policyConfig
             ? { policyConfig: JSON.parse(opts.policyConfig) as Partial<PolicyConfig> }
             : {}),
-          onProgress: (policy, minute, minutes) => {
-            if (policy !== current) {
-              if (current) bar.stop();
-              current = policy;
-              bar.start(minutes, 0, { policy: policy.padEnd(16) });
-            }
-            if (minute % 10 === 0 || minute === minutes) bar.update(minute);
-          },
+          lateMinutes: opts.lateMinutes,
+          onProgress,
         });
         bar.stop();
         process.stdout.write(`${formatTable(result)}\n`);
@@ -79,4 +106,57 @@ export function register(program: Command): void {
         await scorer?.close();
       }
     });
+}
+
+// runs go one after the other: one bar, restarted for each (also reports when stderr is a file)
+function progressBar(): SingleBar {
+  return new SingleBar(
+    {
+      format: '{policy} |{bar}| {value}/{total} min | ETA {eta_formatted}',
+      stream: process.stderr,
+      hideCursor: true,
+      noTTYOutput: true,
+      notTTYSchedule: 10_000,
+    },
+    Presets.shades_classic,
+  );
+}
+
+function progress(bar: SingleBar): (run: string, minute: number, minutes: number) => void {
+  let current = '';
+  return (run, minute, minutes) => {
+    if (run !== current) {
+      if (current) bar.stop();
+      current = run;
+      bar.start(minutes, 0, { policy: run.padEnd(22) });
+    }
+    if (minute % 10 === 0 || minute === minutes) bar.update(minute);
+  };
+}
+
+async function sweep(opts: BacktestCliOptions): Promise<void> {
+  const scorer = opts.pdThresholds.length > 0 ? await loadScorer(opts.model) : undefined;
+  const bar = progressBar();
+  try {
+    const result = await runSweep({
+      scenario: opts.scenario,
+      accounts: opts.accounts,
+      seed: opts.seed,
+      ...(scorer ? { scorer } : {}),
+      ...(opts.policyConfig ? { policyConfig: JSON.parse(opts.policyConfig) as Partial<PolicyConfig> } : {}),
+      pdThresholds: opts.pdThresholds,
+      ratioThresholds: opts.ratioThresholds,
+      lateMinutes: opts.lateMinutes,
+      onProgress: progress(bar),
+    });
+    bar.stop();
+    process.stdout.write(`${formatSweepTable(result)}\n`);
+    if (opts.out) {
+      await writeSweepReport(opts.out, result);
+      process.stderr.write(`sweep written to ${opts.out}\n`);
+    }
+  } finally {
+    bar.stop();
+    await scorer?.close();
+  }
 }

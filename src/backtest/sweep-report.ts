@@ -1,0 +1,126 @@
+/**
+ * Sweep output: the table and verdict (stdout), `sweep.json`, `sweep.md` and `frontier.svg` (false alarms
+ * against bad debt avoided, one line per signal).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { lineChart, type Series } from '../report/svg-chart.js';
+import { BAD_DEBT_CAUSES } from './attribution.js';
+import { formatAttribution } from './report.js';
+import type { SweepResult, SweepSignal } from './sweep.js';
+
+const usd = (v: number) =>
+  `${v < 0 ? '-' : ''}$${Math.abs(v).toLocaleString('en-US', { maximumFractionDigits: 0 })}`;
+const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
+
+const SIGNALS: SweepSignal[] = ['predictive', 'margin-ratio'];
+
+function header(r: SweepResult): string {
+  const overrides = Object.keys(r.policyConfig).length ? JSON.stringify(r.policyConfig) : 'none';
+  return `${r.scenario}, ${r.accounts} accounts, seed ${r.seed}, ${r.minutes} simulated minutes; policy-config overrides: ${overrides}
+liquidation-only: bad debt ${usd(r.reference.badDebt)}, ${r.reference.liquidations} accounts liquidated, liquidated notional ${usd(r.reference.liquidatedNotional)}`;
+}
+
+/** The sweep table (Markdown, readable on a terminal), then the verdict. */
+export function formatSweepTable(r: SweepResult): string {
+  const head = [
+    'signal',
+    'threshold',
+    'bad debt',
+    'avoided',
+    'false alarms',
+    'false-alarm notional',
+    'reduced / liq.-only liquidated',
+    'frontier',
+    ...BAD_DEBT_CAUSES.map((c) => `left: ${c}`),
+  ];
+  const rows = r.points.map((p) => [
+    p.signal,
+    p.signal === 'predictive' ? `pd >= ${p.threshold} (watch ${p.pdWatch})` : `equity/MM < ${p.threshold}`,
+    usd(p.badDebt),
+    pct(p.avoided),
+    String(p.falseAlarms),
+    usd(p.falseAlarmNotional),
+    `${p.reducedRatio.toFixed(2)}x`,
+    p.onFrontier ? '*' : '',
+    ...BAD_DEBT_CAUSES.map((c) => usd(p.attribution.causes[c].badDebt)),
+  ]);
+  return [
+    header(r),
+    '',
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+    ...rows.map((c) => `| ${c.join(' | ')} |`),
+    '',
+    `verdict: ${r.comparison.verdict}`,
+  ].join('\n');
+}
+
+export function sweepJson(r: SweepResult): unknown {
+  return {
+    ...r,
+    currency: 'USD',
+    points: r.points.map(({ attribution: { bankruptcies: _b, ...attribution }, ...p }) => ({
+      ...p,
+      attribution,
+    })),
+  };
+}
+
+export function frontierChart(r: SweepResult): string {
+  const series: Series[] = [];
+  for (const s of SIGNALS) {
+    series.push({
+      name: `${s} frontier`,
+      points: r.frontiers[s].map((p) => ({ x: p.avoided * 100, y: p.falseAlarms })),
+    });
+  }
+  for (const s of SIGNALS) {
+    // every threshold, in threshold order (dominated points included)
+    const pts = r.points
+      .filter((p) => p.signal === s && p.avoided !== null)
+      .sort((a, b) => a.threshold - b.threshold)
+      .map((p) => ({ x: (p.avoided as number) * 100, y: p.falseAlarms }));
+    series.push({ name: `${s}, all thresholds`, points: pts, dashed: true });
+  }
+  return lineChart(series, {
+    title: `False alarms vs bad debt avoided: ${r.scenario}`,
+    xLabel: 'bad debt avoided (% of liquidation-only)',
+    yLabel: 'false alarms (accounts)',
+  });
+}
+
+export async function writeSweepReport(dir: string, r: SweepResult): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'sweep.json'), `${JSON.stringify(sweepJson(r), null, 2)}\n`);
+  await writeFile(join(dir, 'frontier.svg'), frontierChart(r));
+  const levels = r.comparison.levels.length
+    ? `| bad debt avoided | predictive false alarms | margin-ratio false alarms | difference |
+|---|---|---|---|
+${r.comparison.levels
+  .map((l) => `| ${pct(l.avoided)} | ${l.a.toFixed(0)} | ${l.b.toFixed(0)} | ${(l.a - l.b).toFixed(0)} |`)
+  .join('\n')}
+`
+    : '';
+  const md = `# Threshold sweep: ${r.scenario}
+
+${formatSweepTable(r)}
+
+- **threshold**: the predictive policy's pdReduce (pdWatch lowered to at most pdReduce / 2), or the margin-ratio rule's trigger (pd := 1 when equity / MM is below it); every other policy setting is the same in every run.
+- **false alarms**: accounts reduced early that the liquidation-only run never liquidated; **reduced / liq.-only liquidated**: early-reduced notional over the notional liquidation-only force-closed.
+- **frontier** (\\*): the point is on its signal's Pareto frontier (no other threshold of the same signal avoids at least as much bad debt with fewer false alarms). The verdict interpolates each frontier linearly between its points and compares them over the range of bad debt avoided that both reach.
+- **left: cause**: the bad debt the run left, by cause (late: first REDUCE less than ${r.points[0]?.attribution.lateMinutes ?? 15} minutes before the bankruptcy); see the backtest report's notes.
+
+![Frontier](frontier.svg)
+
+## Frontiers compared
+
+${levels}
+${r.comparison.verdict}
+
+## Bad debt left, by cause
+
+${formatAttribution(Object.fromEntries(r.points.map((p) => [p.label, p.attribution])))}
+`;
+  await writeFile(join(dir, 'sweep.md'), md);
+}

@@ -1,0 +1,322 @@
+/**
+ * Threshold sweep: the false alarms each signal pays for the bad debt it avoids. On one scenario, seed and
+ * population, liquidation-only runs once; then the predictive policy at each pdReduce threshold (pdWatch
+ * lowered to at most pdReduce / 2) and the margin-ratio rule at each equity / MM threshold, every other
+ * policy setting the same. Each signal's frontier is its Pareto set of (bad debt avoided, false alarms)
+ * points; the two are compared by piecewise-linear interpolation at the levels of bad debt avoided both reach.
+ */
+import { DEFAULT_POLICY_CONFIG, type PolicyConfig } from '../margin/index.js';
+import type { PdScorer } from '../model/types.js';
+import type { BadDebtAttribution } from './attribution.js';
+import { BacktestInputError } from './policies.js';
+import { type PolicyVariant, runBacktest } from './run.js';
+
+export type SweepSignal = 'predictive' | 'margin-ratio';
+
+export const DEFAULT_PD_THRESHOLDS = [0.05, 0.1, 0.2, 0.3, 0.5];
+export const DEFAULT_RATIO_THRESHOLDS = [1.5, 2, 3, 5, 8, 12];
+
+export interface SweepOptions {
+  scenario: string;
+  accounts: number;
+  seed: number;
+  scorer?: PdScorer;
+  /** replace the model's pd by a constant (tests) */
+  constantPd?: number;
+  /** overrides of the margin core's policy config, shared by every run */
+  policyConfig?: Partial<PolicyConfig>;
+  /** pdReduce values of the predictive policy; empty: no predictive runs */
+  pdThresholds: number[];
+  /** equity / MM thresholds of the margin-ratio rule; empty: no margin-ratio runs */
+  ratioThresholds: number[];
+  lateMinutes?: number;
+  onProgress?: (run: string, minute: number, minutes: number) => void;
+}
+
+export interface SweepPoint {
+  signal: SweepSignal;
+  /** pdReduce (predictive) or equity / MM (margin-ratio) */
+  threshold: number;
+  /** the pdWatch used (predictive) */
+  pdWatch?: number;
+  label: string;
+  /** USD */
+  badDebt: number;
+  /** share of the liquidation-only bad debt avoided (0..1; null without reference bad debt) */
+  avoided: number | null;
+  falseAlarms: number;
+  /** USD */
+  falseAlarmNotional: number;
+  /** USD: fees + slippage of the false alarms */
+  falseAlarmCost: number;
+  /** USD */
+  reducedNotional: number;
+  /** reduced notional / liquidation-only liquidated notional */
+  reducedRatio: number;
+  liquidations: number;
+  saved: number;
+  /** on its signal's Pareto frontier */
+  onFrontier: boolean;
+  attribution: BadDebtAttribution;
+}
+
+export interface FrontierPoint {
+  /** bad debt avoided, 0..1 */
+  avoided: number;
+  falseAlarms: number;
+  threshold: number;
+}
+
+export interface FrontierLevel {
+  avoided: number;
+  /** interpolated false alarms of the first / second signal */
+  a: number;
+  b: number;
+}
+
+export interface FrontierComparison {
+  a: string;
+  b: string;
+  /** the overlap of bad debt avoided both frontiers reach (0..1); from > to: no overlap */
+  from: number;
+  to: number;
+  /** the levels compared: every frontier point inside the overlap and its ends */
+  levels: FrontierLevel[];
+  /** mean of (a - b) false alarms over the overlap (trapezoids; exact for piecewise-linear frontiers) */
+  meanDiff: number | null;
+  minDiff: number | null;
+  maxDiff: number | null;
+  verdict: string;
+}
+
+export interface SweepResult {
+  scenario: string;
+  accounts: number;
+  seed: number;
+  minutes: number;
+  /** the policy-config overrides shared by every run */
+  policyConfig: Partial<PolicyConfig>;
+  reference: {
+    badDebt: number;
+    liquidations: number;
+    liquidatedNotional: number;
+  };
+  points: SweepPoint[];
+  frontiers: Record<SweepSignal, FrontierPoint[]>;
+  comparison: FrontierComparison;
+}
+
+/**
+ * The Pareto frontier: the points no other point beats on both counts (at least as much avoided with at
+ * most as many false alarms, better on one); sorted by bad debt avoided (false alarms then rise too). Of
+ * identical points the first is kept.
+ */
+export function paretoFrontier(points: readonly FrontierPoint[]): FrontierPoint[] {
+  const sorted = [...points]
+    .filter((p) => Number.isFinite(p.avoided) && Number.isFinite(p.falseAlarms))
+    .sort((x, y) => y.avoided - x.avoided || x.falseAlarms - y.falseAlarms);
+  // walking from the most avoided down, a point is kept when it has strictly fewer false alarms than all
+  // points that avoid at least as much
+  const out: FrontierPoint[] = [];
+  let best = Number.POSITIVE_INFINITY;
+  for (const p of sorted) {
+    if (p.falseAlarms < best) {
+      out.push(p);
+      best = p.falseAlarms;
+    }
+  }
+  return out.reverse();
+}
+
+/** False alarms on a frontier (sorted by avoided) at `avoided`, piecewise linear; null outside its range. */
+export function interpolateFrontier(frontier: readonly FrontierPoint[], avoided: number): number | null {
+  const n = frontier.length;
+  if (n === 0) return null;
+  const first = frontier[0] as FrontierPoint;
+  const last = frontier[n - 1] as FrontierPoint;
+  if (avoided < first.avoided || avoided > last.avoided) return null;
+  for (let i = 1; i < n; i++) {
+    const p = frontier[i - 1] as FrontierPoint;
+    const q = frontier[i] as FrontierPoint;
+    if (avoided <= q.avoided) {
+      if (q.avoided === p.avoided) return Math.min(p.falseAlarms, q.falseAlarms);
+      return (
+        p.falseAlarms + ((avoided - p.avoided) / (q.avoided - p.avoided)) * (q.falseAlarms - p.falseAlarms)
+      );
+    }
+  }
+  return first.falseAlarms; // n === 1 and avoided === its level
+}
+
+const pctText = (v: number) => `${(v * 100).toFixed(1)}%`;
+const count = (v: number) => Math.round(Math.abs(v)).toLocaleString('en-US');
+
+/** Compares two frontiers at the levels of bad debt avoided both reach. */
+export function compareFrontiers(
+  a: readonly FrontierPoint[],
+  b: readonly FrontierPoint[],
+  nameA: string,
+  nameB: string,
+): FrontierComparison {
+  const none = (verdict: string, from = Number.NaN, to = Number.NaN): FrontierComparison => ({
+    a: nameA,
+    b: nameB,
+    from,
+    to,
+    levels: [],
+    meanDiff: null,
+    minDiff: null,
+    maxDiff: null,
+    verdict,
+  });
+  const range = (f: readonly FrontierPoint[]) =>
+    f.length ? `${pctText(f[0]!.avoided)}..${pctText(f[f.length - 1]!.avoided)}` : 'nothing';
+  if (a.length === 0 || b.length === 0)
+    return none(`no comparison: ${nameA} reaches ${range(a)}, ${nameB} ${range(b)} of the bad debt avoided`);
+  const from = Math.max(a[0]!.avoided, b[0]!.avoided);
+  const to = Math.min(a[a.length - 1]!.avoided, b[b.length - 1]!.avoided);
+  if (from > to)
+    return none(
+      `the frontiers do not overlap: ${nameA} reaches ${range(a)}, ${nameB} ${range(b)} of the bad debt avoided`,
+      from,
+      to,
+    );
+  const xs = [...new Set([from, to, ...a.map((p) => p.avoided), ...b.map((p) => p.avoided)])]
+    .filter((x) => x >= from && x <= to)
+    .sort((x, y) => x - y);
+  const levels: FrontierLevel[] = xs.map((x) => ({
+    avoided: x,
+    a: interpolateFrontier(a, x) as number,
+    b: interpolateFrontier(b, x) as number,
+  }));
+  const diffs = levels.map((l) => l.a - l.b);
+  let meanDiff: number;
+  if (levels.length === 1) meanDiff = diffs[0]!;
+  else {
+    let area = 0;
+    for (let i = 1; i < levels.length; i++)
+      area += ((diffs[i - 1]! + diffs[i]!) / 2) * (levels[i]!.avoided - levels[i - 1]!.avoided);
+    meanDiff = area / (to - from);
+  }
+  const minDiff = Math.min(...diffs);
+  const maxDiff = Math.max(...diffs);
+  const word = (d: number) => (d < 0 ? 'fewer' : 'more');
+  const span = from === to ? pctText(from) : `${pctText(from)}..${pctText(to)}`;
+  let how: string;
+  if (levels.length === 1) how = '';
+  else if (maxDiff < 0 || minDiff > 0)
+    how = ` on average (${count(maxDiff < 0 ? maxDiff : minDiff)} to ${count(maxDiff < 0 ? minDiff : maxDiff)} ${word(meanDiff)} at every level)`;
+  else
+    how = ` on average (from ${count(minDiff)} ${word(minDiff)} to ${count(maxDiff)} ${word(maxDiff)}, depending on the level)`;
+  const verdict =
+    Math.round(meanDiff) === 0
+      ? `at equal bad debt avoided (${span}), ${nameA} raises about as many false alarms as ${nameB}${how}`
+      : `at equal bad debt avoided (${span}), ${nameA} raises ${count(meanDiff)} ${word(meanDiff)} false alarms than ${nameB}${how}`;
+  return { a: nameA, b: nameB, from, to, levels, meanDiff, minDiff, maxDiff, verdict };
+}
+
+/** The predictive policy's settings at one pdReduce: pdWatch lowered to at most pdReduce / 2. */
+export function pdVariantConfig(
+  base: Partial<PolicyConfig>,
+  pdReduce: number,
+): Partial<PolicyConfig> & { pdReduce: number; pdWatch: number } {
+  return { pdReduce, pdWatch: Math.min(base.pdWatch ?? DEFAULT_POLICY_CONFIG.pdWatch, pdReduce / 2) };
+}
+
+export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
+  const check = (name: string, values: number[], ok: (v: number) => boolean) => {
+    const seen = new Set<number>();
+    for (const v of values) {
+      if (!ok(v)) throw new BacktestInputError(`${name}: ${v} is out of range`);
+      if (seen.has(v)) throw new BacktestInputError(`${name}: ${v} is given twice`);
+      seen.add(v);
+    }
+  };
+  check('pd thresholds', opts.pdThresholds, (v) => Number.isFinite(v) && v > 0 && v <= 1);
+  check('ratio thresholds', opts.ratioThresholds, (v) => Number.isFinite(v) && v > 0);
+  if (opts.pdThresholds.length + opts.ratioThresholds.length === 0)
+    throw new BacktestInputError('the sweep needs at least one threshold');
+  const base = opts.policyConfig ?? {};
+  const variants: PolicyVariant[] = [
+    ...opts.pdThresholds.map(
+      (t): PolicyVariant => ({
+        label: `predictive pd>=${t}`,
+        policy: 'predictive',
+        policyConfig: pdVariantConfig(base, t),
+      }),
+    ),
+    ...opts.ratioThresholds.map(
+      (t): PolicyVariant => ({
+        label: `margin-ratio <${t}`,
+        policy: 'margin-ratio',
+        marginRatioThreshold: t,
+      }),
+    ),
+  ];
+  const r = await runBacktest({
+    scenario: opts.scenario,
+    accounts: opts.accounts,
+    seed: opts.seed,
+    policies: ['liquidation-only'],
+    variants,
+    ...(opts.scorer ? { scorer: opts.scorer } : {}),
+    ...(opts.constantPd !== undefined ? { constantPd: opts.constantPd } : {}),
+    policyConfig: base,
+    ...(opts.lateMinutes !== undefined ? { lateMinutes: opts.lateMinutes } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  const ref = r.policies[0]!;
+  const points: SweepPoint[] = variants.map((v, i) => {
+    const p = r.policies[i + 1]!;
+    const signal = v.policy;
+    return {
+      signal,
+      threshold:
+        signal === 'predictive' ? (v.policyConfig?.pdReduce as number) : (v.marginRatioThreshold as number),
+      ...(signal === 'predictive' ? { pdWatch: v.policyConfig?.pdWatch as number } : {}),
+      label: v.label,
+      badDebt: p.badDebt,
+      avoided: p.badDebtAvoided,
+      falseAlarms: p.falseAlarms,
+      falseAlarmNotional: p.falseAlarmNotional,
+      falseAlarmCost: p.falseAlarmCost,
+      reducedNotional: p.reducedNotional,
+      reducedRatio: p.reducedNotional / Math.max(1, ref.liquidatedNotional),
+      liquidations: p.liquidations,
+      saved: p.saved,
+      onFrontier: false,
+      attribution: r.attribution[v.label] as BadDebtAttribution,
+    };
+  });
+  const frontierOf = (signal: SweepSignal): FrontierPoint[] => {
+    const f = paretoFrontier(
+      points
+        .filter((p) => p.signal === signal && p.avoided !== null)
+        .map((p) => ({ avoided: p.avoided as number, falseAlarms: p.falseAlarms, threshold: p.threshold })),
+    );
+    for (const q of f)
+      for (const p of points) if (p.signal === signal && p.threshold === q.threshold) p.onFrontier = true;
+    return f;
+  };
+  const frontiers = { predictive: frontierOf('predictive'), 'margin-ratio': frontierOf('margin-ratio') };
+  return {
+    scenario: r.scenario,
+    accounts: r.accounts,
+    seed: r.seed,
+    minutes: r.minutes,
+    policyConfig: base,
+    reference: {
+      badDebt: ref.badDebt,
+      liquidations: ref.liquidations,
+      liquidatedNotional: ref.liquidatedNotional,
+    },
+    points,
+    frontiers,
+    comparison: compareFrontiers(
+      frontiers.predictive,
+      frontiers['margin-ratio'],
+      'predictive',
+      'margin-ratio',
+    ),
+  };
+}

@@ -1,0 +1,81 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BAD_DEBT_CAUSES } from '../../src/backtest/attribution.js';
+import { runSweep, type SweepResult } from '../../src/backtest/sweep.js';
+import { formatSweepTable, frontierChart, sweepJson } from '../../src/backtest/sweep-report.js';
+import { FEATURE_NAMES } from '../../src/features/schema.js';
+import { logisticScorer } from '../service/test-model.js';
+
+/** flash-crash cut to four hours (the same fall in 12 minutes) */
+const SHORT_CRASH = join(import.meta.dirname, 'short-crash.json');
+
+// a deterministic stand-in for the model: pd 0.5 at equity / MM = 3, falling as the ratio rises
+const scorer = () => logisticScorer(FEATURE_NAMES, 'margin_ratio_log', 4, Math.log(3));
+
+describe('threshold sweep', () => {
+  it('is deterministic for a seed, runs liquidation-only once and reports every threshold', async () => {
+    const runs: string[] = [];
+    const sweep = (track: boolean): Promise<SweepResult> =>
+      runSweep({
+        scenario: SHORT_CRASH,
+        accounts: 150,
+        seed: 3,
+        scorer: scorer(),
+        policyConfig: { maxReduceFractionPerInterval: 0.5 },
+        pdThresholds: [0.1, 0.5],
+        ratioThresholds: [1.5, 5],
+        onProgress: (run, minute) => {
+          if (track && minute === 1) runs.push(run);
+        },
+      });
+    const a = await sweep(true);
+    const b = await sweep(false);
+    expect(runs).toEqual([
+      'liquidation-only',
+      'predictive pd>=0.1',
+      'predictive pd>=0.5',
+      'margin-ratio <1.5',
+      'margin-ratio <5',
+    ]);
+    expect(JSON.stringify(sweepJson(b))).toBe(JSON.stringify(sweepJson(a)));
+    expect(formatSweepTable(b)).toBe(formatSweepTable(a));
+    expect(frontierChart(b)).toBe(frontierChart(a));
+
+    expect(a.reference.badDebt).toBeGreaterThan(0);
+    expect(a.points.map((p) => [p.signal, p.threshold])).toEqual([
+      ['predictive', 0.1],
+      ['predictive', 0.5],
+      ['margin-ratio', 1.5],
+      ['margin-ratio', 5],
+    ]);
+    expect(a.points[0]?.pdWatch).toBe(0.05);
+    expect(a.points[1]?.pdWatch).toBe(0.05);
+    for (const p of a.points) {
+      expect(p.avoided).toBeCloseTo(1 - p.badDebt / a.reference.badDebt, 12);
+      expect(p.attribution.total).toBeCloseTo(p.badDebt, 6);
+      expect(BAD_DEBT_CAUSES.reduce((s, c) => s + p.attribution.causes[c].badDebt, 0)).toBeCloseTo(
+        p.badDebt,
+        6,
+      );
+    }
+    // the lower trigger acts on more accounts
+    expect(a.points[0]!.falseAlarms).toBeGreaterThanOrEqual(a.points[1]!.falseAlarms);
+    expect(a.points[3]!.reducedNotional).toBeGreaterThan(a.points[2]!.reducedNotional);
+    for (const s of ['predictive', 'margin-ratio'] as const) expect(a.frontiers[s].length).toBeGreaterThan(0);
+    expect(a.comparison.verdict).toMatch(/predictive|no comparison/);
+    expect(formatSweepTable(a)).toContain(`verdict: ${a.comparison.verdict}`);
+  }, 60_000);
+
+  it('rejects bad threshold lists', async () => {
+    const base = { scenario: SHORT_CRASH, accounts: 10, seed: 1, constantPd: 0 };
+    await expect(runSweep({ ...base, pdThresholds: [0.2, 0.2], ratioThresholds: [] })).rejects.toThrow(
+      /given twice/,
+    );
+    await expect(runSweep({ ...base, pdThresholds: [1.5], ratioThresholds: [] })).rejects.toThrow(
+      /out of range/,
+    );
+    await expect(runSweep({ ...base, pdThresholds: [], ratioThresholds: [] })).rejects.toThrow(
+      /at least one/,
+    );
+  });
+});
