@@ -3,7 +3,8 @@
  * the forward pass runs as one `tf.fused.matMul` (matmul + bias + activation, one WASM kernel) per layer,
  * outside the Layers API (no `predict` batching, slicing or concatenation). Normalisation stays the same
  * float32 formula as `normalise` (subtract the mean, multiply by 1/std, clip to +-CLIP), in one WebAssembly
- * SIMD pass (`SimdNormaliser`, else TF.js ops). A final sigmoid with Platt calibration is computed in JS
+ * SIMD pass, in place in TF.js's WASM heap (`HeapNormaliser`), else in its own memory (`SimdNormaliser`),
+ * else as TF.js ops. A final sigmoid with Platt calibration is computed in JS
  * from the logits (one exp per row); with isotonic or no calibration the sigmoid stays TF.js's (as `predict`
  * applies it after the last matmul), so the calibration sees bit-identical scores.
  *
@@ -13,7 +14,10 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { applyCalibration, type Calibration } from './calibration.js';
 import { CLIP, type Normalisation } from './normalisation.js';
-import { SimdNormaliser } from './normalise-simd.js';
+import { HeapNormaliser, SimdNormaliser } from './normalise-simd.js';
+
+/** how rows are normalised; `auto` picks the first of wasm-simd-in-place, wasm-simd, tfjs that works */
+export type NormalisationMode = 'wasm-simd-in-place' | 'wasm-simd' | 'tfjs';
 
 export type DenseActivation = 'relu' | 'linear' | 'sigmoid';
 const SUPPORTED: readonly string[] = ['relu', 'linear', 'sigmoid'];
@@ -89,6 +93,7 @@ export class FusedMlp {
   private readonly layers: DenseTensors[];
   private readonly mean: tfTypes.Tensor2D;
   private readonly invStd: tfTypes.Tensor2D;
+  private readonly heap: HeapNormaliser<tfTypes.Tensor> | undefined;
   private readonly simd: SimdNormaliser | undefined;
   /** the last layer's sigmoid, applied in JS on the logits together with Platt calibration */
   private readonly sigmoidInJs: boolean;
@@ -102,6 +107,7 @@ export class FusedMlp {
     cal: Calibration,
     readonly cols: number,
     readonly chunkRows: number,
+    normalise: NormalisationMode | 'auto',
   ) {
     const last = specs[specs.length - 1] as DenseSpec;
     this.outputs = last.units;
@@ -125,12 +131,20 @@ export class FusedMlp {
       norm.std.map((s) => 1 / s),
       [1, cols],
     );
-    this.simd = SimdNormaliser.create(norm.mean, norm.std, CLIP);
+    const auto = normalise === 'auto';
+    this.heap =
+      auto || normalise === 'wasm-simd-in-place'
+        ? HeapNormaliser.create<tfTypes.Tensor>(tf, norm.mean, norm.std, CLIP)
+        : undefined;
+    this.simd =
+      !this.heap && (auto || normalise === 'wasm-simd')
+        ? SimdNormaliser.create(norm.mean, norm.std, CLIP)
+        : undefined;
   }
 
-  /** how normalisation runs: 'wasm-simd' (one pass) or 'tfjs' (sub, mul, clipByValue) */
-  get normalisation(): 'wasm-simd' | 'tfjs' {
-    return this.simd ? 'wasm-simd' : 'tfjs';
+  /** how normalisation runs: one WASM SIMD pass in TF.js's heap or in its own memory, or TF.js ops */
+  get normalisation(): NormalisationMode {
+    return this.heap ? 'wasm-simd-in-place' : this.simd ? 'wasm-simd' : 'tfjs';
   }
 
   /** The fast path for `model`, or the reason it cannot be used. */
@@ -140,6 +154,7 @@ export class FusedMlp {
     norm: Normalisation,
     cal: Calibration,
     chunkRows: number,
+    normalise: NormalisationMode | 'auto' = 'auto',
   ): FusedMlp | UnsupportedModelError {
     const specs = denseChain(model);
     if (specs instanceof UnsupportedModelError) return specs;
@@ -147,7 +162,7 @@ export class FusedMlp {
     if ((specs[0] as DenseSpec).kernel.length !== cols * (specs[0] as DenseSpec).units)
       return new UnsupportedModelError(`the first Dense layer does not take ${cols} features`);
     try {
-      return new FusedMlp(tf, specs, norm, cal, cols, chunkRows);
+      return new FusedMlp(tf, specs, norm, cal, cols, chunkRows, normalise);
     } catch (e) {
       if (e instanceof UnsupportedModelError) return e;
       throw e;
@@ -157,6 +172,7 @@ export class FusedMlp {
   /** Normalised rows as a tensor (one SIMD pass and one copy, or three TF.js ops). */
   private normalised(x: Float32Array, n: number): tfTypes.Tensor2D {
     const tf = this.tf;
+    if (this.heap) return this.heap.tensor(x, n) as tfTypes.Tensor2D;
     if (this.simd) return tf.tensor2d(this.simd.normalise(x, n, this.cols), [n, this.cols]);
     const input = tf.tensor2d(x, [n, this.cols]);
     const centred = tf.sub(input, this.mean);
@@ -219,6 +235,7 @@ export class FusedMlp {
     }
     this.mean.dispose();
     this.invStd.dispose();
+    this.heap?.dispose();
   }
 }
 

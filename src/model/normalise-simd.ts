@@ -54,7 +54,7 @@ const F32X4_PMAX = simd(0xeb);
  * normalise(x, end, params, patternBytes, clip): for each block of `patternBytes` bytes from x to end,
  * v = clip((v - mean[j]) * inv[j]) with mean at params and inv at params + patternBytes.
  */
-function moduleBytes(): Uint8Array {
+function moduleBytes(importMemory: boolean): Uint8Array {
   // params: 0 x, 1 end, 2 params, 3 patternBytes, 4 clip (f32); locals: 5 j, 6 lo, 7 hi, 8 addr
   const X = 0;
   const EndP = 1;
@@ -166,14 +166,17 @@ function moduleBytes(): Uint8Array {
   ];
   const locals = [3, 1, I32, 2, V128, 1, I32];
   const body = [...locals, ...code];
-  const name = [...'normalise'].map((c) => c.charCodeAt(0));
-  const mem = [...'memory'].map((c) => c.charCodeAt(0));
+  const bytes = (t: string) => [t.length, ...[...t].map((c) => c.charCodeAt(0))];
   return Uint8Array.from([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, [1, 0x60, 5, I32, I32, I32, I32, F32, 0]),
+    // env.memory imported (min 0 pages), or a memory of its own (min 1 page), no maximum
+    ...(importMemory ? section(2, [1, ...bytes('env'), ...bytes('memory'), 0x02, 0x00, 0x00]) : []),
     ...section(3, [1, 0]),
-    ...section(5, [1, 0x00, 1]), // one memory, min 1 page, no max
-    ...section(7, [2, name.length, ...name, 0x00, 0, mem.length, ...mem, 0x02, 0]),
+    ...(importMemory ? [] : section(5, [1, 0x00, 1])),
+    ...(importMemory
+      ? section(7, [1, ...bytes('normalise'), 0x00, 0])
+      : section(7, [2, ...bytes('normalise'), 0x00, 0, ...bytes('memory'), 0x02, 0])),
     ...section(10, [1, ...uleb(body.length), ...body]),
   ]);
 }
@@ -192,16 +195,30 @@ interface WasmApi {
 }
 const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
-let compiled: object | null | undefined;
-function compile(): object | null {
-  if (compiled === undefined) {
+const compiled = new Map<boolean, object | null>();
+function compile(importMemory: boolean): object | null {
+  let mod = compiled.get(importMemory);
+  if (mod === undefined) {
     try {
-      compiled = wasmApi ? new wasmApi.Module(moduleBytes()) : null;
+      mod = wasmApi ? new wasmApi.Module(moduleBytes(importMemory)) : null;
     } catch {
-      compiled = null; // no WebAssembly SIMD here
+      mod = null; // no WebAssembly SIMD here
     }
+    compiled.set(importMemory, mod);
   }
-  return compiled;
+  return mod;
+}
+
+/** mean and 1/std (float32), each repeated for 4 rows: the kernel's parameter block */
+function paramBlock(mean: readonly number[], std: readonly number[]): Float32Array {
+  const cols = mean.length;
+  const params = new Float32Array(8 * cols);
+  for (let r = 0; r < 4; r++)
+    for (let c = 0; c < cols; c++) {
+      params[r * cols + c] = mean[c] as number;
+      params[4 * cols + r * cols + c] = 1 / (std[c] as number);
+    }
+  return params;
 }
 
 const PAGE = 65536;
@@ -226,18 +243,13 @@ export class SimdNormaliser {
     this.patternBytes = 4 * cols * 4;
     this.dataOffset = 2 * this.patternBytes;
     this.ensure(0);
-    const params = new Float32Array(this.memory.buffer, 0, 8 * cols);
-    for (let r = 0; r < 4; r++)
-      for (let c = 0; c < cols; c++) {
-        params[r * cols + c] = mean[c] as number;
-        params[4 * cols + r * cols + c] = 1 / (std[c] as number);
-      }
+    new Float32Array(this.memory.buffer).set(paramBlock(mean, std));
     this.view = new Float32Array(this.memory.buffer);
   }
 
   /** A normaliser for these columns, or undefined where WebAssembly SIMD is unavailable. */
   static create(mean: readonly number[], std: readonly number[], clip: number): SimdNormaliser | undefined {
-    const mod = compile();
+    const mod = compile(false);
     if (!mod || !wasmApi || mean.length === 0 || mean.length !== std.length) return undefined;
     return new SimdNormaliser(new wasmApi.Instance(mod, {}), mean, std, clip);
   }
@@ -262,5 +274,109 @@ export class SimdNormaliser {
     this.view.set(src.subarray(0, size), at);
     this.run(this.dataOffset, this.dataOffset + padded * 4, 0, this.patternBytes, this.clip);
     return this.view.subarray(at, at + size);
+  }
+}
+
+/** What the in-place normaliser needs of TF.js's WASM backend (internals, checked at creation). */
+interface WasmBackendInternals {
+  wasm?: { asm?: { memory?: unknown } };
+  dataIdMap?: { get(dataId: object): { memoryOffset?: unknown } | undefined };
+}
+
+/** The parts of TF.js the in-place normaliser uses. */
+export interface TensorFactory<T extends { dataId: object; dispose(): void }> {
+  backend(): unknown;
+  tensor2d(values: Float32Array, shape: [number, number]): T;
+  tensor1d(values: Float32Array): T;
+}
+
+/**
+ * The same kernel run in place on a tensor in TF.js's WASM heap (the module imports the backend's memory):
+ * the rows are copied into the heap once, by `tensor2d`, and normalised there, which saves the copy out of
+ * the normaliser's own memory. It relies on the WASM backend's internals (its `asm.memory` and the tensors'
+ * `memoryOffset`); `create` returns undefined when they are not there, and the caller uses `SimdNormaliser`.
+ */
+export class HeapNormaliser<T extends { dataId: object; dispose(): void }> {
+  private constructor(
+    private readonly tf: TensorFactory<T>,
+    private readonly backend: WasmBackendInternals,
+    private readonly memory: WasmMemory,
+    private readonly run: SimdNormaliser['run'],
+    private readonly params: T,
+    private readonly paramsOffset: number,
+    private readonly mean: Float32Array,
+    private readonly inv: Float32Array,
+    private readonly cols: number,
+    private readonly clip: number,
+  ) {}
+
+  static create<T extends { dataId: object; dispose(): void }>(
+    tf: TensorFactory<T>,
+    mean: readonly number[],
+    std: readonly number[],
+    clip: number,
+  ): HeapNormaliser<T> | undefined {
+    const mod = compile(true);
+    const backend = tf.backend() as WasmBackendInternals;
+    const memory = backend.wasm?.asm?.memory as WasmMemory | undefined;
+    if (!mod || !wasmApi || !memory || !(memory.buffer instanceof ArrayBuffer)) return undefined;
+    if (typeof backend.dataIdMap?.get !== 'function') return undefined;
+    const cols = mean.length;
+    if (cols === 0 || cols !== std.length) return undefined;
+    const params = tf.tensor1d(paramBlock(mean, std));
+    const offset = backend.dataIdMap.get(params.dataId)?.memoryOffset;
+    if (typeof offset !== 'number') {
+      params.dispose();
+      return undefined;
+    }
+    const instance = new wasmApi.Instance(mod, { env: { memory } });
+    return new HeapNormaliser(
+      tf,
+      backend,
+      memory,
+      instance.exports.normalise as SimdNormaliser['run'],
+      params,
+      offset,
+      Float32Array.from(mean),
+      Float32Array.from(std, (s) => 1 / s),
+      cols,
+      clip,
+    );
+  }
+
+  /** `n` normalised rows of `src` as a new [n, cols] tensor. */
+  tensor(src: Float32Array, n: number): T {
+    const cols = this.cols;
+    const t = this.tf.tensor2d(src.subarray(0, n * cols), [n, cols]);
+    const offset = this.backend.dataIdMap?.get(t.dataId)?.memoryOffset;
+    if (typeof offset !== 'number') {
+      t.dispose();
+      throw new Error('TF.js WASM tensor without a memoryOffset');
+    }
+    // whole 4-row patterns in the kernel (never past the tensor's end), the last 0-3 rows here
+    const full = n - (n % 4);
+    const patternBytes = 16 * cols;
+    this.run(offset, offset + full * cols * 4, this.paramsOffset, patternBytes, this.clip);
+    if (full < n) {
+      const heap = new Float32Array(this.memory.buffer);
+      const lo = -this.clip;
+      const hi = this.clip;
+      for (let i = offset / 4 + full * cols, end = offset / 4 + n * cols, c = 0; i < end; i++) {
+        // the kernel's float32 arithmetic: (x - mean) * inv, then pmax(lo, v), pmin(hi, v)
+        const v = Math.fround(
+          Math.fround((heap[i] as number) - (this.mean[c] as number)) * (this.inv[c] as number),
+        );
+        // biome-ignore lint/complexity/useMathMinMax: pmax semantics (NaN -> lo), which Math.max does not have
+        const a = lo < v ? v : lo;
+        // biome-ignore lint/complexity/useMathMinMax: pmin semantics, as the kernel
+        heap[i] = a < hi ? a : hi;
+        c = c + 1 === cols ? 0 : c + 1;
+      }
+    }
+    return t;
+  }
+
+  dispose(): void {
+    this.params.dispose();
   }
 }

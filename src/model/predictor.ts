@@ -9,7 +9,7 @@ import { loadLayersModel } from '../tf/fs-io.js';
 import { initTf } from '../tf/runtime.js';
 import { type ModelMetadata, readCompatibleMetadata } from './artifacts.js';
 import { applyCalibrationInPlace } from './calibration.js';
-import { FusedMlp } from './fused-mlp.js';
+import { FusedMlp, type NormalisationMode } from './fused-mlp.js';
 import { CLIP } from './normalisation.js';
 
 /** rows per predict call: within the 4k-16k range where WASM runs at full speed */
@@ -30,6 +30,7 @@ export class Predictor {
     private readonly tf: typeof tfTypes,
     readonly backend: string,
     fast: boolean,
+    normalise: NormalisationMode | 'auto',
   ) {
     const cols = meta.featureSchema.names.length;
     this.mean = tf.tensor2d(meta.normalisation.mean, [1, cols]);
@@ -38,7 +39,7 @@ export class Predictor {
       [1, cols],
     );
     const fused = fast
-      ? FusedMlp.from(tf, model, meta.normalisation, meta.calibration, CHUNK_ROWS)
+      ? FusedMlp.from(tf, model, meta.normalisation, meta.calibration, CHUNK_ROWS, normalise)
       : undefined;
     this.fused = fused instanceof FusedMlp ? fused : undefined;
     this.fallbackReason = fast ? (fused instanceof FusedMlp ? undefined : fused?.message) : 'disabled';
@@ -48,11 +49,14 @@ export class Predictor {
    * Load a model directory. `fast: false` forces the `LayersModel.predict` path (the reference the fused
    * path is tested against).
    */
-  static async load(dir: string, opts: { fast?: boolean } = {}): Promise<Predictor> {
+  static async load(
+    dir: string,
+    opts: { fast?: boolean; normalise?: NormalisationMode | 'auto' } = {},
+  ): Promise<Predictor> {
     const meta = await readCompatibleMetadata(dir);
     const { tf, backend } = await initTf();
     const model = await loadLayersModel(dir);
-    return new Predictor(meta, model, tf, backend, opts.fast ?? true);
+    return new Predictor(meta, model, tf, backend, opts.fast ?? true, opts.normalise ?? 'auto');
   }
 
   /** which forward pass `score` uses */
@@ -60,8 +64,8 @@ export class Predictor {
     return this.fused ? 'fused' : 'layers';
   }
 
-  /** how `score` normalises: one WASM SIMD pass, or TF.js ops (sub, mul, clipByValue) */
-  get normalisation(): 'wasm-simd' | 'tfjs' {
+  /** how `score` normalises: one WASM SIMD pass (in TF.js's heap or not), or TF.js ops */
+  get normalisation(): NormalisationMode {
     return this.fused?.normalisation ?? 'tfjs';
   }
 

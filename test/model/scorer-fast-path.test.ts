@@ -335,6 +335,23 @@ describe('scoring fast path', () => {
     old.dispose();
   });
 
+  it('normalises the same in TF.js heap, in its own memory and with TF.js ops', async () => {
+    const { dir, model, norm } = await saved('modes', [16, 8], ISOTONIC, 8);
+    const modes = ['wasm-simd-in-place', 'wasm-simd', 'tfjs'] as const;
+    const predictors = await Promise.all(modes.map((normalise) => Predictor.load(dir, { normalise })));
+    expect(predictors.map((p) => p.normalisation)).toEqual([...modes]);
+    expect((await Predictor.load(dir)).normalisation).toBe('wasm-simd-in-place');
+    const x = randomRows(new Rng(8, 'rows'), norm, CHUNK_ROWS + 7);
+    // row counts with 0-3 rows beyond whole 4-row patterns, and beyond a chunk
+    for (const rows of [1, 2, 3, 4, 5, 6, 7, 1001, CHUNK_ROWS + 7]) {
+      const [inPlace, own, ops] = predictors.map((p) => p.score(x, rows));
+      expect(differences(inPlace as Float32Array, ops as Float32Array)).toEqual([]);
+      expect(differences(own as Float32Array, ops as Float32Array)).toEqual([]);
+    }
+    for (const p of predictors) p.dispose();
+    model.dispose();
+  });
+
   it('scores one row and an empty batch', async () => {
     const { dir, model, norm } = await saved('small', [8], PLATT, 3);
     const fast = await Predictor.load(dir);
