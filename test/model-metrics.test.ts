@@ -78,6 +78,24 @@ describe('calibration', () => {
     expect(ece(calibrated, labels)).toBeLessThan(0.02);
   });
 
+  it('Platt scaling stays finite on saturated scores (a full Newton step from there diverges)', () => {
+    // an over-confident network: most scores at 0 or 1 exactly, the labels only loosely agreeing
+    const sat = Float32Array.from({ length: 4000 }, (_, i) =>
+      i % 4 === 0 ? 1 : i % 4 === 1 ? 0 : (i % 97) / 97,
+    );
+    const lab = Float32Array.from({ length: 4000 }, (_, i) =>
+      i % 4 === 0 ? (i % 3 === 0 ? 1 : 0) : i % 11 === 0 ? 1 : 0,
+    );
+    const cal = fitPlatt(sat, lab);
+    expect(cal.method === 'platt' && Number.isFinite(cal.a) && Number.isFinite(cal.b)).toBe(true);
+    if (cal.method !== 'platt') return;
+    expect(Math.abs(cal.a)).toBeLessThan(10);
+    // the calibrated scores of the saturated rows match their observed rates roughly
+    const hi = applyCalibration(cal, 1);
+    expect(hi).toBeGreaterThan(0.2);
+    expect(hi).toBeLessThan(0.5);
+  });
+
   it('isotonic calibration is monotone and close to the truth', () => {
     const cal = fitIsotonic(scores, labels);
     let prev = -1;

@@ -8,6 +8,20 @@ export interface Logistic1dFit {
   b: number;
 }
 
+function meanLoss(x: ArrayLike<number>, target: (i: number) => number, a: number, b: number): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) {
+    const z = a * (x[i] as number) + b;
+    // log(1 + e^z) - t z, computed without overflow
+    s += (z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z))) - target(i) * z;
+  }
+  return s / Math.max(1, x.length);
+}
+
+/**
+ * Damped Newton: each step is halved until the log-loss does not rise, so saturated inputs (logits of
+ * scores at 0 or 1) cannot send the fit off to infinity.
+ */
 export function fitLogistic1dNewton(
   x: ArrayLike<number>,
   target: (i: number) => number,
@@ -15,6 +29,7 @@ export function fitLogistic1dNewton(
   iterations = 100,
 ): Logistic1dFit {
   let { a, b } = start;
+  let loss = meanLoss(x, target, a, b);
   for (let it = 0; it < iterations; it++) {
     let g0 = 0;
     let g1 = 0;
@@ -36,9 +51,19 @@ export function fitLogistic1dNewton(
     if (Math.abs(det) < 1e-12) break;
     const da = (h11 * g0 - h01 * g1) / det;
     const db = (h00 * g1 - h01 * g0) / det;
-    a -= da;
-    b -= db;
-    if (Math.abs(da) + Math.abs(db) < 1e-10) break;
+    let t = 1;
+    let accepted = false;
+    for (let halvings = 0; halvings < 40; halvings++, t /= 2) {
+      const l = meanLoss(x, target, a - t * da, b - t * db);
+      if (l <= loss) {
+        a -= t * da;
+        b -= t * db;
+        loss = l;
+        accepted = true;
+        break;
+      }
+    }
+    if (!accepted || t * (Math.abs(da) + Math.abs(db)) < 1e-10) break;
   }
   return { a, b };
 }
