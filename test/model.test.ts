@@ -136,6 +136,54 @@ describe('the default model', () => {
     }
   });
 
+  it('serves a two-stage model: network, then the stage on the raw distance column, then calibration, on every path', async () => {
+    const data = synthetic(20_000, 4);
+    const norm = fitNormalisation(data.x, data.rows, data.cols);
+    const model = await createModel(featureSchemaInfo(), DEFAULT_ARCHITECTURE, 12);
+    const target = join(dir, 'two-stage');
+    const stack = { features: ['liq_dist_sigma'], offset: 0.05, wLogit: 0.6, wFeatures: [-0.3], bias: -1.5 };
+    const calibration = { method: 'platt' as const, a: 0.9, b: 0.1 };
+    await saveModelDir(target, model, { ...metadata(norm), stack, calibration });
+    const { tf } = await initTf();
+    const net = predictRows(tf, model, {
+      x: normalise(norm, data.x, data.rows),
+      rows: data.rows,
+      cols: data.cols,
+    });
+    const col = featureSchemaInfo().names.indexOf('liq_dist_sigma');
+    const expected = Array.from(net, (p, i) => {
+      const d = Math.max(0, data.x[i * data.cols + col] as number);
+      const z = -1.5 + 0.6 * Math.log(p / (1 - p)) - 0.3 * Math.log(0.05 + d);
+      const s = 1 / (1 + Math.exp(-z));
+      return 1 / (1 + Math.exp(-(0.9 * Math.log(s / (1 - s)) + 0.1)));
+    });
+    const fused = await Predictor.load(target);
+    const layers = await Predictor.load(target, { fast: false });
+    expect(fused.path).toBe('fused');
+    const a = fused.score(data.x, data.rows);
+    const b = layers.score(data.x, data.rows);
+    for (const i of [0, 1, 8191, 8192, 19_999]) {
+      expect(a[i]).toBeCloseTo(expected[i] as number, 5);
+      expect(b[i]).toBeCloseTo(expected[i] as number, 5);
+    }
+    // the distance matters: the same rows with every distance at the cap score lower
+    const far = data.x.slice();
+    for (let i = 0; i < data.rows; i++) far[i * data.cols + col] = 50;
+    const pFar = fused.score(far, data.rows);
+    let lower = 0;
+    for (let i = 0; i < data.rows; i++) if ((pFar[i] as number) < (a[i] as number)) lower++;
+    expect(lower).toBeGreaterThan(data.rows * 0.9);
+    const scorer = await loadScorer(target, { workers: 2, poolMinRows: 1000 });
+    try {
+      const pooled = await scorer.score(data.x, data.rows);
+      expect(Array.from(pooled)).toEqual(Array.from(a));
+    } finally {
+      await scorer.close();
+      fused.dispose();
+      layers.dispose();
+    }
+  });
+
   it('refuses a model trained on a different feature schema', async () => {
     const norm = { mean: Array(FEATURE_COUNT).fill(0), std: Array(FEATURE_COUNT).fill(1) };
     const model = await createModel(featureSchemaInfo(), DEFAULT_ARCHITECTURE, 1);

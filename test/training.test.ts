@@ -56,6 +56,10 @@ describe('the training job', () => {
     expect(Object.keys(meta.metrics.baselines).sort()).toEqual(['logistic', 'margin-rule']);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('baseline: margin-rule');
     expect(result.metadata.createdAt).toBe(meta.createdAt);
+    // the two-stage score and the negative sampling are recorded with the model
+    expect(meta.stack?.features).toEqual(['liq_dist_sigma']);
+    expect(meta.training.negativeSample).toBe(0.3);
+    expect(meta.data.rows.train).toBeLessThan(meta.data.rows.trainBeforeSampling as number);
 
     // the same seed trains the same weights
     const again = join(dir, 'model-again');

@@ -4,6 +4,8 @@
  * training entirely, and the test rows come from other histories (another crash day) when given, else
  * from the last part of the same histories.
  */
+
+import { Rng } from '../src/sim/random.js';
 import { accountBucket, type HistoryRows } from './dataset.js';
 
 export type SplitName = 'train' | 'earlyStop' | 'calibration' | 'test' | 'unused';
@@ -116,6 +118,36 @@ export function gather(histories: HistoryRows[], plan: SplitPlan, split: SplitNa
       r++;
     }
     accountOffset += h.accounts.length;
+  });
+  return out;
+}
+
+/**
+ * Keep every default and a seeded `share` of the other rows (order preserved). `share` >= 1 returns the
+ * matrix itself.
+ */
+export function sampleNegatives(m: SplitMatrix, share: number, seed: number): SplitMatrix {
+  if (!(share > 0 && share <= 1)) throw new RangeError(`negative sample share ${share} is not in (0, 1]`);
+  if (share >= 1) return m;
+  const rng = new Rng(seed, 'negative-sample');
+  const keep: number[] = [];
+  for (let i = 0; i < m.rows; i++) if (m.y[i] === 1 || rng.next() < share) keep.push(i);
+  const cols = m.cols;
+  const out: SplitMatrix = {
+    x: new Float32Array(keep.length * cols),
+    y: new Float32Array(keep.length),
+    ts: new Float64Array(keep.length),
+    account: new Uint32Array(keep.length),
+    unseen: new Uint8Array(keep.length),
+    rows: keep.length,
+    cols,
+  };
+  keep.forEach((src, r) => {
+    out.x.set(m.x.subarray(src * cols, (src + 1) * cols), r * cols);
+    out.y[r] = m.y[src] as number;
+    out.ts[r] = m.ts[src] as number;
+    out.account[r] = m.account[src] as number;
+    out.unseen[r] = m.unseen[src] as number;
   });
   return out;
 }

@@ -20,6 +20,8 @@ export const TrainingJobSchema = z.object({
   epochs: z.number().int().positive().max(1000).optional(),
   seed: z.number().int().optional(),
   hidden: z.array(z.number().int().positive()).optional(),
+  negativeSample: z.number().gt(0).lte(1).optional(),
+  stack: z.boolean().optional(),
 });
 export type TrainingJob = z.infer<typeof TrainingJobSchema>;
 

@@ -12,6 +12,7 @@ import { saveLayersModel } from '../tf/fs-io.js';
 import { CalibrationSchema } from './calibration.js';
 import { ArchitectureSchema } from './create-model.js';
 import { NormalisationSchema } from './normalisation.js';
+import { StackSchema } from './stack.js';
 
 export const METADATA_JSON = 'metadata.json';
 
@@ -33,6 +34,8 @@ export const ModelMetadataSchema = z.object({
     neutral: z.array(z.number()),
   }),
   normalisation: NormalisationSchema,
+  /** second stage (network logit + margin-rule distance), applied before `calibration`; absent in older models */
+  stack: StackSchema.optional(),
   calibration: CalibrationSchema,
   architecture: ArchitectureSchema,
   /** label horizon and snapshot step, ms */

@@ -8,9 +8,12 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { loadLayersModel } from '../tf/fs-io.js';
 import { initTf } from '../tf/runtime.js';
 import { type ModelMetadata, readCompatibleMetadata } from './artifacts.js';
-import { applyCalibrationInPlace } from './calibration.js';
+import { applyCalibrationInPlace, type Calibration } from './calibration.js';
 import { FusedMlp, type NormalisationMode } from './fused-mlp.js';
 import { CLIP } from './normalisation.js';
+import { applyStackInPlace, featureIndices } from './stack.js';
+
+const IDENTITY: Calibration = { method: 'identity' };
 
 /** rows per predict call: within the 4k-16k range where WASM runs at full speed */
 export const CHUNK_ROWS = 8192;
@@ -21,6 +24,8 @@ export class Predictor {
   private readonly mean: tfTypes.Tensor2D;
   private readonly invStd: tfTypes.Tensor2D;
   private readonly fused: FusedMlp | undefined;
+  /** columns of the second stage's features (two-stage models only) */
+  private readonly stackIdx: number[] | undefined;
   /** why the fused path is not used (undefined when it is) */
   readonly fallbackReason: string | undefined;
 
@@ -38,8 +43,17 @@ export class Predictor {
       meta.normalisation.std.map((s) => 1 / s),
       [1, cols],
     );
+    // a two-stage model: the network's raw output goes through the second stage, then the calibration
+    this.stackIdx = meta.stack ? featureIndices(meta.featureSchema.names, meta.stack.features) : undefined;
     const fused = fast
-      ? FusedMlp.from(tf, model, meta.normalisation, meta.calibration, CHUNK_ROWS, normalise)
+      ? FusedMlp.from(
+          tf,
+          model,
+          meta.normalisation,
+          meta.stack ? IDENTITY : meta.calibration,
+          CHUNK_ROWS,
+          normalise,
+        )
       : undefined;
     this.fused = fused instanceof FusedMlp ? fused : undefined;
     this.fallbackReason = fast ? (fused instanceof FusedMlp ? undefined : fused?.message) : 'disabled';
@@ -98,7 +112,10 @@ export class Predictor {
     if (matrix.length < rows * cols)
       throw new RangeError(`matrix holds ${matrix.length} values, ${rows} rows need ${rows * cols}`);
     if (out.length < rows) throw new RangeError(`out holds ${out.length} values, ${rows} rows need ${rows}`);
-    if (this.fused) return this.fused.score(matrix, rows, out);
+    if (this.fused) {
+      this.fused.score(matrix, rows, out);
+      return this.meta.stack ? this.finishTwoStage(matrix, rows, out) : out;
+    }
     const tf = this.tf;
     for (let start = 0; start < rows; start += CHUNK_ROWS) {
       const n = Math.min(CHUNK_ROWS, rows - start);
@@ -110,7 +127,19 @@ export class Predictor {
       out.set(y.dataSync() as Float32Array, start);
       y.dispose();
     }
+    if (this.meta.stack) return this.finishTwoStage(matrix, rows, out);
     applyCalibrationInPlace(this.meta.calibration, out.subarray(0, rows));
+    return out;
+  }
+
+  /** second stage (network output + the raw stacked features of the same rows), then calibration */
+  private finishTwoStage(matrix: Float32Array, rows: number, out: Float32Array): Float32Array {
+    const stack = this.meta.stack;
+    const idx = this.stackIdx;
+    if (!stack || !idx) return out;
+    const view = out.subarray(0, rows);
+    applyStackInPlace(stack, view, matrix, this.featureCount, idx);
+    applyCalibrationInPlace(this.meta.calibration, view);
     return out;
   }
 

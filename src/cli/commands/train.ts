@@ -2,9 +2,9 @@
  * `preempt train`: the training job from the command line, with a progress bar (epoch, loss, ETA) on stderr.
  */
 import { SingleBar } from 'cli-progress';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { metricsTable } from '../../../training/report.js';
-import { runTraining } from '../../../training/train.js';
+import { DEFAULT_NEGATIVE_SAMPLE, runTraining } from '../../../training/train.js';
 import { parseDurationMs, parseIntArg } from '../duration.js';
 
 interface TrainCliOptions {
@@ -17,6 +17,8 @@ interface TrainCliOptions {
   seed: number;
   hidden?: string;
   calibration: 'platt' | 'isotonic' | 'auto';
+  negativeSample: number;
+  stack: boolean;
 }
 
 export function register(program: Command): void {
@@ -34,6 +36,13 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed', parseIntArg, 1)
     .option('--hidden <units>', 'hidden layer sizes, e.g. 32,16')
     .option('--calibration <method>', 'platt | isotonic | auto', 'auto')
+    .option(
+      '--negative-sample <share>',
+      'share of non-default training rows kept (every default is kept; calibration rows never sampled)',
+      parseShare,
+      DEFAULT_NEGATIVE_SAMPLE,
+    )
+    .option('--no-stack', 'no second stage (network logit + margin-rule distance) before calibration')
     .action(async (opts: TrainCliOptions) => {
       const bar = new SingleBar({
         format: '{phase} |{bar}| epoch {value}/{total} loss {loss} val {val} | ETA {eta_formatted}',
@@ -53,6 +62,8 @@ export function register(program: Command): void {
         seed: opts.seed,
         hidden: opts.hidden?.split(',').map(Number),
         calibration: opts.calibration,
+        negativeSample: opts.negativeSample,
+        stack: opts.stack,
         onProgress: (p) => {
           if (p.phase === 'read') process.stderr.write(`\rreading ${p.file}: ${p.events} events`);
           else if (p.phase === 'fit') {
@@ -98,4 +109,10 @@ export function registerWorker(program: Command): void {
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
+}
+
+function parseShare(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a share in (0, 1], got "${v}"`);
+  return n;
 }

@@ -1,0 +1,189 @@
+/**
+ * The second stage of the two-stage score. The network ranks accounts by everything it sees; the margin
+ * rule's distance to liquidation (in horizon sigmas) is what matters most in the last minutes, and an MLP
+ * over z-scored inputs resolves that tail coarsely (most rows sit at the distance cap). The stage is a
+ * logistic regression, fitted on the held-out calibration split, of the label on
+ *   [logit(network output), ln(offset + feature) for each stacked feature, 1]
+ * and its output goes through the calibration (isotonic or Platt) like the network's did before.
+ */
+import { z } from 'zod';
+
+export const StackSchema = z.object({
+  /** stacked raw feature columns, by feature-schema name */
+  features: z.array(z.string()).min(1),
+  /** added before the log, in the feature's unit */
+  offset: z.number().positive(),
+  /** weight of logit(network output) */
+  wLogit: z.number(),
+  /** one weight per stacked feature (on ln(offset + x)) */
+  wFeatures: z.array(z.number()),
+  bias: z.number(),
+});
+export type Stack = z.infer<typeof StackSchema>;
+
+const EPS = 1e-7;
+function logit(p: number): number {
+  const q = Math.min(1 - EPS, Math.max(EPS, p));
+  return Math.log(q / (1 - q));
+}
+
+/** Solve a small dense system A x = b (Gaussian elimination with partial pivoting); null if singular. */
+function solve(a: number[][], b: number[]): number[] | null {
+  const n = b.length;
+  const m = a.map((row, i) => [...row, b[i] as number]);
+  for (let c = 0; c < n; c++) {
+    let piv = c;
+    for (let r = c + 1; r < n; r++)
+      if (Math.abs((m[r] as number[])[c] as number) > Math.abs((m[piv] as number[])[c] as number)) piv = r;
+    if (Math.abs((m[piv] as number[])[c] as number) < 1e-12) return null;
+    [m[c], m[piv]] = [m[piv] as number[], m[c] as number[]];
+    const rowC = m[c] as number[];
+    for (let r = 0; r < n; r++) {
+      if (r === c) continue;
+      const row = m[r] as number[];
+      const f = (row[c] as number) / (rowC[c] as number);
+      for (let k = c; k <= n; k++) row[k] = (row[k] as number) - f * (rowC[k] as number);
+    }
+  }
+  return m.map((row, i) => (row[n] as number) / (row[i] as number));
+}
+
+/** Design row i: [logit(raw), ln(offset + x_f)..., 1]. */
+function designRow(
+  raw: number,
+  matrix: Float32Array,
+  row: number,
+  cols: number,
+  idx: readonly number[],
+  offset: number,
+  out: Float64Array,
+): void {
+  out[0] = logit(raw);
+  for (let k = 0; k < idx.length; k++)
+    out[k + 1] = Math.log(offset + Math.max(0, matrix[row * cols + (idx[k] as number)] as number));
+  out[idx.length + 1] = 1;
+}
+
+export function featureIndices(names: readonly string[], features: readonly string[]): number[] {
+  return features.map((f) => {
+    const i = names.indexOf(f);
+    if (i < 0) throw new Error(`stacked feature "${f}" is not in the model's feature schema`);
+    return i;
+  });
+}
+
+/** Mean log-loss of weights `w` over the design rows (clamped so that saturated rows stay finite). */
+function meanLogLoss(
+  design: Float64Array,
+  d: number,
+  rows: number,
+  labels: ArrayLike<number>,
+  w: number[],
+): number {
+  let s = 0;
+  for (let i = 0; i < rows; i++) {
+    let z = 0;
+    for (let k = 0; k < d; k++) z += (w[k] as number) * (design[i * d + k] as number);
+    const p = Math.min(1 - 1e-12, Math.max(1e-12, 1 / (1 + Math.exp(-z))));
+    s -= (labels[i] as number) === 1 ? Math.log(p) : Math.log(1 - p);
+  }
+  return s / Math.max(1, rows);
+}
+
+/**
+ * Fit the stage by damped Newton's method (iteratively reweighted least squares with step halving, so it
+ * cannot diverge on saturated logits) on the log-loss, from the identity on the network's logit. A tiny
+ * ridge keeps the Hessian invertible.
+ */
+export function fitStack(
+  raw: Float32Array,
+  matrix: Float32Array,
+  rows: number,
+  names: readonly string[],
+  labels: ArrayLike<number>,
+  features: readonly string[] = ['liq_dist_sigma'],
+  offset = 0.05,
+  iterations = 50,
+): Stack {
+  const cols = names.length;
+  const idx = featureIndices(names, features);
+  const d = idx.length + 2;
+  const design = new Float64Array(rows * d);
+  const xr = new Float64Array(d);
+  for (let i = 0; i < rows; i++) {
+    designRow(raw[i] as number, matrix, i, cols, idx, offset, xr);
+    design.set(xr, i * d);
+  }
+  let w = new Array<number>(d).fill(0);
+  w[0] = 1;
+  let loss = meanLogLoss(design, d, rows, labels, w);
+  for (let it = 0; it < iterations; it++) {
+    const g = new Array<number>(d).fill(0);
+    const h = Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? 1e-6 : 0)));
+    for (let i = 0; i < rows; i++) {
+      let z = 0;
+      for (let k = 0; k < d; k++) z += (w[k] as number) * (design[i * d + k] as number);
+      const p = 1 / (1 + Math.exp(-z));
+      const e = p - (labels[i] as number);
+      const v = p * (1 - p);
+      for (let a = 0; a < d; a++) {
+        const xa = design[i * d + a] as number;
+        g[a] = (g[a] as number) + e * xa;
+        const ha = h[a] as number[];
+        for (let b = a; b < d; b++) ha[b] = (ha[b] as number) + v * xa * (design[i * d + b] as number);
+      }
+    }
+    for (let a = 0; a < d; a++)
+      for (let b = 0; b < a; b++) (h[a] as number[])[b] = (h[b] as number[])[a] as number;
+    const step = solve(h, g);
+    if (!step) break;
+    let t = 1;
+    let next = w;
+    let nextLoss = loss;
+    for (let halvings = 0; halvings < 30; halvings++, t /= 2) {
+      const cand = w.map((wk, k) => wk - t * (step[k] as number));
+      const l = meanLogLoss(design, d, rows, labels, cand);
+      if (l <= loss) {
+        next = cand;
+        nextLoss = l;
+        break;
+      }
+    }
+    const improved = loss - nextLoss;
+    w = next;
+    loss = nextLoss;
+    if (improved < 1e-12) break;
+  }
+  return {
+    features: [...features],
+    offset,
+    wLogit: w[0] as number,
+    wFeatures: w.slice(1, d - 1),
+    bias: w[d - 1] as number,
+  };
+}
+
+/**
+ * Apply the stage in place: `scores[i]` (network outputs for rows `start + i` of `matrix`) become the
+ * stage's probabilities.
+ */
+export function applyStackInPlace(
+  stack: Stack,
+  scores: Float32Array,
+  matrix: Float32Array,
+  cols: number,
+  idx: readonly number[],
+  start = 0,
+): Float32Array {
+  const nf = idx.length;
+  for (let i = 0; i < scores.length; i++) {
+    const base = (start + i) * cols;
+    let z = stack.bias + stack.wLogit * logit(scores[i] as number);
+    for (let k = 0; k < nf; k++)
+      z +=
+        (stack.wFeatures[k] as number) *
+        Math.log(stack.offset + Math.max(0, matrix[base + (idx[k] as number)] as number));
+    scores[i] = 1 / (1 + Math.exp(-z));
+  }
+  return scores;
+}
