@@ -137,14 +137,32 @@ export async function writeReport(dir: string, meta: ModelMetadata, inputs: Repo
       { title: 'Training curve', xLabel: 'epoch', yLabel: 'loss' },
     ),
   );
-  const t = meta.training as { bestEpoch?: number; epochsRun?: number; positives?: Record<string, number> };
+  const t = meta.training as {
+    bestEpoch?: number;
+    epochsRun?: number;
+    positives?: Record<string, number>;
+    negativeSample?: number;
+  };
+  const st = meta.stack;
+  const stage = st
+    ? `\n**Two-stage score**: pd = calibration(sigmoid(${st.bias.toFixed(3)} + ${st.wLogit.toFixed(3)} · logit(network) ${st.features
+        .map(
+          (f, k) =>
+            `${(st.wFeatures[k] ?? 0) >= 0 ? '+' : '−'} ${Math.abs(st.wFeatures[k] ?? 0).toFixed(3)} · ln(${st.offset} + ${f})`,
+        )
+        .join(' ')})), the stage fitted on the calibration split (traders never trained on).\n`
+    : '';
+  const sampling =
+    t.negativeSample !== undefined && t.negativeSample < 1
+      ? ` The network trained on every default and ${Math.round(t.negativeSample * 100)}% of the other training rows (seeded).`
+      : '';
   const md = `# Model report: ${meta.name}
 
 Trained ${meta.createdAt} on ${meta.versions.backend ?? '?'} (TF.js ${meta.versions.tfjs ?? '?'}), seed ${meta.seed}.
 Horizon ${meta.horizonMs / 60000} min, snapshots every ${meta.everyMs / 60000} min, feature schema v${meta.featureSchema.version}
 (\`${meta.featureSchema.hash.slice(0, 16)}…\`), MLP ${meta.architecture.hidden.join('-')}, calibration: ${meta.calibration.method}.
-Early stopping kept epoch ${t.bestEpoch ?? '?'} of ${t.epochsRun ?? '?'}.
-
+Early stopping kept epoch ${t.bestEpoch ?? '?'} of ${t.epochsRun ?? '?'}.${sampling}
+${stage}
 **Data**: ${meta.data.files.join(', ')} (fingerprint \`${meta.data.fingerprint.slice(0, 16)}…\`).
 Rows: ${Object.entries(meta.data.rows)
     .map(([k, v]) => `${k} ${v}`)
