@@ -116,15 +116,17 @@ describe('decide: REDUCE', () => {
   // long 10 @ 10,000, 3,000 USD: ratio 3, but a 3-sigma (3%) move costs 3,000
   const risky = () => longTen(3_000, 10_000);
   const sigma1h = { 'BTC-PERP': 0.01 };
+  // the sizing the numbers below were worked out with (pd scaling to 0.5, 10% of depth, 25% per interval)
+  const sizing = resolvePolicyConfig({ pdFull: 0.5, depthShare: 0.1, maxReduceFractionPerInterval: 0.25 });
 
   it('reduces toward surviving k sigma, scaled by pd, with the reasons and numbers', () => {
-    const full = decideFor(risky(), { pd: 0.6, sigma1h });
+    const full = decideFor(risky(), { pd: 0.6, sigma1h }, sizing);
     expect(full.decision.action).toBe('REDUCE');
     expect(full.decision.rule).toBe('pd-reduce-tier');
     const v = full.decision.reasons[0]!.values;
     expect(v.targetFraction as number).toBeGreaterThan(0);
     expect(v.pdScale).toBe(1);
-    const half = decideFor(risky(), { pd: 0.25, sigma1h });
+    const half = decideFor(risky(), { pd: 0.25, sigma1h }, sizing);
     expect(half.decision.reasons[0]!.values.pdScale).toBeCloseTo(0.5, 12);
     expect(half.decision.orders[0]!.qty).toBeCloseTo(full.decision.orders[0]!.qty / 2, 9);
     expect(full.decision.orders[0]).toMatchObject({ symbol: 'BTC-PERP', side: 'sell' });
@@ -134,16 +136,16 @@ describe('decide: REDUCE', () => {
   it('caps the order at a share of the visible depth, then cools down, then is capped per interval', () => {
     const b = risky();
     const depth = { 'BTC-PERP': { bidDepth: 8, askDepth: 100 } };
-    const first = decideFor(b, { pd: 0.9, sigma1h, depth, now: 0 });
+    const first = decideFor(b, { pd: 0.9, sigma1h, depth, now: 0 }, sizing);
     expect(first.decision.action).toBe('REDUCE');
     expect(first.decision.orders[0]!.qty).toBeCloseTo(0.8, 12); // 10% of 8
     expect(first.decision.reasons[0]!.values.cappedBy).toContain('depth:BTC-PERP');
-    const cooling = decideFor(b, { pd: 0.9, sigma1h, depth, now: 30_000, memory: first.memory });
+    const cooling = decideFor(b, { pd: 0.9, sigma1h, depth, now: 30_000, memory: first.memory }, sizing);
     expect(cooling.decision.action).toBe('WATCH');
     expect(cooling.decision.rule).toBe('cooldown');
     expect(cooling.decision.orders).toEqual([]);
     // interval cap: 25% of 100,000 per 5 minutes; without depth caps the target exceeds it
-    const cfg = resolvePolicyConfig({ cooldownMs: 0, kSigma: 6 });
+    const cfg = resolvePolicyConfig({ ...sizing, cooldownMs: 0, kSigma: 6 });
     let memory: PolicyMemory | undefined;
     let reduced = 0;
     for (let t = 0; t < 4; t++) {

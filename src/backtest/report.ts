@@ -89,10 +89,19 @@ export function formatTable(r: BacktestResult): string {
         .map((p) => `${p.policy} ${(p.reducedNotional / Math.max(1, ref.liquidatedNotional)).toFixed(2)}x`)
         .join(', ')}`
     : '';
+  const restricted = r.policies.filter((p) => p.summary.reduceOnly.restrictedAccounts > 0);
+  const reduceOnly = restricted.length
+    ? `\nReduce-only restriction while flagged: ${restricted
+        .map((p) => {
+          const ro = p.summary.reduceOnly;
+          return `${p.label ?? p.policy} ${ro.restrictedAccounts} accts restricted (${p.restrictedFalseAlarms} never liquidated by liquidation-only), ${ro.rejectedOrders} risk-increasing orders refused (${usd(ro.rejectedNotional)}), ${ro.cancelledOrders} resting orders cancelled`;
+        })
+        .join('; ')}`
+    : '';
   const causes = Object.keys(r.attribution).length
     ? `\n\nBad debt left, by cause (late: first REDUCE < ${Object.values(r.attribution)[0]?.lateMinutes} min before the bankruptcy):\n${formatAttribution(r.attribution)}`
     : '';
-  return `${lines.join('\n')}${note}${causes}`;
+  return `${lines.join('\n')}${note}${reduceOnly}${causes}`;
 }
 
 export function reportJson(r: BacktestResult): unknown {
@@ -111,6 +120,7 @@ export function reportJson(r: BacktestResult): unknown {
             badDebt: summary.badDebt,
             liquidatedAccounts: summary.liquidatedAccounts,
             events: summary.events,
+            reduceOnly: summary.reduceOnly,
           },
         },
       ]),
@@ -208,6 +218,7 @@ ${formatTable(r)}
 
 - **bad debt**: bankruptcy deficits (insurance fund drawn + socialised loss) plus what ADL cost the deleveraged accounts against the mark; **avoided**: share of the liquidation-only bad debt.
 - **false alarms**: accounts reduced early that the liquidation-only run never liquidated; **false-alarm cost**: fees and slippage those reductions cost them.
+- **reduce-only restriction** (policy config \`reduceOnlyWhileFlagged\`): while an account's signal is in the reduce tier the venue refuses its orders that would increase a position and cancels such resting orders; counted per run (accounts restricted, of which never liquidated by liquidation-only, orders refused, resting orders cancelled).
 - **saved**: accounts liquidated in the liquidation-only run and not in this one.
 - **bad debt left, by cause** (each bankruptcy of an early-reducing run, with the ADL cost it caused): **gap**, bankrupt within one minute from healthy (at the risk engine's previous look equity/MM >= the watch level and the signal below pdReduce, or no position); **never-alerted**, the signal never reached pdReduce before; **late**, alerted but no REDUCE at least the stated minutes before; **too-small**, reduced in time and still bankrupt (caps, sizing, or the trader added exposure after the first REDUCE), of which some jumped to bankruptcy within a minute from equity/MM above the watch level.
 

@@ -2,12 +2,14 @@
  * The risk engine a backtest plugs into the simulator: the live path of the service in simulated time.
  * Every simulated minute it snapshots the feature pipeline (fed the same events the venue emitted), scores
  * every account holding a position, runs the margin core's `decide` with that pd, the market's volatility
- * and visible depth, and hands the REDUCE orders to the venue. LIQUIDATE stays the venue's own business.
+ * and visible depth, and hands the REDUCE orders to the venue, with the accounts the decision restricts to
+ * reduce-only until the next look (`Decision.reduceOnly`). LIQUIDATE stays the venue's own business.
  */
 import { FeaturePipeline } from '../features/pipeline.js';
 import { type Decision, decide, type PolicyConfig, type PolicyMemory } from '../margin/index.js';
+import { reduceOnlyHeld } from '../margin/policy.js';
 import type { PdScorer } from '../model/types.js';
-import type { EarlyReduction, RiskEngine, RiskEngineContext } from '../sim/venue/types.js';
+import type { EarlyReduction, RiskActions, RiskEngine, RiskEngineContext } from '../sim/venue/types.js';
 
 export type PdSource =
   | { kind: 'model'; scorer: PdScorer }
@@ -26,6 +28,8 @@ export interface PreemptEngine {
   engine: RiskEngine;
   /** reductions decided so far (orders handed to the venue) */
   decisions: number;
+  /** accounts restricted to reduce-only at least once */
+  restricted: Set<string>;
 }
 
 export function createRiskEngine(
@@ -37,10 +41,17 @@ export function createRiskEngine(
 ): PreemptEngine {
   const pipeline = new FeaturePipeline();
   const memory = new Map<string, PolicyMemory>();
-  const state: PreemptEngine = { pipeline, decisions: 0, engine: async () => [] };
-  state.engine = async (ctx: RiskEngineContext): Promise<readonly EarlyReduction[]> => {
+  const state: PreemptEngine = { pipeline, decisions: 0, restricted: new Set(), engine: async () => [] };
+  // accounts not decided on at this look (flat) whose restriction still holds
+  const held = (ts: number, looked: ReadonlySet<string>): string[] => {
+    const out: string[] = [];
+    for (const [account, mem] of memory)
+      if (!looked.has(account) && reduceOnlyHeld(mem, ts, policy)) out.push(account);
+    return out;
+  };
+  state.engine = async (ctx: RiskEngineContext): Promise<RiskActions> => {
     const snap = pipeline.snapshot(ctx.ts, { onlyWithPosition: true });
-    if (snap.rows === 0) return [];
+    if (snap.rows === 0) return { reductions: [], reduceOnly: held(ctx.ts, new Set()) };
     let pd: Float32Array;
     if (source.kind === 'model') pd = await source.scorer.score(snap.matrix, snap.rows);
     else pd = new Float32Array(snap.rows);
@@ -51,6 +62,8 @@ export function createRiskEngine(
       depth[m.symbol] = { bidDepth: m.bidDepth, askDepth: m.askDepth };
     }
     const out: EarlyReduction[] = [];
+    const reduceOnly: string[] = [];
+    const decided = new Set<string>();
     for (let r = 0; r < snap.rows; r++) {
       const account = snap.accounts[r] as string;
       const margin = ctx.book.snapshot(account);
@@ -70,13 +83,19 @@ export function createRiskEngine(
         policy,
       );
       memory.set(account, next);
+      decided.add(account);
       onDecision?.(ctx.ts, account, pd[r] as number, decision);
+      if (decision.reduceOnly) {
+        reduceOnly.push(account);
+        state.restricted.add(account);
+      }
       if (decision.action !== 'REDUCE') continue;
       state.decisions++;
       for (const o of decision.orders) out.push({ account, symbol: o.symbol, qty: o.qty });
     }
     observe?.({ ts: ctx.ts, accounts: snap.accounts, pd });
-    return out;
+    reduceOnly.push(...held(ctx.ts, decided));
+    return { reductions: out, reduceOnly };
   };
   return state;
 }

@@ -61,6 +61,8 @@ export interface PolicyResult extends RunMeasures {
   falseAlarmCost: number;
   /** accounts the liquidation-only run liquidated and this run did not */
   saved: number;
+  /** accounts restricted to reduce-only (`summary.reduceOnly`) that the liquidation-only run never liquidated */
+  restrictedFalseAlarms: number;
   /** share of the liquidation-only bad debt avoided (0..1; null for the reference itself or no bad debt) */
   badDebtAvoided: number | null;
   /** value conservation over the run, replayed from its events */
@@ -210,6 +212,8 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
       falseAlarmNotional += collector.reducedNotionalByAccount.get(a) ?? 0;
       falseAlarmCost += collector.reductionCostByAccount.get(a) ?? 0;
     }
+    let restrictedFalseAlarms = 0;
+    for (const a of engine?.restricted ?? []) if (!ref.liquidatedAccounts.has(a)) restrictedFalseAlarms++;
     let saved = 0;
     for (const a of ref.liquidatedAccounts) if (!collector.liquidatedAccounts.has(a)) saved++;
     const refBadDebt = ref.m.badDebt;
@@ -221,6 +225,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
       falseAlarmNotional,
       falseAlarmCost,
       saved,
+      restrictedFalseAlarms,
       badDebtAvoided:
         policy === 'liquidation-only' || refBadDebt <= 0 ? null : 1 - collector.m.badDebt / refBadDebt,
       conservation: conservation.result(),

@@ -48,6 +48,20 @@ export interface PolicyConfig {
   reduceFeeRate: number;
   /** USD: a reduction smaller than this is not worth an order (WATCH instead); default 10 */
   minReduceNotional: number;
+
+  // --- venue controls ---
+  /**
+   * while the reduce tier is armed (pd >= pdReduce, left only below pdReduce - pdHysteresis), the account
+   * may only reduce exposure: the venue refuses orders that would increase a position and cancels resting
+   * ones that would (`Decision.reduceOnly`); default false
+   */
+  reduceOnlyWhileFlagged: boolean;
+  /**
+   * ms: an account that goes flat while restricted is no longer scored, so its signal cannot clear: it stays
+   * restricted this long after its last flagged decision (`reduceOnlyHeld`); 0 lifts the restriction as
+   * soon as the account holds no position; default 3,600,000 (1 h)
+   */
+  reduceOnlyHoldMs: number;
 }
 
 export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
@@ -57,18 +71,20 @@ export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
   pdWatch: 0.05,
   pdReduce: 0.2,
   pdHysteresis: 0.03,
-  pdFull: 0.5,
+  pdFull: 0.2,
   marginRatioWatch: 1.5,
   marginRatioWatchExit: 1.7,
   kSigma: 3,
   horizonMs: 3_600_000,
   fallbackSigma1h: 0.01,
-  maxReduceFractionPerInterval: 0.25,
+  maxReduceFractionPerInterval: 0.5,
   reduceIntervalMs: 300_000,
-  depthShare: 0.1,
+  depthShare: 0.3,
   cooldownMs: 60_000,
   reduceFeeRate: 0.0005,
   minReduceNotional: 10,
+  reduceOnlyWhileFlagged: true,
+  reduceOnlyHoldMs: 3_600_000,
 });
 
 export type PolicyAction = 'LIQUIDATE' | 'REDUCE' | 'WATCH' | 'HEALTHY';
@@ -91,6 +107,8 @@ export interface PolicyMemory {
   intervalBaseNotional: number;
   /** USD: notional reduced so far within the interval */
   intervalReducedNotional: number;
+  /** ms: the last decision with a pd in the armed reduce tier, null if none (see `reduceOnlyHeld`) */
+  flaggedAt?: number | null;
 }
 
 export function initialMemory(now: number): PolicyMemory {
@@ -103,8 +121,11 @@ export function initialMemory(now: number): PolicyMemory {
     intervalStart: null,
     intervalBaseNotional: 0,
     intervalReducedNotional: 0,
+    flaggedAt: null,
   };
 }
+
+const BOOLEAN_FIELDS: ReadonlySet<keyof PolicyConfig> = new Set(['reduceOnlyWhileFlagged']);
 
 /** Checks a (partial) config against the defaults; throws on a value out of range. */
 export function resolvePolicyConfig(partial: Partial<PolicyConfig> = {}): PolicyConfig {
@@ -116,8 +137,10 @@ export function resolvePolicyConfig(partial: Partial<PolicyConfig> = {}): Policy
       field,
     );
   };
-  for (const [k, v] of Object.entries(c) as Array<[keyof PolicyConfig, number]>) {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) bad(k, 'a finite number >= 0');
+  for (const [k, v] of Object.entries(c) as Array<[keyof PolicyConfig, unknown]>) {
+    if (BOOLEAN_FIELDS.has(k)) {
+      if (typeof v !== 'boolean') bad(k, 'true or false');
+    } else if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) bad(k, 'a finite number >= 0');
   }
   if (!(c.liquidationStepFraction > 0 && c.liquidationStepFraction <= 1))
     bad('liquidationStepFraction', 'in (0, 1]');

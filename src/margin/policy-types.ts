@@ -69,6 +69,12 @@ export interface Decision {
   /** USD: estimated equity and MM after the orders fill at the mark (fees included) */
   equityAfter: number;
   mmAfter: number;
+  /**
+   * the account is restricted to reducing exposure until the next decision (config.reduceOnlyWhileFlagged
+   * and the pd reduce tier armed): the venue refuses orders that would increase a position and cancels
+   * resting ones that would
+   */
+  reduceOnly: boolean;
 }
 
 export interface PolicyResult {

@@ -104,6 +104,15 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
   }
   if (action !== prev.action || input.memory === undefined) mem.since = now;
   mem.action = action;
+  // the restriction follows the armed reduce tier (kept as it was during a LIQUIDATE, which ignores pd)
+  if (pd !== null && mem.pdLevel === 2) mem.flaggedAt = now;
+  const reduceOnly = config.reduceOnlyWhileFlagged && pd !== null && mem.pdLevel === 2;
+  if (reduceOnly)
+    reasons.push({
+      rule: 'reduce-only',
+      text: 'the reduce tier is armed: orders may only reduce exposure until it is left',
+      values: { pdReduce: config.pdReduce, pdHysteresis: config.pdHysteresis },
+    });
   const decision: Decision = {
     account: m.account,
     action,
@@ -119,8 +128,24 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
     orders: ordersTo(holdings, qtys),
     equityAfter,
     mmAfter,
+    reduceOnly,
   };
   return { decision, memory: mem };
+}
+
+/**
+ * Whether an account the policy does not decide on now (it went flat, so it is not scored) is still
+ * restricted to reduce-only: its last decision had the reduce tier armed, less than `reduceOnlyHoldMs` ago
+ * (the signal cannot clear without a score, so the restriction lapses after that time instead).
+ */
+export function reduceOnlyHeld(memory: PolicyMemory | undefined, now: number, config: PolicyConfig): boolean {
+  return (
+    config.reduceOnlyWhileFlagged &&
+    memory !== undefined &&
+    memory.pdLevel === 2 &&
+    typeof memory.flaggedAt === 'number' &&
+    now - memory.flaggedAt < config.reduceOnlyHoldMs
+  );
 }
 
 function reduce(

@@ -13,12 +13,14 @@ import { decide, decisionInterval } from './traders/decide.js';
 import { createPopulation } from './traders/population.js';
 import type { Trader } from './traders/types.js';
 import { TraderViewImpl } from './traders/view.js';
-import { executeIntents, executeReductions, fillResting } from './venue/execution.js';
+import { applyRestrictions, executeIntents, executeReductions, fillResting } from './venue/execution.js';
 import { liquidationPass } from './venue/liquidation-pass.js';
 import {
   DEFAULT_FEES,
+  type EarlyReduction,
   type EventSink,
   type FeeSchedule,
+  type RiskActions,
   type RiskEngine,
   type SimulationSummary,
 } from './venue/types.js';
@@ -49,6 +51,10 @@ export interface SimulateOptions {
 }
 
 const DISCARD: EventSink = { write: () => undefined };
+
+function isRiskActions(a: readonly EarlyReduction[] | RiskActions): a is RiskActions {
+  return !Array.isArray(a);
+}
 
 export async function simulate(
   scenarioOrName: LoadedScenario | string,
@@ -85,13 +91,12 @@ export async function simulate(
     venue.marketBlock(m);
     liquidationPass(venue, m * SUBSTEPS);
     if (opts.riskEngine) {
-      const actions = await opts.riskEngine({
-        ts: venue.ts(m, PHASE.riskEngine),
-        minute: m,
-        book,
-        market: venue.marketSnapshot(),
-      });
-      executeReductions(venue, actions, venue.ts(m, PHASE.riskEngine));
+      const ts = venue.ts(m, PHASE.riskEngine);
+      const actions = await opts.riskEngine({ ts, minute: m, book, market: venue.marketSnapshot() });
+      if (isRiskActions(actions)) {
+        if (actions.reduceOnly) applyRestrictions(venue, actions.reduceOnly, ts);
+        executeReductions(venue, actions.reductions, ts);
+      } else executeReductions(venue, actions, ts);
     }
     fillResting(venue, m, venue.ts(m, PHASE.restingFills));
     const due = buckets.get(m) ?? [];

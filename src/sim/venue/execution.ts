@@ -28,6 +28,22 @@ function increases(snap: AccountMargin, symbol: string, delta: number): boolean 
   return Math.abs(q0 + delta) > Math.abs(q0);
 }
 
+/** A restricted (reduce-only) account's order that would increase its position: refused and counted. */
+function refused(
+  v: Venue,
+  t: Trader,
+  snap: AccountMargin,
+  symbol: string,
+  delta: number,
+  mark: number,
+): boolean {
+  if (!v.reduceOnly.has(t.index) || !increases(snap, symbol, delta)) return false;
+  const c = v.book.instrument(symbol)!.contractSize;
+  v.stats.reduceOnly.rejectedOrders++;
+  v.stats.reduceOnly.rejectedNotional += Math.abs(delta) * c * mark;
+  return true;
+}
+
 function marketOrder(v: Venue, t: Trader, it: Extract<Intent, { kind: 'market' }>, ts: number): void {
   const s = v.market.symbols[it.symbol]!;
   const symbol = s.config.symbol;
@@ -44,6 +60,7 @@ function marketOrder(v: Venue, t: Trader, it: Extract<Intent, { kind: 'market' }
   }
   const sign = it.side === 'buy' ? 1 : -1;
   const mark = v.currentMark[it.symbol]!;
+  if (!it.reduceOnly && refused(v, t, snap, symbol, sign * qty, mark)) return;
   let price = executionPrice(it.side, qty, shape, used, s.config.tickSize, false);
   if (!it.reduceOnly && increases(snap, symbol, sign * qty)) {
     // the venue's initial-margin check, the way a trader's "max" button sizes: halve until it passes
@@ -100,6 +117,7 @@ function limitOrder(v: Venue, t: Trader, it: Extract<Intent, { kind: 'limit' }>,
   const snap = v.book.snapshot(t.id, { prices: false });
   if (!snap) return;
   const delta = (it.side === 'buy' ? 1 : -1) * it.qty;
+  if (refused(v, t, snap, symbol, delta, v.currentMark[it.symbol]!)) return;
   if (
     increases(snap, symbol, delta) &&
     snap.equity < imAfter(v, snap, symbol, delta, v.currentMark[it.symbol]!)
@@ -168,6 +186,27 @@ export function executeIntents(v: Venue, t: Trader, intents: readonly Intent[], 
   if (intents.length > 0) v.dirty.add(t.index);
 }
 
+function increasesNow(v: Venue, t: Trader, symbol: string, side: 'buy' | 'sell', qty: number): boolean {
+  const q0 = v.book.positionsOf(t.id).find((p) => p.symbol === symbol)?.qty ?? 0;
+  return Math.abs(q0 + (side === 'buy' ? qty : -qty)) > Math.abs(q0);
+}
+
+/**
+ * The risk engine's reduce-only restrictions (until its next look): the newly restricted accounts' resting
+ * orders that would increase a position are cancelled.
+ */
+export function applyRestrictions(v: Venue, accounts: readonly string[], ts: number): void {
+  for (const i of v.restrict(accounts)) {
+    const t = v.traders[i]!;
+    for (const o of [...t.resting.values()]) {
+      const symbol = v.market.symbols[o.symbol]!.config.symbol;
+      if (!increasesNow(v, t, symbol, o.side, o.qty)) continue;
+      cancelOrder(v, t, o.orderId, ts);
+      v.stats.reduceOnly.cancelledOrders++;
+    }
+  }
+}
+
 /** Resting limit orders the minute's mark has crossed fill at their price (maker). */
 export function fillResting(v: Venue, m: number, ts: number): void {
   for (const s of v.market.symbols) {
@@ -176,6 +215,11 @@ export function fillResting(v: Venue, m: number, ts: number): void {
     for (const [orderId, o] of book) {
       if (o.side === 'buy' ? mark > o.price : mark < o.price) continue;
       const t = v.traders[o.trader]!;
+      if (v.reduceOnly.has(t.index) && increasesNow(v, t, s.config.symbol, o.side, o.qty)) {
+        cancelOrder(v, t, orderId, ts);
+        v.stats.reduceOnly.cancelledOrders++;
+        continue;
+      }
       book.delete(orderId);
       t.resting.delete(orderId);
       const rate = t.behaviour === 'marketMaker' ? v.fees.marketMakerMaker : v.fees.maker;

@@ -4,7 +4,7 @@
 import type { CanonicalEvent } from '../../events/schema.js';
 import type { VenueFunds } from '../../margin/index.js';
 import type { Trader } from '../traders/types.js';
-import { PREEMPT_ORDER_PREFIX, type SimulationSummary } from './types.js';
+import { PREEMPT_ORDER_PREFIX, type ReduceOnlySummary, type SimulationSummary } from './types.js';
 
 export class VenueStats {
   events = 0;
@@ -20,6 +20,12 @@ export class VenueStats {
   private minuteLiquidated = 0;
   readonly liquidatedAccounts = new Set<string>();
   readonly bankruptAccounts = new Set<string>();
+  readonly reduceOnly: ReduceOnlySummary = {
+    restrictedAccounts: 0,
+    rejectedOrders: 0,
+    rejectedNotional: 0,
+    cancelledOrders: 0,
+  };
 
   constructor(private readonly contractSize: (symbol: string) => number) {}
 
@@ -91,6 +97,7 @@ export class VenueStats {
       reductions: this.reductions,
       reducedNotional: money(this.reducedNotional),
       peakLiquidatedNotionalPerMinute: money(this.peakMinuteLiquidated),
+      reduceOnly: { ...this.reduceOnly, rejectedNotional: money(this.reduceOnly.rejectedNotional) },
       byBehaviour,
     };
   }

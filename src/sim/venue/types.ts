@@ -41,9 +41,21 @@ export interface EarlyReduction {
   qty: number; // contracts > 0
 }
 
+/**
+ * What the risk engine asks of the venue at one look: early reductions, and (optionally) the accounts
+ * restricted to reduce-only until its next look (the set replaces the previous one; an account newly
+ * restricted has its resting orders that would increase a position cancelled, and while restricted the
+ * venue refuses orders that would increase a position and cancels a resting order instead of filling it if
+ * the fill would increase the position; "increase" is |position after| > |position before|).
+ */
+export interface RiskActions {
+  reductions: readonly EarlyReduction[];
+  reduceOnly?: readonly string[];
+}
+
 export type RiskEngine = (
   ctx: RiskEngineContext,
-) => readonly EarlyReduction[] | Promise<readonly EarlyReduction[]>;
+) => readonly EarlyReduction[] | RiskActions | Promise<readonly EarlyReduction[] | RiskActions>;
 
 export interface FeeSchedule {
   /** fraction of notional */
@@ -57,6 +69,17 @@ export const DEFAULT_FEES: FeeSchedule = { taker: 0.0005, maker: 0.0002, marketM
 
 /** Prefix of the orderIds of the risk engine's reductions (`preempt-<n>`). */
 export const PREEMPT_ORDER_PREFIX = 'preempt-';
+
+export interface ReduceOnlySummary {
+  /** accounts restricted at least once */
+  restrictedAccounts: number;
+  /** orders refused because they would have increased a restricted account's position */
+  rejectedOrders: number;
+  /** USD at the mark: notional of those orders (as asked, before the venue's IM sizing) */
+  rejectedNotional: number;
+  /** resting orders cancelled by the restriction (when it began, or instead of a risk-increasing fill) */
+  cancelledOrders: number;
+}
 
 export interface BehaviourSummary {
   accounts: number;
@@ -92,6 +115,8 @@ export interface SimulationSummary {
   reducedNotional: number; // USD
   /** peak liquidated notional in one minute, USD */
   peakLiquidatedNotionalPerMinute: number;
+  /** the risk engine's reduce-only restrictions (all zero without them) */
+  reduceOnly: ReduceOnlySummary;
   byBehaviour: Record<string, BehaviourSummary>;
   funding: { history: number; premium: number };
 }

@@ -57,6 +57,9 @@ export class Venue {
   private readonly tape: Rng[];
   minute = 0;
   preemptSeq = 0;
+  /** trader indices the risk engine restricted to reduce-only until its next look */
+  readonly reduceOnly = new Set<number>();
+  private readonly everRestricted = new Set<number>();
 
   constructor(
     readonly market: MarketPaths,
@@ -245,6 +248,25 @@ export class Venue {
       this.due.set(m, list);
     }
     list.push(i);
+  }
+
+  /** The risk engine's restricted set replaces the previous one; returns the newly restricted indices. */
+  restrict(ids: readonly string[]): number[] {
+    const next = new Set<number>();
+    for (const id of ids) {
+      const i = this.idToIndex.get(id);
+      if (i !== undefined) next.add(i);
+    }
+    const added = [...next].filter((i) => !this.reduceOnly.has(i)).sort((a, b) => a - b);
+    this.reduceOnly.clear();
+    for (const i of next) {
+      this.reduceOnly.add(i);
+      if (!this.everRestricted.has(i)) {
+        this.everRestricted.add(i);
+        this.stats.reduceOnly.restrictedAccounts++;
+      }
+    }
+    return added;
   }
 
   marketSnapshot(): MarketSnapshot[] {
