@@ -31,6 +31,7 @@ export function formatSweepTable(r: SweepResult): string {
     'false alarms',
     'false-alarm notional',
     'reduced / liq.-only liquidated',
+    'reduce-only: accts (never liq.), orders refused',
     'frontier',
     ...BAD_DEBT_CAUSES.map((c) => `left: ${c}`),
   ];
@@ -42,6 +43,7 @@ export function formatSweepTable(r: SweepResult): string {
     String(p.falseAlarms),
     usd(p.falseAlarmNotional),
     `${p.reducedRatio.toFixed(2)}x`,
+    p.restricted > 0 ? `${p.restricted} (${p.restrictedFalseAlarms}), ${p.refusedOrders}` : '—',
     p.onFrontier ? '*' : '',
     ...BAD_DEBT_CAUSES.map((c) => usd(p.attribution.causes[c].badDebt)),
   ]);

@@ -55,6 +55,11 @@ export interface SweepPoint {
   reducedRatio: number;
   liquidations: number;
   saved: number;
+  /** accounts restricted to reduce-only while flagged, and of those never liquidated by liquidation-only */
+  restricted: number;
+  restrictedFalseAlarms: number;
+  /** orders the restriction refused */
+  refusedOrders: number;
   /** on its signal's Pareto frontier */
   onFrontier: boolean;
   attribution: BadDebtAttribution;
@@ -284,6 +289,9 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
       reducedRatio: p.reducedNotional / Math.max(1, ref.liquidatedNotional),
       liquidations: p.liquidations,
       saved: p.saved,
+      restricted: p.summary.reduceOnly.restrictedAccounts,
+      restrictedFalseAlarms: p.restrictedFalseAlarms,
+      refusedOrders: p.summary.reduceOnly.rejectedOrders,
       onFrontier: false,
       attribution: r.attribution[v.label] as BadDebtAttribution,
     };
