@@ -53,7 +53,7 @@ export interface PolicyConfig {
   /**
    * while the reduce tier is armed (pd >= pdReduce, left only below pdReduce - pdHysteresis), the account
    * may only reduce exposure: the venue refuses orders that would increase a position and cancels resting
-   * ones that would (`Decision.reduceOnly`); default false
+   * ones that would (`Decision.reduceOnly`); default true
    */
   reduceOnlyWhileFlagged: boolean;
   /**
