@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of one service process (its own registry, so several instances can coexist in a
- * test): request latency, ingest counts, scores, decisions, queue depths, job durations, evaluation lag,
- * and the model in use.
+ * test): request latency, ingest counts, scores, decisions, queue depths, job durations, restrictions
+ * applied and lifted, evaluation lag, and the model in use.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -19,6 +19,7 @@ export interface ServiceMetrics {
   jobsEnqueued: Counter<'queue'>;
   jobDuration: Histogram<'queue' | 'outcome'>;
   jobsFailed: Counter<'queue' | 'final'>;
+  restrictions: Counter<'state' | 'outcome'>;
   queueDepth: Gauge<'queue' | 'state'>;
   evalLag: Gauge<'shard'>;
   evalBacklog: Gauge<'shard'>;
@@ -102,6 +103,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics
       name: 'preempt_jobs_failed_total',
       help: 'job attempts that failed (final = no retry left or unrecoverable)',
       labelNames: ['queue', 'final'],
+      registers: r,
+    }),
+    restrictions: new Counter({
+      name: 'preempt_restrictions_total',
+      help: 'reduce-only restriction changes processed by the workers (state on = applied, off = lifted; outcome applied, or superseded by a newer version)',
+      labelNames: ['state', 'outcome'],
       registers: r,
     }),
     queueDepth: new Gauge({

@@ -23,6 +23,7 @@ import { type ExecutionWorkers, startExecutionWorkers } from './queue/worker.js'
 import { AuditLog } from './state/audit.js';
 import { keyspace } from './state/keys.js';
 import { connectRedis, createRedis } from './state/redis.js';
+import { RestrictionStore } from './state/restrictions.js';
 import { RiskStore } from './state/risk-store.js';
 import { SimulatedVenue } from './venue/simulated.js';
 import type { ExecutionVenue } from './venue/types.js';
@@ -220,6 +221,7 @@ export async function startWorker(config: ServiceConfig, opts: RuntimeOptions = 
     model,
     producer,
     store: new RiskStore(writes, keys, config.PREEMPT_SHARDS, config.PREEMPT_AT_RISK_MIN_PD),
+    restrictions: new RestrictionStore(writes, keys, config.PREEMPT_SHARDS),
     audit,
     metrics,
     log,
@@ -237,6 +239,7 @@ export async function startWorker(config: ServiceConfig, opts: RuntimeOptions = 
     redis: recConn,
     keys,
     store: new RiskStore(recConn, keys, config.PREEMPT_SHARDS, config.PREEMPT_AT_RISK_MIN_PD),
+    restrictions: new RestrictionStore(recConn, keys, config.PREEMPT_SHARDS),
     venue,
     audit: new AuditLog(recConn, keys),
     metrics,

@@ -24,6 +24,6 @@ describe('the queue dashboard (bull-board) under /admin/queues', () => {
     });
     expect(api.status).toBe(200);
     const body = (await api.json()) as { queues: { name: string }[] };
-    expect(body.queues.map((q) => q.name).sort()).toEqual(['deleverage', 'liquidate']);
+    expect(body.queues.map((q) => q.name).sort()).toEqual(['deleverage', 'liquidate', 'restrict']);
   });
 });

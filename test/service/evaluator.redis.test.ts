@@ -81,7 +81,7 @@ describe('evaluation loop', () => {
 
     // every job is executed or skipped exactly once; executed fills come back into the log
     const executions = await eventually(
-      async () => (await audit()).filter((e) => e.kind === 'execution'),
+      async () => (await audit()).filter((e) => e.kind === 'execution' && e.data.kind !== 'restrict'),
       (x) => x.length === 3,
       'three executions',
     );
@@ -264,8 +264,17 @@ describe('a simulated crash day', () => {
       await hold.close();
       const decisions = audit.filter((e) => e.kind === 'decision');
       expect(decisions.length).toBeGreaterThan(0);
-      const executions = audit.filter((e) => e.kind === 'execution');
+      const executions = audit.filter((e) => e.kind === 'execution' && e.data.kind !== 'restrict');
       expect(executions.map((e) => e.jobId).sort()).toEqual(decisions.map((e) => e.jobId).sort());
+      // restriction changes are delivered once each too
+      const changes = audit.filter((e) => e.kind === 'restriction').map((e) => e.jobId);
+      expect(changes.length).toBeGreaterThan(0);
+      expect(
+        audit
+          .filter((e) => e.kind === 'execution' && e.data.kind === 'restrict')
+          .map((e) => e.jobId)
+          .sort(),
+      ).toEqual([...changes].sort());
       const filled = executions.filter(
         (e) => Array.isArray(e.data.fills) && (e.data.fills as unknown[]).length > 0,
       );

@@ -133,7 +133,10 @@ describe('two API processes and two worker processes on one Redis', () => {
 
     expect(decisionKeys(audit)).toEqual(expected);
     const executions = audit.filter((e) => e.kind === 'execution');
-    const decided = new Set(audit.filter((e) => e.kind === 'decision').map((e) => e.jobId));
+    // decisions and restriction changes: each job ran exactly once
+    const decided = new Set(
+      audit.filter((e) => e.kind === 'decision' || e.kind === 'restriction').map((e) => e.jobId),
+    );
     expect(executions.map((e) => e.jobId).sort()).toEqual([...decided].sort()); // each job ran exactly once
     const ks = keyspace(prefix);
     const fills = (await redis.xrange(ks.stream, '-', '+')).filter(([, f]) => f[1]?.includes('"id":"exec-'));

@@ -3,23 +3,31 @@
  * failed without retries and kept, transient errors retried with backoff, stalled jobs recovered,
  * producers failing fast and workers waiting when Redis is down.
  */
-import { Queue, Worker } from 'bullmq';
+import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics, type ServiceMetrics } from '../../src/service/metrics.js';
-import { type ExecutionJob, jobIdFor, QUEUES } from '../../src/service/queue/job.js';
+import { type ExecutionJob, jobIdFor, QUEUES, type RestrictJob } from '../../src/service/queue/job.js';
 import { ActionProducer } from '../../src/service/queue/producer.js';
-import { type ExecutionWorkers, startExecutionWorkers } from '../../src/service/queue/worker.js';
+import {
+  type ExecutionWorkers,
+  makeRestrictProcessor,
+  startExecutionWorkers,
+  type WorkerDeps,
+} from '../../src/service/queue/worker.js';
 import { AuditLog } from '../../src/service/state/audit.js';
 import { decodeEntry } from '../../src/service/state/event-log.js';
 import { type Keyspace, keyspace } from '../../src/service/state/keys.js';
 import { createRedis } from '../../src/service/state/redis.js';
+import { RestrictionStore } from '../../src/service/state/restrictions.js';
 import { RiskStore } from '../../src/service/state/risk-store.js';
 import { SimulatedVenue } from '../../src/service/venue/simulated.js';
 import {
   type ExecutionRequest,
   type ExecutionResult,
   type ExecutionVenue,
+  type RestrictionRequest,
+  type RestrictionResult,
   VenueUnavailableError,
 } from '../../src/service/venue/types.js';
 import { connect, deletePrefix, freshPrefix, redisUrl } from '../helpers/redis.js';
@@ -40,6 +48,14 @@ class CountingVenue implements ExecutionVenue {
       throw new VenueUnavailableError('venue briefly down');
     }
     return this.inner.execute(req);
+  }
+  async setReduceOnly(req: RestrictionRequest): Promise<RestrictionResult> {
+    this.calls.push(req.idempotencyKey);
+    if (this.failures > 0) {
+      this.failures--;
+      throw new VenueUnavailableError('venue briefly down');
+    }
+    return this.inner.setReduceOnly(req);
   }
 }
 
@@ -109,6 +125,22 @@ afterEach(async () => {
 });
 afterAll(() => admin.disconnect());
 
+function depsOf(venue: ExecutionVenue): WorkerDeps {
+  return {
+    connection: conn,
+    redis,
+    keys,
+    store: new RiskStore(redis, keys, 1, 0.01),
+    restrictions: new RestrictionStore(redis, keys, 1),
+    venue,
+    audit: new AuditLog(redis, keys),
+    metrics,
+    log: silent,
+    concurrency: 2,
+    dedupTtlMs: 60_000,
+  };
+}
+
 function workers(
   venue: ExecutionVenue,
   extra: { lockDurationMs?: number; stalledIntervalMs?: number } = {},
@@ -118,6 +150,7 @@ function workers(
     redis,
     keys,
     store: new RiskStore(redis, keys, 1, 0.01),
+    restrictions: new RestrictionStore(redis, keys, 1),
     venue,
     audit: new AuditLog(redis, keys),
     metrics,
@@ -225,6 +258,8 @@ describe('execution queues', () => {
       topFeatures: [],
       modelVersion: null,
       epoch: 9,
+      reduceOnly: false,
+      reduceOnlyUntil: null,
       asOf: 1,
       evaluatedAt: 1,
     };
@@ -324,6 +359,123 @@ describe('execution queues', () => {
     );
     expect(venue.calls).toEqual([jobIdFor('deleverage', 'e', 5)]);
   });
+
+  it('a restriction change enqueued repeatedly is applied once; an older version after a newer one is skipped', async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 3, backoffMs: 10 });
+    const change = (version: number): RestrictJob => ({
+      kind: 'restrict',
+      account: 'r:1',
+      reduceOnly: version % 2 === 1,
+      version,
+      epoch: 2,
+      decidedAt: 1_700_000_000_000 + version,
+      reason: version % 2 === 1 ? 'pd-reduce-tier' : 'signal-cleared',
+      pd: version % 2 === 1 ? 0.3 : 0.01,
+      modelVersion: 'test@1',
+    });
+    const twice = await Promise.all([producer.enqueue(change(1)), producer.enqueue(change(1))]);
+    expect(twice.map((r) => r.jobId)).toEqual(['restrict-r%3A1-1', 'restrict-r%3A1-1']);
+    expect((await producer.enqueue(change(1))).created).toBe(false);
+    const venue = new SimulatedVenue();
+    workers(venue);
+    const q = producer.queues.restrict;
+    await eventually(
+      () => q.getJobCounts('completed'),
+      (c) => c.completed === 1,
+      'the restriction',
+    );
+    expect(venue.isReduceOnly('r:1')).toBe(true);
+    expect(venue.restrictionLog.map((m) => m.idempotencyKey)).toEqual(['restrict-r%3A1-1']);
+    // the lift (v2) runs; a stale copy of v1 arriving after it is skipped, never re-restricting
+    await producer.enqueue(change(2));
+    await eventually(
+      () => q.getJobCounts('completed'),
+      (c) => c.completed === 2,
+      'the lift',
+    );
+    expect(venue.isReduceOnly('r:1')).toBe(false);
+    expect(await new RestrictionStore(redis, keys, 1).applied('r:1')).toBe(2);
+    // (BullMQ keeps the completed v1's id, so a re-enqueue is a no-op; a v1 still running somewhere else
+    // when v2 was applied is what the processor's check is for)
+    const late = await makeRestrictProcessor(depsOf(venue))({
+      id: 'restrict-r%3A1-1',
+      data: change(1),
+      attemptsMade: 0,
+    } as unknown as Job);
+    expect(late).toMatchObject({ applied: false, skipped: expect.stringMatching(/superseded/) });
+    expect(venue.isReduceOnly('r:1')).toBe(false);
+    const applied = (await metrics.restrictions.get()).values;
+    expect(applied.find((v) => v.labels.state === 'on' && v.labels.outcome === 'applied')?.value).toBe(1);
+    expect(applied.find((v) => v.labels.state === 'off' && v.labels.outcome === 'applied')?.value).toBe(1);
+    const execs = (await new AuditLog(redis, keys).list({ limit: 10 })).items.filter(
+      (e) => e.kind === 'execution',
+    );
+    expect(execs.filter((e) => !e.data.skipped).map((e) => e.data.version)).toEqual([2, 1]); // newest first
+    expect(execs.filter((e) => e.data.skipped).map((e) => e.data.version)).toEqual([1]);
+  });
+
+  it('a restriction job older than the latest stored change is skipped as superseded', async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 3, backoffMs: 10 });
+    await new RestrictionStore(redis, keys, 1).write(0, [
+      {
+        account: 's',
+        reduceOnly: true,
+        version: 3,
+        since: 3,
+        until: null,
+        reason: 'pd-reduce-tier',
+        jobId: jobIdFor('restrict', 's', 3),
+      },
+    ]);
+    await producer.enqueue({
+      kind: 'restrict',
+      account: 's',
+      reduceOnly: false,
+      version: 2,
+      epoch: 1,
+      decidedAt: 2,
+      reason: 'signal-cleared',
+      pd: null,
+      modelVersion: null,
+    });
+    const venue = new SimulatedVenue();
+    workers(venue);
+    const q = producer.queues.restrict;
+    await eventually(
+      () => q.getJobCounts('completed'),
+      (c) => c.completed === 1,
+      'the skip',
+    );
+    const job = await q.getJob(jobIdFor('restrict', 's', 2));
+    expect(job?.returnvalue).toMatchObject({ skipped: expect.stringMatching(/superseded/), applied: false });
+    expect(venue.restrictionLog).toEqual([]);
+  });
+
+  it('an invalid restriction payload fails at once with UnrecoverableError, without retries', async () => {
+    const q = new Queue(QUEUES.restrict, { connection: redis, prefix: keys.bull });
+    // version 2 lifts: reduceOnly true contradicts it; epoch and reason are missing
+    await q.add(
+      'restrict',
+      { kind: 'restrict', account: 'bad', reduceOnly: true, version: 2 },
+      { jobId: jobIdFor('restrict', 'bad', 2), attempts: 5 },
+    );
+    const venue = new CountingVenue();
+    workers(venue);
+    await eventually(
+      () => q.getJobCounts('failed'),
+      (c) => c.failed === 1,
+      'the failure',
+    );
+    const [failed] = await q.getFailed();
+    expect(failed?.attemptsMade).toBe(1);
+    expect(failed?.failedReason).toMatch(/invalid job payload/);
+    expect(venue.calls).toEqual([]);
+    const final = (await metrics.jobsFailed.get()).values.find(
+      (v) => v.labels.queue === 'restrict' && v.labels.final === 'true',
+    );
+    expect(final?.value).toBe(1);
+    await q.close();
+  });
 });
 
 describe('Redis down', () => {
@@ -348,6 +500,7 @@ describe('Redis down', () => {
       redis: recConn,
       keys: keyspace('down'),
       store: new RiskStore(recConn, keyspace('down'), 1, 0.01),
+      restrictions: new RestrictionStore(recConn, keyspace('down'), 1),
       venue,
       audit: new AuditLog(recConn, keyspace('down')),
       metrics,

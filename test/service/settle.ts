@@ -14,7 +14,9 @@ export class QueueHold {
   private readonly queues: Queue[];
   constructor(redis: Redis, prefix: string) {
     const bull = keyspace(prefix).bull;
-    this.queues = ['liquidate', 'deleverage'].map((n) => new Queue(n, { connection: redis, prefix: bull }));
+    this.queues = ['liquidate', 'deleverage', 'restrict'].map(
+      (n) => new Queue(n, { connection: redis, prefix: bull }),
+    );
   }
   pause = () => Promise.all(this.queues.map((q) => q.pause()));
   resume = () => Promise.all(this.queues.map((q) => q.resume()));
@@ -84,7 +86,8 @@ export async function releaseAndSettle(
         f[1]?.includes('"id":"exec-'),
       ).length;
       const settled = audit.filter((e) => e.kind === 'settled').length;
-      const decided = audit.filter((e) => e.kind === 'decision').length;
+      // every decision and every restriction change is executed (or skipped) once
+      const decided = audit.filter((e) => e.kind === 'decision' || e.kind === 'restriction').length;
       const executed = audit.filter((e) => e.kind === 'execution').length;
       const evaluated = seen.every((id) => id === end);
       return {

@@ -70,6 +70,34 @@ describe('simulated venue', () => {
   });
 });
 
+describe('simulated venue restrictions', () => {
+  it('applies the newest version only and admits only risk-reducing orders of a restricted account', async () => {
+    const v = new SimulatedVenue();
+    const msg = (version: number, reduceOnly: boolean) => ({
+      idempotencyKey: `restrict-a-${version}`,
+      account: 'a',
+      reduceOnly,
+      version,
+      epoch: 1,
+      decidedAt: version,
+      reason: reduceOnly ? 'pd-reduce-tier' : 'signal-cleared',
+    });
+    expect(v.admits('a', 10, 'buy', 5)).toBe(true);
+    expect((await v.setReduceOnly(msg(1, true))).applied).toBe(true);
+    expect(v.isReduceOnly('a')).toBe(true);
+    expect(v.admits('a', 10, 'buy', 5)).toBe(false); // grows the long
+    expect(v.admits('a', 10, 'sell', 4)).toBe(true); // reduces it
+    expect(v.admits('a', 10, 'sell', 25)).toBe(false); // flips it short, larger
+    expect(v.admits('a', 0, 'sell', 1)).toBe(false); // flat: any order opens exposure
+    expect((await v.setReduceOnly(msg(3, true))).applied).toBe(true);
+    // a late, older lift is ignored
+    expect((await v.setReduceOnly(msg(2, false))).applied).toBe(false);
+    expect(v.isReduceOnly('a')).toBe(true);
+    expect((await v.setReduceOnly(msg(4, false))).applied).toBe(true);
+    expect(v.admits('a', 10, 'buy', 5)).toBe(true);
+  });
+});
+
 describe('webhook venue', () => {
   const secret = 'a-long-enough-webhook-secret';
   let server: Server;
@@ -92,6 +120,7 @@ describe('webhook venue', () => {
         if (mode === '500') return res.writeHead(503).end('busy');
         if (mode === '400') return res.writeHead(422).end('unknown account');
         if (mode === 'garbage') return res.writeHead(200).end('{"nope":1}');
+        if (JSON.parse(raw).kind === 'restrict') return res.writeHead(204).end();
         // an honest venue: one execution per idempotency key
         const prior = executed.get(key);
         const answer =
@@ -122,6 +151,48 @@ describe('webhook venue', () => {
       sigOk: true,
       body: { idempotencyKey: 'job-A', orders: [{ reduceOnly: true }] },
     });
+  });
+
+  it('delivers a restriction change as a signed restrict message with its idempotency key', async () => {
+    mode = 'ok';
+    const v = new WebhookVenue({ url, secret, timeoutMs: 2000 });
+    const r = await v.setReduceOnly({
+      idempotencyKey: 'restrict-a-1',
+      account: 'a',
+      reduceOnly: true,
+      version: 1,
+      epoch: 3,
+      decidedAt: 5,
+      reason: 'pd-reduce-tier',
+    });
+    expect(r).toEqual({ venue: 'webhook', applied: true });
+    expect(seen[seen.length - 1]).toEqual({
+      key: 'restrict-a-1',
+      sigOk: true,
+      body: {
+        kind: 'restrict',
+        idempotencyKey: 'restrict-a-1',
+        account: 'a',
+        reduceOnly: true,
+        version: 1,
+        epoch: 3,
+        decidedAt: 5,
+        reason: 'pd-reduce-tier',
+      },
+    });
+    mode = '400';
+    await expect(
+      v.setReduceOnly({
+        idempotencyKey: 'restrict-a-2',
+        account: 'a',
+        reduceOnly: false,
+        version: 2,
+        epoch: 3,
+        decidedAt: 6,
+        reason: 'signal-cleared',
+      }),
+    ).rejects.toBeInstanceOf(VenueRejectedError);
+    mode = 'ok';
   });
 
   it('a wrong secret is refused by the venue (permanent)', async () => {

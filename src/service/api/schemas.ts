@@ -61,6 +61,18 @@ export const RiskViewSchema = z.object({
   modelVersion: z.string().nullable(),
   /** the account's position version: decisions at one epoch share one job per queue */
   epoch: z.number().int(),
+  reduceOnly: z
+    .boolean()
+    .describe(
+      'restricted to reducing exposure at the venue (pd in the armed reduce tier, or held after going flat)',
+    ),
+  reduceOnlyUntil: z
+    .number()
+    .int()
+    .nullable()
+    .describe(
+      'event-time ms when the hold of a flat restricted account lapses; null while it holds a position (lifted when the signal clears) or is unrestricted',
+    ),
   asOf: z.number().int().describe('epoch ms of the last event applied'),
   evaluatedAt: z.number().int().describe('epoch ms (wall clock) of the evaluation'),
 });
@@ -156,7 +168,7 @@ export const ActionsQuerySchema = z.object({
 });
 export const AuditEntrySchema = z.object({
   id: z.string().describe('audit stream entry id'),
-  kind: z.enum(['decision', 'execution', 'failure', 'settled']),
+  kind: z.enum(['decision', 'restriction', 'execution', 'failure', 'settled']),
   account: z.string(),
   jobId: z.string(),
   data: z.record(z.string(), z.unknown()),

@@ -1,16 +1,17 @@
 /**
- * What one evaluation step must write: risk views, jobs (with their decision audit), settlement audits,
- * market inputs, and the entries to acknowledge last. A write that fails leaves the rest in the outbox
+ * What one evaluation step must write: risk views, jobs (with their decision or restriction audit), the
+ * restriction records, settlement audits, market inputs, and the entries to acknowledge last. A write that fails leaves the rest in the outbox
  * for the next attempt; every write is idempotent (views overwrite, jobs have fixed ids, acks repeat).
  */
 import type { Redis } from 'ioredis';
 import type { RiskView } from '../api/schemas.js';
 import type { ServiceMetrics } from '../metrics.js';
-import type { ExecutionJob } from '../queue/job.js';
+import type { ActionJob } from '../queue/job.js';
 import type { ActionProducer } from '../queue/producer.js';
 import type { AuditLog } from '../state/audit.js';
 import type { Keyspace } from '../state/keys.js';
 import { type MarketRecord, writeMarket } from '../state/market.js';
+import type { RestrictionRecord, RestrictionStore } from '../state/restrictions.js';
 import type { RiskStore } from '../state/risk-store.js';
 
 export interface SettledAudit {
@@ -23,6 +24,7 @@ export interface OutboxDeps {
   redis: Redis;
   keys: Keyspace;
   store: RiskStore;
+  restrictions: RestrictionStore;
   producer: ActionProducer;
   audit: AuditLog;
   metrics: ServiceMetrics;
@@ -40,13 +42,23 @@ export interface ShardProgress {
 
 export class Outbox {
   readonly views = new Map<string, RiskView>();
-  readonly jobs: ExecutionJob[] = [];
+  readonly jobs: ActionJob[] = [];
+  /** restriction records, written after their jobs are enqueued */
+  readonly records: RestrictionRecord[] = [];
   readonly settled: SettledAudit[] = [];
   readonly market = new Map<string, MarketRecord>();
   acks: string[] = [];
 
   pending(): boolean {
-    return this.views.size + this.jobs.length + this.settled.length + this.market.size + this.acks.length > 0;
+    return (
+      this.views.size +
+        this.jobs.length +
+        this.records.length +
+        this.settled.length +
+        this.market.size +
+        this.acks.length >
+      0
+    );
   }
 
   async flush(d: OutboxDeps, progress: ShardProgress): Promise<void> {
@@ -55,9 +67,13 @@ export class Outbox {
       this.views.clear();
     }
     while (this.jobs.length > 0) {
-      const job = this.jobs[0] as ExecutionJob;
+      const job = this.jobs[0] as ActionJob;
       const r = await d.producer.enqueue(job);
-      if (r.created) {
+      if (r.created && job.kind === 'restrict') {
+        d.metrics.jobsEnqueued.inc({ queue: job.kind });
+        const { kind: _, ...change } = job;
+        await d.audit.append('restriction', job.account, r.jobId, change);
+      } else if (r.created && job.kind !== 'restrict') {
         d.metrics.jobsEnqueued.inc({ queue: job.kind });
         await d.audit.append('decision', job.account, r.jobId, {
           kind: job.kind,
@@ -70,6 +86,10 @@ export class Outbox {
         });
       }
       this.jobs.shift();
+    }
+    if (this.records.length > 0) {
+      await d.restrictions.write(progress.shard, this.records);
+      this.records.length = 0;
     }
     while (this.settled.length > 0) {
       const a = this.settled[0] as SettledAudit;

@@ -2,10 +2,17 @@
  * The evaluation loop of one shard: consume the event log through the shard's consumer group, apply
  * each entry exactly once to the in-memory state, re-evaluate on every mark the shard's accounts holding
  * that instrument (features -> pd -> policy), then write the results (risk views, at-risk set, market
- * inputs), enqueue jobs for LIQUIDATE / REDUCE and acknowledge. One step at a time (never overlapping);
+ * inputs), enqueue jobs for LIQUIDATE / REDUCE and for each change of an account's reduce-only restriction,
+ * and acknowledge. One step at a time (never overlapping);
  * results that fail to write stay in an outbox and are retried before anything new is read. On start it
  * rebuilds its state by replaying the log (entries a dead evaluator left unacknowledged are re-processed
  * with their effects; job ids make that safe).
+ *
+ * The restriction follows the committed decisions (`Decision.reduceOnly`); a flat account is no longer
+ * scored, so its lift comes from a sweep in event time (`ShardState.sweep`, after every applied entry):
+ * deterministic, so a replay reproduces the same changes with the same versions and job ids. After the
+ * rebuild, the replayed restrictions are reconciled with the stored records (a policy change since may
+ * have made them differ): the venue is told the replay's state under a newer version.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -14,15 +21,16 @@ import type { PolicyConfig } from '../../margin/index.js';
 import type { FeatureContribution } from '../../model/types.js';
 import type { ServiceMetrics } from '../metrics.js';
 import type { ModelHolder } from '../model/holder.js';
-import { jobIdOfEvent } from '../queue/job.js';
+import { jobIdFor, jobIdOfEvent } from '../queue/job.js';
 import type { ActionProducer } from '../queue/producer.js';
 import type { AuditLog } from '../state/audit.js';
 import { compareIds, decodeEntry, groupPosition, pagesUpTo } from '../state/event-log.js';
 import type { Keyspace } from '../state/keys.js';
+import type { RestrictionStore } from '../state/restrictions.js';
 import type { RiskStore } from '../state/risk-store.js';
 import { Outbox } from './outbox.js';
-import { type Evaluation, ShardState } from './shard-state.js';
-import { executionJob, riskView } from './views.js';
+import { type Evaluation, type RestrictionChange, ShardState } from './shard-state.js';
+import { executionJob, restrictionRecord, restrictJob, riskView } from './views.js';
 
 export interface RunnerDeps {
   /** dedicated to the blocking reads ('wait' role) */
@@ -38,6 +46,7 @@ export interface RunnerDeps {
   model: ModelHolder;
   producer: ActionProducer;
   store: RiskStore;
+  restrictions: RestrictionStore;
   audit: AuditLog;
   metrics: ServiceMetrics;
   log: Logger;
@@ -148,9 +157,41 @@ export class ShardRunner {
     }
     await this.finishBatch();
     await this.flush();
+    await this.reconcile();
     this.d.log.info(
       { shard: this.d.shard, lastEntryId: this.lastApplied, reprocessed: pending.size },
       'evaluator state rebuilt from the log',
+    );
+  }
+
+  /** Stored restriction records the replay did not reproduce: the replay's state wins, under a newer version. */
+  private async reconcile(): Promise<void> {
+    const stored = await this.d.restrictions.all(this.d.shard);
+    let changes = 0;
+    for (const [account, rec] of stored) {
+      if (!this.state.owns(account)) continue;
+      const c = this.state.reconcile(account, rec, this.state.clock);
+      if (c) {
+        this.queueChange(c, null);
+        this.dirty.add(account);
+        changes++;
+      }
+    }
+    if (changes === 0) return;
+    this.d.log.warn({ shard: this.d.shard, changes }, 'restrictions reconciled with the stored records');
+    await this.finishBatch();
+    await this.flush();
+  }
+
+  /** A restriction change's job and record into the outbox. */
+  private queueChange(c: RestrictionChange, modelVersion: string | null): void {
+    this.outbox.jobs.push(restrictJob(c, modelVersion));
+    this.outbox.records.push(
+      restrictionRecord(
+        c,
+        this.state.restrictionOf(c.account).until,
+        jobIdFor('restrict', c.account, c.version),
+      ),
     );
   }
 
@@ -247,6 +288,11 @@ export class ShardRunner {
     }
     if (r.markSymbol !== undefined)
       await this.evaluate(this.state.holders(r.markSymbol), ev.ts, effects, true);
+    for (const c of this.state.sweep(this.state.clock, r.account)) {
+      // the lifted account's view is refreshed at the end of the batch
+      this.dirty.add(c.account);
+      if (effects) this.queueChange(c, null);
+    }
   }
 
   /** Accounts whose own events arrived since their last evaluation get a fresh (preview) view. */
@@ -299,6 +345,7 @@ export class ShardRunner {
         this.d.metrics.decisions.inc({ decision: e.decision.action });
         const job = executionJob(e, (s) => this.state.marketInput(s), scored.version);
         if (job) this.outbox.jobs.push(job);
+        if (e.change) this.queueChange(e.change, scored.version);
       }
       if (pd !== null && e.decision.action !== 'HEALTHY') explainable.push({ e, row, pd });
     }

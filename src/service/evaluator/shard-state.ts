@@ -1,7 +1,8 @@
 /**
  * One evaluator shard's in-memory state: the feature pipeline (which drives its own MarginBook) over
  * every market event and the account events of the shard's accounts, the policy memory per account and
- * the decision epoch (the account's position version). No I/O: the runner feeds it stream entries in
+ * the decision epoch (the account's position version) and the reduce-only restriction (on/off and its
+ * version, the count of its changes). No I/O: the runner feeds it stream entries in
  * order, scores the rows it builds, and asks it for decisions. Replaying the same entries gives the
  * same state and the same decisions.
  */
@@ -18,7 +19,8 @@ import {
   type PolicyConfig,
   type PolicyMemory,
 } from '../../margin/index.js';
-import type { MarketInput } from '../queue/job.js';
+import { reduceOnlyHeld } from '../../margin/policy.js';
+import type { MarketInput, RestrictJob } from '../queue/job.js';
 import { shardOf } from '../state/keys.js';
 
 export type ApplyResult =
@@ -32,6 +34,37 @@ export interface Evaluation {
   margin: AccountMargin;
   /** the account's position version at decision time */
   epoch: number;
+  /** the account's restriction after this evaluation */
+  restriction: RestrictionView;
+  /** the restriction change this (committed) decision made, if any */
+  change?: RestrictionChange;
+}
+
+export type RestrictReason = RestrictJob['reason'];
+
+export interface RestrictionView {
+  reduceOnly: boolean;
+  /** ms, event time: when a flat account's hold lapses; null while it holds a position or is unrestricted */
+  until: number | null;
+  /** changes so far (odd = on) */
+  version: number;
+}
+
+/** One change of an account's restriction (what a `restrict` job delivers). */
+export interface RestrictionChange {
+  account: string;
+  reduceOnly: boolean;
+  version: number;
+  epoch: number;
+  /** ms, event time */
+  decidedAt: number;
+  reason: RestrictReason;
+  pd: number | null;
+}
+
+interface Restriction {
+  on: boolean;
+  version: number;
 }
 
 /** Events that concern one account (and so one shard). */
@@ -47,6 +80,10 @@ export class ShardState {
   readonly pipeline = new FeaturePipeline({ toleranceMs: 0 });
   private readonly memory = new Map<string, PolicyMemory>();
   private readonly epochs = new Map<string, number>();
+  /** accounts ever restricted: their state and version */
+  private readonly restrictions = new Map<string, Restriction>();
+  /** ms, event time: the earliest moment a flat restricted account's hold may lapse */
+  private nextLapseAt = Number.POSITIVE_INFINITY;
   /** ms: newest event time applied (events are applied in stream order) */
   clock = Number.NEGATIVE_INFINITY;
 
@@ -164,10 +201,110 @@ export class ShardState {
         },
         this.policy,
       );
-      if (commit) this.memory.set(account, r.memory);
-      out.push({ account, decision: r.decision, margin, epoch: this.epochOf(account) });
+      let change: RestrictionChange | undefined;
+      if (commit) {
+        this.memory.set(account, r.memory);
+        const on = r.decision.reduceOnly;
+        if (on !== this.isRestricted(account))
+          change = this.restrict(account, on, ts, on ? 'pd-reduce-tier' : 'signal-cleared', r.decision.pd);
+      }
+      out.push({
+        account,
+        decision: r.decision,
+        margin,
+        epoch: this.epochOf(account),
+        restriction: this.restrictionOf(account),
+        ...(change ? { change } : {}),
+      });
     });
     return out;
+  }
+
+  isRestricted(account: string): boolean {
+    return this.restrictions.get(account)?.on ?? false;
+  }
+
+  /** The account's restriction now: on/off, version, and when a flat account's hold lapses. */
+  restrictionOf(account: string): RestrictionView {
+    const r = this.restrictions.get(account);
+    if (!r) return { reduceOnly: false, until: null, version: 0 };
+    return {
+      reduceOnly: r.on,
+      until: r.on && this.isFlat(account) ? this.lapseAt(account) : null,
+      version: r.version,
+    };
+  }
+
+  /** Restrictions of every account ever restricted (for reconciliation with the stored records). */
+  restrictionStates(): Map<string, { reduceOnly: boolean; version: number }> {
+    return new Map([...this.restrictions].map(([a, r]) => [a, { reduceOnly: r.on, version: r.version }]));
+  }
+
+  /**
+   * Adopt a stored restriction that the replay did not reproduce (the policy or the log changed since it
+   * was decided): a version at least as new as the stored one, and a change back to what the replay says
+   * when the stored state differs. Returns that change, if any.
+   */
+  reconcile(
+    account: string,
+    stored: { reduceOnly: boolean; version: number },
+    ts: number,
+  ): RestrictionChange | undefined {
+    const mine = this.restrictions.get(account) ?? { on: false, version: 0 };
+    if (stored.version <= mine.version && (stored.version < mine.version || stored.reduceOnly === mine.on))
+      return undefined;
+    if (stored.reduceOnly === mine.on) {
+      this.restrictions.set(account, { on: mine.on, version: stored.version });
+      return undefined;
+    }
+    this.restrictions.set(account, { on: stored.reduceOnly, version: stored.version });
+    return this.restrict(account, mine.on, ts, 'reconciled', null);
+  }
+
+  /**
+   * Lift the restriction of flat accounts whose hold has lapsed at `ts` (an account that went flat is not
+   * scored, so its signal cannot clear): `account`, the subject of the event just applied, is checked at
+   * once; every restricted account when `ts` has reached the earliest known lapse. Deterministic in event
+   * time, so a replay lifts at the same entries.
+   */
+  sweep(ts: number, account?: string): RestrictionChange[] {
+    const out: RestrictionChange[] = [];
+    const check = (a: string): void => {
+      if (!this.isRestricted(a) || !this.isFlat(a)) return;
+      if (!reduceOnlyHeld(this.memory.get(a), ts, this.policy))
+        out.push(this.restrict(a, false, ts, 'hold-elapsed', null));
+      else this.nextLapseAt = Math.min(this.nextLapseAt, this.lapseAt(a));
+    };
+    if (account !== undefined) check(account);
+    if (ts >= this.nextLapseAt) {
+      this.nextLapseAt = Number.POSITIVE_INFINITY;
+      for (const [a, r] of this.restrictions) if (r.on) check(a);
+    }
+    return out;
+  }
+
+  private restrict(
+    account: string,
+    on: boolean,
+    ts: number,
+    reason: RestrictReason,
+    pd: number | null,
+  ): RestrictionChange {
+    const version = (this.restrictions.get(account)?.version ?? 0) + 1;
+    this.restrictions.set(account, { on, version });
+    return { account, reduceOnly: on, version, epoch: this.epochOf(account), decidedAt: ts, reason, pd };
+  }
+
+  private isFlat(account: string): boolean {
+    return (this.pipeline.book.snapshot(account)?.positions.length ?? 0) === 0;
+  }
+
+  /** ms, event time: when a flat restricted account's hold lapses */
+  private lapseAt(account: string): number {
+    const flaggedAt = this.memory.get(account)?.flaggedAt;
+    return typeof flaggedAt === 'number'
+      ? flaggedAt + this.policy.reduceOnlyHoldMs
+      : Number.NEGATIVE_INFINITY;
   }
 
   /** What a venue needs to execute on `symbol` now (from the margin book). */

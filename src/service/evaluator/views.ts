@@ -1,11 +1,12 @@
 /**
  * Turning an evaluation into what leaves the evaluator: the risk view the API serves and, for
- * LIQUIDATE / REDUCE, the execution job.
+ * LIQUIDATE / REDUCE, the execution job; for a change of the reduce-only restriction, the `restrict` job.
  */
 import type { FeatureContribution } from '../../model/types.js';
 import type { RiskView } from '../api/schemas.js';
-import type { ExecutionJob, MarketInput } from '../queue/job.js';
-import type { Evaluation } from './shard-state.js';
+import type { ExecutionJob, MarketInput, RestrictJob } from '../queue/job.js';
+import type { RestrictionRecord } from '../state/restrictions.js';
+import type { Evaluation, RestrictionChange } from './shard-state.js';
 
 const finiteOrNull = (x: number): number | null => (Number.isFinite(x) ? x : null);
 
@@ -40,6 +41,8 @@ export function riskView(
     topFeatures,
     modelVersion,
     epoch: e.epoch,
+    reduceOnly: e.restriction.reduceOnly,
+    reduceOnlyUntil: e.restriction.until,
     asOf,
     evaluatedAt,
   };
@@ -85,5 +88,37 @@ export function executionJob(
       reasons: d.reasons.map((r) => r.text),
     },
     modelVersion,
+  };
+}
+
+/** The `restrict` job delivering a restriction change. */
+export function restrictJob(c: RestrictionChange, modelVersion: string | null): RestrictJob {
+  return {
+    kind: 'restrict',
+    account: c.account,
+    reduceOnly: c.reduceOnly,
+    version: c.version,
+    epoch: c.epoch,
+    decidedAt: c.decidedAt,
+    reason: c.reason,
+    pd: c.pd,
+    modelVersion,
+  };
+}
+
+/** The stored record of a restriction change (`until` as known when it was made). */
+export function restrictionRecord(
+  c: RestrictionChange,
+  until: number | null,
+  jobId: string,
+): RestrictionRecord {
+  return {
+    account: c.account,
+    reduceOnly: c.reduceOnly,
+    version: c.version,
+    since: c.decidedAt,
+    until: c.reduceOnly ? until : null,
+    reason: c.reason,
+    jobId,
   };
 }

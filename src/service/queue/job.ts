@@ -7,8 +7,10 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
-export const QUEUES = { liquidate: 'liquidate', deleverage: 'deleverage' } as const;
+export const QUEUES = { liquidate: 'liquidate', deleverage: 'deleverage', restrict: 'restrict' } as const;
 export type QueueKind = keyof typeof QUEUES;
+/** the queues of order-executing jobs (`restrict` carries no orders) */
+export type ExecutionKind = Exclude<QueueKind, 'restrict'>;
 
 const finite = z.number().refine(Number.isFinite, 'must be finite');
 const positive = finite.refine((v) => v > 0, 'must be > 0');
@@ -58,6 +60,44 @@ export const ExecutionJobSchema = z.object({
   modelVersion: z.string().nullable(),
 });
 export type ExecutionJob = z.infer<typeof ExecutionJobSchema>;
+
+/**
+ * A reduce-only restriction turning on or off for one account. `version` counts the account's
+ * restriction changes (odd = on, even = off, from the evaluator's replay of the log): the job id derives
+ * from it, and a venue applies a version only if it is newer than the last one it applied for the account.
+ */
+export const RestrictJobSchema = z
+  .object({
+    kind: z.literal('restrict'),
+    account: z.string().min(1),
+    reduceOnly: z.boolean(),
+    /** the account's restriction version: 1, 2, ... (odd turns it on, even lifts it) */
+    version: z.number().int().min(1),
+    /** the account's position version when decided */
+    epoch: z.number().int().min(0),
+    /** ms, event time of the change */
+    decidedAt: z.number().int(),
+    /** why: `pd-reduce-tier` (on); `signal-cleared`, `hold-elapsed` (off); `reconciled` (restart disagreed with the stored state) */
+    reason: z.enum(['pd-reduce-tier', 'signal-cleared', 'hold-elapsed', 'reconciled']),
+    /** the pd of the deciding evaluation; null for a lift by the hold sweep or without a model */
+    pd: finite.nullable(),
+    modelVersion: z.string().nullable(),
+  })
+  .refine((j) => j.reduceOnly === (j.version % 2 === 1), {
+    message: 'an odd version turns the restriction on, an even one lifts it',
+    path: ['version'],
+  });
+export type RestrictJob = z.infer<typeof RestrictJobSchema>;
+
+/** Any job the evaluator enqueues. */
+export type ActionJob = ExecutionJob | RestrictJob;
+
+/** The job id of an action job (epoch for executions, restriction version for `restrict`). */
+export function jobIdOf(job: ActionJob): string {
+  return job.kind === 'restrict'
+    ? jobIdFor('restrict', job.account, job.version)
+    : jobIdFor(job.kind, job.account, job.epoch);
+}
 
 /** `liquidate-a%3A1-7`: BullMQ ids may not contain ':' nor be integers, so the account is URI-encoded. */
 export function jobIdFor(kind: QueueKind, account: string, epoch: number): string {

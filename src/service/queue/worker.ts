@@ -4,6 +4,9 @@
  * recorded back into the event log (ids derived from the job, so a retry never records twice) and the
  * action audited. Transient venue errors are retried with exponential backoff; stalled jobs (a worker
  * died mid-job) are picked up again by BullMQ's stalled-job checker. Workers wait for Redis when it is down.
+ * `restrict` jobs set or lift an account's reduce-only restriction at the venue, newest version only: a job
+ * older than the evaluator's latest change for the account, or than the last version applied, is skipped
+ * as superseded (and the venue ignores older versions itself, for the race between two workers).
  */
 import { hostname } from 'node:os';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
@@ -17,6 +20,7 @@ import { appendEvents } from '../state/event-log.js';
 import type { Keyspace } from '../state/keys.js';
 import { readMarket } from '../state/market.js';
 import { Reservations } from '../state/reservations.js';
+import type { RestrictionStore } from '../state/restrictions.js';
 import type { RiskStore } from '../state/risk-store.js';
 import { type ExecutionVenue, VenueRejectedError } from '../venue/types.js';
 import {
@@ -27,6 +31,8 @@ import {
   orderIdFor,
   QUEUES,
   type QueueKind,
+  type RestrictJob,
+  RestrictJobSchema,
 } from './job.js';
 
 export interface WorkerDeps {
@@ -37,6 +43,8 @@ export interface WorkerDeps {
   keys: Keyspace;
   /** the evaluators' latest views: a job older than the account's current epoch is stale */
   store: RiskStore;
+  /** the evaluators' restriction records and the versions applied at the venue */
+  restrictions: RestrictionStore;
   venue: ExecutionVenue;
   audit: AuditLog;
   metrics: ServiceMetrics;
@@ -58,16 +66,92 @@ export interface JobOutcome {
   reference?: string;
 }
 
+function invalid(error: { issues: { path: PropertyKey[]; message: string }[] }): UnrecoverableError {
+  const issue = error.issues[0];
+  return new UnrecoverableError(
+    `invalid job payload: ${issue?.path.map(String).join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+  );
+}
+
+export interface RestrictOutcome {
+  /** why nothing was sent (a newer restriction version exists) */
+  skipped?: string;
+  venue: string;
+  reduceOnly: boolean;
+  version: number;
+  /** the venue changed state (false: it had this or a newer version already) */
+  applied: boolean;
+  reference?: string;
+}
+
+/** The `restrict` processor: validate, skip if superseded, tell the venue, record the applied version. */
+export function makeRestrictProcessor(deps: WorkerDeps) {
+  return async (job: Job): Promise<RestrictOutcome> => {
+    const parsed = RestrictJobSchema.safeParse(job.data);
+    if (!parsed.success) throw invalid(parsed.error);
+    const data: RestrictJob = parsed.data;
+    const expectedId = jobIdFor('restrict', data.account, data.version);
+    if (job.id !== expectedId)
+      throw new UnrecoverableError(`job id ${job.id} does not match its payload (${expectedId})`);
+    const state = data.reduceOnly ? 'on' : 'off';
+    const base = { venue: deps.venue.name, reduceOnly: data.reduceOnly, version: data.version };
+    const [latest, applied] = await Promise.all([
+      deps.restrictions.get(data.account),
+      deps.restrictions.applied(data.account),
+    ]);
+    const newer = Math.max(latest?.version ?? 0, applied);
+    if (newer > data.version) {
+      const why = `superseded: restriction version ${newer} > ${data.version}`;
+      deps.metrics.restrictions.inc({ state, outcome: 'superseded' });
+      await deps.audit.append('execution', data.account, expectedId, {
+        kind: 'restrict',
+        reduceOnly: data.reduceOnly,
+        version: data.version,
+        skipped: why,
+      });
+      return { ...base, skipped: why, applied: false };
+    }
+    let result: Awaited<ReturnType<ExecutionVenue['setReduceOnly']>>;
+    try {
+      result = await deps.venue.setReduceOnly({
+        idempotencyKey: expectedId,
+        account: data.account,
+        reduceOnly: data.reduceOnly,
+        version: data.version,
+        epoch: data.epoch,
+        decidedAt: data.decidedAt,
+        reason: data.reason,
+      });
+    } catch (e) {
+      if (e instanceof VenueRejectedError) throw new UnrecoverableError(e.message);
+      throw e;
+    }
+    await deps.restrictions.markApplied(data.account, data.version);
+    deps.metrics.restrictions.inc({ state, outcome: 'applied' });
+    await deps.audit.append('execution', data.account, expectedId, {
+      kind: 'restrict',
+      attempt: job.attemptsMade + 1,
+      worker: WORKER_ID,
+      venue: result.venue,
+      reference: result.reference ?? null,
+      reduceOnly: data.reduceOnly,
+      version: data.version,
+      epoch: data.epoch,
+      decidedAt: data.decidedAt,
+      reason: data.reason,
+      venueApplied: result.applied,
+    });
+    const out: RestrictOutcome = { ...base, applied: result.applied };
+    if (result.reference) out.reference = result.reference;
+    return out;
+  };
+}
+
 /** The processor, exported so tests can drive it without a queue. */
 export function makeProcessor(deps: WorkerDeps) {
   return async (job: Job): Promise<JobOutcome> => {
     const parsed = ExecutionJobSchema.safeParse(job.data);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new UnrecoverableError(
-        `invalid job payload: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
-      );
-    }
+    if (!parsed.success) throw invalid(parsed.error);
     const data: ExecutionJob = parsed.data;
     const expectedId = jobIdFor(data.kind, data.account, data.epoch);
     if (job.id !== expectedId)
@@ -193,6 +277,7 @@ export interface ExecutionWorkers {
 
 export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
   const processor = makeProcessor(deps);
+  const restrict = makeRestrictProcessor(deps);
   const make = (kind: QueueKind, concurrency: number): Worker => {
     const started = new Map<string, number>();
     const opts = {
@@ -203,7 +288,7 @@ export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
       ...(deps.stalledIntervalMs ? { stalledInterval: deps.stalledIntervalMs } : {}),
       maxStalledCount: 3,
     };
-    const w = new Worker(QUEUES[kind], processor, opts);
+    const w = new Worker(QUEUES[kind], kind === 'restrict' ? restrict : processor, opts);
     w.on('active', (job) => started.set(job.id ?? '', performance.now()));
     const elapsed = (job: Job | undefined): number => {
       const t0 = started.get(job?.id ?? '');
@@ -246,14 +331,16 @@ export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
     return w;
   };
   // liquidations get their own worker and at least as much concurrency: they never wait behind reductions
+  // restrictions: one at a time per process, in enqueue order (versions keep them right across processes)
   const workers = {
     liquidate: make('liquidate', Math.max(1, deps.concurrency)),
     deleverage: make('deleverage', Math.max(1, Math.ceil(deps.concurrency / 2))),
+    restrict: make('restrict', 1),
   };
   return {
     workers,
     async close() {
-      await Promise.all([workers.liquidate.close(), workers.deleverage.close()]);
+      await Promise.all(Object.values(workers).map((w) => w.close()));
     },
   };
 }

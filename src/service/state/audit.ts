@@ -1,11 +1,11 @@
 /**
- * The audit trail: one Redis stream of every decision that produced a job, every execution and failure,
- * and the margin after the fills were applied. Entries of one action share its job id.
+ * The audit trail: one Redis stream of every decision that produced a job, every reduce-only restriction
+ * change, every execution and failure, and the margin after the fills were applied. Entries of one action share its job id.
  */
 import type { Redis } from 'ioredis';
 import type { Keyspace } from './keys.js';
 
-export type AuditKind = 'decision' | 'execution' | 'failure' | 'settled';
+export type AuditKind = 'decision' | 'restriction' | 'execution' | 'failure' | 'settled';
 
 export interface AuditEntry {
   id: string;

@@ -15,6 +15,10 @@ export interface Keyspace {
   risk(shard: number): string;
   /** sorted set account by pd, one per evaluator shard */
   atRisk(shard: number): string;
+  /** hash account -> reduce-only restriction record (JSON), one per evaluator shard */
+  restrictions(shard: number): string;
+  /** hash account -> last restriction version applied at the venue (written by the workers) */
+  restrictionsApplied(shard: number): string;
   /** which process evaluates a shard, with expiry */
   shardLease(shard: number): string;
   /** hash: progress of a shard (last applied entry, lag, last evaluation) */
@@ -40,6 +44,8 @@ export function keyspace(prefix: string): Keyspace {
     eventId: (id) => `${prefix}:{ev}:id:${id}`,
     risk: (s) => `${prefix}:{s${s}}:risk`,
     atRisk: (s) => `${prefix}:{s${s}}:at-risk`,
+    restrictions: (s) => `${prefix}:{s${s}}:restrict`,
+    restrictionsApplied: (s) => `${prefix}:{s${s}}:restrict-applied`,
     shardLease: (s) => `${prefix}:{s${s}}:lease`,
     shardStatus: (s) => `${prefix}:{s${s}}:status`,
     shardGroup: (s) => `evaluator-s${s}`,

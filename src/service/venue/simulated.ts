@@ -4,6 +4,8 @@
  * distance of the depth it walks — depth spread evenly over the 1% band, growing beyond it (square-root
  * impact) — after what this venue's own recent executions consumed, which refills with the simulator's
  * 30-second half-life in event time. The consumed depth is per venue instance (per worker process).
+ * Reduce-only restrictions are recorded per account (newest version wins); the service has no order path
+ * of its own besides reductions, so `admits` is the check a venue's order entry would make.
  */
 import { averageImpact, REFILL_HALF_LIFE_MIN } from '../../sim/market/microstructure.js';
 import type { MarketInput } from '../queue/job.js';
@@ -11,6 +13,8 @@ import {
   type ExecutionRequest,
   type ExecutionResult,
   type ExecutionVenue,
+  type RestrictionRequest,
+  type RestrictionResult,
   type VenueFill,
   VenueRejectedError,
 } from './types.js';
@@ -53,6 +57,10 @@ export class SimulatedVenue implements ExecutionVenue {
   /** executions by idempotency key: a repeated key returns the first result */
   private readonly done = new Map<string, ExecutionResult>();
   private readonly consumed = new Map<string, Consumed>();
+  /** restriction per account: the newest version applied */
+  readonly restrictions = new Map<string, { reduceOnly: boolean; version: number; decidedAt: number }>();
+  /** every restriction message received, in order (applied or not) */
+  readonly restrictionLog: (RestrictionRequest & { applied: boolean })[] = [];
 
   constructor(opts: SimulatedVenueOptions = {}) {
     this.opts = { takerFeeRate: 0.0005, fallbackHalfSpreadBps: 2.5, fallbackImpactBps: 10, ...opts };
@@ -65,6 +73,32 @@ export class SimulatedVenue implements ExecutionVenue {
     const now = { bid: c.bid * keep, ask: c.ask * keep, ts: Math.max(ts, c.ts) };
     this.consumed.set(symbol, now);
     return now;
+  }
+
+  async setReduceOnly(req: RestrictionRequest): Promise<RestrictionResult> {
+    const seen = this.restrictions.get(req.account);
+    const applied = !seen || req.version > seen.version;
+    if (applied)
+      this.restrictions.set(req.account, {
+        reduceOnly: req.reduceOnly,
+        version: req.version,
+        decidedAt: req.decidedAt,
+      });
+    this.restrictionLog.push({ ...req, applied });
+    return { venue: this.name, applied, reference: `sim-${req.idempotencyKey}` };
+  }
+
+  isReduceOnly(account: string): boolean {
+    return this.restrictions.get(account)?.reduceOnly ?? false;
+  }
+
+  /**
+   * Whether an order of `account` (holding `positionQty` contracts, signed) is admitted: a restricted
+   * account may only reduce its position (never flip past zero nor grow it).
+   */
+  admits(account: string, positionQty: number, side: 'buy' | 'sell', qty: number): boolean {
+    if (!this.isReduceOnly(account)) return true;
+    return Math.abs(positionQty + (side === 'buy' ? qty : -qty)) <= Math.abs(positionQty);
   }
 
   async execute(req: ExecutionRequest): Promise<ExecutionResult> {

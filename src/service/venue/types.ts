@@ -36,9 +36,38 @@ export interface ExecutionResult {
   reference?: string;
 }
 
+/**
+ * A reduce-only restriction turning on or off. The venue applies it only if `version` is newer than the
+ * last version it applied for the account (an older message arriving late is acknowledged and ignored),
+ * and at most once per `idempotencyKey`. While on, it refuses orders that would increase the account's
+ * position and cancels its resting orders that would.
+ */
+export interface RestrictionRequest {
+  /** the job id */
+  idempotencyKey: string;
+  account: string;
+  reduceOnly: boolean;
+  /** the account's restriction version (odd = on); increases with every change */
+  version: number;
+  /** the account's position version when decided */
+  epoch: number;
+  /** ms, event time of the change */
+  decidedAt: number;
+  reason: string;
+}
+
+export interface RestrictionResult {
+  venue: string;
+  /** false: the venue already had this or a newer version (nothing changed) */
+  applied: boolean;
+  reference?: string;
+}
+
 export interface ExecutionVenue {
   readonly name: string;
   execute(req: ExecutionRequest): Promise<ExecutionResult>;
+  /** restrict an account to reduce-only, or lift it */
+  setReduceOnly(req: RestrictionRequest): Promise<RestrictionResult>;
   close?(): Promise<void>;
 }
 

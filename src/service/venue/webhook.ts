@@ -4,6 +4,11 @@
  * `Idempotency-Key`, so a retried job never executes twice at a venue that honours the key. The answer
  * lists the fills. 4xx (but 408/429) is a permanent refusal; 5xx, 408, 429, timeouts and network errors
  * are retried by the queue.
+ *
+ * Reduce-only restrictions go to the same endpoint, signed the same way, as
+ * `{kind: 'restrict', idempotencyKey, account, reduceOnly, version, epoch, decidedAt, reason}`; any 2xx
+ * acknowledges (an optional `{applied, reference}` answer is recorded). The venue must apply a version only
+ * if it is newer than the last it applied for the account.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
@@ -11,6 +16,8 @@ import {
   type ExecutionRequest,
   type ExecutionResult,
   type ExecutionVenue,
+  type RestrictionRequest,
+  type RestrictionResult,
   VenueRejectedError,
   VenueUnavailableError,
 } from './types.js';
@@ -31,6 +38,7 @@ const FillSchema = z.object({
   ts: z.number().int().optional(),
 });
 const AnswerSchema = z.object({ fills: z.array(FillSchema), reference: z.string().optional() });
+const RestrictAnswerSchema = z.object({ applied: z.boolean().optional(), reference: z.string().optional() });
 
 export function signWebhook(secret: string, timestampMs: number, body: string): string {
   const mac = createHmac('sha256', secret).update(`${timestampMs}.${body}`).digest('hex');
@@ -57,14 +65,31 @@ export class WebhookVenue implements ExecutionVenue {
   readonly name = 'webhook';
   constructor(private readonly opts: WebhookVenueOptions) {}
 
-  async execute(req: ExecutionRequest): Promise<ExecutionResult> {
+  async setReduceOnly(req: RestrictionRequest): Promise<RestrictionResult> {
     const body = JSON.stringify({
+      kind: 'restrict',
       idempotencyKey: req.idempotencyKey,
-      kind: req.kind,
       account: req.account,
-      orders: req.orders.map((o) => ({ ...o, reduceOnly: true })),
+      reduceOnly: req.reduceOnly,
+      version: req.version,
+      epoch: req.epoch,
       decidedAt: req.decidedAt,
+      reason: req.reason,
     });
+    const { text } = await this.post(req.idempotencyKey, body, 'restriction');
+    let answer: z.infer<typeof RestrictAnswerSchema> = {};
+    try {
+      answer = text.trim() === '' ? {} : RestrictAnswerSchema.parse(JSON.parse(text));
+    } catch {
+      answer = {}; // a 2xx acknowledges; the answer's body is optional
+    }
+    const result: RestrictionResult = { venue: this.name, applied: answer.applied ?? true };
+    if (answer.reference) result.reference = answer.reference;
+    return result;
+  }
+
+  /** POST a signed body; transient failures throw VenueUnavailableError, refusals VenueRejectedError. */
+  private async post(key: string, body: string, what: string): Promise<{ text: string; now: number }> {
     const now = Date.now();
     let res: Response;
     try {
@@ -72,7 +97,7 @@ export class WebhookVenue implements ExecutionVenue {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
-          'idempotency-key': req.idempotencyKey,
+          'idempotency-key': key,
           'x-preempt-signature': signWebhook(this.opts.secret, now, body),
         },
         body,
@@ -85,7 +110,19 @@ export class WebhookVenue implements ExecutionVenue {
     if (res.status >= 500 || res.status === 408 || res.status === 429)
       throw new VenueUnavailableError(`webhook answered ${res.status}`);
     if (!res.ok)
-      throw new VenueRejectedError(`webhook refused the reduction (${res.status}): ${text.slice(0, 200)}`);
+      throw new VenueRejectedError(`webhook refused the ${what} (${res.status}): ${text.slice(0, 200)}`);
+    return { text, now };
+  }
+
+  async execute(req: ExecutionRequest): Promise<ExecutionResult> {
+    const body = JSON.stringify({
+      idempotencyKey: req.idempotencyKey,
+      kind: req.kind,
+      account: req.account,
+      orders: req.orders.map((o) => ({ ...o, reduceOnly: true })),
+      decidedAt: req.decidedAt,
+    });
+    const { text, now } = await this.post(req.idempotencyKey, body, 'reduction');
     let parsed: z.infer<typeof AnswerSchema>;
     try {
       parsed = AnswerSchema.parse(JSON.parse(text));
