@@ -101,7 +101,7 @@ async function benchScoring(
     const scorer = await loadScorer(dir, { workers: cores });
     const how = scorer.scoring;
     console.log(
-      `MLP ${FEATURE_COUNT}-${[...arch.hidden, 1].join('-')}: ${how.path} path (normalisation ${how.normalisation}${how.fallbackReason ? `; fallback: ${how.fallbackReason}` : ''}), ${how.poolThreads} pool threads; load average ${loadavg()[0]?.toFixed(2)}`,
+      `MLP ${FEATURE_COUNT}-${[...arch.hidden, 1].join('-')}: ${how.path} path, layers on ${how.engine}${how.engineFallback && how.path === 'fused' ? ` (${how.engineFallback})` : ''}, normalisation ${how.normalisation}${how.fallbackReason ? ` (layers path: ${how.fallbackReason})` : ''}, ${how.poolThreads} pool threads; load average ${loadavg()[0]?.toFixed(2)}`,
     );
     const warm = 64 * 1024;
     await scorer.score(x.subarray(0, warm * FEATURE_COUNT), warm);

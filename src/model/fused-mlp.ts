@@ -15,6 +15,12 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { applyCalibration, type Calibration } from './calibration.js';
 import { CLIP, type Normalisation } from './normalisation.js';
 import { HeapNormaliser, SimdNormaliser } from './normalise-simd.js';
+import { WasmMlp } from './wasm-mlp.js';
+
+/** which code runs the layers: the scorer's own WASM SIMD kernel, or TF.js fused matmuls */
+export type ForwardEngine = 'wasm-kernel' | 'tfjs';
+/** rows per call of the WASM kernel (its buffers stay in the L2 cache) */
+export const KERNEL_CHUNK_ROWS = 2048;
 
 /** how rows are normalised; `auto` picks the first of wasm-simd-in-place, wasm-simd, tfjs that works */
 export type NormalisationMode = 'wasm-simd-in-place' | 'wasm-simd' | 'tfjs';
@@ -99,6 +105,12 @@ export class FusedMlp {
   private readonly sigmoidInJs: boolean;
   readonly outputs: number;
   private readonly finish: Finish;
+  private readonly kernel: WasmMlp | undefined;
+  /** why the WASM kernel is not used (undefined when it is) */
+  readonly kernelFallback: string | undefined;
+  private readonly logits: Float32Array;
+  private readonly meanValues: readonly number[];
+  private readonly stdValues: readonly number[];
 
   private constructor(
     private readonly tf: typeof tfTypes,
@@ -108,8 +120,11 @@ export class FusedMlp {
     readonly cols: number,
     readonly chunkRows: number,
     normalise: NormalisationMode | 'auto',
+    engine: ForwardEngine | 'auto',
   ) {
     const last = specs[specs.length - 1] as DenseSpec;
+    this.meanValues = norm.mean;
+    this.stdValues = norm.std;
     this.outputs = last.units;
     this.sigmoidInJs = last.activation === 'sigmoid' && last.units === 1 && cal.method === 'platt';
     this.finish = finisher(cal, this.sigmoidInJs);
@@ -140,10 +155,75 @@ export class FusedMlp {
       !this.heap && (auto || normalise === 'wasm-simd')
         ? SimdNormaliser.create(norm.mean, norm.std, CLIP)
         : undefined;
+    let kernel =
+      engine === 'tfjs' ? undefined : WasmMlp.create(specs, norm.mean, norm.std, CLIP, KERNEL_CHUNK_ROWS);
+    this.logits = new Float32Array(kernel?.chunkRows ?? 0);
+    let why =
+      engine === 'tfjs' ? 'not asked for' : kernel ? undefined : 'WASM SIMD or the layers unsupported';
+    if (kernel) {
+      this.kernel = kernel;
+      why = this.probe();
+      if (why) kernel = undefined;
+    }
+    this.kernel = kernel;
+    this.kernelFallback = why;
   }
 
-  /** how normalisation runs: one WASM SIMD pass in TF.js's heap or in its own memory, or TF.js ops */
+  /** which code runs the layers */
+  get engine(): ForwardEngine {
+    return this.kernel ? 'wasm-kernel' : 'tfjs';
+  }
+
+  /**
+   * Run a probe batch through the kernel and through TF.js: their network outputs must be bit-identical
+   * (the kernel copies XNNPACK's order of operations; a TF.js release that changed it would show here).
+   * Returns the difference found, if any.
+   */
+  private probe(): string | undefined {
+    const rows = 64 + 3;
+    const x = new Float32Array(rows * this.cols);
+    // deterministic values across and far beyond the clip range, in units of the normalisation
+    let seed = 12345;
+    for (let i = 0; i < x.length; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      const u = seed / 2 ** 32;
+      const c = i % this.cols;
+      const spread = i % 7 === 0 ? 40 : 3;
+      x[i] = (this.meanValues[c] as number) + (u * 2 - 1) * spread * (this.stdValues[c] as number);
+    }
+    const viaKernel = this.kernelValues(x, rows);
+    const viaTf = this.forwardChunk(x, rows);
+    for (let i = 0; i < rows; i++)
+      if (!Object.is(viaKernel[i], viaTf[i]))
+        return `the WASM kernel gave ${viaKernel[i]} where TF.js gave ${viaTf[i]} (probe row ${i})`;
+    return undefined;
+  }
+
+  /** The kernel's network outputs (as `forwardChunk` returns them) for `n` raw rows. */
+  private kernelValues(x: Float32Array, n: number): Float32Array {
+    const kernel = this.kernel as WasmMlp;
+    const tf = this.tf;
+    const values = n <= this.logits.length ? this.logits : new Float32Array(n);
+    for (let start = 0; start < n; start += kernel.chunkRows) {
+      const m = Math.min(kernel.chunkRows, n - start);
+      kernel.forward(x.subarray(start * this.cols), m, values, start);
+    }
+    if (!kernel.logits || this.sigmoidInJs) return values;
+    // the sigmoid TF.js applies (XNNPACK's), for scores bit-identical to predict
+    const t = tf.tensor1d(values.subarray(0, n));
+    const p = tf.sigmoid(t);
+    t.dispose();
+    const out = p.dataSync() as Float32Array;
+    p.dispose();
+    return out;
+  }
+
+  /**
+   * how normalisation runs: one WASM SIMD pass in TF.js's heap or in its own memory (always so with the
+   * WASM kernel, which normalises in its memory), or TF.js ops
+   */
   get normalisation(): NormalisationMode {
+    if (this.kernel) return 'wasm-simd';
     return this.heap ? 'wasm-simd-in-place' : this.simd ? 'wasm-simd' : 'tfjs';
   }
 
@@ -155,6 +235,7 @@ export class FusedMlp {
     cal: Calibration,
     chunkRows: number,
     normalise: NormalisationMode | 'auto' = 'auto',
+    engine: ForwardEngine | 'auto' = 'auto',
   ): FusedMlp | UnsupportedModelError {
     const specs = denseChain(model);
     if (specs instanceof UnsupportedModelError) return specs;
@@ -162,7 +243,7 @@ export class FusedMlp {
     if ((specs[0] as DenseSpec).kernel.length !== cols * (specs[0] as DenseSpec).units)
       return new UnsupportedModelError(`the first Dense layer does not take ${cols} features`);
     try {
-      return new FusedMlp(tf, specs, norm, cal, cols, chunkRows, normalise);
+      return new FusedMlp(tf, specs, norm, cal, cols, chunkRows, normalise, engine);
     } catch (e) {
       if (e instanceof UnsupportedModelError) return e;
       throw e;
@@ -220,9 +301,11 @@ export class FusedMlp {
   score(matrix: Float32Array, rows: number, out: Float32Array): Float32Array {
     if (this.outputs !== 1) throw new RangeError(`the model has ${this.outputs} outputs, scoring needs 1`);
     const cols = this.cols;
-    for (let start = 0; start < rows; start += this.chunkRows) {
-      const n = Math.min(this.chunkRows, rows - start);
-      const y = this.forwardChunk(matrix.subarray(start * cols, (start + n) * cols), n);
+    const chunk = this.kernel ? this.kernel.chunkRows : this.chunkRows;
+    for (let start = 0; start < rows; start += chunk) {
+      const n = Math.min(chunk, rows - start);
+      const x = matrix.subarray(start * cols, (start + n) * cols);
+      const y = this.kernel ? this.kernelValues(x, n) : this.forwardChunk(x, n);
       this.finish(y, n, out, start);
     }
     return out;

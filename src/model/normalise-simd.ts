@@ -5,212 +5,114 @@
  * same thing. The arithmetic is the same float32 arithmetic; the clip uses the same pmax/pmin lane ops as
  * XNNPACK's clamp (which TF.js's clipByValue runs), so a NaN becomes -CLIP on both paths.
  *
- * The module is assembled here from its bytes (no toolchain needed); `SimdNormaliser.create` returns
- * undefined where WebAssembly SIMD is not available, and the caller keeps the TF.js ops.
+ * The module is assembled here from its bytes (wasm-asm.ts, no toolchain needed); `SimdNormaliser.create`
+ * returns undefined where WebAssembly SIMD is not available, and the caller keeps the TF.js ops.
  */
-
-/** unsigned LEB128 */
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...uleb(body.length), ...body];
-}
-
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-const LOCAL_GET = 0x20;
-const LOCAL_SET = 0x21;
-const LOCAL_TEE = 0x22;
-const I32_CONST = 0x41;
-const I32_ADD = 0x6a;
-const I32_LT_U = 0x49;
-const I32_GE_U = 0x4f;
-const BLOCK = 0x02;
-const LOOP = 0x03;
-const VOID = 0x40;
-const BR = 0x0c;
-const BR_IF = 0x0d;
-const END = 0x0b;
-const simd = (op: number) => [0xfd, ...uleb(op)];
-const V128_LOAD = [...simd(0x00), 0x00, 0x00]; // memarg: align 2^0 (unaligned allowed), offset 0
-const V128_STORE = [...simd(0x0b), 0x00, 0x00];
-const F32X4_SPLAT = simd(0x13);
-const F32X4_SUB = simd(0xe5);
-const F32X4_MUL = simd(0xe6);
-const F32X4_PMIN = simd(0xea);
-const F32X4_PMAX = simd(0xeb);
+import {
+  compileModule,
+  F32,
+  I32,
+  moduleBytes,
+  op,
+  V128,
+  WASM_PAGE,
+  type WasmFunction,
+  type WasmInstance,
+  type WasmMemory,
+  wasmApi,
+} from './wasm-asm.js';
 
 /**
  * normalise(x, end, params, patternBytes, clip): for each block of `patternBytes` bytes from x to end,
- * v = clip((v - mean[j]) * inv[j]) with mean at params and inv at params + patternBytes.
+ * v = pmin(clip, pmax(-clip, (v - mean[j]) * inv[j])) with mean at params and inv at params + patternBytes.
  */
-function moduleBytes(importMemory: boolean): Uint8Array {
+export function normaliseFunction(): WasmFunction {
   // params: 0 x, 1 end, 2 params, 3 patternBytes, 4 clip (f32); locals: 5 j, 6 lo, 7 hi, 8 addr
-  const X = 0;
-  const EndP = 1;
-  const P = 2;
-  const L = 3;
-  const C = 4;
-  const J = 5;
-  const LO = 6;
-  const HI = 7;
-  const ADDR = 8;
-  const code = [
-    // hi = splat(clip); lo = splat(-clip) via 0 - hi
-    LOCAL_GET,
-    C,
-    ...F32X4_SPLAT,
-    LOCAL_SET,
-    HI,
-    0x43, // f32.const 0
-    0,
-    0,
-    0,
-    0,
-    ...F32X4_SPLAT,
-    LOCAL_GET,
-    HI,
-    ...F32X4_SUB,
-    LOCAL_SET,
-    LO,
-    BLOCK,
-    VOID,
-    LOOP,
-    VOID,
-    LOCAL_GET,
-    X,
-    LOCAL_GET,
-    EndP,
-    I32_GE_U,
-    BR_IF,
-    1,
-    I32_CONST,
-    0,
-    LOCAL_SET,
-    J,
-    LOOP,
-    VOID,
-    // addr = x + j
-    LOCAL_GET,
-    X,
-    LOCAL_GET,
-    J,
-    I32_ADD,
-    LOCAL_TEE,
-    ADDR,
-    // pmin(hi, pmax(lo, (v - mean) * inv))
-    LOCAL_GET,
-    HI,
-    LOCAL_GET,
-    LO,
-    LOCAL_GET,
-    ADDR,
-    ...V128_LOAD,
-    LOCAL_GET,
-    P,
-    LOCAL_GET,
-    J,
-    I32_ADD,
-    ...V128_LOAD,
-    ...F32X4_SUB,
-    LOCAL_GET,
-    P,
-    LOCAL_GET,
-    L,
-    I32_ADD,
-    LOCAL_GET,
-    J,
-    I32_ADD,
-    ...V128_LOAD,
-    ...F32X4_MUL,
-    ...F32X4_PMAX,
-    ...F32X4_PMIN,
-    ...V128_STORE,
-    // j += 16; loop while j < patternBytes
-    LOCAL_GET,
-    J,
-    I32_CONST,
-    16,
-    I32_ADD,
-    LOCAL_TEE,
-    J,
-    LOCAL_GET,
-    L,
-    I32_LT_U,
-    BR_IF,
-    0,
-    END,
-    // x += patternBytes
-    LOCAL_GET,
-    X,
-    LOCAL_GET,
-    L,
-    I32_ADD,
-    LOCAL_SET,
-    X,
-    BR,
-    0,
-    END,
-    END,
-    END,
-  ];
-  const locals = [3, 1, I32, 2, V128, 1, I32];
-  const body = [...locals, ...code];
-  const bytes = (t: string) => [t.length, ...[...t].map((c) => c.charCodeAt(0))];
-  return Uint8Array.from([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, [1, 0x60, 5, I32, I32, I32, I32, F32, 0]),
-    // env.memory imported (min 0 pages), or a memory of its own (min 1 page), no maximum
-    ...(importMemory ? section(2, [1, ...bytes('env'), ...bytes('memory'), 0x02, 0x00, 0x00]) : []),
-    ...section(3, [1, 0]),
-    ...(importMemory ? [] : section(5, [1, 0x00, 1])),
-    ...(importMemory
-      ? section(7, [1, ...bytes('normalise'), 0x00, 0])
-      : section(7, [2, ...bytes('normalise'), 0x00, 0, ...bytes('memory'), 0x02, 0])),
-    ...section(10, [1, ...uleb(body.length), ...body]),
-  ]);
+  const [X, END, P, L, C, J, LO, HI, ADDR] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  return {
+    name: 'normalise',
+    params: [I32, I32, I32, I32, F32],
+    locals: [
+      [1, I32],
+      [2, V128],
+      [1, I32],
+    ],
+    code: [
+      // hi = splat(clip); lo = 0 - hi
+      ...op.get(C),
+      ...op.f32x4Splat(),
+      ...op.set(HI),
+      ...op.f32zero(),
+      ...op.f32x4Splat(),
+      ...op.get(HI),
+      ...op.f32x4Sub(),
+      ...op.set(LO),
+      ...op.block(),
+      ...op.loop(),
+      ...op.get(X),
+      ...op.get(END),
+      ...op.i32GeU(),
+      ...op.brIf(1),
+      ...op.i32(0),
+      ...op.set(J),
+      ...op.loop(),
+      // addr = x + j; store pmin(hi, pmax(lo, (v - mean) * inv))
+      ...op.get(X),
+      ...op.get(J),
+      ...op.i32Add(),
+      ...op.tee(ADDR),
+      ...op.get(HI),
+      ...op.get(LO),
+      ...op.get(ADDR),
+      ...op.v128Load(),
+      ...op.get(P),
+      ...op.get(J),
+      ...op.i32Add(),
+      ...op.v128Load(),
+      ...op.f32x4Sub(),
+      ...op.get(P),
+      ...op.get(L),
+      ...op.i32Add(),
+      ...op.get(J),
+      ...op.i32Add(),
+      ...op.v128Load(),
+      ...op.f32x4Mul(),
+      ...op.f32x4Pmax(),
+      ...op.f32x4Pmin(),
+      ...op.v128Store(),
+      // j += 16 while j < patternBytes
+      ...op.get(J),
+      ...op.i32(16),
+      ...op.i32Add(),
+      ...op.tee(J),
+      ...op.get(L),
+      ...op.i32LtU(),
+      ...op.brIf(0),
+      ...op.end(),
+      // x += patternBytes
+      ...op.get(X),
+      ...op.get(L),
+      ...op.i32Add(),
+      ...op.set(X),
+      ...op.br(0),
+      ...op.end(),
+      ...op.end(),
+    ],
+  };
 }
 
-// The WebAssembly JS API, typed here: the project's libs (ES2023 + @types/node) do not declare it.
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmInstance {
-  readonly exports: Record<string, unknown>;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => WasmInstance;
-}
-const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
-
-const compiled = new Map<boolean, object | null>();
-function compile(importMemory: boolean): object | null {
-  let mod = compiled.get(importMemory);
+const compiled = new Map<'import' | 'own', object | null>();
+function compile(memory: 'import' | 'own'): object | null {
+  let mod = compiled.get(memory);
   if (mod === undefined) {
-    try {
-      mod = wasmApi ? new wasmApi.Module(moduleBytes(importMemory)) : null;
-    } catch {
-      mod = null; // no WebAssembly SIMD here
-    }
-    compiled.set(importMemory, mod);
+    mod = compileModule(moduleBytes([normaliseFunction()], memory));
+    compiled.set(memory, mod);
   }
   return mod;
 }
 
 /** mean and 1/std (float32), each repeated for 4 rows: the kernel's parameter block */
-function paramBlock(mean: readonly number[], std: readonly number[]): Float32Array {
+export function paramBlock(mean: readonly number[], std: readonly number[]): Float32Array {
   const cols = mean.length;
   const params = new Float32Array(8 * cols);
   for (let r = 0; r < 4; r++)
@@ -220,8 +122,6 @@ function paramBlock(mean: readonly number[], std: readonly number[]): Float32Arr
     }
   return params;
 }
-
-const PAGE = 65536;
 
 export class SimdNormaliser {
   private readonly memory: WasmMemory;
@@ -249,7 +149,7 @@ export class SimdNormaliser {
 
   /** A normaliser for these columns, or undefined where WebAssembly SIMD is unavailable. */
   static create(mean: readonly number[], std: readonly number[], clip: number): SimdNormaliser | undefined {
-    const mod = compile(false);
+    const mod = compile('own');
     if (!mod || !wasmApi || mean.length === 0 || mean.length !== std.length) return undefined;
     return new SimdNormaliser(new wasmApi.Instance(mod, {}), mean, std, clip);
   }
@@ -257,7 +157,7 @@ export class SimdNormaliser {
   private ensure(bytes: number): void {
     const need = this.dataOffset + bytes;
     const have = this.memory.buffer.byteLength;
-    if (need > have) this.memory.grow(Math.ceil((need - have) / PAGE));
+    if (need > have) this.memory.grow(Math.ceil((need - have) / WASM_PAGE));
   }
 
   /**
@@ -316,7 +216,7 @@ export class HeapNormaliser<T extends { dataId: object; dispose(): void }> {
     std: readonly number[],
     clip: number,
   ): HeapNormaliser<T> | undefined {
-    const mod = compile(true);
+    const mod = compile('import');
     const backend = tf.backend() as WasmBackendInternals;
     const memory = backend.wasm?.asm?.memory as WasmMemory | undefined;
     if (!mod || !wasmApi || !memory || !(memory.buffer instanceof ArrayBuffer)) return undefined;

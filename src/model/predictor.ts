@@ -9,7 +9,7 @@ import { loadLayersModel } from '../tf/fs-io.js';
 import { initTf } from '../tf/runtime.js';
 import { type ModelMetadata, readCompatibleMetadata } from './artifacts.js';
 import { applyCalibrationInPlace, type Calibration } from './calibration.js';
-import { FusedMlp, type NormalisationMode } from './fused-mlp.js';
+import { type ForwardEngine, FusedMlp, type NormalisationMode } from './fused-mlp.js';
 import { CLIP } from './normalisation.js';
 import { applyStackInPlace, featureIndices } from './stack.js';
 
@@ -36,6 +36,7 @@ export class Predictor {
     readonly backend: string,
     fast: boolean,
     normalise: NormalisationMode | 'auto',
+    engine: ForwardEngine | 'auto',
   ) {
     const cols = meta.featureSchema.names.length;
     this.mean = tf.tensor2d(meta.normalisation.mean, [1, cols]);
@@ -53,6 +54,7 @@ export class Predictor {
           meta.stack ? IDENTITY : meta.calibration,
           CHUNK_ROWS,
           normalise,
+          engine,
         )
       : undefined;
     this.fused = fused instanceof FusedMlp ? fused : undefined;
@@ -65,17 +67,35 @@ export class Predictor {
    */
   static async load(
     dir: string,
-    opts: { fast?: boolean; normalise?: NormalisationMode | 'auto' } = {},
+    opts: { fast?: boolean; normalise?: NormalisationMode | 'auto'; engine?: ForwardEngine | 'auto' } = {},
   ): Promise<Predictor> {
     const meta = await readCompatibleMetadata(dir);
     const { tf, backend } = await initTf();
     const model = await loadLayersModel(dir);
-    return new Predictor(meta, model, tf, backend, opts.fast ?? true, opts.normalise ?? 'auto');
+    return new Predictor(
+      meta,
+      model,
+      tf,
+      backend,
+      opts.fast ?? true,
+      opts.normalise ?? 'auto',
+      opts.engine ?? 'auto',
+    );
   }
 
   /** which forward pass `score` uses */
   get path(): ScoringPath {
     return this.fused ? 'fused' : 'layers';
+  }
+
+  /** which code runs the layers on the fused path ('tfjs' on the layers path too) */
+  get engine(): ForwardEngine {
+    return this.fused?.engine ?? 'tfjs';
+  }
+
+  /** why the fused path does not use the WASM kernel (undefined when it does) */
+  get engineFallback(): string | undefined {
+    return this.fused ? this.fused.kernelFallback : 'layers path';
   }
 
   /** how `score` normalises: one WASM SIMD pass (in TF.js's heap or not), or TF.js ops */

@@ -44,10 +44,15 @@ export class ModelScorer implements PdScorer {
     return this.predictor.meta;
   }
 
-  /** How rows are scored: the forward pass, the normalisation, the pool's threads (0 = in-process only). */
+  /**
+   * How rows are scored: the forward pass (fused or Layers), what runs the layers (the WASM kernel or TF.js),
+   * the normalisation, the pool's threads (0 = in-process only).
+   */
   get scoring() {
     return {
       path: this.predictor.path,
+      engine: this.predictor.engine,
+      engineFallback: this.predictor.engineFallback,
       normalisation: this.predictor.normalisation,
       fallbackReason: this.predictor.fallbackReason,
       poolThreads: this.pool?.size ?? 0,

@@ -258,14 +258,19 @@ describe('scoring fast path', () => {
   ] as const)('equals normalise -> LayersModel.predict -> calibration (%s)', async (name, hidden, cal) => {
     const { dir, model, norm } = await saved(name.replace(/ /g, '-'), [...hidden], cal, 7 + hidden.length);
     const fast = await Predictor.load(dir);
+    const viaTf = await Predictor.load(dir, { engine: 'tfjs' });
     const old = await Predictor.load(dir, { fast: false });
     try {
       expect(fast.path).toBe('fused');
+      expect(fast.engine).toBe('wasm-kernel');
+      expect(viaTf.engine).toBe('tfjs');
       expect(old.path).toBe('layers');
       const x = randomRows(new Rng(hidden.length, 'rows'), norm, ROWS);
       const before = x.slice();
       const got = fast.score(x, ROWS);
       expect(differences(x, before)).toEqual([]);
+      // the WASM kernel and TF.js's fused matmuls: the same float32 operations in the same order
+      expect(differences(got, viaTf.score(x, ROWS))).toEqual([]);
       const want = old.score(x, ROWS);
       // The old path itself (TF.js normalisation): same kernels, so only Platt, computed from the logit in
       // JS instead of from TF.js's float32 sigmoid, may differ, by float rounding.
@@ -288,6 +293,7 @@ describe('scoring fast path', () => {
       expect(fast.score(beyond, 1)[0]).toBeCloseTo(fast.score(clipped, 1)[0] as number, 5);
     } finally {
       fast.dispose();
+      viaTf.dispose();
       old.dispose();
       model.dispose();
     }
@@ -312,6 +318,8 @@ describe('scoring fast path', () => {
       const fast = await Predictor.load(dir);
       const old = await Predictor.load(dir, { fast: false });
       expect(fast.path).toBe('fused');
+      // the WASM kernel runs relu/linear layers only: TF.js fused matmuls here
+      expect(fast.engine).toBe('tfjs');
       const x = randomRows(new Rng(4, 'rows'), norm, CHUNK_ROWS + 3);
       const got = fast.score(x, CHUNK_ROWS + 3);
       const want = old.score(x, CHUNK_ROWS + 3);
@@ -319,6 +327,45 @@ describe('scoring fast path', () => {
       else expect(differences(got, want)).toEqual([]);
       fast.dispose();
       old.dispose();
+    }
+  });
+
+  it('runs bias-free layers, widths that are not multiples of 8 and a linear output on the WASM kernel', async () => {
+    const norm = randomNormalisation(new Rng(10, 'norm'));
+    const build = (last: 'linear' | 'sigmoid') => {
+      const model = tf.sequential();
+      model.add(tf.layers.dense({ units: 13, activation: 'relu', useBias: false, inputShape: [COLS] }));
+      model.add(tf.layers.dense({ units: 5, activation: 'linear' }));
+      model.add(tf.layers.dense({ units: 9, activation: 'relu' }));
+      model.add(tf.layers.dense({ units: 1, activation: last, useBias: last === 'linear' }));
+      const rng = new Rng(10, last);
+      for (const layer of model.layers) {
+        const [kernel, bias] = layer.getWeights();
+        if (kernel && bias)
+          layer.setWeights([kernel, tf.tensor1d(Array.from({ length: bias.size }, () => rng.normal()))]);
+      }
+      return model;
+    };
+    for (const [last, cal] of [
+      ['linear', IDENTITY],
+      ['sigmoid', ISOTONIC],
+      ['sigmoid', PLATT],
+    ] as const) {
+      const model = build(last);
+      const dir = join(root, `kernel-${last}-${cal.method}`);
+      await saveModelDir(dir, model, metadata(norm, cal, { hidden: [13, 5, 9], dropout: 0, l2: 0 }));
+      const fast = await Predictor.load(dir);
+      const old = await Predictor.load(dir, { fast: false });
+      expect(fast.engine).toBe('wasm-kernel');
+      const rows = 2 * 2048 + 3;
+      const x = randomRows(new Rng(10, 'rows'), norm, rows);
+      const got = fast.score(x, rows);
+      const want = old.score(x, rows);
+      if (cal.method === 'platt') expect(maxAbsDiff(got, want)).toBeLessThan(1e-6);
+      else expect(differences(got, want)).toEqual([]);
+      fast.dispose();
+      old.dispose();
+      model.dispose();
     }
   });
 
@@ -338,9 +385,12 @@ describe('scoring fast path', () => {
   it('normalises the same in TF.js heap, in its own memory and with TF.js ops', async () => {
     const { dir, model, norm } = await saved('modes', [16, 8], ISOTONIC, 8);
     const modes = ['wasm-simd-in-place', 'wasm-simd', 'tfjs'] as const;
-    const predictors = await Promise.all(modes.map((normalise) => Predictor.load(dir, { normalise })));
+    // the TF.js engine (the WASM kernel normalises in its own memory)
+    const predictors = await Promise.all(
+      modes.map((normalise) => Predictor.load(dir, { normalise, engine: 'tfjs' })),
+    );
     expect(predictors.map((p) => p.normalisation)).toEqual([...modes]);
-    expect((await Predictor.load(dir)).normalisation).toBe('wasm-simd-in-place');
+    expect((await Predictor.load(dir, { engine: 'tfjs' })).normalisation).toBe('wasm-simd-in-place');
     const x = randomRows(new Rng(8, 'rows'), norm, CHUNK_ROWS + 7);
     // row counts with 0-3 rows beyond whole 4-row patterns, and beyond a chunk
     for (const rows of [1, 2, 3, 4, 5, 6, 7, 1001, CHUNK_ROWS + 7]) {
