@@ -1,7 +1,8 @@
 /**
  * The scoring fast path for a chain of Dense layers: the LayersModel's kernels and biases are read once and
- * the forward pass runs as one `tf.fused.matMul` (matmul + bias + activation, one WASM kernel) per layer,
- * outside the Layers API (no `predict` batching, slicing or concatenation). Normalisation stays the same
+ * the forward pass runs outside the Layers API (no `predict` batching, slicing or concatenation): on the
+ * scorer's own WASM SIMD kernel (`WasmMlp`, relu/linear hidden layers; bit-identical to TF.js, checked on a
+ * probe batch at load), else as one `tf.fused.matMul` (matmul + bias + activation) per layer. Normalisation stays the same
  * float32 formula as `normalise` (subtract the mean, multiply by 1/std, clip to +-CLIP), in one WebAssembly
  * SIMD pass, in place in TF.js's WASM heap (`HeapNormaliser`), else in its own memory (`SimdNormaliser`),
  * else as TF.js ops. A final sigmoid with Platt calibration is computed in JS

@@ -1,8 +1,9 @@
 /**
  * One process's (or worker thread's) scoring path: normalise -> MLP -> calibrate, over chunks of rows.
- * A plain chain of Dense layers (the default architecture) runs on the fused fast path (`FusedMlp`: one
- * fused matmul per layer, sigmoid and calibration in JS); any other model through `LayersModel.predict`
- * with an explicit `batchSize` (TF.js's default of 32 is hundreds of times slower on large inputs).
+ * A plain chain of Dense layers (the default architecture) runs on the fused fast path (`FusedMlp`: the
+ * scorer's own WASM SIMD kernel for relu/linear layers (wasm-mlp.ts), else one TF.js fused matmul per layer;
+ * sigmoid and calibration in JS), with the same numbers as `predict`; any other model goes through
+ * `LayersModel.predict` with an explicit `batchSize` (TF.js's default of 32 is hundreds of times slower).
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadLayersModel } from '../tf/fs-io.js';

@@ -35,8 +35,8 @@ interface Reply {
 
 /** slices a thread has queued at once */
 const DEPTH = 2;
-/** the largest slice (rows) */
-const MAX_SLICE_ROWS = 8 * CHUNK_ROWS;
+/** the largest slice (rows); a transfer buffer holds one (32768 x 52 floats = 6.8 MB) */
+const MAX_SLICE_ROWS = 4 * CHUNK_ROWS;
 
 class ScoreThread {
   private nextId = 0;
@@ -198,7 +198,8 @@ export class ScorePool {
 
   private onReply(_thread: ScoreThread, slice: Slice, reply: Reply): void {
     const input = reply.input;
-    if (input && !(input.buffer instanceof SharedArrayBuffer) && this.spare.length < DEPTH * (this.size + 1))
+    // at most DEPTH per thread are ever in flight, so at most that many are kept between calls
+    if (input && !(input.buffer instanceof SharedArrayBuffer) && this.spare.length < DEPTH * this.size)
       this.spare.push(input.buffer as ArrayBuffer);
     const job = slice.job;
     job.pending--;
