@@ -53,7 +53,10 @@ function architectures(): Architecture[] {
   }));
 }
 
-/** A bench model directory: `arch` with seed 1, identity normalisation, Platt a=1 b=0. */
+/**
+ * A bench model directory: `arch` with seed 1, identity normalisation, and the shipped model's scoring stages:
+ * the second stage on liq_dist_sigma, then Platt.
+ */
 async function benchModel(dir: string, arch: Architecture): Promise<tfTypes.LayersModel> {
   const info = featureSchemaInfo();
   const model = await createModel(info, arch, 1);
@@ -68,7 +71,8 @@ async function benchModel(dir: string, arch: Architecture): Promise<tfTypes.Laye
       neutral: [...info.neutral],
     },
     normalisation: { mean: Array(FEATURE_COUNT).fill(0), std: Array(FEATURE_COUNT).fill(1) },
-    calibration: { method: 'platt', a: 1, b: 0 },
+    stack: { features: ['liq_dist_sigma'], offset: 0.05, wLogit: 0.7, wFeatures: [-0.25], bias: -3.7 },
+    calibration: { method: 'platt', a: 1.02, b: 0.01 },
     architecture: arch,
     horizonMs: 3_600_000,
     everyMs: 300_000,

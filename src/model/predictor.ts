@@ -12,9 +12,14 @@ import { type ModelMetadata, readCompatibleMetadata } from './artifacts.js';
 import { applyCalibrationInPlace, type Calibration } from './calibration.js';
 import { type ForwardEngine, FusedMlp, type NormalisationMode } from './fused-mlp.js';
 import { CLIP } from './normalisation.js';
-import { applyStackInPlace, featureIndices } from './stack.js';
+import { applyStackCalibratedInPlace, applyStackInPlace, featureIndices } from './stack.js';
 
-const IDENTITY: Calibration = { method: 'identity' };
+/**
+ * What the fused path applies to a two-stage model's network: its own sigmoid, as TF.js computes it (a
+ * sigmoid from the logits in JS clamps at 1e-6 where the stage's logit clamps at 1e-7, and differs by up to
+ * 0.014 in pd on extreme rows of the shipped model).
+ */
+const NETWORK_ONLY: Calibration = { method: 'identity' };
 
 /** rows per predict call: within the 4k-16k range where WASM runs at full speed */
 export const CHUNK_ROWS = 8192;
@@ -52,7 +57,7 @@ export class Predictor {
           tf,
           model,
           meta.normalisation,
-          meta.stack ? IDENTITY : meta.calibration,
+          meta.stack ? NETWORK_ONLY : meta.calibration,
           CHUNK_ROWS,
           normalise,
           engine,
@@ -159,8 +164,20 @@ export class Predictor {
     const idx = this.stackIdx;
     if (!stack || !idx) return out;
     const view = out.subarray(0, rows);
+    const cal = this.meta.calibration;
+    if (cal.method === 'platt' || cal.method === 'identity') {
+      applyStackCalibratedInPlace(
+        stack,
+        cal.method === 'platt' ? cal : null,
+        view,
+        matrix,
+        this.featureCount,
+        idx,
+      );
+      return out;
+    }
     applyStackInPlace(stack, view, matrix, this.featureCount, idx);
-    applyCalibrationInPlace(this.meta.calibration, view);
+    applyCalibrationInPlace(cal, view);
     return out;
   }
 
