@@ -16,6 +16,7 @@ import { loadScorer } from '../src/model/scorer.js';
 import { Rng } from '../src/sim/random.js';
 import { initTf } from '../src/tf/runtime.js';
 import { fitModel, predictRows } from '../training/fit.js';
+import { testModelMetadata } from './helpers/model-metadata.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'preempt-model-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,28 +35,7 @@ function synthetic(rows: number, seed: number) {
 }
 
 function metadata(norm: ReturnType<typeof fitNormalisation>, hash = FEATURE_SCHEMA_HASH): ModelMetadata {
-  return {
-    name: 'test',
-    createdAt: '2026-11-24T00:00:00.000Z',
-    featureSchema: {
-      version: featureSchemaInfo().version,
-      hash,
-      names: [...featureSchemaInfo().names],
-      units: [...featureSchemaInfo().units],
-      neutral: [...featureSchemaInfo().neutral],
-    },
-    normalisation: norm,
-    calibration: { method: 'platt', a: 1.1, b: -0.2 },
-    architecture: DEFAULT_ARCHITECTURE,
-    horizonMs: 3_600_000,
-    everyMs: 300_000,
-    seed: 1,
-    metrics: { model: {}, baselines: {}, split: 'test' },
-    baselines: {},
-    data: { fingerprint: 'x', files: [], rows: {} },
-    training: {},
-    versions: {},
-  };
+  return testModelMetadata({ normalisation: norm, calibration: { method: 'platt', a: 1.1, b: -0.2 }, hash });
 }
 
 describe('the default model', () => {

@@ -60,7 +60,7 @@ function designRow(
 ): void {
   out[0] = logit(raw);
   for (let k = 0; k < idx.length; k++)
-    out[k + 1] = Math.log(offset + Math.max(0, matrix[row * cols + (idx[k] as number)] as number));
+    out[k + 1] = featureTerm(offset, matrix[row * cols + (idx[k] as number)] as number);
   out[idx.length + 1] = 1;
 }
 
@@ -163,6 +163,41 @@ export function fitStack(
   };
 }
 
+/** ln(offset + x), x floored at 0: the stage's transform of a stacked feature */
+function featureTerm(offset: number, x: number): number {
+  return Math.log(offset + Math.max(0, x));
+}
+
+/** logit(1 - 1e-6): the calibration's logit clamps its input to [1e-6, 1 - 1e-6] */
+const CAL_LOGIT_CLAMP = Math.log((1 - 1e-6) / 1e-6);
+
+/**
+ * The one loop behind both apply functions: scores[i] (network outputs for rows `start + i` of `matrix`)
+ * become sigmoid(z), z the stage's logit; with `platt`, sigmoid(a * clamp(z) + b) instead.
+ */
+function applyStage(
+  stack: Stack,
+  platt: { a: number; b: number } | null,
+  scores: Float32Array,
+  matrix: Float32Array,
+  cols: number,
+  idx: readonly number[],
+  start: number,
+): Float32Array {
+  const nf = idx.length;
+  for (let i = 0; i < scores.length; i++) {
+    const base = (start + i) * cols;
+    let z = stack.bias + stack.wLogit * logit(scores[i] as number);
+    for (let k = 0; k < nf; k++)
+      z +=
+        (stack.wFeatures[k] as number) *
+        featureTerm(stack.offset, matrix[base + (idx[k] as number)] as number);
+    if (platt) z = platt.a * Math.min(CAL_LOGIT_CLAMP, Math.max(-CAL_LOGIT_CLAMP, z)) + platt.b;
+    scores[i] = 1 / (1 + Math.exp(-z));
+  }
+  return scores;
+}
+
 /**
  * Apply the stage in place: `scores[i]` (network outputs for rows `start + i` of `matrix`) become the
  * stage's probabilities.
@@ -175,27 +210,14 @@ export function applyStackInPlace(
   idx: readonly number[],
   start = 0,
 ): Float32Array {
-  const nf = idx.length;
-  for (let i = 0; i < scores.length; i++) {
-    const base = (start + i) * cols;
-    let z = stack.bias + stack.wLogit * logit(scores[i] as number);
-    for (let k = 0; k < nf; k++)
-      z +=
-        (stack.wFeatures[k] as number) *
-        Math.log(stack.offset + Math.max(0, matrix[base + (idx[k] as number)] as number));
-    scores[i] = 1 / (1 + Math.exp(-z));
-  }
-  return scores;
+  return applyStage(stack, null, scores, matrix, cols, idx, start);
 }
-
-/** logit(1 - 1e-6): the calibration's logit clamps its input to [1e-6, 1 - 1e-6] */
-const CAL_LOGIT_CLAMP = Math.log((1 - 1e-6) / 1e-6);
 
 /**
  * The stage and a Platt (or identity) calibration in one pass, for serving: Platt's logit of the stage's
  * sigmoid is the stage's own logit z (clamped as the calibration clamps), so a row costs one log per input
  * and one exp instead of two sigmoids and a second logit. Agrees with `applyStackInPlace` followed by
- * `applyCalibrationInPlace` to float rounding (about 1e-7; tested).
+ * `applyCalibrationInPlace` to float rounding (about 1e-7; tested through the predictor).
  */
 export function applyStackCalibratedInPlace(
   stack: Stack,
@@ -205,24 +227,5 @@ export function applyStackCalibratedInPlace(
   cols: number,
   idx: readonly number[],
 ): Float32Array {
-  const nf = idx.length;
-  const { bias, wLogit, offset } = stack;
-  const w0 = (stack.wFeatures[0] ?? 0) as number;
-  const c0 = (idx[0] ?? 0) as number;
-  const a = platt ? platt.a : 1;
-  const b = platt ? platt.b : 0;
-  for (let i = 0; i < scores.length; i++) {
-    const base = i * cols;
-    const q = Math.min(1 - EPS, Math.max(EPS, scores[i] as number));
-    let z = bias + wLogit * Math.log(q / (1 - q));
-    if (nf === 1) z += w0 * Math.log(offset + Math.max(0, matrix[base + c0] as number));
-    else
-      for (let k = 0; k < nf; k++)
-        z +=
-          (stack.wFeatures[k] as number) *
-          Math.log(offset + Math.max(0, matrix[base + (idx[k] as number)] as number));
-    if (platt) z = a * Math.min(CAL_LOGIT_CLAMP, Math.max(-CAL_LOGIT_CLAMP, z)) + b;
-    scores[i] = 1 / (1 + Math.exp(-z));
-  }
-  return scores;
+  return applyStage(stack, platt, scores, matrix, cols, idx, 0);
 }

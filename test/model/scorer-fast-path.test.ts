@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FEATURE_COUNT, FEATURE_SCHEMA_HASH, featureSchemaInfo } from '../../src/features/schema.js';
+import { FEATURE_COUNT, featureSchemaInfo } from '../../src/features/schema.js';
 import { type ModelMetadata, saveModelDir } from '../../src/model/artifacts.js';
 import {
   applyCalibration,
@@ -25,6 +25,7 @@ import { CHUNK_ROWS, Predictor } from '../../src/model/predictor.js';
 import { loadScorer } from '../../src/model/scorer.js';
 import { Rng } from '../../src/sim/random.js';
 import { initTf } from '../../src/tf/runtime.js';
+import { testModelMetadata } from '../helpers/model-metadata.js';
 
 const root = mkdtempSync(join(tmpdir(), 'preempt-fast-path-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -62,28 +63,7 @@ function randomRows(rng: Rng, norm: Normalisation, rows: number): Float32Array {
 }
 
 function metadata(norm: Normalisation, calibration: Calibration, architecture: Architecture): ModelMetadata {
-  return {
-    name: 'fast-path-test',
-    createdAt: '2026-12-01T00:00:00.000Z',
-    featureSchema: {
-      version: info.version,
-      hash: FEATURE_SCHEMA_HASH,
-      names: [...info.names],
-      units: [...info.units],
-      neutral: [...info.neutral],
-    },
-    normalisation: norm,
-    calibration,
-    architecture,
-    horizonMs: 3_600_000,
-    everyMs: 300_000,
-    seed: 1,
-    metrics: { model: {}, baselines: {}, split: 'test' },
-    baselines: {},
-    data: { fingerprint: 'x', files: [], rows: {} },
-    training: {},
-    versions: {},
-  };
+  return testModelMetadata({ normalisation: norm, calibration, architecture, name: 'fast-path-test' });
 }
 
 /** The old path, written out: JS normalise (clip included) -> LayersModel.predict -> calibration. */
