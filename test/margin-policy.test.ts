@@ -156,6 +156,39 @@ describe('decide: REDUCE', () => {
     expect(reduced).toBeCloseTo(25_000, 6);
   });
 
+  it('with a margin-ratio gate, the reduce tier arms only below it and, once armed, stays on pd alone', () => {
+    const gated = resolvePolicyConfig({ ...sizing, reduceGateMarginRatio: 2.5 });
+    // ratio 3 (risky) is not below the gate: a pd in the reduce tier only watches, and nothing is restricted
+    const far = decideFor(risky(), { pd: 0.9, sigma1h }, gated);
+    expect(far.decision.action).toBe('WATCH');
+    expect(far.decision.rule).toBe('pd-watch-tier');
+    expect(far.decision.reasons[0]!.text).toContain('not below the gate 2.5');
+    expect(far.memory.pdLevel).toBe(1);
+    expect(far.decision.reduceOnly).toBe(false);
+    // the same account without the gate is reduced
+    expect(decideFor(risky(), { pd: 0.9, sigma1h }, sizing).decision.action).toBe('REDUCE');
+    // ratio 2.4 (long 10 @ 10,000, 2,400 USD): the gate is open, the tier arms and reduces
+    const near = decideFor(longTen(2_400, 10_000), { pd: 0.9, sigma1h, memory: far.memory }, gated);
+    expect(near.decision.action).toBe('REDUCE');
+    expect(near.memory.pdLevel).toBe(2);
+    expect(near.decision.reduceOnly).toBe(true);
+    // back at ratio 3 with the pd still high: the armed tier holds (the gate only arms it)
+    const after = decideFor(risky(), { pd: 0.9, sigma1h, memory: near.memory, now: 2_000_000 }, gated);
+    expect(after.memory.pdLevel).toBe(2);
+    expect(after.decision.reduceOnly).toBe(true);
+    // and it is left on pd alone, below pdReduce - pdHysteresis
+    const left = decideFor(risky(), { pd: 0.1, sigma1h, memory: after.memory, now: 2_100_000 }, gated);
+    expect(left.memory.pdLevel).toBe(1);
+    expect(left.decision.reduceOnly).toBe(false);
+  });
+
+  it('refuses a hysteresis that would keep an armed reduce tier forever', () => {
+    expect(() => resolvePolicyConfig({ pdReduce: 0.02, pdWatch: 0.01 })).toThrow(
+      /pdHysteresis must be < pdReduce/,
+    );
+    expect(resolvePolicyConfig({ pdReduce: 0.02, pdWatch: 0.01, pdHysteresis: 0.003 }).pdReduce).toBe(0.02);
+  });
+
   it('an account that already survives the k-sigma move is watched, not reduced', () => {
     const { decision } = decideFor(longTen(50_000, 10_000), { pd: 0.9, sigma1h });
     expect(decision.action).toBe('WATCH');

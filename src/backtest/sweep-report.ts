@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { lineChart, type Series } from '../report/svg-chart.js';
 import { BAD_DEBT_CAUSES } from './attribution.js';
 import { formatAttribution } from './report.js';
-import type { SweepResult, SweepSignal } from './sweep.js';
+import type { SweepPoint, SweepResult, SweepSignal } from './sweep.js';
 
 const usd = (v: number) =>
   `${v < 0 ? '-' : ''}$${Math.abs(v).toLocaleString('en-US', { maximumFractionDigits: 0 })}`;
@@ -19,6 +19,12 @@ function header(r: SweepResult): string {
   const overrides = Object.keys(r.policyConfig).length ? JSON.stringify(r.policyConfig) : 'none';
   return `${r.scenario}, ${r.accounts} accounts, seed ${r.seed}, ${r.minutes} simulated minutes; policy-config overrides: ${overrides}
 liquidation-only: bad debt ${usd(r.reference.badDebt)}, ${r.reference.liquidations} accounts liquidated, liquidated notional ${usd(r.reference.liquidatedNotional)}`;
+}
+
+function thresholdText(p: SweepPoint): string {
+  if (p.signal !== 'predictive') return `equity/MM < ${p.threshold}`;
+  const gate = p.gate ? `, armed only at equity/MM < ${p.gate}` : '';
+  return `pd >= ${p.threshold} (watch ${p.pdWatch})${gate}`;
 }
 
 /** The sweep table (Markdown, readable on a terminal), then the verdict. */
@@ -37,7 +43,7 @@ export function formatSweepTable(r: SweepResult): string {
   ];
   const rows = r.points.map((p) => [
     p.signal,
-    p.signal === 'predictive' ? `pd >= ${p.threshold} (watch ${p.pdWatch})` : `equity/MM < ${p.threshold}`,
+    thresholdText(p),
     usd(p.badDebt),
     pct(p.avoided),
     String(p.falseAlarms),
@@ -78,12 +84,16 @@ export function frontierChart(r: SweepResult): string {
     });
   }
   for (const s of SIGNALS) {
-    // every threshold, in threshold order (dominated points included)
-    const pts = r.points
-      .filter((p) => p.signal === s && p.avoided !== null)
-      .sort((a, b) => a.threshold - b.threshold)
-      .map((p) => ({ x: (p.avoided as number) * 100, y: p.falseAlarms }));
-    series.push({ name: `${s}, all thresholds`, points: pts, dashed: true });
+    // every threshold, in threshold order (dominated points included); one line per gate
+    const gates = [...new Set(r.points.filter((p) => p.signal === s).map((p) => p.gate ?? 0))];
+    for (const g of gates) {
+      const pts = r.points
+        .filter((p) => p.signal === s && (p.gate ?? 0) === g && p.avoided !== null)
+        .sort((a, b) => a.threshold - b.threshold)
+        .map((p) => ({ x: (p.avoided as number) * 100, y: p.falseAlarms }));
+      const name = g === 0 ? `${s}, all thresholds` : `${s} armed at equity/MM < ${g}, all thresholds`;
+      series.push({ name, points: pts, dashed: true });
+    }
   }
   return lineChart(series, {
     title: `False alarms vs bad debt avoided: ${r.scenario}`,
@@ -108,9 +118,9 @@ ${r.comparison.levels
 
 ${formatSweepTable(r)}
 
-- **threshold**: the predictive policy's pdReduce (pdWatch lowered to at most pdReduce / 2), or the margin-ratio rule's trigger (pd := 1 when equity / MM is below it); every other policy setting is the same in every run.
+- **threshold**: the predictive policy's pdReduce (pdWatch lowered to at most pdReduce / 2, pdHysteresis to at most 15% of pdReduce) and, where given, its margin-ratio gate (\`reduceGateMarginRatio\`: the reduce tier arms only while equity / MM is below it; an armed tier is left on pd alone); or the margin-ratio rule's trigger (pd := 1 when equity / MM is below it). Every other policy setting is the same in every run; the predictive frontier is taken over all its thresholds and gates.
 - **false alarms**: accounts reduced early that the liquidation-only run never liquidated; **reduced / liq.-only liquidated**: early-reduced notional over the notional liquidation-only force-closed.
-- **frontier** (\\*): the point is on its signal's Pareto frontier (no other threshold of the same signal avoids at least as much bad debt with fewer false alarms). The verdict interpolates each frontier linearly between its points and compares them over the range of bad debt avoided that both reach.
+- **frontier** (\\*): the point is on its signal's Pareto frontier (no other setting of the same signal avoids at least as much bad debt with fewer false alarms). The verdict interpolates each frontier linearly between its points and compares them over the range of bad debt avoided that both reach.
 - **left: cause**: the bad debt the run left, by cause (late: first REDUCE less than ${r.points[0]?.attribution.lateMinutes ?? 15} minutes before the bankruptcy); see the backtest report's notes.
 
 ![Frontier](frontier.svg)

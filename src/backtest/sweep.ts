@@ -1,8 +1,9 @@
 /**
  * Threshold sweep: the false alarms each signal pays for the bad debt it avoids. On one scenario, seed and
  * population, liquidation-only runs once; then the predictive policy at each pdReduce threshold (pdWatch
- * lowered to at most pdReduce / 2) and the margin-ratio rule at each equity / MM threshold, every other
- * policy setting the same. Each signal's frontier is its Pareto set of (bad debt avoided, false alarms)
+ * and pdHysteresis scaled down with it) and each margin-ratio gate (`reduceGateMarginRatio`: the model's
+ * score combined with the venue's ratio), and the margin-ratio rule at each equity / MM threshold, every
+ * other policy setting the same. Each signal's frontier is its Pareto set of (bad debt avoided, false alarms)
  * points; the two are compared by piecewise-linear interpolation at the levels of bad debt avoided both reach.
  */
 import { DEFAULT_POLICY_CONFIG, type PolicyConfig } from '../margin/index.js';
@@ -27,6 +28,11 @@ export interface SweepOptions {
   policyConfig?: Partial<PolicyConfig>;
   /** pdReduce values of the predictive policy; empty: no predictive runs */
   pdThresholds: number[];
+  /**
+   * reduceGateMarginRatio values of the predictive policy (0: none), each run with every pd threshold;
+   * default: the policy config's own (one gate)
+   */
+  gates?: number[];
   /** equity / MM thresholds of the margin-ratio rule; empty: no margin-ratio runs */
   ratioThresholds: number[];
   lateMinutes?: number;
@@ -39,6 +45,8 @@ export interface SweepPoint {
   threshold: number;
   /** the pdWatch used (predictive) */
   pdWatch?: number;
+  /** the margin-ratio gate of the reduce tier (predictive; 0 = none) */
+  gate?: number;
   label: string;
   /** USD */
   badDebt: number;
@@ -70,6 +78,8 @@ export interface FrontierPoint {
   avoided: number;
   falseAlarms: number;
   threshold: number;
+  /** the run's label (unique within a sweep) */
+  label?: string;
 }
 
 export interface FrontierLevel {
@@ -220,12 +230,20 @@ export function compareFrontiers(
   return { a: nameA, b: nameB, from, to, levels, meanDiff, minDiff, maxDiff, verdict };
 }
 
-/** The predictive policy's settings at one pdReduce: pdWatch lowered to at most pdReduce / 2. */
+/**
+ * The predictive policy's settings at one pdReduce: pdWatch lowered to at most pdReduce / 2, and pdHysteresis
+ * to at most the defaults' share of pdReduce (0.03 of 0.2: 15%), so that a low reduce tier can still be left.
+ */
 export function pdVariantConfig(
   base: Partial<PolicyConfig>,
   pdReduce: number,
-): Partial<PolicyConfig> & { pdReduce: number; pdWatch: number } {
-  return { pdReduce, pdWatch: Math.min(base.pdWatch ?? DEFAULT_POLICY_CONFIG.pdWatch, pdReduce / 2) };
+): Partial<PolicyConfig> & { pdReduce: number; pdWatch: number; pdHysteresis: number } {
+  const d = DEFAULT_POLICY_CONFIG;
+  return {
+    pdReduce,
+    pdWatch: Math.min(base.pdWatch ?? d.pdWatch, pdReduce / 2),
+    pdHysteresis: Math.min(base.pdHysteresis ?? d.pdHysteresis, pdReduce * (d.pdHysteresis / d.pdReduce)),
+  };
 }
 
 export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
@@ -239,16 +257,22 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   };
   check('pd thresholds', opts.pdThresholds, (v) => Number.isFinite(v) && v > 0 && v <= 1);
   check('ratio thresholds', opts.ratioThresholds, (v) => Number.isFinite(v) && v > 0);
+
   if (opts.pdThresholds.length + opts.ratioThresholds.length === 0)
     throw new BacktestInputError('the sweep needs at least one threshold');
   const base = opts.policyConfig ?? {};
+  const gates = opts.gates ?? [base.reduceGateMarginRatio ?? 0];
+  check('gates', gates, (v) => Number.isFinite(v) && v >= 0);
+  if (gates.length === 0) throw new BacktestInputError('gates: give at least one (0 for no gate)');
   const variants: PolicyVariant[] = [
-    ...opts.pdThresholds.map(
-      (t): PolicyVariant => ({
-        label: `predictive pd>=${t}`,
-        policy: 'predictive',
-        policyConfig: pdVariantConfig(base, t),
-      }),
+    ...gates.flatMap((g) =>
+      opts.pdThresholds.map(
+        (t): PolicyVariant => ({
+          label: g === 0 ? `predictive pd>=${t}` : `predictive pd>=${t} ratio<${g}`,
+          policy: 'predictive',
+          policyConfig: { ...pdVariantConfig(base, t), reduceGateMarginRatio: g },
+        }),
+      ),
     ),
     ...opts.ratioThresholds.map(
       (t): PolicyVariant => ({
@@ -278,7 +302,12 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
       signal,
       threshold:
         signal === 'predictive' ? (v.policyConfig?.pdReduce as number) : (v.marginRatioThreshold as number),
-      ...(signal === 'predictive' ? { pdWatch: v.policyConfig?.pdWatch as number } : {}),
+      ...(signal === 'predictive'
+        ? {
+            pdWatch: v.policyConfig?.pdWatch as number,
+            gate: v.policyConfig?.reduceGateMarginRatio as number,
+          }
+        : {}),
       label: v.label,
       badDebt: p.badDebt,
       avoided: p.badDebtAvoided,
@@ -300,10 +329,14 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     const f = paretoFrontier(
       points
         .filter((p) => p.signal === signal && p.avoided !== null)
-        .map((p) => ({ avoided: p.avoided as number, falseAlarms: p.falseAlarms, threshold: p.threshold })),
+        .map((p) => ({
+          avoided: p.avoided as number,
+          falseAlarms: p.falseAlarms,
+          threshold: p.threshold,
+          label: p.label,
+        })),
     );
-    for (const q of f)
-      for (const p of points) if (p.signal === signal && p.threshold === q.threshold) p.onFrontier = true;
+    for (const q of f) for (const p of points) if (p.label === q.label) p.onFrontier = true;
     return f;
   };
   const frontiers = { predictive: frontierOf('predictive'), 'margin-ratio': frontierOf('margin-ratio') };

@@ -20,8 +20,15 @@ export interface PolicyConfig {
   pdReduce: number;
   /** a pd tier is left only when pd falls below its threshold minus this; default 0.03 */
   pdHysteresis: number;
-  /** pd at which the full target reduction applies; below it the reduction scales by pd / pdFull; default 0.5 */
+  /** pd at which the full target reduction applies; below it the reduction scales by pd / pdFull; default 0.2 */
   pdFull: number;
+  /**
+   * the pd reduce tier arms only while equity / MM is below this (the model's score combined with the
+   * venue's margin ratio: a high pd far from maintenance margin stays a WATCH); once armed the tier is left
+   * by pd alone (pdHysteresis), so a reduction that lifts the ratio does not disarm it; 0 = no gate;
+   * default 0
+   */
+  reduceGateMarginRatio: number;
 
   // --- margin-ratio watch (rules only, with hysteresis) ---
   /** equity / MM below this puts the account on WATCH; default 1.5 */
@@ -72,6 +79,7 @@ export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
   pdReduce: 0.2,
   pdHysteresis: 0.03,
   pdFull: 0.2,
+  reduceGateMarginRatio: 0,
   marginRatioWatch: 1.5,
   marginRatioWatchExit: 1.7,
   kSigma: 3,
@@ -146,6 +154,8 @@ export function resolvePolicyConfig(partial: Partial<PolicyConfig> = {}): Policy
     bad('liquidationStepFraction', 'in (0, 1]');
   if (!(c.pdWatch <= c.pdReduce && c.pdReduce <= 1)) bad('pdReduce', '>= pdWatch and <= 1');
   if (!(c.pdFull > 0)) bad('pdFull', '> 0');
+  if (c.pdReduce > 0 && !(c.pdHysteresis < c.pdReduce))
+    bad('pdHysteresis', '< pdReduce (else an armed reduce tier is never left)');
   if (!(c.marginRatioWatchExit >= c.marginRatioWatch)) bad('marginRatioWatchExit', '>= marginRatioWatch');
   if (!(c.maxReduceFractionPerInterval <= 1)) bad('maxReduceFractionPerInterval', '<= 1');
   if (!(c.depthShare <= 1)) bad('depthShare', '<= 1');

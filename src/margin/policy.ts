@@ -22,9 +22,23 @@ export function usablePd(pd: number | null | undefined): number | null {
   return typeof pd === 'number' && Number.isFinite(pd) && pd >= 0 && pd <= 1 ? pd : null;
 }
 
-/** The armed pd tier, with hysteresis: a tier is left only below its threshold minus pdHysteresis. */
-export function nextPdLevel(prev: 0 | 1 | 2, pd: number, c: PolicyConfig): 0 | 1 | 2 {
-  const raw: 0 | 1 | 2 = pd >= c.pdReduce ? 2 : pd >= c.pdWatch ? 1 : 0;
+/** Whether the reduce tier may arm at this margin ratio (equity / MM): `reduceGateMarginRatio`, 0 = always. */
+export function reduceGateOpen(marginRatio: number, c: PolicyConfig): boolean {
+  return c.reduceGateMarginRatio === 0 || marginRatio < c.reduceGateMarginRatio;
+}
+
+/**
+ * The armed pd tier, with hysteresis: a tier is left only below its threshold minus pdHysteresis. The reduce
+ * tier arms only while the margin-ratio gate is open (`reduceGateOpen`); an armed one stays armed on pd alone.
+ */
+export function nextPdLevel(
+  prev: 0 | 1 | 2,
+  pd: number,
+  c: PolicyConfig,
+  marginRatio = Number.POSITIVE_INFINITY,
+): 0 | 1 | 2 {
+  const reduce = pd >= c.pdReduce && (prev === 2 || reduceGateOpen(marginRatio, c));
+  const raw: 0 | 1 | 2 = reduce ? 2 : pd >= c.pdWatch ? 1 : 0;
   if (raw >= prev) return raw;
   if (prev === 2 && pd >= c.pdReduce - c.pdHysteresis) return 2;
   if (pd >= c.pdWatch - c.pdHysteresis) return 1;
@@ -58,7 +72,7 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
       values: { ...base, steps: plan.steps, full: plan.full, estimatedFees: plan.fees },
     });
   } else {
-    if (pd !== null) mem.pdLevel = nextPdLevel(prev.pdLevel, pd, config);
+    if (pd !== null) mem.pdLevel = nextPdLevel(prev.pdLevel, pd, config, m.marginRatio);
     if (m.marginRatio < config.marginRatioWatch) mem.marginWatch = true;
     else if (m.marginRatio > config.marginRatioWatchExit) mem.marginWatch = false;
     action = 'HEALTHY';
@@ -76,8 +90,17 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
       action = 'WATCH';
       reasons.unshift({
         rule: mem.pdLevel === 2 ? 'pd-reduce-tier' : 'pd-watch-tier',
-        text: `pd ${pd.toFixed(4)} is in the ${mem.pdLevel === 2 ? 'reduce' : 'watch'} tier (hysteresis ${config.pdHysteresis})`,
-        values: { pd, pdWatch: config.pdWatch, pdReduce: config.pdReduce },
+        text:
+          mem.pdLevel === 1 && pd >= config.pdReduce
+            ? `pd ${pd.toFixed(4)} reaches the reduce tier but margin ratio ${fmt(m.marginRatio)} is not below the gate ${config.reduceGateMarginRatio}: watch`
+            : `pd ${pd.toFixed(4)} is in the ${mem.pdLevel === 2 ? 'reduce' : 'watch'} tier (hysteresis ${config.pdHysteresis})`,
+        values: {
+          pd,
+          pdWatch: config.pdWatch,
+          pdReduce: config.pdReduce,
+          marginRatio: m.marginRatio,
+          reduceGateMarginRatio: config.reduceGateMarginRatio,
+        },
       });
     }
     if (mem.marginWatch) {

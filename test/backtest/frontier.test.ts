@@ -74,9 +74,20 @@ describe('sweep frontier', () => {
     expect(compareFrontiers([], [pt(0.5, 1)], 'a', 'b').verdict).toMatch(/no comparison/);
   });
 
-  it('lowers pdWatch to half the swept pdReduce', () => {
-    expect(pdVariantConfig({}, 0.05)).toEqual({ pdReduce: 0.05, pdWatch: 0.025 });
-    expect(pdVariantConfig({}, 0.5)).toEqual({ pdReduce: 0.5, pdWatch: 0.05 });
-    expect(pdVariantConfig({ pdWatch: 0.03 }, 0.3)).toEqual({ pdReduce: 0.3, pdWatch: 0.03 });
+  it('lowers pdWatch to half the swept pdReduce and pdHysteresis to 15% of it', () => {
+    const v = pdVariantConfig({}, 0.05);
+    expect(v).toMatchObject({ pdReduce: 0.05, pdWatch: 0.025 });
+    expect(v.pdHysteresis).toBeCloseTo(0.0075, 12);
+    expect(pdVariantConfig({}, 0.5)).toEqual({ pdReduce: 0.5, pdWatch: 0.05, pdHysteresis: 0.03 });
+    expect(pdVariantConfig({ pdWatch: 0.03, pdHysteresis: 0.01 }, 0.3)).toEqual({
+      pdReduce: 0.3,
+      pdWatch: 0.03,
+      pdHysteresis: 0.01,
+    });
+    // whatever the threshold, the reduce tier can be left
+    for (const t of [0.005, 0.02, 0.1, 0.2, 1]) {
+      const c = pdVariantConfig({}, t);
+      expect(c.pdReduce - c.pdHysteresis).toBeGreaterThan(0);
+    }
   });
 });

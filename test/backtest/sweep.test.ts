@@ -66,6 +66,34 @@ describe('threshold sweep', () => {
     expect(formatSweepTable(a)).toContain(`verdict: ${a.comparison.verdict}`);
   }, 60_000);
 
+  it('runs every pd threshold at every margin-ratio gate; a gated run reduces less; the frontier spans both', async () => {
+    const r = await runSweep({
+      scenario: SHORT_CRASH,
+      accounts: 150,
+      seed: 3,
+      scorer: scorer(),
+      policyConfig: { maxReduceFractionPerInterval: 0.5 },
+      pdThresholds: [0.1, 0.5],
+      ratioThresholds: [],
+      gates: [0, 2],
+    });
+    expect(r.points.map((p) => p.label)).toEqual([
+      'predictive pd>=0.1',
+      'predictive pd>=0.5',
+      'predictive pd>=0.1 ratio<2',
+      'predictive pd>=0.5 ratio<2',
+    ]);
+    expect(r.points.map((p) => p.gate)).toEqual([0, 0, 2, 2]);
+    // pd 0.1 is reached near equity / MM 5.2: the gate at 2 holds most of those reductions back
+    expect(r.points[2]!.reducedNotional).toBeLessThan(r.points[0]!.reducedNotional);
+    expect(r.points[2]!.falseAlarms).toBeLessThanOrEqual(r.points[0]!.falseAlarms);
+    // frontier membership is by run, not by threshold (two runs share each threshold)
+    const onFrontier = r.points.filter((p) => p.onFrontier).map((p) => p.label);
+    expect(onFrontier.sort()).toEqual(r.frontiers.predictive.map((f) => f.label as string).sort());
+    expect(formatSweepTable(r)).toContain('pd >= 0.1 (watch 0.05), armed only at equity/MM < 2');
+    expect(frontierChart(r)).toContain('predictive armed at equity/MM &lt; 2, all thresholds');
+  }, 60_000);
+
   it('rejects bad threshold lists', async () => {
     const base = { scenario: SHORT_CRASH, accounts: 10, seed: 1, constantPd: 0 };
     await expect(runSweep({ ...base, pdThresholds: [0.2, 0.2], ratioThresholds: [] })).rejects.toThrow(
@@ -76,6 +104,12 @@ describe('threshold sweep', () => {
     );
     await expect(runSweep({ ...base, pdThresholds: [], ratioThresholds: [] })).rejects.toThrow(
       /at least one/,
+    );
+    await expect(
+      runSweep({ ...base, pdThresholds: [0.2], ratioThresholds: [], gates: [-1] }),
+    ).rejects.toThrow(/gates: -1 is out of range/);
+    await expect(runSweep({ ...base, pdThresholds: [0.2], ratioThresholds: [], gates: [] })).rejects.toThrow(
+      /gates: give at least one/,
     );
   });
 });

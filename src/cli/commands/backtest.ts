@@ -25,6 +25,7 @@ interface BacktestCliOptions {
   sweep?: boolean;
   pdThresholds: number[];
   ratioThresholds: number[];
+  gates?: number[];
   lateMinutes: number;
 }
 
@@ -65,7 +66,7 @@ export function register(program: Command): void {
     )
     .option(
       '--pd-thresholds <list>',
-      'with --sweep: pdReduce values of the predictive policy (pdWatch := min(pdWatch, pdReduce/2)); empty for none',
+      'with --sweep: pdReduce values of the predictive policy (pdWatch := min(pdWatch, pdReduce/2), pdHysteresis := min(pdHysteresis, 0.15 pdReduce)); empty for none',
       parseList,
       DEFAULT_PD_THRESHOLDS,
     )
@@ -74,6 +75,11 @@ export function register(program: Command): void {
       'with --sweep: equity/MM thresholds of the margin-ratio rule; empty for none',
       parseList,
       DEFAULT_RATIO_THRESHOLDS,
+    )
+    .option(
+      '--gates <list>',
+      "with --sweep: margin-ratio gates of the predictive policy, each with every pd threshold (reduceGateMarginRatio: the reduce tier arms only while equity/MM is below it; 0 for none; default: the policy config's)",
+      parseList,
     )
     .action(async (opts: BacktestCliOptions) => {
       if (opts.sweep) return sweep(opts);
@@ -146,6 +152,7 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
       ...(opts.policyConfig ? { policyConfig: JSON.parse(opts.policyConfig) as Partial<PolicyConfig> } : {}),
       pdThresholds: opts.pdThresholds,
       ratioThresholds: opts.ratioThresholds,
+      ...(opts.gates ? { gates: opts.gates } : {}),
       lateMinutes: opts.lateMinutes,
       onProgress: progress(bar),
     });
