@@ -164,12 +164,17 @@ export class ShardRunner {
     );
   }
 
-  /** Stored restriction records the replay did not reproduce: the replay's state wins, under a newer version. */
+  /**
+   * Stored restriction records the replay did not reproduce, and restrictions of the replay the records
+   * lack: the replay's state wins, under a version newer than the stored one.
+   */
   private async reconcile(): Promise<void> {
     const stored = await this.d.restrictions.all(this.d.shard);
+    const accounts = new Set([...stored.keys()].filter((a) => this.state.owns(a)));
+    for (const a of this.state.restrictionStates().keys()) accounts.add(a);
     let changes = 0;
-    for (const [account, rec] of stored) {
-      if (!this.state.owns(account)) continue;
+    for (const account of [...accounts].sort()) {
+      const rec = stored.get(account) ?? { reduceOnly: false, version: 0 };
       const c = this.state.reconcile(account, rec, this.state.clock);
       if (c) {
         this.queueChange(c, null);

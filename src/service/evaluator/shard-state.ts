@@ -241,9 +241,13 @@ export class ShardState {
   }
 
   /**
-   * Adopt a stored restriction that the replay did not reproduce (the policy or the log changed since it
-   * was decided): a version at least as new as the stored one, and a change back to what the replay says
-   * when the stored state differs. Returns that change, if any.
+   * Reconcile the replay's restriction of `account` with its stored record (the last change enqueued; an
+   * account without one counts as never restricted). Versions alternate (odd = on), so equal states differ
+   * only in how many changes were made: adopt the newer version, no change. Different states: the
+   * replay's state wins under a version newer than the stored one. The stored one newer: adopt it and
+   * change back (its version + 1). The replay's newer: its changes since were made without effects (on
+   * entries already acknowledged) and so never delivered: deliver its state at its own version (no job of
+   * that id exists: the stored record is the newest enqueued). Returns that change, if any.
    */
   reconcile(
     account: string,
@@ -251,12 +255,21 @@ export class ShardState {
     ts: number,
   ): RestrictionChange | undefined {
     const mine = this.restrictions.get(account) ?? { on: false, version: 0 };
-    if (stored.version <= mine.version && (stored.version < mine.version || stored.reduceOnly === mine.on))
-      return undefined;
     if (stored.reduceOnly === mine.on) {
-      this.restrictions.set(account, { on: mine.on, version: stored.version });
+      if (stored.version > mine.version)
+        this.restrictions.set(account, { on: mine.on, version: stored.version });
       return undefined;
     }
+    if (stored.version < mine.version)
+      return {
+        account,
+        reduceOnly: mine.on,
+        version: mine.version,
+        epoch: this.epochOf(account),
+        decidedAt: ts,
+        reason: 'reconciled',
+        pd: null,
+      };
     this.restrictions.set(account, { on: stored.reduceOnly, version: stored.version });
     return this.restrict(account, mine.on, ts, 'reconciled', null);
   }

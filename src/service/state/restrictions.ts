@@ -31,6 +31,16 @@ if tonumber(ARGV[2]) > cur then
 end
 return 0`;
 
+/** Per (account, version, record) triple of ARGV: set the record unless the stored one has a newer version. */
+const WRITE_NEWER = `
+for i = 1, #ARGV, 3 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if not cur or cjson.decode(cur).version <= tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  end
+end
+return 0`;
+
 export class RestrictionStore {
   constructor(
     private readonly redis: Redis,
@@ -38,7 +48,11 @@ export class RestrictionStore {
     private readonly shards: number,
   ) {}
 
-  /** Overwrite records of one shard (idempotent), keeping a record only if it is not older than the stored one. */
+  /**
+   * Overwrite records of one shard (idempotent), keeping a record only if it is not older than the stored
+   * one (a rebuild re-making an older version on a pending entry, under a changed policy, must not take
+   * the record back: reconciliation compares against the newest version enqueued).
+   */
   async write(shard: number, records: readonly RestrictionRecord[]): Promise<void> {
     if (records.length === 0) return;
     const latest = new Map<string, RestrictionRecord>();
@@ -46,9 +60,11 @@ export class RestrictionStore {
       const seen = latest.get(r.account);
       if (!seen || r.version >= seen.version) latest.set(r.account, r);
     }
-    await this.redis.hset(
+    await this.redis.eval(
+      WRITE_NEWER,
+      1,
       this.keys.restrictions(shard),
-      ...[...latest.values()].flatMap((r) => [r.account, JSON.stringify(r)]),
+      ...[...latest.values()].flatMap((r) => [r.account, String(r.version), JSON.stringify(r)]),
     );
   }
 
