@@ -9,7 +9,7 @@ import {
   resolvePolicyConfig,
 } from '../src/margin/index.js';
 import { bookAfter, leveragedBookArb, opsArb, real, SYMBOLS } from './margin/arbitraries.js';
-import { deposit, fill, instrument, mark } from './margin/fixtures.js';
+import { deposit, fill, instrument, mark, UNGATED_TIERS } from './margin/fixtures.js';
 
 function book(events: CanonicalEvent[]): MarginBook {
   const b = new MarginBook();
@@ -28,11 +28,11 @@ function longTen(dep: number, m: number, liquidationFeeRate = 0.005): MarginBook
   ]);
 }
 
-const decideFor = (
-  b: MarginBook,
-  extra: Partial<Parameters<typeof decide>[0]> = {},
-  cfg = DEFAULT_POLICY_CONFIG,
-) => decide({ margin: b.snapshot('a')!, instruments: b, now: 1_000_000, ...extra }, cfg);
+/** the tiers the cases below were worked out with (pdReduce 0.2, no gate), the rest at the defaults */
+const TIERS = resolvePolicyConfig(UNGATED_TIERS);
+
+const decideFor = (b: MarginBook, extra: Partial<Parameters<typeof decide>[0]> = {}, cfg = TIERS) =>
+  decide({ margin: b.snapshot('a')!, instruments: b, now: 1_000_000, ...extra }, cfg);
 
 describe('decide: LIQUIDATE', () => {
   it('fires on equity < MM whatever the pd, and a missing or broken pd means rules only', () => {
@@ -66,7 +66,7 @@ describe('decide: LIQUIDATE', () => {
   });
 
   it('closes a small position whole', () => {
-    const cfg = resolvePolicyConfig({ smallPositionNotional: 100_000 });
+    const cfg = resolvePolicyConfig({ ...UNGATED_TIERS, smallPositionNotional: 100_000 });
     const { decision } = decideFor(longTen(10_000, 9_050, 0.001), {}, cfg);
     expect(decision.orders[0]!.qty).toBe(10);
   });
@@ -117,7 +117,12 @@ describe('decide: REDUCE', () => {
   const risky = () => longTen(3_000, 10_000);
   const sigma1h = { 'BTC-PERP': 0.01 };
   // the sizing the numbers below were worked out with (pd scaling to 0.5, 10% of depth, 25% per interval)
-  const sizing = resolvePolicyConfig({ pdFull: 0.5, depthShare: 0.1, maxReduceFractionPerInterval: 0.25 });
+  const sizing = resolvePolicyConfig({
+    ...UNGATED_TIERS,
+    pdFull: 0.5,
+    depthShare: 0.1,
+    maxReduceFractionPerInterval: 0.25,
+  });
 
   it('reduces toward surviving k sigma, scaled by pd, with the reasons and numbers', () => {
     const full = decideFor(risky(), { pd: 0.6, sigma1h }, sizing);
@@ -183,7 +188,7 @@ describe('decide: REDUCE', () => {
   });
 
   it('refuses a hysteresis that would keep an armed reduce tier forever', () => {
-    expect(() => resolvePolicyConfig({ pdReduce: 0.02, pdWatch: 0.01 })).toThrow(
+    expect(() => resolvePolicyConfig({ pdReduce: 0.02, pdWatch: 0.01, pdHysteresis: 0.03 })).toThrow(
       /pdHysteresis must be < pdReduce/,
     );
     expect(resolvePolicyConfig({ pdReduce: 0.02, pdWatch: 0.01, pdHysteresis: 0.003 }).pdReduce).toBe(0.02);

@@ -95,6 +95,15 @@ interface RunSpec {
   marginRatioThreshold: number;
 }
 
+/**
+ * A run's policy config. The margin-ratio rule runs without the pd reduce tier's margin-ratio gate
+ * (`reduceGateMarginRatio`: how the model's score is combined with the ratio): its own trigger is its gate,
+ * and a default gate below that trigger would silently lower it.
+ */
+function configFor(policy: PolicyName, partial: Partial<PolicyConfig>): PolicyConfig {
+  return resolvePolicyConfig(policy === 'margin-ratio' ? { ...partial, reduceGateMarginRatio: 0 } : partial);
+}
+
 /** The runs: `policies`, then the variants (validated). */
 function runSpecs(opts: BacktestOptions): RunSpec[] {
   const base = opts.policyConfig ?? {};
@@ -103,7 +112,7 @@ function runSpecs(opts: BacktestOptions): RunSpec[] {
     label: policy,
     policy,
     variant: false,
-    policyConfig: resolvePolicyConfig(base),
+    policyConfig: configFor(policy, base),
     marginRatioThreshold: threshold,
   }));
   for (const v of opts.variants ?? [])
@@ -111,7 +120,7 @@ function runSpecs(opts: BacktestOptions): RunSpec[] {
       label: v.label,
       policy: v.policy,
       variant: true,
-      policyConfig: resolvePolicyConfig({ ...base, ...v.policyConfig }),
+      policyConfig: configFor(v.policy, { ...base, ...v.policyConfig }),
       marginRatioThreshold: v.marginRatioThreshold ?? threshold,
     });
   if (runs[0]?.policy !== 'liquidation-only')

@@ -14,11 +14,11 @@ export interface PolicyConfig {
   smallPositionNotional: number;
 
   // --- pd tiers (with hysteresis) ---
-  /** pd at or above which an account is watched; default 0.05 */
+  /** pd at or above which an account is watched; default 0.01 */
   pdWatch: number;
-  /** pd at or above which an early reduction is considered; default 0.2 */
+  /** pd at or above which an early reduction is considered (combined with `reduceGateMarginRatio`); default 0.02 */
   pdReduce: number;
-  /** a pd tier is left only when pd falls below its threshold minus this; default 0.03 */
+  /** a pd tier is left only when pd falls below its threshold minus this; default 0.003 */
   pdHysteresis: number;
   /** pd at which the full target reduction applies; below it the reduction scales by pd / pdFull; default 0.2 */
   pdFull: number;
@@ -26,7 +26,7 @@ export interface PolicyConfig {
    * the pd reduce tier arms only while equity / MM is below this (the model's score combined with the
    * venue's margin ratio: a high pd far from maintenance margin stays a WATCH); once armed the tier is left
    * by pd alone (pdHysteresis), so a reduction that lifts the ratio does not disarm it; 0 = no gate;
-   * default 0
+   * default 5
    */
   reduceGateMarginRatio: number;
 
@@ -75,11 +75,11 @@ export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
   liquidationBuffer: 0.1,
   liquidationStepFraction: 0.2,
   smallPositionNotional: 10_000,
-  pdWatch: 0.05,
-  pdReduce: 0.2,
-  pdHysteresis: 0.03,
+  pdWatch: 0.01,
+  pdReduce: 0.02,
+  pdHysteresis: 0.003,
   pdFull: 0.2,
-  reduceGateMarginRatio: 0,
+  reduceGateMarginRatio: 5,
   marginRatioWatch: 1.5,
   marginRatioWatchExit: 1.7,
   kSigma: 3,

@@ -75,10 +75,11 @@ describe('sweep frontier', () => {
   });
 
   it('lowers pdWatch to half the swept pdReduce and pdHysteresis to 15% of it', () => {
-    const v = pdVariantConfig({}, 0.05);
+    const base = { pdWatch: 0.05, pdHysteresis: 0.03 };
+    const v = pdVariantConfig(base, 0.05);
     expect(v).toMatchObject({ pdReduce: 0.05, pdWatch: 0.025 });
     expect(v.pdHysteresis).toBeCloseTo(0.0075, 12);
-    expect(pdVariantConfig({}, 0.5)).toEqual({ pdReduce: 0.5, pdWatch: 0.05, pdHysteresis: 0.03 });
+    expect(pdVariantConfig(base, 0.5)).toEqual({ pdReduce: 0.5, pdWatch: 0.05, pdHysteresis: 0.03 });
     expect(pdVariantConfig({ pdWatch: 0.03, pdHysteresis: 0.01 }, 0.3)).toEqual({
       pdReduce: 0.3,
       pdWatch: 0.03,

@@ -46,3 +46,41 @@ describe('backtest: reduce-only restriction while flagged', () => {
     expect(json.policies.predictive?.simulator.reduceOnly).toBeDefined();
   });
 });
+
+describe('backtest: the margin-ratio gate', () => {
+  it('gates the pd signal only: the margin-ratio rule keeps its own trigger whatever the gate', async () => {
+    const r = await runBacktest({
+      scenario: SHORT_CRASH,
+      accounts: 150,
+      seed: 3,
+      policies: ['liquidation-only'],
+      constantPd: 0.9,
+      variants: [
+        { label: 'pd', policy: 'predictive', policyConfig: { reduceGateMarginRatio: 0 } },
+        { label: 'pd gated', policy: 'predictive', policyConfig: { reduceGateMarginRatio: 1.2 } },
+        {
+          label: 'ratio',
+          policy: 'margin-ratio',
+          marginRatioThreshold: 5,
+          policyConfig: { reduceGateMarginRatio: 0 },
+        },
+        {
+          label: 'ratio, gate given',
+          policy: 'margin-ratio',
+          marginRatioThreshold: 5,
+          policyConfig: { reduceGateMarginRatio: 1.2 },
+        },
+      ],
+    });
+    const by = (l: string) => r.policies.find((p) => p.label === l)!;
+    // a pd of 0.9 everywhere: ungated, every account within 3 sigma is reduced; gated at 1.2, few are
+    expect(by('pd gated').reductions).toBeLessThan(by('pd').reductions);
+    expect(by('pd gated').summary.reduceOnly.restrictedAccounts).toBeLessThan(
+      by('pd').summary.reduceOnly.restrictedAccounts,
+    );
+    expect(by('ratio').reductions).toBeGreaterThan(0);
+    const { label: _a, ...ratio } = by('ratio');
+    const { label: _b, ...given } = by('ratio, gate given');
+    expect(JSON.stringify(given)).toBe(JSON.stringify(ratio));
+  }, 60_000);
+});

@@ -4,6 +4,7 @@ import { BAD_DEBT_CAUSES } from '../../src/backtest/attribution.js';
 import { runSweep, type SweepResult } from '../../src/backtest/sweep.js';
 import { formatSweepTable, frontierChart, sweepJson } from '../../src/backtest/sweep-report.js';
 import { FEATURE_NAMES } from '../../src/features/schema.js';
+import { UNGATED_TIERS } from '../margin/fixtures.js';
 import { logisticScorer } from '../service/test-model.js';
 
 /** flash-crash cut to four hours (the same fall in 12 minutes) */
@@ -21,7 +22,7 @@ describe('threshold sweep', () => {
         accounts: 150,
         seed: 3,
         scorer: scorer(),
-        policyConfig: { maxReduceFractionPerInterval: 0.5 },
+        policyConfig: { ...UNGATED_TIERS, maxReduceFractionPerInterval: 0.5 },
         pdThresholds: [0.1, 0.5],
         ratioThresholds: [1.5, 5],
         onProgress: (run, minute) => {
@@ -72,7 +73,7 @@ describe('threshold sweep', () => {
       accounts: 150,
       seed: 3,
       scorer: scorer(),
-      policyConfig: { maxReduceFractionPerInterval: 0.5 },
+      policyConfig: { ...UNGATED_TIERS, maxReduceFractionPerInterval: 0.5 },
       pdThresholds: [0.1, 0.5],
       ratioThresholds: [],
       gates: [0, 2],

@@ -57,3 +57,14 @@ export const funding = (rate: number, symbol = 'BTC-PERP', ts = 3): CanonicalEve
   symbol,
   rate,
 });
+
+/**
+ * The pd thresholds the decision tests were worked out with (no margin-ratio gate), so that they test the
+ * tiers' mechanics whatever the shipped defaults are.
+ */
+export const UNGATED_TIERS = {
+  pdWatch: 0.05,
+  pdReduce: 0.2,
+  pdHysteresis: 0.03,
+  reduceGateMarginRatio: 0,
+} as const;

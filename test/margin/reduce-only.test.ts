@@ -8,7 +8,7 @@ import {
   resolvePolicyConfig,
 } from '../../src/margin/index.js';
 import { reduceOnlyHeld } from '../../src/margin/policy.js';
-import { deposit, fill, instrument, mark } from './fixtures.js';
+import { deposit, fill, instrument, mark, UNGATED_TIERS } from './fixtures.js';
 
 function book(events: CanonicalEvent[]): MarginBook {
   const b = new MarginBook();
@@ -19,7 +19,10 @@ function book(events: CanonicalEvent[]): MarginBook {
 /** long 10 BTC @ 10,000 with 20,000 USD: far above MM */
 const b = book([instrument('BTC-PERP'), mark(10_000), deposit('a', 20_000), fill('a', 'buy', 10, 10_000)]);
 
-function walk(pds: (number | null)[], cfg = resolvePolicyConfig({ reduceOnlyWhileFlagged: true })) {
+function walk(
+  pds: (number | null)[],
+  cfg = resolvePolicyConfig({ ...UNGATED_TIERS, reduceOnlyWhileFlagged: true }),
+) {
   let memory: PolicyMemory | undefined;
   return pds.map((pd, i) => {
     const r = decide(
@@ -40,7 +43,7 @@ function walk(pds: (number | null)[], cfg = resolvePolicyConfig({ reduceOnlyWhil
 describe('decide: reduce-only while flagged', () => {
   it('is on by default; switched off it never restricts', () => {
     expect(DEFAULT_POLICY_CONFIG.reduceOnlyWhileFlagged).toBe(true);
-    const off = resolvePolicyConfig({ reduceOnlyWhileFlagged: false });
+    const off = resolvePolicyConfig({ ...UNGATED_TIERS, reduceOnlyWhileFlagged: false });
     const ds = walk([0.9, 0.9, 0.05], off);
     expect(ds.map((d) => d.reduceOnly)).toEqual([false, false, false]);
     expect(ds.flatMap((d) => d.reasons.map((r) => r.rule))).not.toContain('reduce-only');
@@ -58,7 +61,11 @@ describe('decide: reduce-only while flagged', () => {
   });
 
   it('an account that went flat while restricted stays restricted for reduceOnlyHoldMs after its last flagged look', () => {
-    const cfg = resolvePolicyConfig({ reduceOnlyWhileFlagged: true, reduceOnlyHoldMs: 1_800_000 });
+    const cfg = resolvePolicyConfig({
+      ...UNGATED_TIERS,
+      reduceOnlyWhileFlagged: true,
+      reduceOnlyHoldMs: 1_800_000,
+    });
     const t0 = 1_000_000;
     const flagged = decide({ margin: b.snapshot('a')!, instruments: b, pd: 0.5, now: t0 }, cfg).memory;
     expect(flagged.flaggedAt).toBe(t0);
