@@ -79,5 +79,14 @@ describe('training as a BullMQ job', () => {
       { attempts: 3 },
     );
     await expect(missing.waitUntilFinished(events, 30_000)).rejects.toThrow(/input file not found/);
+    // a calibrate-on history is part of the payload and checked like the others
+    const missingCal = await queue.add(
+      'train',
+      { events: [files['may-2021']], calibrateOn: [join(dir, 'cal-nope.jsonl')], out: join(dir, 'y') },
+      { attempts: 3 },
+    );
+    await expect(missingCal.waitUntilFinished(events, 30_000)).rejects.toThrow(
+      /input file not found: .*cal-nope\.jsonl/,
+    );
   }, 60_000);
 });

@@ -2,7 +2,8 @@
  * Splitting labelled rows without leaking the future: training rows end a full horizon before the
  * validation period starts (their labels look ahead by the horizon), a share of traders is held out of
  * training entirely, and the test rows come from other histories (another crash day) when given, else
- * from the last part of the same histories.
+ * from the last part of the same histories. With calibrate-on histories, early stopping and calibration
+ * come from those (other days, other traders) instead, and the training histories fit the network only.
  */
 
 import { Rng } from '../src/sim/random.js';
@@ -11,7 +12,7 @@ import { accountBucket, type HistoryRows } from './dataset.js';
 export type SplitName = 'train' | 'earlyStop' | 'calibration' | 'test' | 'unused';
 
 export interface SplitPlan {
-  /** per history, per row */
+  /** per history (the training, then the calibrate-on, then the validation histories), per row */
   assign: Uint8Array[];
   /** per history, per row: the account was held out of training (unseen trader) */
   unseen: Uint8Array[];
@@ -29,12 +30,25 @@ export const SPLIT_CODES: Record<SplitName, number> = {
 /** share of accounts (by a stable hash) never used for training: the "unseen traders" */
 export const HOLDOUT_PERCENT = 20;
 
-export function planSplits(train: HistoryRows[], validate: HistoryRows[], horizonMs: number): SplitPlan {
+/**
+ * `calibrate`: histories whose rows serve only early stopping and calibration (split by account, half
+ * each), never training. Given any, the rows of the training histories that would have served those
+ * splits are trained on: with `validate`, the held-out traders; without, the 60-80% window (the held-out
+ * traders stay out of training there: they are the test's unseen traders).
+ */
+export function planSplits(
+  train: HistoryRows[],
+  validate: HistoryRows[],
+  horizonMs: number,
+  calibrate: HistoryRows[] = [],
+): SplitPlan {
   const assign: Uint8Array[] = [];
   const unseen: Uint8Array[] = [];
   const external = validate.length > 0;
+  const calibrating = calibrate.length > 0;
   // without external test histories: train < 60% of each history's time, validation 60-80%, test >= 80%
-  const trainEnd = 0.6;
+  // (with calibrate-on histories there is no validation window: train < 80%)
+  const trainEnd = calibrating ? 0.8 : 0.6;
   const valEnd = 0.8;
   for (const h of train) {
     const a = new Uint8Array(h.rows);
@@ -47,15 +61,16 @@ export function planSplits(train: HistoryRows[], validate: HistoryRows[], horizo
       const t = h.ts[i] as number;
       const bucket = buckets[h.account[i] as number] as number;
       const held = bucket < HOLDOUT_PERCENT;
-      u[i] = held ? 1 : 0;
+      u[i] = held && !(external && calibrating) ? 1 : 0;
       let s: SplitName;
       if (external)
         // test rows come from other histories: every training history is used over its whole time, the
-        // held-out traders (never trained on) serve early stopping and calibration
-        s = held ? (bucket < HOLDOUT_PERCENT / 2 ? 'earlyStop' : 'calibration') : 'train';
+        // held-out traders (never trained on) serve early stopping and calibration, unless calibrate-on
+        // histories do (then they are trained on like the others)
+        s = held && !calibrating ? (bucket < HOLDOUT_PERCENT / 2 ? 'earlyStop' : 'calibration') : 'train';
       else if (t + horizonMs <= tTrain) s = held ? 'unused' : 'train';
       else if (t < tTrain)
-        s = 'unused'; // purge: its label looks into the validation period
+        s = 'unused'; // purge: its label looks into the validation (or, calibrating, the test) period
       else if (t + horizonMs <= tVal) s = held ? 'unused' : bucket % 2 === 0 ? 'earlyStop' : 'calibration';
       else if (t < tVal) s = 'unused';
       else s = 'test';
@@ -64,13 +79,27 @@ export function planSplits(train: HistoryRows[], validate: HistoryRows[], horizo
     assign.push(a);
     unseen.push(u);
   }
+  for (const h of calibrate) {
+    const buckets = h.accounts.map(accountBucket);
+    const a = new Uint8Array(h.rows);
+    for (let i = 0; i < h.rows; i++)
+      a[i] = SPLIT_CODES[(buckets[h.account[i] as number] as number) % 2 === 0 ? 'earlyStop' : 'calibration'];
+    assign.push(a);
+    unseen.push(new Uint8Array(h.rows).fill(1));
+  }
   for (const h of validate) {
     assign.push(new Uint8Array(h.rows).fill(SPLIT_CODES.test));
     unseen.push(new Uint8Array(h.rows).fill(1));
   }
+  const files = (hs: HistoryRows[]) => hs.map((h) => h.file).join(', ');
+  const calibrateSplits = `early stopping and calibration: the calibrate-on histories (${files(calibrate)}), other days and other traders, split by account, half each`;
   const description = external
-    ? `train: ${100 - HOLDOUT_PERCENT}% of the accounts of each training history, over its whole time; early stopping and calibration: the other ${HOLDOUT_PERCENT}% (traders never trained on), ${HOLDOUT_PERCENT / 2}% each; test: the held-out histories (${validate.map((v) => v.file).join(', ')}), other days and other traders`
-    : `train: first 60% of each history (minus a ${horizonMs / 60000} min purge), ${100 - HOLDOUT_PERCENT}% of accounts; early stopping / calibration: 60-80%, split by account; test: the last 20%, all accounts (unseen traders reported separately)`;
+    ? calibrating
+      ? `train: every account of each training history, over its whole time; ${calibrateSplits}; test: the held-out histories (${files(validate)}), other days and other traders`
+      : `train: ${100 - HOLDOUT_PERCENT}% of the accounts of each training history, over its whole time; early stopping and calibration: the other ${HOLDOUT_PERCENT}% (traders never trained on), ${HOLDOUT_PERCENT / 2}% each; test: the held-out histories (${files(validate)}), other days and other traders`
+    : calibrating
+      ? `train: first 80% of each history (minus a ${horizonMs / 60000} min purge), ${100 - HOLDOUT_PERCENT}% of accounts; ${calibrateSplits}; test: the last 20%, all accounts (unseen traders reported separately)`
+      : `train: first 60% of each history (minus a ${horizonMs / 60000} min purge), ${100 - HOLDOUT_PERCENT}% of accounts; early stopping / calibration: 60-80%, split by account; test: the last 20%, all accounts (unseen traders reported separately)`;
   return { assign, unseen, description };
 }
 

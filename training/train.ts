@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { F, FEATURE_NAMES, featureSchemaInfo } from '../src/features/schema.js';
 import { type ModelMetadata, saveModelDir } from '../src/model/artifacts.js';
 import {
@@ -36,6 +37,12 @@ export interface TrainOptions {
   events: string[];
   /** held-out histories for the test metrics (e.g. another crash day); default: the last 20% of time */
   validate?: string[];
+  /**
+   * histories used only for early stopping, the second stage and calibration (split by account, half
+   * each), never trained on: fits them out of the training days' regime. Default: held-out traders (or,
+   * without `validate`, a time window) of the training histories, which are then trained on instead.
+   */
+  calibrateOn?: string[];
   out: string;
   name?: string;
   horizonMs?: number;
@@ -128,10 +135,19 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       );
     return out;
   };
+  const calibrateOn = opts.calibrateOn ?? [];
+  const roles = [...opts.events, ...(opts.validate ?? [])].map((f) => resolve(f));
+  for (const f of calibrateOn)
+    if (roles.includes(resolve(f)))
+      throw new TrainingDataError(
+        `${f} is given both as a calibrate-on history and as a training or validation history: calibrate-on rows must never be trained or tested on`,
+      );
   const trainH = await read(opts.events);
+  const calibrateH = await read(calibrateOn);
   const validateH = await read(opts.validate ?? []);
-  const all = [...trainH, ...validateH];
-  const plan = planSplits(trainH, validateH, horizonMs);
+  // the order planSplits assigns in: training, calibrate-on, validation histories
+  const all = [...trainH, ...calibrateH, ...validateH];
+  const plan = planSplits(trainH, validateH, horizonMs, calibrateH);
   let train = gather(all, plan, 'train');
   const earlyStop = gather(all, plan, 'earlyStop');
   const calib = gather(all, plan, 'calibration');
@@ -170,7 +186,8 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     batchSize: opts.batchSize ?? 1024,
     onEpoch: (epoch) => progress({ phase: 'fit', model: 'mlp', epoch }),
   });
-  // second stage and calibration, both on the calibration split (traders never trained on)
+  // second stage and calibration, both on the calibration split (traders never trained on; with
+  // calibrate-on histories, other days too)
   const rawCal = predictRows(tf, model, calZ);
   const names = featureSchemaInfo().names;
   const stack =
@@ -226,8 +243,8 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       logistic: { weights: logisticWeights, calibration: logisticCal },
     },
     data: {
-      fingerprint: await fingerprintFiles([...opts.events, ...(opts.validate ?? [])]),
-      files: [...opts.events, ...(opts.validate ?? [])],
+      fingerprint: await fingerprintFiles([...opts.events, ...calibrateOn, ...(opts.validate ?? [])]),
+      files: [...opts.events, ...calibrateOn, ...(opts.validate ?? [])],
       rows: {
         train: train.rows,
         trainBeforeSampling: trainFull.rows,
@@ -242,6 +259,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       bestValLoss: fit.bestValLoss,
       positiveWeight: fit.positiveWeight,
       negativeSample,
+      ...(calibrateOn.length > 0 ? { calibrateOn: [...calibrateOn] } : {}),
       history: fit.history.map((h) => ({
         epoch: h.epoch,
         loss: h.loss,

@@ -13,6 +13,7 @@ export const TRAINING_QUEUE = 'training';
 export const TrainingJobSchema = z.object({
   events: z.array(z.string().min(1)).min(1),
   validate: z.array(z.string().min(1)).optional(),
+  calibrateOn: z.array(z.string().min(1)).optional(),
   out: z.string().min(1),
   name: z.string().optional(),
   horizonMs: z.number().int().positive().optional(),
@@ -51,7 +52,7 @@ export async function processTrainingJob(job: Job): Promise<TrainingJobResult> {
     );
   }
   const data = parsed.data;
-  for (const f of [...data.events, ...(data.validate ?? [])]) {
+  for (const f of [...data.events, ...(data.validate ?? []), ...(data.calibrateOn ?? [])]) {
     try {
       await access(f);
     } catch {

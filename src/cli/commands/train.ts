@@ -10,6 +10,7 @@ import { parseDurationMs, parseIntArg } from '../duration.js';
 interface TrainCliOptions {
   events: string[];
   validate?: string[];
+  calibrateOn?: string[];
   out: string;
   horizon: number;
   every: number;
@@ -29,6 +30,10 @@ export function register(program: Command): void {
     )
     .requiredOption('--events <files...>', 'training histories (.jsonl / .jsonl.gz)')
     .option('--validate <files...>', 'held-out histories for the test metrics (e.g. another crash day)')
+    .option(
+      '--calibrate-on <files...>',
+      'histories used only for early stopping, the second stage and calibration, never trained on (e.g. another day)',
+    )
     .requiredOption('--out <dir>', 'output directory, e.g. models/mine')
     .option('--horizon <duration>', 'label horizon', parseDurationMs, 3_600_000)
     .option('--every <duration>', 'snapshot step', parseDurationMs, 300_000)
@@ -55,6 +60,7 @@ export function register(program: Command): void {
       const result = await runTraining({
         events: opts.events,
         validate: opts.validate,
+        calibrateOn: opts.calibrateOn,
         out: opts.out,
         horizonMs: opts.horizon,
         everyMs: opts.every,
