@@ -92,11 +92,12 @@ export function planSplits(
     unseen.push(new Uint8Array(h.rows).fill(1));
   }
   const files = (hs: HistoryRows[]) => hs.map((h) => h.file).join(', ');
-  const calibrateSplits = `early stopping and calibration: the calibrate-on histories (${files(calibrate)}), other days and other traders, split by account, half each`;
+  // other days; other traders only when simulated with another seed (a seed draws its traders, whatever the day)
+  const calibrateSplits = `early stopping and calibration: the calibrate-on histories (${files(calibrate)}), split by account, half each`;
   const description = external
     ? calibrating
-      ? `train: every account of each training history, over its whole time; ${calibrateSplits}; test: the held-out histories (${files(validate)}), other days and other traders`
-      : `train: ${100 - HOLDOUT_PERCENT}% of the accounts of each training history, over its whole time; early stopping and calibration: the other ${HOLDOUT_PERCENT}% (traders never trained on), ${HOLDOUT_PERCENT / 2}% each; test: the held-out histories (${files(validate)}), other days and other traders`
+      ? `train: every account of each training history, over its whole time; ${calibrateSplits}; test: the held-out histories (${files(validate)})`
+      : `train: ${100 - HOLDOUT_PERCENT}% of the accounts of each training history, over its whole time; early stopping and calibration: the other ${HOLDOUT_PERCENT}% (traders never trained on), ${HOLDOUT_PERCENT / 2}% each; test: the held-out histories (${files(validate)})`
     : calibrating
       ? `train: first 80% of each history (minus a ${horizonMs / 60000} min purge), ${100 - HOLDOUT_PERCENT}% of accounts; ${calibrateSplits}; test: the last 20%, all accounts (unseen traders reported separately)`
       : `train: first 60% of each history (minus a ${horizonMs / 60000} min purge), ${100 - HOLDOUT_PERCENT}% of accounts; early stopping / calibration: 60-80%, split by account; test: the last 20%, all accounts (unseen traders reported separately)`;
