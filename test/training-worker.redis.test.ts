@@ -1,8 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueEvents } from 'bullmq';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { readCompatibleMetadata } from '../src/model/artifacts.js';
 import {
   startTrainingWorker,
@@ -11,15 +9,9 @@ import {
   trainingQueue,
 } from '../training/worker.js';
 import { connect, deletePrefix, freshPrefix, redisUrl } from './helpers/redis.js';
-import { writeSimHistory } from './helpers/sim-history.js';
+import { useSimHistories } from './helpers/sim-history.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'preempt-train-job-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const files: Record<string, string> = {};
-beforeAll(async () => {
-  for (const sc of ['may-2021', 'flash-crash', 'black-thursday-2020'])
-    files[sc] = await writeSimHistory(sc, 200, 3, join(dir, `${sc}.jsonl.gz`));
-}, 120_000);
+const { dir, files } = useSimHistories('train-job');
 
 describe('training as a BullMQ job', () => {
   const cleanups: (() => Promise<void>)[] = [];

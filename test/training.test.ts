@@ -1,21 +1,13 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { scoreHistory } from '../src/cli/commands/score-history.js';
 import { FEATURE_SCHEMA_HASH } from '../src/features/schema.js';
 import { readCompatibleMetadata } from '../src/model/artifacts.js';
 import { runTraining } from '../training/train.js';
-import { writeSimHistory } from './helpers/sim-history.js';
+import { useSimHistories } from './helpers/sim-history.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'preempt-training-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const files: Record<string, string> = {};
-beforeAll(async () => {
-  for (const sc of ['may-2021', 'flash-crash', 'black-thursday-2020'])
-    files[sc] = await writeSimHistory(sc, 200, 3, join(dir, `${sc}.jsonl.gz`));
-}, 120_000);
+const { dir, files } = useSimHistories('training');
 
 describe('the training job', () => {
   it('trains on simulated histories, validates on another crash day and writes a complete model directory', async () => {

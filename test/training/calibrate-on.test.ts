@@ -1,13 +1,5 @@
-/**
- * `--calibrate-on`: histories whose rows serve only early stopping, the second stage and calibration. The
- * split plan is checked on hand-built rows (no calibrate-on row reaches training, the training histories
- * fit the network only), then a small training run is checked to have fitted its stage and calibration on
- * the calibrate-on history's rows (refitted from the saved network, they come out the same).
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FEATURE_COUNT, featureSchemaInfo } from '../../src/features/schema.js';
 import { readCompatibleMetadata } from '../../src/model/artifacts.js';
 import { fitPlatt } from '../../src/model/calibration.js';
@@ -17,7 +9,7 @@ import { applyStackInPlace, featureIndices, fitStack } from '../../src/model/sta
 import { buildHistoryRows, type HistoryRows } from '../../training/dataset.js';
 import { gather, planSplits, SPLIT_CODES, type SplitPlan } from '../../training/splits.js';
 import { runTraining, STACK_FEATURES } from '../../training/train.js';
-import { writeSimHistory } from '../helpers/sim-history.js';
+import { useSimHistories } from '../helpers/sim-history.js';
 
 const HOUR_MS = 3_600_000;
 const STEP_MS = 300_000;
@@ -121,13 +113,7 @@ describe('the split plan with calibrate-on histories', () => {
 });
 
 describe('training with --calibrate-on', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'preempt-calibrate-on-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const files: Record<string, string> = {};
-  beforeAll(async () => {
-    for (const sc of ['may-2021', 'flash-crash', 'black-thursday-2020'])
-      files[sc] = await writeSimHistory(sc, 200, 3, join(dir, `${sc}.jsonl.gz`));
-  }, 120_000);
+  const { dir, files } = useSimHistories('calibrate-on');
 
   it('fits the stage and the calibration on the calibrate-on rows, none of which are trained on', async () => {
     const trainFile = files['may-2021'] as string;
