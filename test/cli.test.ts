@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { testTempDir } from './helpers/temp-dir.js';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '../bin/preempt.js');
@@ -37,7 +37,7 @@ describe('preempt CLI', () => {
   });
 
   it('validate names the line and field of a bad line and exits non-zero', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'preempt-cli-'));
+    const dir = testTempDir('cli');
     const bad = join(dir, 'bad.jsonl');
     writeFileSync(
       bad,

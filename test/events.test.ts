@@ -1,13 +1,14 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { emptyStats, readEventsFile } from '../src/events/reader.js';
 import { EVENT_TYPES } from '../src/events/schema.js';
 import { EventGate, InvalidEventError, parseEvent } from '../src/events/validate.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'preempt-events-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SPEC_EXAMPLE = join(import.meta.dirname, 'fixtures/spec-example.jsonl');
 
 const instrument = {

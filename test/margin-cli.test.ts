@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { type AccountsOptions, accountsCommand, parseAt, register } from '../src/cli/commands/accounts.js';
+import { testTempDir } from './helpers/temp-dir.js';
 
 const SPEC_EXAMPLE = join(import.meta.dirname, 'fixtures/spec-example.jsonl');
 
@@ -58,7 +58,7 @@ describe('preempt accounts', () => {
   });
 
   it('reports an event the margin core rejects with its line, and exits 1', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'preempt-accounts-'));
+    const dir = testTempDir('accounts');
     const file = join(dir, 'bad.jsonl');
     writeFileSync(
       file,
