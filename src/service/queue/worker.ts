@@ -275,6 +275,9 @@ export interface ExecutionWorkers {
   close(): Promise<void>;
 }
 
+/** ms: how soon an execution worker retries its main loop after a Redis error */
+export const WORKER_RUN_RETRY_DELAY_MS = 2_000;
+
 export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
   const processor = makeProcessor(deps);
   const restrict = makeRestrictProcessor(deps);
@@ -287,6 +290,9 @@ export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
       ...(deps.lockDurationMs ? { lockDuration: deps.lockDurationMs } : {}),
       ...(deps.stalledIntervalMs ? { stalledInterval: deps.stalledIntervalMs } : {}),
       maxStalledCount: 3,
+      // ms: after a Redis error in its main loop (Redis down) a worker tries again this soon, not BullMQ's
+      // default 15 s, so deleveraging resumes within seconds of Redis coming back
+      runRetryDelay: WORKER_RUN_RETRY_DELAY_MS,
     };
     const w = new Worker(QUEUES[kind], kind === 'restrict' ? restrict : processor, opts);
     w.on('active', (job) => started.set(job.id ?? '', performance.now()));
