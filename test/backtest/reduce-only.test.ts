@@ -6,14 +6,19 @@ import { runBacktest } from '../../src/backtest/run.js';
 /** flash-crash cut to four hours (the same fall in 12 minutes) */
 const SHORT_CRASH = join(import.meta.dirname, 'short-crash.json');
 
+/** the runs both tests compare: 150 traders on the short crash, every account given pd 0.9 */
+const FLAGGED_EVERYWHERE = {
+  scenario: SHORT_CRASH,
+  accounts: 150,
+  seed: 3,
+  policies: ['liquidation-only' as const],
+  constantPd: 0.9,
+};
+
 describe('backtest: reduce-only restriction while flagged', () => {
   it('is counted per run, off means none, and both signals honour it through the same decide', async () => {
     const r = await runBacktest({
-      scenario: SHORT_CRASH,
-      accounts: 150,
-      seed: 3,
-      policies: ['liquidation-only'],
-      constantPd: 0.9,
+      ...FLAGGED_EVERYWHERE,
       variants: [
         { label: 'flagged', policy: 'predictive', policyConfig: { reduceOnlyWhileFlagged: true } },
         { label: 'unrestricted', policy: 'predictive', policyConfig: { reduceOnlyWhileFlagged: false } },
@@ -50,11 +55,7 @@ describe('backtest: reduce-only restriction while flagged', () => {
 describe('backtest: the margin-ratio gate', () => {
   it('gates the pd signal only: the margin-ratio rule keeps its own trigger whatever the gate', async () => {
     const r = await runBacktest({
-      scenario: SHORT_CRASH,
-      accounts: 150,
-      seed: 3,
-      policies: ['liquidation-only'],
-      constantPd: 0.9,
+      ...FLAGGED_EVERYWHERE,
       variants: [
         { label: 'pd', policy: 'predictive', policyConfig: { reduceGateMarginRatio: 0 } },
         { label: 'pd gated', policy: 'predictive', policyConfig: { reduceGateMarginRatio: 1.2 } },

@@ -162,6 +162,24 @@ function workers(
   return running;
 }
 
+/**
+ * Starts the workers and waits for the one job of `q` to fail: at its first attempt, as an invalid payload,
+ * without the venue being called.
+ */
+async function expectRejectedAtOnce(q: Queue): Promise<void> {
+  const venue = new CountingVenue();
+  workers(venue);
+  await eventually(
+    () => q.getJobCounts('failed'),
+    (c) => c.failed === 1,
+    'the failure',
+  );
+  const [failed] = await q.getFailed();
+  expect(failed?.attemptsMade).toBe(1);
+  expect(failed?.failedReason).toMatch(/invalid job payload/);
+  expect(venue.calls).toEqual([]);
+}
+
 async function streamEvents() {
   return (await redis.xrange(keys.stream, '-', '+')).map(([, f]) => decodeEntry(f));
 }
@@ -304,17 +322,7 @@ describe('execution queues', () => {
       { kind: 'deleverage', account: 'd', epoch: 1, orders: [] },
       { jobId: jobIdFor('deleverage', 'd', 1), attempts: 5 },
     );
-    const venue = new CountingVenue();
-    workers(venue);
-    await eventually(
-      () => q.getJobCounts('failed'),
-      (c) => c.failed === 1,
-      'the failure',
-    );
-    const [failed] = await q.getFailed();
-    expect(failed?.attemptsMade).toBe(1);
-    expect(failed?.failedReason).toMatch(/invalid job payload/);
-    expect(venue.calls).toEqual([]);
+    await expectRejectedAtOnce(q);
     const final = (await metrics.jobsFailed.get()).values.find((v) => v.labels.final === 'true');
     expect(final?.value).toBe(1);
     const audit = await eventually(
@@ -459,17 +467,7 @@ describe('execution queues', () => {
       { kind: 'restrict', account: 'bad', reduceOnly: true, version: 2 },
       { jobId: jobIdFor('restrict', 'bad', 2), attempts: 5 },
     );
-    const venue = new CountingVenue();
-    workers(venue);
-    await eventually(
-      () => q.getJobCounts('failed'),
-      (c) => c.failed === 1,
-      'the failure',
-    );
-    const [failed] = await q.getFailed();
-    expect(failed?.attemptsMade).toBe(1);
-    expect(failed?.failedReason).toMatch(/invalid job payload/);
-    expect(venue.calls).toEqual([]);
+    await expectRejectedAtOnce(q);
     const final = (await metrics.jobsFailed.get()).values.find(
       (v) => v.labels.queue === 'restrict' && v.labels.final === 'true',
     );
