@@ -66,7 +66,8 @@ export function createRiskEngine(
     const decided = new Set<string>();
     for (let r = 0; r < snap.rows; r++) {
       const account = snap.accounts[r] as string;
-      const margin = ctx.book.snapshot(account);
+      // the policy needs no liquidation prices: skip them (about a fifth of an evaluation)
+      const margin = ctx.book.snapshot(account, { prices: false });
       if (!margin || margin.positions.length === 0) continue;
       if (source.kind === 'constant') pd[r] = source.pd;
       else if (source.kind === 'margin-ratio') pd[r] = margin.marginRatio < source.threshold ? 1 : 0;
