@@ -87,4 +87,23 @@ describe('backtest', () => {
     expect(parsePolicies(['predictive'])).toEqual(['liquidation-only', 'predictive']);
     expect(() => parsePolicies(['yolo'])).toThrow(/unknown policy "yolo"/);
   });
+
+  it('refuses a margin-ratio exit level below its threshold, before running anything', async () => {
+    let minutes = 0;
+    const run = (threshold: number, exit: number) =>
+      runBacktest({
+        scenario: DOOMED,
+        accounts: 10,
+        seed: 1,
+        policies: ['liquidation-only', 'margin-ratio'],
+        marginRatioThreshold: threshold,
+        marginRatioExit: exit,
+        onProgress: () => minutes++,
+      });
+    await expect(run(3, 2)).rejects.toThrow(
+      /margin-ratio: the margin-ratio exit level 2 is below its threshold 3/,
+    );
+    await expect(run(0, 2)).rejects.toThrow(/margin-ratio: the margin-ratio threshold must be > 0/);
+    expect(minutes).toBe(0);
+  });
 });

@@ -13,7 +13,11 @@ import type { EarlyReduction, RiskActions, RiskEngine, RiskEngineContext } from 
 
 export type PdSource =
   | { kind: 'model'; scorer: PdScorer }
-  | { kind: 'margin-ratio'; threshold: number }
+  /**
+   * the non-ML rule: pd := 1 when equity / MM < threshold; once armed it stays armed while equity / MM <
+   * exitThreshold (>= threshold; default threshold: disarmed the moment the ratio recovers)
+   */
+  | { kind: 'margin-ratio'; threshold: number; exitThreshold?: number }
   /** a fixed pd for every account (tests: pd 0 must reproduce liquidation-only) */
   | { kind: 'constant'; pd: number };
 
@@ -41,6 +45,10 @@ export function createRiskEngine(
 ): PreemptEngine {
   const pipeline = new FeaturePipeline();
   const memory = new Map<string, PolicyMemory>();
+  // margin-ratio rule with an exit level: the look (ts) at which each account was last armed; it stays
+  // armed only from the previous look (an account that went flat in between starts again)
+  const armedAt = new Map<string, number>();
+  let prevLookTs = Number.NaN;
   const state: PreemptEngine = { pipeline, decisions: 0, restricted: new Set(), engine: async () => [] };
   // accounts not decided on at this look (flat) whose restriction still holds
   const held = (ts: number, looked: ReadonlySet<string>): string[] => {
@@ -51,7 +59,10 @@ export function createRiskEngine(
   };
   state.engine = async (ctx: RiskEngineContext): Promise<RiskActions> => {
     const snap = pipeline.snapshot(ctx.ts, { onlyWithPosition: true });
-    if (snap.rows === 0) return { reductions: [], reduceOnly: held(ctx.ts, new Set()) };
+    if (snap.rows === 0) {
+      prevLookTs = ctx.ts;
+      return { reductions: [], reduceOnly: held(ctx.ts, new Set()) };
+    }
     let pd: Float32Array;
     if (source.kind === 'model') pd = await source.scorer.score(snap.matrix, snap.rows);
     else pd = new Float32Array(snap.rows);
@@ -70,7 +81,13 @@ export function createRiskEngine(
       const margin = ctx.book.snapshot(account, { prices: false });
       if (!margin || margin.positions.length === 0) continue;
       if (source.kind === 'constant') pd[r] = source.pd;
-      else if (source.kind === 'margin-ratio') pd[r] = margin.marginRatio < source.threshold ? 1 : 0;
+      else if (source.kind === 'margin-ratio') {
+        const exit = source.exitThreshold ?? source.threshold;
+        const wasArmed = armedAt.get(account) === prevLookTs;
+        const armed = margin.marginRatio < source.threshold || (wasArmed && margin.marginRatio < exit);
+        if (armed) armedAt.set(account, ctx.ts);
+        pd[r] = armed ? 1 : 0;
+      }
       const { decision, memory: next } = decide(
         {
           margin,
@@ -94,6 +111,7 @@ export function createRiskEngine(
       state.decisions++;
       for (const o of decision.orders) out.push({ account, symbol: o.symbol, qty: o.qty });
     }
+    prevLookTs = ctx.ts;
     observe?.({ ts: ctx.ts, accounts: snap.accounts, pd });
     reduceOnly.push(...held(ctx.ts, decided));
     return { reductions: out, reduceOnly };

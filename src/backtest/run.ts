@@ -25,6 +25,11 @@ export interface BacktestOptions {
   constantPd?: number;
   /** the non-ML rule's margin-ratio threshold; default 1.5 */
   marginRatioThreshold?: number;
+  /**
+   * equity / MM at or above which an armed margin-ratio rule disarms (>= its threshold); default: the
+   * threshold itself (no hysteresis)
+   */
+  marginRatioExit?: number;
   /** overrides of the margin core's policy thresholds (both early-reducing policies use them) */
   policyConfig?: Partial<PolicyConfig>;
   /**
@@ -47,6 +52,8 @@ export interface PolicyVariant {
   policyConfig?: Partial<PolicyConfig>;
   /** the margin-ratio rule's threshold; default `BacktestOptions.marginRatioThreshold` */
   marginRatioThreshold?: number;
+  /** the margin-ratio rule's exit level; default `BacktestOptions.marginRatioExit`, else its threshold */
+  marginRatioExit?: number;
 }
 
 export interface PolicyResult extends RunMeasures {
@@ -93,6 +100,7 @@ interface RunSpec {
   variant: boolean;
   policyConfig: PolicyConfig;
   marginRatioThreshold: number;
+  marginRatioExit: number;
 }
 
 /**
@@ -114,6 +122,7 @@ function runSpecs(opts: BacktestOptions): RunSpec[] {
     variant: false,
     policyConfig: configFor(policy, base),
     marginRatioThreshold: threshold,
+    marginRatioExit: opts.marginRatioExit ?? threshold,
   }));
   for (const v of opts.variants ?? [])
     runs.push({
@@ -122,6 +131,7 @@ function runSpecs(opts: BacktestOptions): RunSpec[] {
       variant: true,
       policyConfig: configFor(v.policy, { ...base, ...v.policyConfig }),
       marginRatioThreshold: v.marginRatioThreshold ?? threshold,
+      marginRatioExit: v.marginRatioExit ?? opts.marginRatioExit ?? v.marginRatioThreshold ?? threshold,
     });
   if (runs[0]?.policy !== 'liquidation-only')
     throw new BacktestInputError('the first run must be liquidation-only (the reference)');
@@ -131,6 +141,12 @@ function runSpecs(opts: BacktestOptions): RunSpec[] {
     labels.add(r.label);
     if (r.variant && r.policy === 'liquidation-only')
       throw new BacktestInputError('liquidation-only runs once, as the reference');
+    if (r.policy === 'margin-ratio' && !(r.marginRatioThreshold > 0))
+      throw new BacktestInputError(`${r.label}: the margin-ratio threshold must be > 0`);
+    if (r.policy === 'margin-ratio' && !(r.marginRatioExit >= r.marginRatioThreshold))
+      throw new BacktestInputError(
+        `${r.label}: the margin-ratio exit level ${r.marginRatioExit} is below its threshold ${r.marginRatioThreshold}`,
+      );
   }
   return runs;
 }
@@ -161,7 +177,11 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
           ? { kind: 'constant', pd: opts.constantPd }
           : { kind: 'model', scorer: opts.scorer as PdScorer };
     else if (policy === 'margin-ratio')
-      source = { kind: 'margin-ratio', threshold: run.marginRatioThreshold };
+      source = {
+        kind: 'margin-ratio',
+        threshold: run.marginRatioThreshold,
+        exitThreshold: run.marginRatioExit,
+      };
     const tracker = source
       ? new AttributionTracker({
           pdReduce: policyConfig.pdReduce,

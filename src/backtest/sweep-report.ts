@@ -22,7 +22,10 @@ liquidation-only: bad debt ${usd(r.reference.badDebt)}, ${r.reference.liquidatio
 }
 
 function thresholdText(p: SweepPoint): string {
-  if (p.signal !== 'predictive') return `equity/MM < ${p.threshold}`;
+  if (p.signal !== 'predictive')
+    return p.exit !== undefined && p.exit !== p.threshold
+      ? `equity/MM < ${p.threshold}, armed until >= ${p.exit}`
+      : `equity/MM < ${p.threshold}`;
   const gate = p.gate ? `, armed only at equity/MM < ${p.gate}` : '';
   return `pd >= ${p.threshold} (watch ${p.pdWatch})${gate}`;
 }
@@ -84,14 +87,22 @@ export function frontierChart(r: SweepResult): string {
     });
   }
   for (const s of SIGNALS) {
-    // every threshold, in threshold order (dominated points included); one line per gate
-    const gates = [...new Set(r.points.filter((p) => p.signal === s).map((p) => p.gate ?? 0))];
-    for (const g of gates) {
+    // every threshold, in threshold order (dominated points included); one line per predictive gate and
+    // per margin-ratio exit factor
+    const groupOf = (p: SweepPoint) =>
+      p.signal === 'predictive'
+        ? (p.gate ?? 0)
+        : Number(((p.exit ?? p.threshold) / p.threshold).toPrecision(6));
+    const groups = [...new Set(r.points.filter((p) => p.signal === s).map(groupOf))];
+    for (const g of groups) {
       const pts = r.points
-        .filter((p) => p.signal === s && (p.gate ?? 0) === g && p.avoided !== null)
+        .filter((p) => p.signal === s && groupOf(p) === g && p.avoided !== null)
         .sort((a, b) => a.threshold - b.threshold)
         .map((p) => ({ x: (p.avoided as number) * 100, y: p.falseAlarms }));
-      const name = g === 0 ? `${s}, all thresholds` : `${s} armed at equity/MM < ${g}, all thresholds`;
+      let name = `${s}, all thresholds`;
+      if (s === 'predictive' && g !== 0) name = `${s} armed at equity/MM < ${g}, all thresholds`;
+      if (s === 'margin-ratio' && g !== 1)
+        name = `${s} armed until equity/MM >= ${g} x threshold, all thresholds`;
       series.push({ name, points: pts, dashed: true });
     }
   }
@@ -118,7 +129,7 @@ ${r.comparison.levels
 
 ${formatSweepTable(r)}
 
-- **threshold**: the predictive policy's pdReduce (pdWatch lowered to at most pdReduce / 2, pdHysteresis to at most 15% of pdReduce) and, where given, its margin-ratio gate (\`reduceGateMarginRatio\`: the reduce tier arms only while equity / MM is below it; an armed tier is left on pd alone); or the margin-ratio rule's trigger (pd := 1 when equity / MM is below it). Every other policy setting is the same in every run; the predictive frontier is taken over all its thresholds and gates.
+- **threshold**: the predictive policy's pdReduce (pdWatch lowered to at most pdReduce / 2, pdHysteresis to at most 15% of pdReduce) and, where given, its margin-ratio gate (\`reduceGateMarginRatio\`: the reduce tier arms only while equity / MM is below it; an armed tier is left on pd alone); or the margin-ratio rule's trigger (pd := 1 when equity / MM is below it) and, where given, its exit level (once armed, pd stays 1 until equity / MM is back at or above it: the stickiness the pd tier's hysteresis and gate give the model). Every other policy setting is the same in every run; each signal's frontier is taken over all its runs (thresholds, gates, exit levels).
 - **false alarms**: accounts reduced early that the liquidation-only run never liquidated; **reduced / liq.-only liquidated**: early-reduced notional over the notional liquidation-only force-closed.
 - **frontier** (\\*): the point is on its signal's Pareto frontier (no other setting of the same signal avoids at least as much bad debt with fewer false alarms). The verdict interpolates each frontier linearly between its points and compares them over the range of bad debt avoided that both reach.
 - **left: cause**: the bad debt the run left, by cause (late: first REDUCE less than ${r.points[0]?.attribution.lateMinutes ?? 15} minutes before the bankruptcy); see the backtest report's notes.

@@ -2,8 +2,9 @@
  * Threshold sweep: the false alarms each signal pays for the bad debt it avoids. On one scenario, seed and
  * population, liquidation-only runs once; then the predictive policy at each pdReduce threshold (pdWatch
  * and pdHysteresis scaled down with it) and each margin-ratio gate (`reduceGateMarginRatio`: the model's
- * score combined with the venue's ratio), and the margin-ratio rule at each equity / MM threshold, every
- * other policy setting the same. Each signal's frontier is its Pareto set of (bad debt avoided, false alarms)
+ * score combined with the venue's ratio), and the margin-ratio rule at each equity / MM threshold and each
+ * exit factor (an armed rule disarms at threshold x factor: the same kind of stickiness the pd tier's
+ * hysteresis gives), every other policy setting the same. Each signal's frontier is its Pareto set of (bad debt avoided, false alarms)
  * points; the two are compared by piecewise-linear interpolation at the levels of bad debt avoided both reach.
  */
 import { DEFAULT_POLICY_CONFIG, type PolicyConfig } from '../margin/index.js';
@@ -35,6 +36,11 @@ export interface SweepOptions {
   gates?: number[];
   /** equity / MM thresholds of the margin-ratio rule; empty: no margin-ratio runs */
   ratioThresholds: number[];
+  /**
+   * exit factors of the margin-ratio rule (>= 1), each run with every ratio threshold T: an armed rule
+   * disarms at equity / MM >= T x factor; default [1] (disarms the moment the ratio is back above T)
+   */
+  ratioExitFactors?: number[];
   lateMinutes?: number;
   onProgress?: (run: string, minute: number, minutes: number) => void;
 }
@@ -47,6 +53,8 @@ export interface SweepPoint {
   pdWatch?: number;
   /** the margin-ratio gate of the reduce tier (predictive; 0 = none) */
   gate?: number;
+  /** equity / MM at which the armed rule disarms (margin-ratio; = threshold: no hysteresis) */
+  exit?: number;
   label: string;
   /** USD */
   badDebt: number;
@@ -246,6 +254,11 @@ export function pdVariantConfig(
   };
 }
 
+/** An exit level as labelled and run: 6 significant digits (1.5 x 1.3 is 1.95, not 1.9500000000000002). */
+function roundExit(x: number): number {
+  return Number(x.toPrecision(6));
+}
+
 export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   const check = (name: string, values: number[], ok: (v: number) => boolean) => {
     const seen = new Set<number>();
@@ -264,6 +277,10 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   const gates = opts.gates ?? [base.reduceGateMarginRatio ?? 0];
   check('gates', gates, (v) => Number.isFinite(v) && v >= 0);
   if (gates.length === 0) throw new BacktestInputError('gates: give at least one (0 for no gate)');
+  const exitFactors = opts.ratioExitFactors ?? [1];
+  check('ratio exit factors', exitFactors, (v) => Number.isFinite(v) && v >= 1);
+  if (exitFactors.length === 0)
+    throw new BacktestInputError('ratio exit factors: give at least one (1 for none)');
   const variants: PolicyVariant[] = [
     ...gates.flatMap((g) =>
       opts.pdThresholds.map(
@@ -274,12 +291,15 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
         }),
       ),
     ),
-    ...opts.ratioThresholds.map(
-      (t): PolicyVariant => ({
-        label: `margin-ratio <${t}`,
-        policy: 'margin-ratio',
-        marginRatioThreshold: t,
-      }),
+    ...exitFactors.flatMap((f) =>
+      opts.ratioThresholds.map(
+        (t): PolicyVariant => ({
+          label: f === 1 ? `margin-ratio <${t}` : `margin-ratio <${t} exit>=${roundExit(t * f)}`,
+          policy: 'margin-ratio',
+          marginRatioThreshold: t,
+          marginRatioExit: roundExit(t * f),
+        }),
+      ),
     ),
   ];
   const r = await runBacktest({
@@ -307,7 +327,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
             pdWatch: v.policyConfig?.pdWatch as number,
             gate: v.policyConfig?.reduceGateMarginRatio as number,
           }
-        : {}),
+        : { exit: v.marginRatioExit as number }),
       label: v.label,
       badDebt: p.badDebt,
       avoided: p.badDebtAvoided,

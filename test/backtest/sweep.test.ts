@@ -95,6 +95,36 @@ describe('threshold sweep', () => {
     expect(frontierChart(r)).toContain('predictive armed at equity/MM &lt; 2, all thresholds');
   }, 60_000);
 
+  it('runs every ratio threshold at every exit factor; a sticky rule reduces more; the frontier spans both', async () => {
+    const r = await runSweep({
+      scenario: SHORT_CRASH,
+      accounts: 150,
+      seed: 3,
+      policyConfig: { ...UNGATED_TIERS, maxReduceFractionPerInterval: 0.5 },
+      pdThresholds: [],
+      ratioThresholds: [1.5, 3],
+      ratioExitFactors: [1, 1.3],
+    });
+    expect(r.points.map((p) => p.label)).toEqual([
+      'margin-ratio <1.5',
+      'margin-ratio <3',
+      'margin-ratio <1.5 exit>=1.95',
+      'margin-ratio <3 exit>=3.9',
+    ]);
+    expect(r.points.map((p) => p.exit)).toEqual([1.5, 3, 1.95, 3.9]);
+    // armed for longer, the sticky rule keeps reducing after a reduction lifts the ratio above the trigger
+    // (at 1.5 it arms on three accounts and, on this short crash, reduces them no more than the plain rule)
+    expect(r.points[2]!.reducedNotional).toBeGreaterThanOrEqual(r.points[0]!.reducedNotional);
+    expect(r.points[3]!.reducedNotional).toBeGreaterThan(r.points[1]!.reducedNotional);
+    expect(r.points[3]!.refusedOrders).toBeGreaterThan(r.points[1]!.refusedOrders);
+    const onFrontier = r.points.filter((p) => p.onFrontier).map((p) => p.label);
+    expect(onFrontier.sort()).toEqual(r.frontiers['margin-ratio'].map((f) => f.label as string).sort());
+    expect(formatSweepTable(r)).toContain('equity/MM < 1.5, armed until >= 1.95');
+    expect(frontierChart(r)).toContain(
+      'margin-ratio armed until equity/MM &gt;= 1.3 x threshold, all thresholds',
+    );
+  }, 60_000);
+
   it('rejects bad threshold lists', async () => {
     const base = { scenario: SHORT_CRASH, accounts: 10, seed: 1, constantPd: 0 };
     await expect(runSweep({ ...base, pdThresholds: [0.2, 0.2], ratioThresholds: [] })).rejects.toThrow(
@@ -112,5 +142,8 @@ describe('threshold sweep', () => {
     await expect(runSweep({ ...base, pdThresholds: [0.2], ratioThresholds: [], gates: [] })).rejects.toThrow(
       /gates: give at least one/,
     );
+    await expect(
+      runSweep({ ...base, pdThresholds: [], ratioThresholds: [2], ratioExitFactors: [0.5] }),
+    ).rejects.toThrow(/ratio exit factors: 0.5 is out of range/);
   });
 });

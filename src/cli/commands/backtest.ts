@@ -21,11 +21,13 @@ interface BacktestCliOptions {
   policy: string[];
   out?: string;
   marginRatio: string;
+  marginRatioExit?: string;
   policyConfig?: string;
   sweep?: boolean;
   pdThresholds: number[];
   ratioThresholds: number[];
   gates?: number[];
+  ratioExitFactors?: number[];
   lateMinutes: number;
 }
 
@@ -49,6 +51,10 @@ export function register(program: Command): void {
     .option('--model <dir>', 'model directory for the predictive policy', 'models/default')
     .option('--policy <names...>', `policies (${POLICY_NAMES.join(', ')})`, [...POLICY_NAMES])
     .option('--margin-ratio <x>', 'threshold of the margin-ratio rule', '1.5')
+    .option(
+      '--margin-ratio-exit <x>',
+      'equity/MM at which an armed margin-ratio rule disarms (>= --margin-ratio; default: --margin-ratio)',
+    )
     .option('--policy-config <json>', 'margin-core policy threshold overrides, e.g. \'{"pdReduce":0.1}\'')
     .option(
       '--out <dir>',
@@ -81,6 +87,11 @@ export function register(program: Command): void {
       "with --sweep: margin-ratio gates of the predictive policy, each with every pd threshold (reduceGateMarginRatio: the reduce tier arms only while equity/MM is below it; 0 for none; default: the policy config's)",
       parseList,
     )
+    .option(
+      '--ratio-exit-factors <list>',
+      'with --sweep: exit factors of the margin-ratio rule (>= 1), each with every ratio threshold T: armed at equity/MM < T, disarmed at >= T x factor (default 1: no hysteresis)',
+      parseList,
+    )
     .action(async (opts: BacktestCliOptions) => {
       if (opts.sweep) return sweep(opts);
       const policies = parsePolicies(opts.policy);
@@ -95,6 +106,7 @@ export function register(program: Command): void {
           policies,
           scorer,
           marginRatioThreshold: Number(opts.marginRatio),
+          ...(opts.marginRatioExit !== undefined ? { marginRatioExit: Number(opts.marginRatioExit) } : {}),
           ...(opts.policyConfig
             ? { policyConfig: JSON.parse(opts.policyConfig) as Partial<PolicyConfig> }
             : {}),
@@ -153,6 +165,7 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
       pdThresholds: opts.pdThresholds,
       ratioThresholds: opts.ratioThresholds,
       ...(opts.gates ? { gates: opts.gates } : {}),
+      ...(opts.ratioExitFactors ? { ratioExitFactors: opts.ratioExitFactors } : {}),
       lateMinutes: opts.lateMinutes,
       onProgress: progress(bar),
     });
