@@ -94,7 +94,7 @@ export interface BacktestResult {
   preCrashPd: { crashTs: number | null; liquidated: number[]; survived: number[] };
 }
 
-interface RunSpec {
+export interface RunSpec {
   label: string;
   policy: PolicyName;
   variant: boolean;
@@ -113,7 +113,7 @@ function configFor(policy: PolicyName, partial: Partial<PolicyConfig>): PolicyCo
 }
 
 /** The runs: `policies`, then the variants (validated). */
-function runSpecs(opts: BacktestOptions): RunSpec[] {
+export function runSpecs(opts: BacktestOptions): RunSpec[] {
   const base = opts.policyConfig ?? {};
   const threshold = opts.marginRatioThreshold ?? 1.5;
   const runs: RunSpec[] = opts.policies.map((policy) => ({
@@ -151,133 +151,226 @@ function runSpecs(opts: BacktestOptions): RunSpec[] {
   return runs;
 }
 
-export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult> {
-  const runs = runSpecs(opts);
+/** What every run of one backtest shares: the scenario, its market paths and population. */
+export interface RunContext {
+  scenario: string;
+  accounts: number;
+  seed: number;
+  loaded: ReturnType<typeof loadScenario>;
+  market: ReturnType<typeof buildMarket>;
+  /** USD */
+  fundStart: number;
+  scorer?: PdScorer;
+  constantPd?: number;
+  lateMinutes?: number;
+}
+
+/** One run's outcome as plain data (it crosses a worker-thread boundary when runs go in parallel). */
+export interface RunOutcome {
+  measures: RunMeasures;
+  liquidatedAccounts: string[];
+  reducedAccounts: string[];
+  /** USD per account */
+  reducedNotionalByAccount: [string, number][];
+  /** USD per account */
+  reductionCostByAccount: [string, number][];
+  /** [ts, USD] */
+  fundPath: [number, number][];
+  /** [minute ts, USD] */
+  liquidationsPerMinute: [number, number][];
+  /** accounts restricted to reduce-only at least once */
+  restricted: string[];
+  conservation: ConservationResult;
+  summary: SimulationSummary;
+  attribution?: BadDebtAttribution;
+  /** the engine's looks within `observeWindow` (ms, [from, to)) */
+  observations: EngineObservation[];
+}
+
+export function runContext(
+  opts: Pick<BacktestOptions, 'scenario' | 'accounts' | 'seed' | 'scorer' | 'constantPd' | 'lateMinutes'>,
+): RunContext {
   const loaded = loadScenario(opts.scenario);
-  if (runs.some((r) => r.policy === 'predictive') && !opts.scorer && opts.constantPd === undefined)
+  return {
+    scenario: opts.scenario,
+    accounts: opts.accounts,
+    seed: opts.seed,
+    loaded,
+    market: buildMarket(loaded, opts.seed, opts.accounts),
+    fundStart: loaded.scenario.insuranceFundPerAccount * opts.accounts,
+    ...(opts.scorer ? { scorer: opts.scorer } : {}),
+    ...(opts.constantPd !== undefined ? { constantPd: opts.constantPd } : {}),
+    ...(opts.lateMinutes !== undefined ? { lateMinutes: opts.lateMinutes } : {}),
+  };
+}
+
+/** Simulates one run: the venue with the run's risk engine (none for liquidation-only) in the loop. */
+export async function executeRun(
+  ctx: RunContext,
+  run: RunSpec,
+  observeWindow: readonly [number, number] | null,
+  onMinute?: (minute: number, minutes: number) => void,
+): Promise<RunOutcome> {
+  const { policy, policyConfig } = run;
+  let source: PdSource | undefined;
+  if (policy === 'predictive') {
+    if (ctx.constantPd !== undefined) source = { kind: 'constant', pd: ctx.constantPd };
+    else if (ctx.scorer) source = { kind: 'model', scorer: ctx.scorer };
+    else throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
+  } else if (policy === 'margin-ratio')
+    source = {
+      kind: 'margin-ratio',
+      threshold: run.marginRatioThreshold,
+      exitThreshold: run.marginRatioExit,
+    };
+  const tracker = source
+    ? new AttributionTracker({
+        pdReduce: policyConfig.pdReduce,
+        healthyRatio: policyConfig.marginRatioWatch,
+        ...(ctx.lateMinutes !== undefined ? { lateMinutes: ctx.lateMinutes } : {}),
+      })
+    : undefined;
+  const collector = new MeasureCollector(
+    ctx.fundStart,
+    tracker ? (account, ts, usd) => tracker.badDebt(account, ts, usd) : undefined,
+  );
+  const conservation = new ConservationTracker(ctx.fundStart);
+  const observations: EngineObservation[] = [];
+  const engine = source
+    ? createRiskEngine(
+        source,
+        policyConfig,
+        observeWindow
+          ? (o) => {
+              if (o.ts >= observeWindow[0] && o.ts < observeWindow[1]) observations.push(o);
+            }
+          : undefined,
+        tracker ? (ts, account, signal, decision) => tracker.look(ts, account, signal, decision) : undefined,
+      )
+    : undefined;
+  const summary = await simulate(ctx.loaded, {
+    accounts: ctx.accounts,
+    seed: ctx.seed,
+    market: ctx.market,
+    ...(engine ? { riskEngine: engine.engine } : {}),
+    sink: {
+      write: (ev) => {
+        collector.add(ev);
+        conservation.add(ev);
+        engine?.pipeline.apply(ev);
+      },
+    },
+    ...(onMinute ? { onMinute: (m: number, n: number) => onMinute(m + 1, n) } : {}),
+  });
+  return {
+    measures: collector.m,
+    liquidatedAccounts: [...collector.liquidatedAccounts],
+    reducedAccounts: [...collector.reducedAccounts],
+    reducedNotionalByAccount: [...collector.reducedNotionalByAccount],
+    reductionCostByAccount: [...collector.reductionCostByAccount],
+    fundPath: collector.fundPath,
+    liquidationsPerMinute: collector.liquidationsPerMinute(),
+    restricted: [...(engine?.restricted ?? [])],
+    conservation: conservation.result(),
+    summary,
+    ...(tracker ? { attribution: tracker.result() } : {}),
+    observations,
+  };
+}
+
+/** Runs the early-reducing runs, at most `jobs` at a time; outcomes in run order. */
+export type RunExecutor = (
+  runs: readonly RunSpec[],
+  observeWindow: (run: RunSpec, index: number) => readonly [number, number] | null,
+) => Promise<RunOutcome[]>;
+
+export async function runBacktest(opts: BacktestOptions, executor?: RunExecutor): Promise<BacktestResult> {
+  const runs = runSpecs(opts);
+  if (
+    !executor &&
+    runs.some((r) => r.policy === 'predictive') &&
+    !opts.scorer &&
+    opts.constantPd === undefined
+  )
     throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
-  const market = buildMarket(loaded, opts.seed, opts.accounts);
-  const fundStart = loaded.scenario.insuranceFundPerAccount * opts.accounts;
+  const ctx = runContext(opts);
+  const { market, fundStart } = ctx;
+  const progress = (run: RunSpec) =>
+    opts.onProgress ? (m: number, n: number) => opts.onProgress?.(run.label, m, n) : undefined;
+
+  // the reference first: the crash minute (its peak liquidation minute) sets the window of pd kept
+  const refSpec = runs[0] as RunSpec;
+  const refOutcome = await executeRun(ctx, refSpec, null, progress(refSpec));
+  let crashTs: number | null = null;
+  let peak = 0;
+  for (const [ts, v] of refOutcome.liquidationsPerMinute)
+    if (v > peak) {
+      peak = v;
+      crashTs = ts;
+    }
+  // the pd before the crash comes from the first predictive run
+  const firstPredictive = runs.findIndex((r) => r.policy === 'predictive');
+  const windowOf = (_run: RunSpec, i: number): readonly [number, number] | null =>
+    crashTs !== null && i + 1 === firstPredictive ? [crashTs - 3_600_000, crashTs] : null;
+  const rest = runs.slice(1);
+  const outcomes = [
+    refOutcome,
+    ...(executor
+      ? await executor(rest, windowOf)
+      : await sequential(rest, (run, i) => executeRun(ctx, run, windowOf(run, i), progress(run)))),
+  ];
+
+  const ref = refOutcome;
+  const refLiquidated = new Set(ref.liquidatedAccounts);
+  const refBadDebt = ref.measures.badDebt;
   const results: PolicyResult[] = [];
   const insuranceFund: Record<string, [number, number][]> = {};
   const liquidationsPerMinute: Record<string, [number, number][]> = {};
   const attribution: Record<string, BadDebtAttribution> = {};
-  let reference: MeasureCollector | undefined;
-  let crashTs: number | null = null;
-  const preCrash = { liquidated: [] as number[], survived: [] as number[] };
-  const observations: EngineObservation[] = [];
-  let observed = false;
-
-  for (const run of runs) {
-    const { policy, policyConfig } = run;
-    let source: PdSource | undefined;
-    if (policy === 'predictive')
-      source =
-        opts.constantPd !== undefined
-          ? { kind: 'constant', pd: opts.constantPd }
-          : { kind: 'model', scorer: opts.scorer as PdScorer };
-    else if (policy === 'margin-ratio')
-      source = {
-        kind: 'margin-ratio',
-        threshold: run.marginRatioThreshold,
-        exitThreshold: run.marginRatioExit,
-      };
-    const tracker = source
-      ? new AttributionTracker({
-          pdReduce: policyConfig.pdReduce,
-          healthyRatio: policyConfig.marginRatioWatch,
-          ...(opts.lateMinutes !== undefined ? { lateMinutes: opts.lateMinutes } : {}),
-        })
-      : undefined;
-    const collector = new MeasureCollector(
-      fundStart,
-      tracker ? (account, ts, usd) => tracker.badDebt(account, ts, usd) : undefined,
-    );
-    const conservation = new ConservationTracker(fundStart);
-    // the pd before the crash comes from the first predictive run
-    const keepObservations = policy === 'predictive' && !observed;
-    if (keepObservations) observed = true;
-    const engine = source
-      ? createRiskEngine(
-          source,
-          policyConfig,
-          keepObservations ? (o) => observations.push(o) : undefined,
-          tracker
-            ? (ts, account, signal, decision) => tracker.look(ts, account, signal, decision)
-            : undefined,
-        )
-      : undefined;
-    const summary = await simulate(loaded, {
-      accounts: opts.accounts,
-      seed: opts.seed,
-      market,
-      ...(engine ? { riskEngine: engine.engine } : {}),
-      sink: {
-        write: (ev) => {
-          collector.add(ev);
-          conservation.add(ev);
-          engine?.pipeline.apply(ev);
-        },
-      },
-      onMinute: (m, n) => opts.onProgress?.(run.label, m + 1, n),
-    });
-    if (policy === 'liquidation-only') {
-      reference = collector;
-      const perMinute = collector.liquidationsPerMinute();
-      let peak = 0;
-      for (const [ts, v] of perMinute)
-        if (v > peak) {
-          peak = v;
-          crashTs = ts;
-        }
-    }
-    const ref = reference as MeasureCollector;
+  runs.forEach((run, i) => {
+    const o = outcomes[i] as RunOutcome;
+    const reducedNotional = new Map(o.reducedNotionalByAccount);
+    const reductionCost = new Map(o.reductionCostByAccount);
     let falseAlarms = 0;
     let falseAlarmNotional = 0;
     let falseAlarmCost = 0;
-    for (const a of collector.reducedAccounts) {
-      if (ref.liquidatedAccounts.has(a)) continue;
+    for (const a of o.reducedAccounts) {
+      if (refLiquidated.has(a)) continue;
       falseAlarms++;
-      falseAlarmNotional += collector.reducedNotionalByAccount.get(a) ?? 0;
-      falseAlarmCost += collector.reductionCostByAccount.get(a) ?? 0;
+      falseAlarmNotional += reducedNotional.get(a) ?? 0;
+      falseAlarmCost += reductionCost.get(a) ?? 0;
     }
     let restrictedFalseAlarms = 0;
-    for (const a of engine?.restricted ?? []) if (!ref.liquidatedAccounts.has(a)) restrictedFalseAlarms++;
+    for (const a of o.restricted) if (!refLiquidated.has(a)) restrictedFalseAlarms++;
+    const liquidated = new Set(o.liquidatedAccounts);
     let saved = 0;
-    for (const a of ref.liquidatedAccounts) if (!collector.liquidatedAccounts.has(a)) saved++;
-    const refBadDebt = ref.m.badDebt;
+    for (const a of refLiquidated) if (!liquidated.has(a)) saved++;
     results.push({
-      policy,
+      policy: run.policy,
       ...(run.variant ? { label: run.label } : {}),
-      ...collector.m,
+      ...o.measures,
       falseAlarms,
       falseAlarmNotional,
       falseAlarmCost,
       saved,
       restrictedFalseAlarms,
       badDebtAvoided:
-        policy === 'liquidation-only' || refBadDebt <= 0 ? null : 1 - collector.m.badDebt / refBadDebt,
-      conservation: conservation.result(),
-      summary,
+        run.policy === 'liquidation-only' || refBadDebt <= 0 ? null : 1 - o.measures.badDebt / refBadDebt,
+      conservation: o.conservation,
+      summary: o.summary,
     });
-    insuranceFund[run.label] = [[market.startMs, fundStart], ...collector.fundPath];
-    liquidationsPerMinute[run.label] = collector.liquidationsPerMinute();
-    if (tracker) attribution[run.label] = tracker.result();
-  }
+    insuranceFund[run.label] = [[market.startMs, fundStart], ...o.fundPath];
+    liquidationsPerMinute[run.label] = o.liquidationsPerMinute;
+    if (o.attribution) attribution[run.label] = o.attribution;
+  });
 
-  if (crashTs !== null && reference) {
-    const from = crashTs - 3_600_000;
-    for (const o of observations) {
-      if (o.ts < from || o.ts >= crashTs) continue;
-      o.accounts.forEach((a, i) => {
-        (reference?.liquidatedAccounts.has(a) ? preCrash.liquidated : preCrash.survived).push(
-          o.pd[i] as number,
-        );
-      });
-    }
-  }
+  const preCrash = { liquidated: [] as number[], survived: [] as number[] };
+  for (const o of outcomes[firstPredictive]?.observations ?? [])
+    o.accounts.forEach((a, i) => {
+      (refLiquidated.has(a) ? preCrash.liquidated : preCrash.survived).push(o.pd[i] as number);
+    });
   return {
-    scenario: loaded.scenario.name,
+    scenario: ctx.loaded.scenario.name,
     accounts: opts.accounts,
     seed: opts.seed,
     minutes: market.minutes,
@@ -287,4 +380,10 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
     attribution,
     preCrashPd: { crashTs, ...preCrash },
   };
+}
+
+async function sequential<T, R>(items: readonly T[], f: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i++) out.push(await f(items[i] as T, i));
+  return out;
 }
