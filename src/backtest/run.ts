@@ -11,6 +11,7 @@ import type { SimulationSummary } from '../sim/venue/types.js';
 import { AttributionTracker, type BadDebtAttribution } from './attribution.js';
 import { type ConservationResult, ConservationTracker } from './conservation.js';
 import { MeasureCollector, type RunMeasures } from './metrics.js';
+import { parallelExecutor } from './parallel.js';
 import { BacktestInputError, type PolicyName } from './policies.js';
 import { createRiskEngine, type EngineObservation, type PdSource } from './risk-engine.js';
 
@@ -41,6 +42,13 @@ export interface BacktestOptions {
   lateMinutes?: number;
   /** `run` is the policy's name, or a variant's label */
   onProgress?: (run: string, minute: number, minutes: number) => void;
+  /**
+   * runs after the reference going at once, each in a worker thread (default 1: one after the other, in
+   * this thread); the outcome is the same, only the wall time changes
+   */
+  jobs?: number;
+  /** with jobs > 1: the model the workers load for predictive runs (instead of `scorer`) */
+  modelDir?: string;
 }
 
 /** One more run of an early-reducing policy with its own settings (see `BacktestOptions.variants`). */
@@ -284,14 +292,24 @@ export type RunExecutor = (
   observeWindow: (run: RunSpec, index: number) => readonly [number, number] | null,
 ) => Promise<RunOutcome[]>;
 
-export async function runBacktest(opts: BacktestOptions, executor?: RunExecutor): Promise<BacktestResult> {
+export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult> {
   const runs = runSpecs(opts);
-  if (
-    !executor &&
-    runs.some((r) => r.policy === 'predictive') &&
-    !opts.scorer &&
-    opts.constantPd === undefined
-  )
+  const jobs = opts.jobs ?? 1;
+  const executor =
+    jobs === 1
+      ? undefined
+      : parallelExecutor({
+          jobs,
+          scenario: opts.scenario,
+          accounts: opts.accounts,
+          seed: opts.seed,
+          ...(opts.modelDir !== undefined ? { modelDir: opts.modelDir } : {}),
+          ...(opts.constantPd !== undefined ? { constantPd: opts.constantPd } : {}),
+          ...(opts.lateMinutes !== undefined ? { lateMinutes: opts.lateMinutes } : {}),
+          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        });
+  const needsModel = runs.some((r) => r.policy === 'predictive') && opts.constantPd === undefined;
+  if (needsModel && !(executor ? opts.modelDir : opts.scorer))
     throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
   const ctx = runContext(opts);
   const { market, fundStart } = ctx;

@@ -43,6 +43,10 @@ export interface SweepOptions {
   ratioExitFactors?: number[];
   lateMinutes?: number;
   onProgress?: (run: string, minute: number, minutes: number) => void;
+  /** runs after the reference going at once in worker threads (see `BacktestOptions.jobs`); default 1 */
+  jobs?: number;
+  /** with jobs > 1: the model the workers load (instead of `scorer`) */
+  modelDir?: string;
 }
 
 export interface SweepPoint {
@@ -313,6 +317,8 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     policyConfig: base,
     ...(opts.lateMinutes !== undefined ? { lateMinutes: opts.lateMinutes } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.jobs !== undefined ? { jobs: opts.jobs } : {}),
+    ...(opts.modelDir !== undefined ? { modelDir: opts.modelDir } : {}),
   });
   const ref = r.policies[0]!;
   const points: SweepPoint[] = variants.map((v, i) => {

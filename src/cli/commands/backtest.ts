@@ -2,7 +2,8 @@
  * `preempt backtest`: replay a scenario with each policy on the same seed and traders and compare them;
  * with `--sweep`, sweep each early-warning signal's threshold and compare their false-alarm frontiers.
  */
-import { Presets, SingleBar } from 'cli-progress';
+import { availableParallelism } from 'node:os';
+import { MultiBar, Presets, SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { POLICY_NAMES, parsePolicies } from '../../backtest/policies.js';
 import { formatTable, writeBacktestReport } from '../../backtest/report.js';
@@ -10,7 +11,7 @@ import { runBacktest } from '../../backtest/run.js';
 import { DEFAULT_PD_THRESHOLDS, DEFAULT_RATIO_THRESHOLDS, runSweep } from '../../backtest/sweep.js';
 import { formatSweepTable, writeSweepReport } from '../../backtest/sweep-report.js';
 import type { PolicyConfig } from '../../margin/index.js';
-import { loadScorer } from '../../model/scorer.js';
+import { loadScorer, type ModelScorer } from '../../model/scorer.js';
 import { parseIntArg } from '../duration.js';
 
 interface BacktestCliOptions {
@@ -29,6 +30,7 @@ interface BacktestCliOptions {
   gates?: number[];
   ratioExitFactors?: number[];
   lateMinutes: number;
+  jobs: number;
 }
 
 function parseList(text: string): number[] {
@@ -92,19 +94,25 @@ export function register(program: Command): void {
       'with --sweep: exit factors of the margin-ratio rule (>= 1), each with every ratio threshold T: armed at equity/MM < T, disarmed at >= T x factor (default 1: no hysteresis)',
       parseList,
     )
+    .option(
+      '--jobs <n>',
+      'runs after the liquidation-only reference going at once, each in a worker thread (1: one after the other); same results',
+      parseIntArg,
+      Math.min(2, availableParallelism()),
+    )
     .action(async (opts: BacktestCliOptions) => {
       if (opts.sweep) return sweep(opts);
       const policies = parsePolicies(opts.policy);
-      const scorer = policies.includes('predictive') ? await loadScorer(opts.model) : undefined;
-      const bar = progressBar();
-      const onProgress = progress(bar);
+      const model = await modelFor(opts, policies.includes('predictive'));
+      const { onProgress, stop } = progressDisplay(opts.jobs);
       try {
         const result = await runBacktest({
           scenario: opts.scenario,
           accounts: opts.accounts,
           seed: opts.seed,
           policies,
-          scorer,
+          ...model.options,
+          jobs: opts.jobs,
           marginRatioThreshold: Number(opts.marginRatio),
           ...(opts.marginRatioExit !== undefined ? { marginRatioExit: Number(opts.marginRatioExit) } : {}),
           ...(opts.policyConfig
@@ -113,70 +121,114 @@ export function register(program: Command): void {
           lateMinutes: opts.lateMinutes,
           onProgress,
         });
-        bar.stop();
+        stop();
         process.stdout.write(`${formatTable(result)}\n`);
         if (opts.out) {
           await writeBacktestReport(opts.out, result);
           process.stderr.write(`report written to ${opts.out}\n`);
         }
       } finally {
-        bar.stop();
-        await scorer?.close();
+        stop();
+        await model.scorer?.close();
       }
     });
 }
 
-// runs go one after the other: one bar, restarted for each (also reports when stderr is a file)
-function progressBar(): SingleBar {
-  return new SingleBar(
-    {
-      format: '{policy} |{bar}| {value}/{total} min | ETA {eta_formatted}',
-      stream: process.stderr,
-      hideCursor: true,
-      noTTYOutput: true,
-      notTTYSchedule: 10_000,
-    },
-    Presets.shades_classic,
-  );
+/**
+ * The model of the predictive runs: in this thread a loaded scorer; with --jobs > 1 its directory, which each
+ * worker loads (loaded once here first, so that a bad model fails before any run).
+ */
+async function modelFor(
+  opts: BacktestCliOptions,
+  needed: boolean,
+): Promise<{
+  scorer?: ModelScorer;
+  options: { scorer: ModelScorer } | { modelDir: string } | Record<string, never>;
+}> {
+  if (!needed) return { options: {} };
+  if (opts.jobs > 1) {
+    await (await loadScorer(opts.model, { workers: 0 })).close();
+    return { options: { modelDir: opts.model } };
+  }
+  const scorer = await loadScorer(opts.model);
+  return { scorer, options: { scorer } };
 }
 
-function progress(bar: SingleBar): (run: string, minute: number, minutes: number) => void {
-  let current = '';
-  return (run, minute, minutes) => {
-    if (run !== current) {
-      if (current) bar.stop();
-      current = run;
-      bar.start(minutes, 0, { policy: run.padEnd(22) });
-    }
-    if (minute % 10 === 0 || minute === minutes) bar.update(minute);
+const BAR_FORMAT = '{policy} |{bar}| {value}/{total} min | ETA {eta_formatted}';
+const BAR_OPTIONS = {
+  format: BAR_FORMAT,
+  stream: process.stderr,
+  hideCursor: true,
+  // also reports when stderr is a file
+  noTTYOutput: true,
+  notTTYSchedule: 10_000,
+};
+
+/**
+ * Progress on stderr: with one job the runs go one after the other, one bar restarted for each; with more,
+ * one bar per run in progress (removed when its run ends).
+ */
+function progressDisplay(jobs: number): {
+  onProgress: (run: string, minute: number, minutes: number) => void;
+  stop: () => void;
+} {
+  if (jobs <= 1) {
+    const bar = new SingleBar(BAR_OPTIONS, Presets.shades_classic);
+    let current = '';
+    return {
+      onProgress: (run, minute, minutes) => {
+        if (run !== current) {
+          if (current) bar.stop();
+          current = run;
+          bar.start(minutes, 0, { policy: run.padEnd(22) });
+        }
+        if (minute % 10 === 0 || minute === minutes) bar.update(minute);
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  const multi = new MultiBar(BAR_OPTIONS, Presets.shades_classic);
+  const bars = new Map<string, ReturnType<MultiBar['create']>>();
+  return {
+    onProgress: (run, minute, minutes) => {
+      let bar = bars.get(run);
+      if (!bar) {
+        bar = multi.create(minutes, 0, { policy: run.padEnd(22) });
+        bars.set(run, bar);
+      }
+      if (minute % 10 === 0 || minute === minutes) bar.update(minute);
+      if (minute === minutes) multi.remove(bar);
+    },
+    stop: () => multi.stop(),
   };
 }
 
 async function sweep(opts: BacktestCliOptions): Promise<void> {
-  const scorer = opts.pdThresholds.length > 0 ? await loadScorer(opts.model) : undefined;
-  const bar = progressBar();
+  const model = await modelFor(opts, opts.pdThresholds.length > 0);
+  const { onProgress, stop } = progressDisplay(opts.jobs);
   try {
     const result = await runSweep({
       scenario: opts.scenario,
       accounts: opts.accounts,
       seed: opts.seed,
-      ...(scorer ? { scorer } : {}),
+      ...model.options,
+      jobs: opts.jobs,
       ...(opts.policyConfig ? { policyConfig: JSON.parse(opts.policyConfig) as Partial<PolicyConfig> } : {}),
       pdThresholds: opts.pdThresholds,
       ratioThresholds: opts.ratioThresholds,
       ...(opts.gates ? { gates: opts.gates } : {}),
       ...(opts.ratioExitFactors ? { ratioExitFactors: opts.ratioExitFactors } : {}),
       lateMinutes: opts.lateMinutes,
-      onProgress: progress(bar),
+      onProgress,
     });
-    bar.stop();
+    stop();
     process.stdout.write(`${formatSweepTable(result)}\n`);
     if (opts.out) {
       await writeSweepReport(opts.out, result);
       process.stderr.write(`sweep written to ${opts.out}\n`);
     }
   } finally {
-    bar.stop();
-    await scorer?.close();
+    stop();
+    await model.scorer?.close();
   }
 }

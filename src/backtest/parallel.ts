@@ -1,0 +1,97 @@
+/**
+ * Runs a backtest's early-reducing runs in worker threads, at most `jobs` at a time. The runs are
+ * independent simulations of the same seed, so the outcomes are those of the in-process runs (tested equal);
+ * only the wall time changes. Each worker rebuilds the market and loads the model itself.
+ */
+import { Worker } from 'node:worker_threads';
+import { BacktestInputError } from './policies.js';
+import type { RunExecutor, RunOutcome, RunSpec } from './run.js';
+import type { RunWorkerData } from './run-worker.js';
+
+export interface ParallelOptions {
+  /** worker threads running at once (>= 1) */
+  jobs: number;
+  scenario: string;
+  accounts: number;
+  seed: number;
+  /** model directory for predictive runs (a scorer object cannot cross threads) */
+  modelDir?: string;
+  constantPd?: number;
+  lateMinutes?: number;
+  /** `run` is the run's label */
+  onProgress?: (run: string, minute: number, minutes: number) => void;
+}
+
+type Message =
+  | { type: 'progress'; minute: number; minutes: number }
+  | { type: 'done'; outcome: RunOutcome }
+  | { type: 'error'; message: string };
+
+export function parallelExecutor(opts: ParallelOptions): RunExecutor {
+  if (!Number.isInteger(opts.jobs) || opts.jobs < 1)
+    throw new BacktestInputError(`jobs: ${opts.jobs} is not a whole number >= 1`);
+  return async (runs, observeWindow) => {
+    if (runs.some((r) => r.policy === 'predictive') && opts.constantPd === undefined && !opts.modelDir)
+      throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
+    const outcomes: RunOutcome[] = new Array(runs.length);
+    const workers = new Set<Worker>();
+    let next = 0;
+    let failed = false;
+    const lane = async (): Promise<void> => {
+      while (!failed && next < runs.length) {
+        const i = next++;
+        outcomes[i] = await inWorker(runs[i] as RunSpec, observeWindow(runs[i] as RunSpec, i), workers);
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(opts.jobs, runs.length) }, lane));
+    } catch (e) {
+      failed = true;
+      await Promise.all([...workers].map((w) => w.terminate()));
+      throw e;
+    }
+    return outcomes;
+  };
+
+  function inWorker(
+    run: RunSpec,
+    observeWindow: readonly [number, number] | null,
+    workers: Set<Worker>,
+  ): Promise<RunOutcome> {
+    const data: RunWorkerData = {
+      entry: new URL('./run-worker.ts', import.meta.url).href,
+      scenario: opts.scenario,
+      accounts: opts.accounts,
+      seed: opts.seed,
+      run,
+      observeWindow: observeWindow ? [observeWindow[0], observeWindow[1]] : null,
+      ...(opts.lateMinutes !== undefined ? { lateMinutes: opts.lateMinutes } : {}),
+      ...(opts.constantPd !== undefined ? { constantPd: opts.constantPd } : {}),
+      ...(opts.modelDir !== undefined ? { modelDir: opts.modelDir } : {}),
+    };
+    const worker = new Worker(new URL('../model/worker-bootstrap.mjs', import.meta.url), {
+      workerData: data,
+    });
+    workers.add(worker);
+    return new Promise<RunOutcome>((resolve, reject) => {
+      let settled = false;
+      const settle = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        workers.delete(worker);
+        f();
+      };
+      worker.on('message', (msg: Message) => {
+        if (msg.type === 'progress') opts.onProgress?.(run.label, msg.minute, msg.minutes);
+        else if (msg.type === 'done') settle(() => resolve(msg.outcome));
+        else settle(() => reject(new Error(`${run.label}: ${msg.message}`)));
+      });
+      worker.on('error', (e) => settle(() => reject(e)));
+      worker.on('exit', (code) =>
+        settle(() =>
+          reject(new Error(`${run.label}: the run's worker exited (code ${code}) before its result`)),
+        ),
+      );
+    });
+  }
+}
