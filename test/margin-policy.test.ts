@@ -187,6 +187,23 @@ describe('decide: REDUCE', () => {
     expect(left.decision.reduceOnly).toBe(false);
   });
 
+  it('with reduceOnlyMarginRatio, restricts an armed account only while equity / MM is below it', () => {
+    const cfg = resolvePolicyConfig({ ...sizing, reduceOnlyMarginRatio: 2.5 });
+    // ratio 2.4: armed and below the restriction level: reduce-only
+    const near = decideFor(longTen(2_400, 10_000), { pd: 0.9, sigma1h }, cfg);
+    expect(near.memory.pdLevel).toBe(2);
+    expect(near.decision.reduceOnly).toBe(true);
+    expect(near.decision.reasons.map((r) => r.rule)).toContain('reduce-only');
+    // ratio 3, still armed (pd 0.9): the tier keeps reducing, the account may trade again
+    const recovered = decideFor(risky(), { pd: 0.9, sigma1h, memory: near.memory, now: 2_000_000 }, cfg);
+    expect(recovered.memory.pdLevel).toBe(2);
+    expect(recovered.decision.action).toBe('REDUCE');
+    expect(recovered.decision.reduceOnly).toBe(false);
+    expect(recovered.decision.reasons.map((r) => r.rule)).not.toContain('reduce-only');
+    // 0 (the default) restricts whenever the tier is armed
+    expect(decideFor(risky(), { pd: 0.9, sigma1h }, sizing).decision.reduceOnly).toBe(true);
+  });
+
   it('refuses a hysteresis that would keep an armed reduce tier forever', () => {
     expect(() => resolvePolicyConfig({ pdReduce: 0.02, pdWatch: 0.01, pdHysteresis: 0.03 })).toThrow(
       /pdHysteresis must be < pdReduce/,

@@ -64,6 +64,11 @@ export interface PolicyConfig {
    */
   reduceOnlyWhileFlagged: boolean;
   /**
+   * the restriction applies only while equity / MM is below this (an armed account whose ratio has recovered
+   * may add exposure again, still reduced by the armed tier); 0: whenever the tier is armed; default 0
+   */
+  reduceOnlyMarginRatio: number;
+  /**
    * ms: an account that goes flat while restricted is no longer scored, so its signal cannot clear: it stays
    * restricted this long after its last flagged decision (`reduceOnlyHeld`); 0 lifts the restriction as
    * soon as the account holds no position; default 3,600,000 (1 h)
@@ -92,6 +97,7 @@ export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
   reduceFeeRate: 0.0005,
   minReduceNotional: 10,
   reduceOnlyWhileFlagged: true,
+  reduceOnlyMarginRatio: 0,
   reduceOnlyHoldMs: 3_600_000,
 });
 

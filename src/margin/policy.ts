@@ -141,7 +141,11 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
   mem.action = action;
   // the restriction follows the armed reduce tier (kept as it was during a LIQUIDATE, which ignores pd)
   if (pd !== null && mem.pdLevel === 2) mem.flaggedAt = now;
-  const reduceOnly = config.reduceOnlyWhileFlagged && pd !== null && mem.pdLevel === 2;
+  const reduceOnly =
+    config.reduceOnlyWhileFlagged &&
+    pd !== null &&
+    mem.pdLevel === 2 &&
+    (config.reduceOnlyMarginRatio === 0 || m.marginRatio < config.reduceOnlyMarginRatio);
   if (reduceOnly)
     reasons.push({
       rule: 'reduce-only',
