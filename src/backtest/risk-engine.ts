@@ -58,13 +58,19 @@ export function createRiskEngine(
     return out;
   };
   state.engine = async (ctx: RiskEngineContext): Promise<RiskActions> => {
-    const snap = pipeline.snapshot(ctx.ts, { onlyWithPosition: true });
+    // only the model reads features; the other signals need just the accounts (the same rows, in order)
+    let snap: { rows: number; accounts: string[]; matrix?: Float32Array };
+    if (source.kind === 'model') snap = pipeline.snapshot(ctx.ts, { onlyWithPosition: true });
+    else {
+      const accounts = pipeline.accountsWithPosition(ctx.ts);
+      snap = { rows: accounts.length, accounts };
+    }
     if (snap.rows === 0) {
       prevLookTs = ctx.ts;
       return { reductions: [], reduceOnly: held(ctx.ts, new Set()) };
     }
     let pd: Float32Array;
-    if (source.kind === 'model') pd = await source.scorer.score(snap.matrix, snap.rows);
+    if (source.kind === 'model') pd = await source.scorer.score(snap.matrix as Float32Array, snap.rows);
     else pd = new Float32Array(snap.rows);
     const sigma1h: Record<string, number> = {};
     const depth: Record<string, { bidDepth: number; askDepth: number }> = {};

@@ -176,6 +176,19 @@ export class FeaturePipeline {
     for (const m of this.state.markets) m.advanceTo(ts);
   }
 
+  /**
+   * The ids of the accounts holding a position at `ts`, in row order: the rows `snapshot(ts, {onlyWithPosition:
+   * true})` would write, without writing them (a caller that needs no features).
+   */
+  accountsWithPosition(ts: number): string[] {
+    this.advanceTo(ts);
+    const st = this.state;
+    const count = st.mirror.count;
+    const out: string[] = [];
+    for (let i = 0; i < st.ids.length; i++) if (count[i]! > 0) out.push(st.ids[i]!);
+    return out;
+  }
+
   snapshot(ts: number, opts: SnapshotOptions = {}): FeatureSnapshot {
     const { snap, rowsIdx } = this.prepare(ts, opts, false);
     this.writeRows(ts, snap.matrix, snap.rows, rowsIdx);

@@ -106,6 +106,15 @@ describe('streaming equals batch', () => {
     const held = p.snapshot(t, { onlyWithPosition: true });
     expect(held.rows).toBeGreaterThan(0);
     expect(held.rows).toBeLessThan(full.rows);
+    // the same accounts, in the same order, without the features (and later, streaming on, still the same)
+    expect(p.accountsWithPosition(t)).toEqual(held.accounts);
+    const q = new FeaturePipeline();
+    for (const ev of prefix(t)) q.apply(ev);
+    const later = T0 + 150 * MIN;
+    for (const ev of prefix(later)) if (ev.ts > t) q.apply(ev);
+    const laterHeld = q.accountsWithPosition(later);
+    expect(laterHeld).not.toEqual(held.accounts);
+    expect(laterHeld).toEqual(q.snapshot(later, { onlyWithPosition: true }).accounts);
     held.accounts.forEach((a, r) => {
       const i = full.accounts.indexOf(a);
       const rowFull = full.matrix.subarray(i * FEATURE_COUNT, (i + 1) * FEATURE_COUNT);
