@@ -60,7 +60,10 @@ export interface PolicyVariant {
   policyConfig?: Partial<PolicyConfig>;
   /** the margin-ratio rule's threshold; default `BacktestOptions.marginRatioThreshold` */
   marginRatioThreshold?: number;
-  /** the margin-ratio rule's exit level; default `BacktestOptions.marginRatioExit`, else its threshold */
+  /**
+   * the margin-ratio rule's exit level; default: its own threshold when it has one (no hysteresis), else
+   * `BacktestOptions.marginRatioExit` with the options' threshold
+   */
   marginRatioExit?: number;
 }
 
@@ -121,7 +124,7 @@ function configFor(policy: PolicyName, partial: Partial<PolicyConfig>): PolicyCo
 }
 
 /** The runs: `policies`, then the variants (validated). */
-export function runSpecs(opts: BacktestOptions): RunSpec[] {
+function runSpecs(opts: BacktestOptions): RunSpec[] {
   const base = opts.policyConfig ?? {};
   const threshold = opts.marginRatioThreshold ?? 1.5;
   const runs: RunSpec[] = opts.policies.map((policy) => ({
@@ -139,7 +142,7 @@ export function runSpecs(opts: BacktestOptions): RunSpec[] {
       variant: true,
       policyConfig: configFor(v.policy, { ...base, ...v.policyConfig }),
       marginRatioThreshold: v.marginRatioThreshold ?? threshold,
-      marginRatioExit: v.marginRatioExit ?? opts.marginRatioExit ?? v.marginRatioThreshold ?? threshold,
+      marginRatioExit: v.marginRatioExit ?? v.marginRatioThreshold ?? opts.marginRatioExit ?? threshold,
     });
   if (runs[0]?.policy !== 'liquidation-only')
     throw new BacktestInputError('the first run must be liquidation-only (the reference)');
