@@ -31,8 +31,6 @@ export function parallelExecutor(opts: ParallelOptions): RunExecutor {
   if (!Number.isInteger(opts.jobs) || opts.jobs < 1)
     throw new BacktestInputError(`jobs: ${opts.jobs} is not a whole number >= 1`);
   return async (runs, observeWindow) => {
-    if (runs.some((r) => r.policy === 'predictive') && opts.constantPd === undefined && !opts.modelDir)
-      throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
     const outcomes: RunOutcome[] = new Array(runs.length);
     const workers = new Set<Worker>();
     let next = 0;
@@ -40,7 +38,7 @@ export function parallelExecutor(opts: ParallelOptions): RunExecutor {
     const lane = async (): Promise<void> => {
       while (!failed && next < runs.length) {
         const i = next++;
-        outcomes[i] = await inWorker(runs[i] as RunSpec, observeWindow(runs[i] as RunSpec, i), workers);
+        outcomes[i] = await inWorker(runs[i] as RunSpec, observeWindow(i), workers);
       }
     };
     try {

@@ -49,6 +49,7 @@ export function createRiskEngine(
   // armed only from the previous look (an account that went flat in between starts again)
   const armedAt = new Map<string, number>();
   let prevLookTs = Number.NaN;
+  const ratioExit = source.kind === 'margin-ratio' ? (source.exitThreshold ?? source.threshold) : 0;
   const state: PreemptEngine = { pipeline, decisions: 0, restricted: new Set(), engine: async () => [] };
   // accounts not decided on at this look (flat) whose restriction still holds
   const held = (ts: number, looked: ReadonlySet<string>): string[] => {
@@ -88,9 +89,8 @@ export function createRiskEngine(
       if (!margin || margin.positions.length === 0) continue;
       if (source.kind === 'constant') pd[r] = source.pd;
       else if (source.kind === 'margin-ratio') {
-        const exit = source.exitThreshold ?? source.threshold;
         const wasArmed = armedAt.get(account) === prevLookTs;
-        const armed = margin.marginRatio < source.threshold || (wasArmed && margin.marginRatio < exit);
+        const armed = margin.marginRatio < source.threshold || (wasArmed && margin.marginRatio < ratioExit);
         if (armed) armedAt.set(account, ctx.ts);
         pd[r] = armed ? 1 : 0;
       }

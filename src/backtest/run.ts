@@ -292,7 +292,8 @@ export async function executeRun(
 /** Runs the early-reducing runs, at most `jobs` at a time; outcomes in run order. */
 export type RunExecutor = (
   runs: readonly RunSpec[],
-  observeWindow: (run: RunSpec, index: number) => readonly [number, number] | null,
+  /** the window of looks the run at `index` (of `runs`) keeps, or null */
+  observeWindow: (index: number) => readonly [number, number] | null,
 ) => Promise<RunOutcome[]>;
 
 export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult> {
@@ -331,14 +332,14 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
     }
   // the pd before the crash comes from the first predictive run
   const firstPredictive = runs.findIndex((r) => r.policy === 'predictive');
-  const windowOf = (_run: RunSpec, i: number): readonly [number, number] | null =>
+  const windowOf = (i: number): readonly [number, number] | null =>
     crashTs !== null && i + 1 === firstPredictive ? [crashTs - 3_600_000, crashTs] : null;
   const rest = runs.slice(1);
   const outcomes = [
     refOutcome,
     ...(executor
       ? await executor(rest, windowOf)
-      : await sequential(rest, (run, i) => executeRun(ctx, run, windowOf(run, i), progress(run)))),
+      : await sequential(rest, (run, i) => executeRun(ctx, run, windowOf(i), progress(run)))),
   ];
 
   const ref = refOutcome;

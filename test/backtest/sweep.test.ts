@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BAD_DEBT_CAUSES } from '../../src/backtest/attribution.js';
-import { runSweep, type SweepResult } from '../../src/backtest/sweep.js';
+import { runSweep, type SweepResult, type SweepSignal } from '../../src/backtest/sweep.js';
 import { formatSweepTable, frontierChart, sweepJson } from '../../src/backtest/sweep-report.js';
 import { FEATURE_NAMES } from '../../src/features/schema.js';
 import { UNGATED_TIERS } from '../margin/fixtures.js';
@@ -13,16 +13,27 @@ const SHORT_CRASH = join(import.meta.dirname, 'short-crash.json');
 // a deterministic stand-in for the model: pd 0.5 at equity / MM = 3, falling as the ratio rises
 const scorer = () => logisticScorer(FEATURE_NAMES, 'margin_ratio_log', 4, Math.log(3));
 
+/** the small sweep every test runs: 150 traders on the short crash, ungated tiers */
+const SMALL = {
+  scenario: SHORT_CRASH,
+  accounts: 150,
+  seed: 3,
+  policyConfig: { ...UNGATED_TIERS, maxReduceFractionPerInterval: 0.5 },
+};
+
+/** frontier membership is by run, not by threshold (several runs share a threshold) */
+function expectFrontierByRun(r: SweepResult, signal: SweepSignal): void {
+  const onFrontier = r.points.filter((p) => p.signal === signal && p.onFrontier).map((p) => p.label);
+  expect(onFrontier.sort()).toEqual(r.frontiers[signal].map((f) => f.label as string).sort());
+}
+
 describe('threshold sweep', () => {
   it('is deterministic for a seed, runs liquidation-only once and reports every threshold', async () => {
     const runs: string[] = [];
     const sweep = (track: boolean): Promise<SweepResult> =>
       runSweep({
-        scenario: SHORT_CRASH,
-        accounts: 150,
-        seed: 3,
+        ...SMALL,
         scorer: scorer(),
-        policyConfig: { ...UNGATED_TIERS, maxReduceFractionPerInterval: 0.5 },
         pdThresholds: [0.1, 0.5],
         ratioThresholds: [1.5, 5],
         onProgress: (run, minute) => {
@@ -69,11 +80,8 @@ describe('threshold sweep', () => {
 
   it('runs every pd threshold at every margin-ratio gate; a gated run reduces less; the frontier spans both', async () => {
     const r = await runSweep({
-      scenario: SHORT_CRASH,
-      accounts: 150,
-      seed: 3,
+      ...SMALL,
       scorer: scorer(),
-      policyConfig: { ...UNGATED_TIERS, maxReduceFractionPerInterval: 0.5 },
       pdThresholds: [0.1, 0.5],
       ratioThresholds: [],
       gates: [0, 2],
@@ -88,19 +96,14 @@ describe('threshold sweep', () => {
     // pd 0.1 is reached near equity / MM 5.2: the gate at 2 holds most of those reductions back
     expect(r.points[2]!.reducedNotional).toBeLessThan(r.points[0]!.reducedNotional);
     expect(r.points[2]!.falseAlarms).toBeLessThanOrEqual(r.points[0]!.falseAlarms);
-    // frontier membership is by run, not by threshold (two runs share each threshold)
-    const onFrontier = r.points.filter((p) => p.onFrontier).map((p) => p.label);
-    expect(onFrontier.sort()).toEqual(r.frontiers.predictive.map((f) => f.label as string).sort());
+    expectFrontierByRun(r, 'predictive');
     expect(formatSweepTable(r)).toContain('pd >= 0.1 (watch 0.05), armed only at equity/MM < 2');
     expect(frontierChart(r)).toContain('predictive armed at equity/MM &lt; 2, all thresholds');
   }, 60_000);
 
   it('runs every ratio threshold at every exit factor; a sticky rule reduces more; the frontier spans both', async () => {
     const r = await runSweep({
-      scenario: SHORT_CRASH,
-      accounts: 150,
-      seed: 3,
-      policyConfig: { ...UNGATED_TIERS, maxReduceFractionPerInterval: 0.5 },
+      ...SMALL,
       pdThresholds: [],
       ratioThresholds: [1.5, 3],
       ratioExitFactors: [1, 1.3],
@@ -117,8 +120,7 @@ describe('threshold sweep', () => {
     expect(r.points[2]!.reducedNotional).toBeGreaterThanOrEqual(r.points[0]!.reducedNotional);
     expect(r.points[3]!.reducedNotional).toBeGreaterThan(r.points[1]!.reducedNotional);
     expect(r.points[3]!.refusedOrders).toBeGreaterThan(r.points[1]!.refusedOrders);
-    const onFrontier = r.points.filter((p) => p.onFrontier).map((p) => p.label);
-    expect(onFrontier.sort()).toEqual(r.frontiers['margin-ratio'].map((f) => f.label as string).sort());
+    expectFrontierByRun(r, 'margin-ratio');
     expect(formatSweepTable(r)).toContain('equity/MM < 1.5, armed until >= 1.95');
     expect(frontierChart(r)).toContain(
       'margin-ratio armed until equity/MM &gt;= 1.3 x threshold, all thresholds',
