@@ -60,6 +60,8 @@ export interface TrainOptions {
   negativeSample?: number;
   /** the two-stage score (network + margin-rule distance, see src/model/stack.ts); default true */
   stack?: boolean;
+  /** the raw feature columns the second stage adds to the network's logit; default `STACK_FEATURES` */
+  stackFeatures?: string[];
   onProgress?: (p: TrainProgress) => void;
 }
 
@@ -135,6 +137,14 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       );
     return out;
   };
+  // refused before any history is read
+  const stackFeatures = opts.stackFeatures ?? [...STACK_FEATURES];
+  const names = featureSchemaInfo().names;
+  for (const f of stackFeatures)
+    if (!names.includes(f))
+      throw new TrainingDataError(
+        `stack feature "${f}" is not a feature of the schema (${names.join(', ')})`,
+      );
   const calibrateOn = opts.calibrateOn ?? [];
   const roles = [...opts.events, ...(opts.validate ?? [])].map((f) => resolve(f));
   for (const f of calibrateOn)
@@ -189,9 +199,8 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   // second stage and calibration, both on the calibration split (traders never trained on; with
   // calibrate-on histories, other days too)
   const rawCal = predictRows(tf, model, calZ);
-  const names = featureSchemaInfo().names;
   const stack =
-    (opts.stack ?? true) ? fitStack(rawCal, calib.x, calib.rows, names, calib.y, STACK_FEATURES) : undefined;
+    (opts.stack ?? true) ? fitStack(rawCal, calib.x, calib.rows, names, calib.y, stackFeatures) : undefined;
   if (stack) applyStackInPlace(stack, rawCal, calib.x, calib.cols, featureIndices(names, stack.features));
   const calibration = fitCalibration(rawCal, calZ.y, opts.calibration ?? 'auto', stack !== undefined);
 

@@ -23,6 +23,7 @@ export const TrainingJobSchema = z.object({
   hidden: z.array(z.number().int().positive()).optional(),
   negativeSample: z.number().gt(0).lte(1).optional(),
   stack: z.boolean().optional(),
+  stackFeatures: z.array(z.string().min(1)).min(1).optional(),
 });
 export type TrainingJob = z.infer<typeof TrainingJobSchema>;
 

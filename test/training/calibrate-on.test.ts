@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FEATURE_COUNT, featureSchemaInfo } from '../../src/features/schema.js';
@@ -8,7 +9,7 @@ import { Predictor } from '../../src/model/predictor.js';
 import { applyStackInPlace, featureIndices, fitStack } from '../../src/model/stack.js';
 import { buildHistoryRows, type HistoryRows } from '../../training/dataset.js';
 import { gather, planSplits, SPLIT_CODES, type SplitPlan } from '../../training/splits.js';
-import { runTraining, STACK_FEATURES } from '../../training/train.js';
+import { runTraining } from '../../training/train.js';
 import { useSimHistories } from '../helpers/sim-history.js';
 
 const HOUR_MS = 3_600_000;
@@ -127,6 +128,8 @@ describe('training with --calibrate-on', () => {
       out,
       epochs: 2,
       seed: 5,
+      // two stacked columns: the stage's multi-feature path is refitted below
+      stackFeatures: ['liq_dist_sigma', 'vol_fast_ann'],
     });
     const meta = await readCompatibleMetadata(out);
     const opts = { everyMs: meta.everyMs, horizonMs: meta.horizonMs };
@@ -150,10 +153,12 @@ describe('training with --calibrate-on', () => {
     const raw = predictor.predictNormalised(normalise(meta.normalisation, calib.x, calib.rows), calib.rows);
     predictor.dispose();
     const names = featureSchemaInfo().names;
-    const stack = fitStack(raw, calib.x, calib.rows, names, calib.y, STACK_FEATURES);
-    expect(meta.stack).toBeDefined();
+    const stack = fitStack(raw, calib.x, calib.rows, names, calib.y, ['liq_dist_sigma', 'vol_fast_ann']);
+    expect(meta.stack?.features).toEqual(['liq_dist_sigma', 'vol_fast_ann']);
     expect(meta.stack?.wLogit).toBeCloseTo(stack.wLogit, 6);
+    expect(meta.stack?.wFeatures).toHaveLength(2);
     expect(meta.stack?.wFeatures[0]).toBeCloseTo(stack.wFeatures[0] as number, 6);
+    expect(meta.stack?.wFeatures[1]).toBeCloseTo(stack.wFeatures[1] as number, 6);
     expect(meta.stack?.bias).toBeCloseTo(stack.bias, 6);
     applyStackInPlace(stack, raw, calib.x, calib.cols, featureIndices(names, stack.features));
     const platt = fitPlatt(raw, calib.y);
@@ -174,5 +179,18 @@ describe('training with --calibrate-on', () => {
         epochs: 1,
       }),
     ).rejects.toThrow(/both as a calibrate-on history and as a training or validation history/);
+  });
+
+  it('refuses a stack feature the schema does not have, naming it, before reading any history', async () => {
+    const out = join(dir, 'bad-stack');
+    await expect(
+      runTraining({
+        events: [join(dir, 'no-such-file.jsonl')],
+        validate: [files['black-thursday-2020'] as string],
+        out,
+        stackFeatures: ['liq_dist_sigma', 'liq_distance'],
+      }),
+    ).rejects.toThrow(/stack feature "liq_distance" is not a feature of the schema/);
+    expect(existsSync(out)).toBe(false);
   });
 });

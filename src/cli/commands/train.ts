@@ -4,7 +4,8 @@
 import { SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { metricsTable } from '../../../training/report.js';
-import { DEFAULT_NEGATIVE_SAMPLE, runTraining } from '../../../training/train.js';
+import { DEFAULT_NEGATIVE_SAMPLE, runTraining, STACK_FEATURES } from '../../../training/train.js';
+import { FEATURE_NAMES } from '../../features/schema.js';
 import { parseDurationMs, parseIntArg } from '../duration.js';
 
 interface TrainCliOptions {
@@ -20,6 +21,7 @@ interface TrainCliOptions {
   calibration: 'platt' | 'isotonic' | 'auto';
   negativeSample: number;
   stack: boolean;
+  stackFeatures: string[];
 }
 
 export function register(program: Command): void {
@@ -48,6 +50,12 @@ export function register(program: Command): void {
       DEFAULT_NEGATIVE_SAMPLE,
     )
     .option('--no-stack', 'no second stage (network logit + margin-rule distance) before calibration')
+    .option(
+      '--stack-features <names>',
+      'comma-separated feature columns the second stage adds to the network logit, as ln(0.05 + x)',
+      parseNames,
+      [...STACK_FEATURES],
+    )
     .action(async (opts: TrainCliOptions) => {
       const bar = new SingleBar({
         format: '{phase} |{bar}| epoch {value}/{total} loss {loss} val {val} | ETA {eta_formatted}',
@@ -70,6 +78,7 @@ export function register(program: Command): void {
         calibration: opts.calibration,
         negativeSample: opts.negativeSample,
         stack: opts.stack,
+        stackFeatures: opts.stackFeatures,
         onProgress: (p) => {
           if (p.phase === 'read') process.stderr.write(`\rreading ${p.file}: ${p.events} events`);
           else if (p.phase === 'fit') {
@@ -121,4 +130,17 @@ function parseShare(v: string): number {
   const n = Number(v);
   if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a share in (0, 1], got "${v}"`);
   return n;
+}
+
+function parseNames(v: string): string[] {
+  const names = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  const unknown = names.filter((n) => !(FEATURE_NAMES as readonly string[]).includes(n));
+  if (names.length === 0 || unknown.length > 0)
+    throw new InvalidArgumentError(
+      `expected comma-separated feature names, unknown: "${unknown.join(', ') || v}" (see the feature schema)`,
+    );
+  return names;
 }
