@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyCalibration, compressIsotonic, fitIsotonic, fitPlatt } from '../src/model/calibration.js';
-import { brier, ece, prAuc, recallAtAlertRate, rocAuc } from '../src/model/metrics.js';
+import { brier, ece, eceEqualMass, prAuc, recallAtAlertRate, rocAuc } from '../src/model/metrics.js';
 import { Rng } from '../src/sim/random.js';
 
 function bruteAuc(s: number[], y: number[]): number {
@@ -48,6 +48,18 @@ describe('metrics', () => {
     expect(recallAtAlertRate(s, y, 0.05)).toBe(1);
     expect(recallAtAlertRate(s, y, 0.01)).toBe(0.2);
   });
+
+  it('equal-mass ECE does not let over- and under-predicted rows of one wide bin cancel', () => {
+    // 100 rows predicted 1% of which 9 default, 100 predicted 9% of which 1 defaults: both fall in the
+    // first tenth, where the mean prediction (5%) equals the observed rate (5%)
+    const p = [...Array(100).fill(0.01), ...Array(100).fill(0.09)];
+    const y = [...Array(9).fill(1), ...Array(91).fill(0), 1, ...Array(99).fill(0)];
+    expect(ece(p, y)).toBeCloseTo(0, 12);
+    // two equal-mass bins: |1 - 9| + |9 - 1| over 200 rows
+    expect(eceEqualMass(p, y, 2)).toBeCloseTo(16 / 200, 12);
+    expect(eceEqualMass(p, y, 10)).toBeGreaterThanOrEqual(16 / 200 - 1e-12);
+    expect(eceEqualMass([], [])).toBeNaN();
+  });
 });
 
 describe('calibration', () => {
@@ -76,6 +88,8 @@ describe('calibration', () => {
     const calibrated = scores.map((s) => applyCalibration(cal, s));
     expect(ece(scores, labels)).toBeGreaterThan(0.05);
     expect(ece(calibrated, labels)).toBeLessThan(0.02);
+    expect(eceEqualMass(scores, labels)).toBeGreaterThan(0.05);
+    expect(eceEqualMass(calibrated, labels)).toBeLessThan(0.02);
   });
 
   it('Platt scaling stays finite on saturated scores (a full Newton step from there diverges)', () => {

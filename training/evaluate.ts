@@ -6,6 +6,7 @@
 import {
   brier,
   ece,
+  eceEqualMass,
   median,
   prAuc,
   recallAtAlertRate,
@@ -22,7 +23,10 @@ export interface Metrics extends Record<string, number | null> {
   rocAuc: number | null;
   prAuc: number | null;
   brier: number | null;
+  /** over 10 equal-width bins */
   ece: number | null;
+  /** over 10 equal-mass bins (see `eceEqualMass`); models trained before it was added lack it */
+  eceEqualMass: number | null;
   recallAt1pct: number | null;
   recallAt5pct: number | null;
   /** minutes from the first alert (5% alert rate threshold) to the liquidation, median */
@@ -55,6 +59,7 @@ export function evaluate(
     prAuc: finiteOrNull(prAuc(pd, test.y)),
     brier: finiteOrNull(brier(pd, test.y)),
     ece: finiteOrNull(ece(pd, test.y)),
+    eceEqualMass: finiteOrNull(eceEqualMass(pd, test.y)),
     recallAt1pct: finiteOrNull(recallAtAlertRate(pd, test.y, 0.01)),
     recallAt5pct: finiteOrNull(recallAtAlertRate(pd, test.y, 0.05)),
     medianLeadMin: finiteOrNull(median(leads)),

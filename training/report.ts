@@ -28,11 +28,11 @@ export function metricsTable(meta: ModelMetadata): string {
     ),
   ];
   const head =
-    '| | ROC-AUC | PR-AUC | Brier | ECE | recall @1% | recall @5% | median lead (min) | ROC-AUC unseen traders |\n|---|---|---|---|---|---|---|---|---|';
+    '| | ROC-AUC | PR-AUC | Brier | ECE | ECE equal-mass | recall @1% | recall @5% | median lead (min) | ROC-AUC unseen traders |\n|---|---|---|---|---|---|---|---|---|---|';
   const body = rows
     .map(
       ([name, m]) =>
-        `| ${name} | ${fmt(m.rocAuc)} | ${fmt(m.prAuc)} | ${fmt(m.brier, 4)} | ${fmt(m.ece, 4)} | ${fmt(m.recallAt1pct)} | ${fmt(m.recallAt5pct)} | ${fmt(m.medianLeadMin, 0)} | ${fmt(m.rocAucUnseen)} |`,
+        `| ${name} | ${fmt(m.rocAuc)} | ${fmt(m.prAuc)} | ${fmt(m.brier, 4)} | ${fmt(m.ece, 4)} | ${fmt(m.eceEqualMass, 4)} | ${fmt(m.recallAt1pct)} | ${fmt(m.recallAt5pct)} | ${fmt(m.medianLeadMin, 0)} | ${fmt(m.rocAucUnseen)} |`,
     )
     .join('\n');
   return `${head}\n${body}`;

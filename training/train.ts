@@ -107,7 +107,7 @@ function fitCalibration(
   return useIsotonic ? fitIsotonic(raw, y) : fitPlatt(raw, y);
 }
 
-function combinedLiquidations(histories: HistoryRows[]): LiquidationTimes {
+export function combinedLiquidations(histories: HistoryRows[]): LiquidationTimes {
   const out: LiquidationTimes = new Map();
   let offset = 0;
   for (const h of histories) {

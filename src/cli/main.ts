@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import * as accounts from './commands/accounts.js';
 import * as api from './commands/api.js';
 import * as backtest from './commands/backtest.js';
+import * as evaluate from './commands/evaluate.js';
 import * as features from './commands/features.js';
 import * as keys from './commands/keys.js';
 import * as scoreHistory from './commands/score-history.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   train.register(program);
   train.registerWorker(program);
   scoreHistory.register(program);
+  evaluate.register(program);
   backtest.register(program);
   start.register(program);
   api.register(program);

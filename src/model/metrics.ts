@@ -130,6 +130,32 @@ export function ece(probs: ArrayLike<number>, labels: ArrayLike<number>, bins = 
   return probs.length ? s / probs.length : Number.NaN;
 }
 
+/**
+ * Expected calibration error over equal-mass bins (the "adaptive" ECE): rows sorted by probability, cut into
+ * `bins` groups of (nearly) equal count, the count-weighted mean |predicted - observed| over them. Where
+ * most rows sit below 0.1, equal-width bins put them all in one bin, inside which over- and under-predicted
+ * rows cancel; equal-mass bins do not pool them, so both are reported.
+ */
+export function eceEqualMass(probs: ArrayLike<number>, labels: ArrayLike<number>, bins = 10): number {
+  const n = probs.length;
+  if (n === 0) return Number.NaN;
+  const idx = order(probs).reverse();
+  let s = 0;
+  for (let b = 0; b < bins; b++) {
+    const lo = Math.floor((b * n) / bins);
+    const hi = Math.floor(((b + 1) * n) / bins);
+    let sumP = 0;
+    let sumY = 0;
+    for (let j = lo; j < hi; j++) {
+      const i = idx[j] as number;
+      sumP += probs[i] as number;
+      sumY += labels[i] as number;
+    }
+    s += Math.abs(sumP - sumY);
+  }
+  return s / n;
+}
+
 /** Share of positives caught when alerting on the top `rate` fraction of rows by score. */
 export function recallAtAlertRate(
   scores: ArrayLike<number>,

@@ -1,0 +1,153 @@
+/**
+ * Evaluate a trained model, and the baselines stored with it, on other histories: every row of the given
+ * histories (each account with a position at each `everyMs` step, labelled by a liquidation within the
+ * model's horizon, exactly as training labels its test split) is scored through the serving path, and the
+ * held-out metrics, the equal-mass ECE and a reliability table by pd band are reported for each. What a
+ * risk team runs before trusting a model on a day it was not trained on, and to watch it drift.
+ */
+import { z } from 'zod';
+import { F } from '../src/features/schema.js';
+import { readCompatibleMetadata } from '../src/model/artifacts.js';
+import { applyCalibrationInPlace, CalibrationSchema } from '../src/model/calibration.js';
+import { type Normalisation, normalise } from '../src/model/normalisation.js';
+import { loadScorer } from '../src/model/scorer.js';
+import { scoreLogistic1d } from './baselines.js';
+import { buildHistoryRows, type HistoryRows } from './dataset.js';
+import { evaluate, type Metrics } from './evaluate.js';
+import { gather, planSplits, type SplitMatrix } from './splits.js';
+import { combinedLiquidations, TrainingDataError } from './train.js';
+
+/** pd band edges of the reliability table: the policy's watch (0.01), reduce (0.02) and full (0.2) levels among them */
+export const PD_BANDS: readonly number[] = [0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1];
+
+export interface PdBand {
+  /** pd in [lo, hi) (the last band includes 1) */
+  lo: number;
+  hi: number;
+  rows: number;
+  /** mean predicted pd of the band's rows */
+  meanPd: number | null;
+  /** share of the band's rows liquidated within the horizon */
+  observed: number | null;
+}
+
+export interface ModelEvaluation {
+  model: string;
+  files: string[];
+  rows: number;
+  positives: number;
+  /** `model`, then each stored baseline (`margin-rule`, `logistic`) */
+  metrics: Record<string, Metrics>;
+  reliability: Record<string, PdBand[]>;
+}
+
+export interface EvaluateModelOptions {
+  model: string;
+  events: string[];
+  onProgress?: (p: { file: string; events: number }) => void;
+}
+
+const MarginRuleSchema = z.object({ feature: z.string(), a: z.number(), b: z.number() });
+const LogisticSchema = z.object({
+  weights: z.tuple([z.array(z.number()), z.array(z.number()).length(1)]),
+  calibration: CalibrationSchema,
+});
+
+/** Rows of `pd` by band: count, mean pd and observed default rate. */
+export function pdBands(pd: ArrayLike<number>, y: ArrayLike<number>, edges = PD_BANDS): PdBand[] {
+  const n = edges.length - 1;
+  const count = new Float64Array(n);
+  const sumP = new Float64Array(n);
+  const sumY = new Float64Array(n);
+  for (let i = 0; i < pd.length; i++) {
+    const p = pd[i] as number;
+    let b = 0;
+    while (b < n - 1 && p >= (edges[b + 1] as number)) b++;
+    count[b] = (count[b] as number) + 1;
+    sumP[b] = (sumP[b] as number) + p;
+    sumY[b] = (sumY[b] as number) + (y[i] as number);
+  }
+  return Array.from({ length: n }, (_, b) => {
+    const c = count[b] as number;
+    return {
+      lo: edges[b] as number,
+      hi: edges[b + 1] as number,
+      rows: c,
+      meanPd: c ? (sumP[b] as number) / c : null,
+      observed: c ? (sumY[b] as number) / c : null,
+    };
+  });
+}
+
+/**
+ * The stored baselines' pds for `test`: the margin rule (a logistic in one raw feature) and the logistic
+ * regression (weights over the model's normalised features, then its calibration), as training scored them
+ * (the logistic in float64 here, so to float rounding).
+ */
+export function scoreStoredBaselines(
+  baselines: Record<string, unknown>,
+  normalisation: Normalisation,
+  test: SplitMatrix,
+): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  const rule = MarginRuleSchema.safeParse(baselines['margin-rule']);
+  if (rule.success) {
+    const col = F[rule.data.feature as keyof typeof F];
+    if (col === undefined)
+      throw new TrainingDataError(`margin-rule baseline feature "${rule.data.feature}" is unknown`);
+    const x = new Float32Array(test.rows);
+    for (let i = 0; i < test.rows; i++) x[i] = test.x[i * test.cols + col] as number;
+    out['margin-rule'] = scoreLogistic1d(rule.data, x);
+  }
+  const logistic = LogisticSchema.safeParse(baselines.logistic);
+  if (logistic.success && logistic.data.weights[0].length === test.cols) {
+    const [w, [bias]] = logistic.data.weights;
+    const z = normalise(normalisation, test.x, test.rows);
+    const pd = new Float32Array(test.rows);
+    for (let i = 0; i < test.rows; i++) {
+      let s = bias as number;
+      for (let k = 0; k < test.cols; k++) s += (w[k] as number) * (z[i * test.cols + k] as number);
+      pd[i] = 1 / (1 + Math.exp(-s));
+    }
+    out.logistic = applyCalibrationInPlace(logistic.data.calibration, pd);
+  }
+  return out;
+}
+
+export async function evaluateModel(opts: EvaluateModelOptions): Promise<ModelEvaluation> {
+  if (opts.events.length === 0) throw new TrainingDataError('no history to evaluate on');
+  // refuses a model of another feature schema before any history is read
+  const meta = await readCompatibleMetadata(opts.model);
+  const histories: HistoryRows[] = [];
+  for (const file of opts.events)
+    histories.push(
+      await buildHistoryRows(file, {
+        everyMs: meta.everyMs,
+        horizonMs: meta.horizonMs,
+        onProgress: (events) => opts.onProgress?.({ file, events }),
+      }),
+    );
+  const test = gather(histories, planSplits([], histories, meta.horizonMs), 'test');
+  if (test.rows === 0)
+    throw new TrainingDataError(
+      `no account holds a position at any ${meta.everyMs / 60_000} min step of ${opts.events.join(', ')}`,
+    );
+  const liquidations = combinedLiquidations(histories);
+  const scorer = await loadScorer(opts.model);
+  const pd: Record<string, Float32Array> = {};
+  try {
+    pd.model = await scorer.score(test.x, test.rows);
+  } finally {
+    await scorer.close();
+  }
+  Object.assign(pd, scoreStoredBaselines(meta.baselines, meta.normalisation, test));
+  const metrics: Record<string, Metrics> = {};
+  const reliability: Record<string, PdBand[]> = {};
+  for (const [name, p] of Object.entries(pd)) {
+    metrics[name] = evaluate(p, test, liquidations, meta.everyMs);
+    reliability[name] = pdBands(p, test.y);
+  }
+  let positives = 0;
+  for (const v of test.y) positives += v;
+  return { model: opts.model, files: [...opts.events], rows: test.rows, positives, metrics, reliability };
+}
