@@ -20,22 +20,49 @@ export interface ReportInputs {
 const fmt = (v: number | null | undefined, digits = 3) =>
   v === null || v === undefined ? 'n/a' : v.toFixed(digits);
 
+/**
+ * A Markdown table of held-out metrics, one row per scorer; `unseen` adds the ROC-AUC over traders never
+ * trained on (a training run's test split records it).
+ */
+export function metricsRowsTable(rows: [string, Record<string, number | null>][], unseen = true): string {
+  const cols = [
+    'ROC-AUC',
+    'PR-AUC',
+    'Brier',
+    'ECE',
+    'ECE equal-mass',
+    'recall @1%',
+    'recall @5%',
+    'median lead (min)',
+    ...(unseen ? ['ROC-AUC unseen traders'] : []),
+  ];
+  const head = `| | ${cols.join(' | ')} |\n|---|${cols.map(() => '---').join('|')}|`;
+  const body = rows
+    .map(([name, m]) => {
+      const cells = [
+        fmt(m.rocAuc),
+        fmt(m.prAuc),
+        fmt(m.brier, 4),
+        fmt(m.ece, 4),
+        fmt(m.eceEqualMass, 4),
+        fmt(m.recallAt1pct),
+        fmt(m.recallAt5pct),
+        fmt(m.medianLeadMin, 0),
+        ...(unseen ? [fmt(m.rocAucUnseen)] : []),
+      ];
+      return `| ${name} | ${cells.join(' | ')} |`;
+    })
+    .join('\n');
+  return `${head}\n${body}`;
+}
+
 export function metricsTable(meta: ModelMetadata): string {
-  const rows: [string, Record<string, number | null>][] = [
+  return metricsRowsTable([
     ['model (MLP)', meta.metrics.model],
     ...Object.entries(meta.metrics.baselines).map(
       ([k, v]) => [`baseline: ${k}`, v] as [string, Record<string, number | null>],
     ),
-  ];
-  const head =
-    '| | ROC-AUC | PR-AUC | Brier | ECE | ECE equal-mass | recall @1% | recall @5% | median lead (min) | ROC-AUC unseen traders |\n|---|---|---|---|---|---|---|---|---|---|';
-  const body = rows
-    .map(
-      ([name, m]) =>
-        `| ${name} | ${fmt(m.rocAuc)} | ${fmt(m.prAuc)} | ${fmt(m.brier, 4)} | ${fmt(m.ece, 4)} | ${fmt(m.eceEqualMass, 4)} | ${fmt(m.recallAt1pct)} | ${fmt(m.recallAt5pct)} | ${fmt(m.medianLeadMin, 0)} | ${fmt(m.rocAucUnseen)} |`,
-    )
-    .join('\n');
-  return `${head}\n${body}`;
+  ]);
 }
 
 export async function writeReport(dir: string, meta: ModelMetadata, inputs: ReportInputs): Promise<void> {

@@ -6,22 +6,16 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { evaluateModel, type ModelEvaluation } from '../../../training/evaluate-model.js';
+import { metricsRowsTable } from '../../../training/report.js';
 
-const fmt = (v: number | null | undefined, digits = 3) =>
-  v === null || v === undefined ? 'n/a' : v.toFixed(digits);
 const pct = (v: number | null) => (v === null ? 'n/a' : `${(v * 100).toFixed(2)}%`);
 
 export function evaluationText(e: ModelEvaluation): string {
   const lines = [
     `${e.rows} rows (${e.positives} liquidated within the horizon) from ${e.files.join(', ')}`,
     '',
-    '| | ROC-AUC | PR-AUC | Brier | ECE | ECE equal-mass | recall @1% | recall @5% | median lead (min) |',
-    '|---|---|---|---|---|---|---|---|---|',
+    metricsRowsTable(Object.entries(e.metrics), false),
   ];
-  for (const [name, m] of Object.entries(e.metrics))
-    lines.push(
-      `| ${name} | ${fmt(m.rocAuc)} | ${fmt(m.prAuc)} | ${fmt(m.brier, 4)} | ${fmt(m.ece, 4)} | ${fmt(m.eceEqualMass, 4)} | ${fmt(m.recallAt1pct)} | ${fmt(m.recallAt5pct)} | ${fmt(m.medianLeadMin, 0)} |`,
-    );
   lines.push('', '| model pd band | rows | mean pd | observed |', '|---|---|---|---|');
   for (const b of e.reliability.model ?? [])
     if (b.rows > 0) lines.push(`| [${b.lo}, ${b.hi}) | ${b.rows} | ${pct(b.meanPd)} | ${pct(b.observed)} |`);
