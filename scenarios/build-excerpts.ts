@@ -121,6 +121,36 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
       ['doge-1h', 'dogeusd_cccagg_1h.csv', 'DOGE/USD hourly (CCCAGG)'],
     ],
   },
+  {
+    id: 'luna-2022',
+    from: '2022-05-08T00:00:00Z',
+    to: '2022-05-13T00:00:00Z',
+    bars: [
+      ['btc-1h', 'btcusd_cccagg_1h.csv', 'BTC/USD hourly (CCCAGG)'],
+      ['eth-1h', 'ethusd_cccagg_1h.csv', 'ETH/USD hourly (CCCAGG)'],
+      ['sol-1h', 'solusd_cccagg_1h.csv', 'SOL/USD hourly (CCCAGG)'],
+    ],
+  },
+  {
+    id: 'jun-2022',
+    from: '2022-06-12T00:00:00Z',
+    to: '2022-06-19T00:00:00Z',
+    bars: [
+      ['btc-1h', 'btcusd_cccagg_1h.csv', 'BTC/USD hourly (CCCAGG)'],
+      ['eth-1h', 'ethusd_cccagg_1h.csv', 'ETH/USD hourly (CCCAGG)'],
+      ['sol-1h', 'solusd_cccagg_1h.csv', 'SOL/USD hourly (CCCAGG)'],
+    ],
+  },
+  {
+    id: 'aug-2024',
+    from: '2024-08-03T00:00:00Z',
+    to: '2024-08-07T00:00:00Z',
+    bars: [
+      ['btc-1h', 'btcusd_cccagg_1h.csv', 'BTC/USD hourly (CCCAGG)'],
+      ['eth-1h', 'ethusd_cccagg_1h.csv', 'ETH/USD hourly (CCCAGG)'],
+      ['sol-1h', 'solusd_cccagg_1h.csv', 'SOL/USD hourly (CCCAGG)'],
+    ],
+  },
 ];
 
 for (const w of windows) {

@@ -182,7 +182,17 @@ describe('risk engine hook', () => {
 describe('scenarios', () => {
   it('every named scenario loads', () => {
     const names = namedScenarios();
-    for (const n of ['calm', 'black-thursday-2020', 'may-2021', 'ftx-2022', 'oct-2025', 'flash-crash'])
+    for (const n of [
+      'calm',
+      'black-thursday-2020',
+      'may-2021',
+      'ftx-2022',
+      'oct-2025',
+      'flash-crash',
+      'luna-2022',
+      'jun-2022',
+      'aug-2024',
+    ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
   });
