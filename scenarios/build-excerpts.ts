@@ -69,6 +69,13 @@ function excerptFunding(name: string, from: string, to: string): void {
   console.log(`${name}.csv: ${pts.length} settlements`);
 }
 
+/** the CCCAGG hourly BTC, ETH and SOL bars most 2022-2025 windows carry */
+const CCCAGG_BTC_ETH_SOL: Array<[string, string, string]> = [
+  ['btc-1h', 'btcusd_cccagg_1h.csv', 'BTC/USD hourly (CCCAGG)'],
+  ['eth-1h', 'ethusd_cccagg_1h.csv', 'ETH/USD hourly (CCCAGG)'],
+  ['sol-1h', 'solusd_cccagg_1h.csv', 'SOL/USD hourly (CCCAGG)'],
+];
+
 const windows: Array<{ id: string; from: string; to: string; bars: Array<[string, string, string]> }> = [
   {
     id: 'calm-2023-08',
@@ -103,53 +110,31 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
     id: 'ftx-2022',
     from: '2022-11-07T00:00:00Z',
     to: '2022-11-11T00:00:00Z',
-    bars: [
-      ['btc-1h', 'btcusd_cccagg_1h.csv', 'BTC/USD hourly (CCCAGG)'],
-      ['eth-1h', 'ethusd_cccagg_1h.csv', 'ETH/USD hourly (CCCAGG)'],
-      ['sol-1h', 'solusd_cccagg_1h.csv', 'SOL/USD hourly (CCCAGG)'],
-      ['ftt-1h', 'fttusd_cccagg_1h.csv', 'FTT/USD hourly (CCCAGG)'],
-    ],
+    bars: [...CCCAGG_BTC_ETH_SOL, ['ftt-1h', 'fttusd_cccagg_1h.csv', 'FTT/USD hourly (CCCAGG)']],
   },
   {
     id: 'oct-2025',
     from: '2025-10-10T00:00:00Z',
     to: '2025-10-12T00:00:00Z',
-    bars: [
-      ['btc-1h', 'btcusd_cccagg_1h.csv', 'BTC/USD hourly (CCCAGG)'],
-      ['eth-1h', 'ethusd_cccagg_1h.csv', 'ETH/USD hourly (CCCAGG)'],
-      ['sol-1h', 'solusd_cccagg_1h.csv', 'SOL/USD hourly (CCCAGG)'],
-      ['doge-1h', 'dogeusd_cccagg_1h.csv', 'DOGE/USD hourly (CCCAGG)'],
-    ],
+    bars: [...CCCAGG_BTC_ETH_SOL, ['doge-1h', 'dogeusd_cccagg_1h.csv', 'DOGE/USD hourly (CCCAGG)']],
   },
   {
     id: 'luna-2022',
     from: '2022-05-08T00:00:00Z',
     to: '2022-05-13T00:00:00Z',
-    bars: [
-      ['btc-1h', 'btcusd_cccagg_1h.csv', 'BTC/USD hourly (CCCAGG)'],
-      ['eth-1h', 'ethusd_cccagg_1h.csv', 'ETH/USD hourly (CCCAGG)'],
-      ['sol-1h', 'solusd_cccagg_1h.csv', 'SOL/USD hourly (CCCAGG)'],
-    ],
+    bars: CCCAGG_BTC_ETH_SOL,
   },
   {
     id: 'jun-2022',
     from: '2022-06-12T00:00:00Z',
     to: '2022-06-19T00:00:00Z',
-    bars: [
-      ['btc-1h', 'btcusd_cccagg_1h.csv', 'BTC/USD hourly (CCCAGG)'],
-      ['eth-1h', 'ethusd_cccagg_1h.csv', 'ETH/USD hourly (CCCAGG)'],
-      ['sol-1h', 'solusd_cccagg_1h.csv', 'SOL/USD hourly (CCCAGG)'],
-    ],
+    bars: CCCAGG_BTC_ETH_SOL,
   },
   {
     id: 'aug-2024',
     from: '2024-08-03T00:00:00Z',
     to: '2024-08-07T00:00:00Z',
-    bars: [
-      ['btc-1h', 'btcusd_cccagg_1h.csv', 'BTC/USD hourly (CCCAGG)'],
-      ['eth-1h', 'ethusd_cccagg_1h.csv', 'ETH/USD hourly (CCCAGG)'],
-      ['sol-1h', 'solusd_cccagg_1h.csv', 'SOL/USD hourly (CCCAGG)'],
-    ],
+    bars: CCCAGG_BTC_ETH_SOL,
   },
 ];
 
