@@ -14,7 +14,7 @@ import { loadScorer } from '../src/model/scorer.js';
 import { scoreLogistic1d } from './baselines.js';
 import { buildHistoryRows, type HistoryRows } from './dataset.js';
 import { evaluate, type Metrics } from './evaluate.js';
-import { gather, planSplits, type SplitMatrix } from './splits.js';
+import { gather, planSplits, type SplitMatrix, splitColumn } from './splits.js';
 import { combinedLiquidations, TrainingDataError } from './train.js';
 
 /** pd band edges of the reliability table: the policy's watch (0.01), reduce (0.02) and full (0.2) levels among them */
@@ -95,9 +95,7 @@ export function scoreStoredBaselines(
     const col = F[rule.data.feature as keyof typeof F];
     if (col === undefined)
       throw new TrainingDataError(`margin-rule baseline feature "${rule.data.feature}" is unknown`);
-    const x = new Float32Array(test.rows);
-    for (let i = 0; i < test.rows; i++) x[i] = test.x[i * test.cols + col] as number;
-    out['margin-rule'] = scoreLogistic1d(rule.data, x);
+    out['margin-rule'] = scoreLogistic1d(rule.data, splitColumn(test, col));
   }
   const logistic = LogisticSchema.safeParse(baselines.logistic);
   if (logistic.success && logistic.data.weights[0].length === test.cols) {

@@ -115,6 +115,13 @@ export interface SplitMatrix {
   cols: number;
 }
 
+/** Column `col` of a split's feature matrix, one value per row. */
+export function splitColumn(m: SplitMatrix, col: number): Float32Array {
+  const out = new Float32Array(m.rows);
+  for (let i = 0; i < m.rows; i++) out[i] = m.x[i * m.cols + col] as number;
+  return out;
+}
+
 /** Gather the rows of one split from all histories; account indices are made unique across histories. */
 export function gather(histories: HistoryRows[], plan: SplitPlan, split: SplitName): SplitMatrix {
   const code = SPLIT_CODES[split];

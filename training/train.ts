@@ -26,7 +26,7 @@ import { evaluate, type Metrics, permutationImportance } from './evaluate.js';
 import { type EpochInfo, fitModel, predictRows } from './fit.js';
 import type { LiquidationTimes } from './labels.js';
 import { writeReport } from './report.js';
-import { gather, planSplits, type SplitMatrix, sampleNegatives } from './splits.js';
+import { gather, planSplits, type SplitMatrix, sampleNegatives, splitColumn } from './splits.js';
 
 export const DEFAULT_NEGATIVE_SAMPLE = 0.3;
 /** the raw columns the second stage combines with the network's logit */
@@ -205,9 +205,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   const calibration = fitCalibration(rawCal, calZ.y, opts.calibration ?? 'auto', stack !== undefined);
 
   // baseline (a): the margin rule alone, a logistic fit on the distance to liquidation in sigmas
-  const col = F.liq_dist_sigma;
-  const column = (m: SplitMatrix) =>
-    Float32Array.from({ length: m.rows }, (_, i) => m.x[i * m.cols + col] as number);
+  const column = (m: SplitMatrix) => splitColumn(m, F.liq_dist_sigma);
   // fitted on every training row: a 1-feature logistic on subsampled negatives would be miscalibrated
   const marginRule = fitLogistic1d(column(trainFull), trainFull.y, 'liq_dist_sigma');
   // baseline (b): logistic regression on all features, same loop, same calibration split
