@@ -1,7 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyCalibration, compressIsotonic, fitIsotonic, fitPlatt } from '../src/model/calibration.js';
-import { brier, ece, eceEqualMass, prAuc, recallAtAlertRate, rocAuc } from '../src/model/metrics.js';
+import {
+  brier,
+  ece,
+  eceEqualMass,
+  prAuc,
+  recallAtAlertRate,
+  reliability,
+  reliabilityByEdges,
+  rocAuc,
+} from '../src/model/metrics.js';
 import { Rng } from '../src/sim/random.js';
 
 function bruteAuc(s: number[], y: number[]): number {
@@ -59,6 +68,18 @@ describe('metrics', () => {
     expect(eceEqualMass(p, y, 2)).toBeCloseTo(16 / 200, 12);
     expect(eceEqualMass(p, y, 10)).toBeGreaterThanOrEqual(16 / 200 - 1e-12);
     expect(eceEqualMass([], [])).toBeNaN();
+  });
+
+  it('reliability over given edges matches equal-width bins when the edges are equal-width, and takes 1 into the last band', () => {
+    const rng = new Rng(7);
+    const p = Array.from({ length: 2000 }, () => rng.next());
+    const y = p.map((x) => (rng.next() < x ? 1 : 0));
+    const edges = Array.from({ length: 11 }, (_, b) => b / 10);
+    expect(reliabilityByEdges(p, y, edges)).toEqual(reliability(p, y, 10));
+    const uneven = reliabilityByEdges([0, 0.004, 0.015, 1], [0, 1, 1, 1], [0, 0.01, 0.2, 1]);
+    expect(uneven.map((b) => b.count)).toEqual([2, 1, 1]);
+    expect(uneven[0]?.observedRate).toBe(0.5);
+    expect(uneven[2]?.meanPredicted).toBe(1);
   });
 });
 

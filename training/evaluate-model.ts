@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { F } from '../src/features/schema.js';
 import { readCompatibleMetadata } from '../src/model/artifacts.js';
 import { applyCalibrationInPlace, CalibrationSchema } from '../src/model/calibration.js';
+import { reliabilityByEdges } from '../src/model/metrics.js';
 import { type Normalisation, normalise } from '../src/model/normalisation.js';
 import { loadScorer } from '../src/model/scorer.js';
 import { scoreLogistic1d } from './baselines.js';
@@ -53,30 +54,15 @@ const LogisticSchema = z.object({
   calibration: CalibrationSchema,
 });
 
-/** Rows of `pd` by band: count, mean pd and observed default rate. */
+/** Rows of `pd` by band: count, mean pd and observed default rate (null for an empty band). */
 export function pdBands(pd: ArrayLike<number>, y: ArrayLike<number>, edges = PD_BANDS): PdBand[] {
-  const n = edges.length - 1;
-  const count = new Float64Array(n);
-  const sumP = new Float64Array(n);
-  const sumY = new Float64Array(n);
-  for (let i = 0; i < pd.length; i++) {
-    const p = pd[i] as number;
-    let b = 0;
-    while (b < n - 1 && p >= (edges[b + 1] as number)) b++;
-    count[b] = (count[b] as number) + 1;
-    sumP[b] = (sumP[b] as number) + p;
-    sumY[b] = (sumY[b] as number) + (y[i] as number);
-  }
-  return Array.from({ length: n }, (_, b) => {
-    const c = count[b] as number;
-    return {
-      lo: edges[b] as number,
-      hi: edges[b + 1] as number,
-      rows: c,
-      meanPd: c ? (sumP[b] as number) / c : null,
-      observed: c ? (sumY[b] as number) / c : null,
-    };
-  });
+  return reliabilityByEdges(pd, y, edges).map((b) => ({
+    lo: b.lo,
+    hi: b.hi,
+    rows: b.count,
+    meanPd: b.count ? b.meanPredicted : null,
+    observed: b.count ? b.observedRate : null,
+  }));
 }
 
 /**

@@ -98,29 +98,72 @@ export interface ReliabilityBin {
   observedRate: number;
 }
 
+/** Per-bin count, mean prediction and observed rate; `binOf` maps a probability to its bin index. */
+function binStats(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  lo: (b: number) => number,
+  hi: (b: number) => number,
+  nBins: number,
+  binOf: (p: number) => number,
+): ReliabilityBin[] {
+  const count = new Float64Array(nBins);
+  const sumP = new Float64Array(nBins);
+  const sumY = new Float64Array(nBins);
+  for (let i = 0; i < probs.length; i++) {
+    const p = probs[i] as number;
+    const b = binOf(p);
+    count[b] = (count[b] as number) + 1;
+    sumP[b] = (sumP[b] as number) + p;
+    sumY[b] = (sumY[b] as number) + (labels[i] as number);
+  }
+  return Array.from({ length: nBins }, (_, b) => ({
+    lo: lo(b),
+    hi: hi(b),
+    count: count[b] as number,
+    meanPredicted: count[b] ? (sumP[b] as number) / (count[b] as number) : 0,
+    observedRate: count[b] ? (sumY[b] as number) / (count[b] as number) : 0,
+  }));
+}
+
 /** Equal-width probability bins with the mean prediction and the observed default rate in each. */
 export function reliability(
   probs: ArrayLike<number>,
   labels: ArrayLike<number>,
   bins = 10,
 ): ReliabilityBin[] {
-  const count = new Float64Array(bins);
-  const sumP = new Float64Array(bins);
-  const sumY = new Float64Array(bins);
-  for (let i = 0; i < probs.length; i++) {
-    const p = probs[i] as number;
-    const b = Math.min(bins - 1, Math.max(0, Math.floor(p * bins)));
-    count[b] = (count[b] as number) + 1;
-    sumP[b] = (sumP[b] as number) + p;
-    sumY[b] = (sumY[b] as number) + (labels[i] as number);
-  }
-  return Array.from({ length: bins }, (_, b) => ({
-    lo: b / bins,
-    hi: (b + 1) / bins,
-    count: count[b] as number,
-    meanPredicted: count[b] ? (sumP[b] as number) / (count[b] as number) : 0,
-    observedRate: count[b] ? (sumY[b] as number) / (count[b] as number) : 0,
-  }));
+  return binStats(
+    probs,
+    labels,
+    (b) => b / bins,
+    (b) => (b + 1) / bins,
+    bins,
+    (p) => Math.min(bins - 1, Math.max(0, Math.floor(p * bins))),
+  );
+}
+
+/**
+ * Bins [edges[b], edges[b + 1]) given by their edges (the last also takes everything above it), with the
+ * mean prediction and the observed rate in each: reliability over uneven bands such as pd 0.02-0.05.
+ */
+export function reliabilityByEdges(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  edges: readonly number[],
+): ReliabilityBin[] {
+  const n = edges.length - 1;
+  return binStats(
+    probs,
+    labels,
+    (b) => edges[b] as number,
+    (b) => edges[b + 1] as number,
+    n,
+    (p) => {
+      let b = 0;
+      while (b < n - 1 && p >= (edges[b + 1] as number)) b++;
+      return b;
+    },
+  );
 }
 
 /** Expected calibration error: the count-weighted mean |predicted - observed| over equal-width bins. */
