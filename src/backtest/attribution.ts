@@ -66,6 +66,9 @@ export interface BankruptcyRecord {
   lastLookMm: number | null;
 }
 
+/** a first REDUCE less than this many minutes before a bankruptcy is late, by default */
+export const DEFAULT_LATE_MINUTES = 15;
+
 export interface BadDebtAttribution {
   lateMinutes: number;
   healthyRatio: number;
@@ -113,7 +116,7 @@ export class AttributionTracker {
   private readonly lateMs: number;
 
   constructor(private readonly o: AttributionOptions) {
-    this.lateMs = (o.lateMinutes ?? 15) * 60_000;
+    this.lateMs = (o.lateMinutes ?? DEFAULT_LATE_MINUTES) * 60_000;
   }
 
   private hist(account: string): AccountHistory {

@@ -2,12 +2,14 @@
  * Sweep output: the table and verdict (stdout), `sweep.json`, `sweep.md` and `frontier.svg` (false alarms
  * against bad debt avoided, one line per signal).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { lineChart, type Series } from '../report/svg-chart.js';
 import { BAD_DEBT_CAUSES } from './attribution.js';
+import { BacktestInputError } from './policies.js';
 import { formatAttribution } from './report.js';
-import type { SweepPoint, SweepResult, SweepSignal } from './sweep.js';
+import type { ReusableSweep, SweepPoint, SweepResult, SweepSignal } from './sweep.js';
 
 const usd = (v: number) =>
   `${v < 0 ? '-' : ''}$${Math.abs(v).toLocaleString('en-US', { maximumFractionDigits: 0 })}`;
@@ -18,7 +20,12 @@ const SIGNALS: SweepSignal[] = ['predictive', 'margin-ratio'];
 function header(r: SweepResult): string {
   const overrides = Object.keys(r.policyConfig).length ? JSON.stringify(r.policyConfig) : 'none';
   return `${r.scenario}, ${r.accounts} accounts, seed ${r.seed}, ${r.minutes} simulated minutes; policy-config overrides: ${overrides}
-liquidation-only: bad debt ${usd(r.reference.badDebt)}, ${r.reference.liquidations} accounts liquidated, liquidated notional ${usd(r.reference.liquidatedNotional)}`;
+liquidation-only: bad debt ${usd(r.reference.badDebt)}, ${r.reference.liquidations} accounts liquidated, liquidated notional ${usd(r.reference.liquidatedNotional)}${
+    r.ratioFrom
+      ? `
+margin-ratio runs: taken from ${r.ratioFrom} (the same liquidation-only run to the cent; the rule does not use the model), not run again`
+      : ''
+  }`;
 }
 
 function thresholdText(p: SweepPoint): string {
@@ -146,4 +153,45 @@ ${r.comparison.verdict}
 ${formatAttribution(Object.fromEntries(r.points.map((p) => [p.label, p.attribution])))}
 `;
   await writeFile(join(dir, 'sweep.md'), md);
+}
+
+const finite = z.number().finite();
+/** the parts of a `sweep.json` that `--ratio-from` relies on (the rest of each point is carried as written) */
+const ReusableSweepSchema = z.object({
+  scenario: z.string(),
+  accounts: z.number().int().positive(),
+  seed: z.number().int(),
+  minutes: finite,
+  policyConfig: z.record(z.string(), z.unknown()),
+  reference: z.object({ badDebt: finite, liquidations: z.number().int(), liquidatedNotional: finite }),
+  points: z.array(
+    z.looseObject({
+      signal: z.enum(['predictive', 'margin-ratio']),
+      label: z.string(),
+      threshold: finite,
+      badDebt: finite,
+      avoided: finite.nullable(),
+      falseAlarms: z.number().int(),
+      attribution: z.looseObject({ lateMinutes: finite, causes: z.record(z.string(), z.unknown()) }),
+    }),
+  ),
+});
+
+/** Read an earlier sweep's `sweep.json` for `--ratio-from`; a clear error names the file and the field. */
+export async function loadReusableSweep(path: string): Promise<ReusableSweep> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new BacktestInputError(`--ratio-from ${path}: ${(err as Error).message}`);
+  }
+  const parsed = ReusableSweepSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new BacktestInputError(
+      `--ratio-from ${path}: not a sweep.json: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    );
+  }
+  // validated; the file's own object is returned so that its points keep their fields in the order written
+  return json as ReusableSweep;
 }

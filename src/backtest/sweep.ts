@@ -9,7 +9,7 @@
  */
 import { DEFAULT_POLICY_CONFIG, type PolicyConfig } from '../margin/index.js';
 import type { PdScorer } from '../model/types.js';
-import type { BadDebtAttribution } from './attribution.js';
+import { type BadDebtAttribution, DEFAULT_LATE_MINUTES } from './attribution.js';
 import { BacktestInputError } from './policies.js';
 import { type PolicyVariant, runBacktest } from './run.js';
 
@@ -47,6 +47,23 @@ export interface SweepOptions {
   jobs?: number;
   /** with jobs > 1: the model the workers load (instead of `scorer`) */
   modelDir?: string;
+  /**
+   * take the margin-ratio points from an earlier sweep instead of running them (they do not depend on the
+   * model): it must be of the same scenario, population, policy config and late-minutes, its
+   * liquidation-only reference must equal this run's exactly, and it must hold every requested setting
+   */
+  ratioFrom?: { source: string; sweep: ReusableSweep };
+}
+
+/** What `ratioFrom` reads of an earlier sweep (its `sweep.json`). */
+export interface ReusableSweep {
+  scenario: string;
+  accounts: number;
+  seed: number;
+  minutes: number;
+  policyConfig: Partial<PolicyConfig>;
+  reference: SweepResult['reference'];
+  points: (Omit<SweepPoint, 'attribution'> & { attribution: Omit<BadDebtAttribution, 'bankruptcies'> })[];
 }
 
 export interface SweepPoint {
@@ -82,6 +99,8 @@ export interface SweepPoint {
   refusedOrders: number;
   /** on its signal's Pareto frontier */
   onFrontier: boolean;
+  /** taken from the earlier sweep named by `SweepResult.ratioFrom`, not run here */
+  reused?: boolean;
   attribution: BadDebtAttribution;
 }
 
@@ -131,6 +150,8 @@ export interface SweepResult {
   points: SweepPoint[];
   frontiers: Record<SweepSignal, FrontierPoint[]>;
   comparison: FrontierComparison;
+  /** the sweep the margin-ratio points were taken from, when they were not run here */
+  ratioFrom?: string;
 }
 
 /**
@@ -295,17 +316,19 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
         }),
       ),
     ),
-    ...exitFactors.flatMap((f) =>
-      opts.ratioThresholds.map(
-        (t): PolicyVariant => ({
-          label: f === 1 ? `margin-ratio <${t}` : `margin-ratio <${t} exit>=${roundExit(t * f)}`,
-          policy: 'margin-ratio',
-          marginRatioThreshold: t,
-          marginRatioExit: roundExit(t * f),
-        }),
-      ),
-    ),
   ];
+  const ratioVariants = exitFactors.flatMap((f) =>
+    opts.ratioThresholds.map(
+      (t): PolicyVariant => ({
+        label: f === 1 ? `margin-ratio <${t}` : `margin-ratio <${t} exit>=${roundExit(t * f)}`,
+        policy: 'margin-ratio',
+        marginRatioThreshold: t,
+        marginRatioExit: roundExit(t * f),
+      }),
+    ),
+  );
+  const reused = opts.ratioFrom ? reusableRatioPoints(opts, base, ratioVariants) : undefined;
+  if (!reused) variants.push(...ratioVariants);
   const r = await runBacktest({
     scenario: opts.scenario,
     accounts: opts.accounts,
@@ -321,6 +344,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     ...(opts.modelDir !== undefined ? { modelDir: opts.modelDir } : {}),
   });
   const ref = r.policies[0]!;
+  if (reused) checkSameReference(opts.ratioFrom!, r.scenario, r.minutes, ref);
   const points: SweepPoint[] = variants.map((v, i) => {
     const p = r.policies[i + 1]!;
     const signal = v.policy;
@@ -351,6 +375,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
       attribution: r.attribution[v.label] as BadDebtAttribution,
     };
   });
+  if (reused) points.push(...reused);
   const frontierOf = (signal: SweepSignal): FrontierPoint[] => {
     const f = paretoFrontier(
       points
@@ -385,5 +410,71 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
       'predictive',
       'margin-ratio',
     ),
+    ...(opts.ratioFrom ? { ratioFrom: opts.ratioFrom.source } : {}),
   };
+}
+
+/**
+ * The requested margin-ratio settings, taken from the earlier sweep (checked before anything runs: same
+ * population, policy config and late-minutes, every setting present); the scenario and the reference run
+ * are compared after it ran (`checkSameReference`).
+ */
+function reusableRatioPoints(
+  opts: SweepOptions,
+  base: Partial<PolicyConfig>,
+  wanted: readonly PolicyVariant[],
+): SweepPoint[] {
+  const { source, sweep: from } = opts.ratioFrom!;
+  const refuse = (why: string): never => {
+    throw new BacktestInputError(`--ratio-from ${source}: ${why}; run the margin-ratio settings instead`);
+  };
+  if (from.accounts !== opts.accounts) refuse(`${from.accounts} accounts, not ${opts.accounts}`);
+  if (from.seed !== opts.seed) refuse(`seed ${from.seed}, not ${opts.seed}`);
+  if (canonicalJson(from.policyConfig) !== canonicalJson(base))
+    refuse(`policy config ${canonicalJson(from.policyConfig)}, not ${canonicalJson(base)}`);
+  const lateMinutes = opts.lateMinutes ?? DEFAULT_LATE_MINUTES;
+  const points: SweepPoint[] = [];
+  for (const v of wanted) {
+    const p = from.points.find((q) => q.signal === 'margin-ratio' && q.label === v.label);
+    if (!p) return refuse(`it has no run "${v.label}"`);
+    if (p.attribution.lateMinutes !== lateMinutes)
+      refuse(`late-minutes ${p.attribution.lateMinutes}, not ${lateMinutes}`);
+    points.push({
+      ...p,
+      onFrontier: false,
+      reused: true,
+      attribution: { ...p.attribution, bankruptcies: [] },
+    });
+  }
+  return points;
+}
+
+function checkSameReference(
+  ratioFrom: NonNullable<SweepOptions['ratioFrom']>,
+  scenario: string,
+  minutes: number,
+  ref: { badDebt: number; liquidations: number; liquidatedNotional: number },
+): void {
+  const from = ratioFrom.sweep;
+  if (from.scenario !== scenario)
+    throw new BacktestInputError(
+      `--ratio-from ${ratioFrom.source}: scenario ${from.scenario}, not ${scenario}; run the margin-ratio settings instead`,
+    );
+  const same =
+    from.minutes === minutes &&
+    from.reference.badDebt === ref.badDebt &&
+    from.reference.liquidations === ref.liquidations &&
+    from.reference.liquidatedNotional === ref.liquidatedNotional;
+  if (!same)
+    throw new BacktestInputError(
+      `--ratio-from ${ratioFrom.source}: its liquidation-only run differs from this one (bad debt USD ` +
+        `${from.reference.badDebt} vs ${ref.badDebt}, ${from.reference.liquidations} vs ${ref.liquidations} ` +
+        `accounts liquidated, ${from.minutes} vs ${minutes} minutes): not the same simulation, so its ` +
+        "margin-ratio runs cannot stand in for this one's",
+    );
+}
+
+/** JSON with sorted keys, for comparing configs written in any key order */
+function canonicalJson(v: Record<string, unknown>): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))));
 }

@@ -1,8 +1,16 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BAD_DEBT_CAUSES } from '../../src/backtest/attribution.js';
 import { runSweep, type SweepResult, type SweepSignal } from '../../src/backtest/sweep.js';
-import { formatSweepTable, frontierChart, sweepJson } from '../../src/backtest/sweep-report.js';
+import {
+  formatSweepTable,
+  frontierChart,
+  loadReusableSweep,
+  sweepJson,
+  writeSweepReport,
+} from '../../src/backtest/sweep-report.js';
 import { FEATURE_NAMES } from '../../src/features/schema.js';
 import { UNGATED_TIERS } from '../margin/fixtures.js';
 import { logisticScorer } from '../service/test-model.js';
@@ -126,6 +134,70 @@ describe('threshold sweep', () => {
       'margin-ratio armed until equity/MM &gt;= 1.3 x threshold, all thresholds',
     );
   }, 60_000);
+
+  it('--ratio-from: takes the margin-ratio runs from an earlier sweep, equal to running them; refuses a mismatch', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'preempt-sweep-'));
+    try {
+      const settings = {
+        ...SMALL,
+        pdThresholds: [0.1],
+        ratioThresholds: [1.5, 3],
+        ratioExitFactors: [1, 1.3],
+      };
+      // the earlier sweep, with a model that scores every account at pd 0.05
+      await writeSweepReport(dir, await runSweep({ ...settings, constantPd: 0.05 }));
+      const earlier = await loadReusableSweep(join(dir, 'sweep.json'));
+      const ratioFrom = { source: join(dir, 'sweep.json'), sweep: earlier };
+
+      // another model: running everything, and reusing the ratio rule's runs, give the same sweep
+      const runs: string[] = [];
+      const full = await runSweep({ ...settings, scorer: scorer() });
+      const reused = await runSweep({
+        ...settings,
+        scorer: scorer(),
+        ratioFrom,
+        onProgress: (run, minute) => {
+          if (minute === 1) runs.push(run);
+        },
+      });
+      expect(runs).toEqual(['liquidation-only', 'predictive pd>=0.1']);
+      expect(reused.ratioFrom).toBe(ratioFrom.source);
+      const pointsOf = (r: SweepResult) =>
+        (sweepJson(r) as { points: Record<string, unknown>[] }).points.map(({ reused: _r, ...p }) => p);
+      expect(pointsOf(reused)).toEqual(pointsOf(full));
+      expect(reused.comparison).toEqual(full.comparison);
+      expect(reused.points.filter((p) => p.reused).map((p) => p.label)).toEqual([
+        'margin-ratio <1.5',
+        'margin-ratio <3',
+        'margin-ratio <1.5 exit>=1.95',
+        'margin-ratio <3 exit>=3.9',
+      ]);
+      expect(formatSweepTable(reused)).toContain(`margin-ratio runs: taken from ${ratioFrom.source}`);
+
+      // refused: another population, another policy config, a setting it does not hold, another reference run
+      const again = (o: object) => runSweep({ ...settings, constantPd: 0.05, ratioFrom, ...o });
+      await expect(again({ seed: 4 })).rejects.toThrow(/--ratio-from .*: seed 3, not 4/);
+      await expect(again({ policyConfig: { ...SMALL.policyConfig, pdReduce: 0.3 } })).rejects.toThrow(
+        /policy config/,
+      );
+      await expect(again({ ratioThresholds: [1.5, 5] })).rejects.toThrow(/no run "margin-ratio <5"/);
+      await expect(again({ lateMinutes: 30 })).rejects.toThrow(/late-minutes 15, not 30/);
+      const tampered = {
+        ...earlier,
+        reference: { ...earlier.reference, badDebt: earlier.reference.badDebt + 1 },
+      };
+      await expect(again({ ratioFrom: { source: 'x', sweep: tampered } })).rejects.toThrow(
+        /liquidation-only run differs/,
+      );
+      // not a sweep.json: the file and the field
+      await writeFile(join(dir, 'bad.json'), JSON.stringify({ ...earlier, points: [{ label: 'x' }] }));
+      await expect(loadReusableSweep(join(dir, 'bad.json'))).rejects.toThrow(
+        /bad\.json: not a sweep\.json: points\.0\.signal/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('rejects bad threshold lists', async () => {
     const base = { scenario: SHORT_CRASH, accounts: 10, seed: 1, constantPd: 0 };

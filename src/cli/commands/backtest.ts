@@ -9,7 +9,7 @@ import { POLICY_NAMES, parsePolicies } from '../../backtest/policies.js';
 import { formatTable, writeBacktestReport } from '../../backtest/report.js';
 import { runBacktest } from '../../backtest/run.js';
 import { DEFAULT_PD_THRESHOLDS, DEFAULT_RATIO_THRESHOLDS, runSweep } from '../../backtest/sweep.js';
-import { formatSweepTable, writeSweepReport } from '../../backtest/sweep-report.js';
+import { formatSweepTable, loadReusableSweep, writeSweepReport } from '../../backtest/sweep-report.js';
 import type { PolicyConfig } from '../../margin/index.js';
 import { loadScorer, type ModelScorer } from '../../model/scorer.js';
 import { parseIntArg } from '../duration.js';
@@ -29,6 +29,7 @@ interface BacktestCliOptions {
   ratioThresholds: number[];
   gates?: number[];
   ratioExitFactors?: number[];
+  ratioFrom?: string;
   lateMinutes: number;
   jobs: number;
 }
@@ -93,6 +94,10 @@ export function register(program: Command): void {
       '--ratio-exit-factors <list>',
       'with --sweep: exit factors of the margin-ratio rule (>= 1), each with every ratio threshold T: armed at equity/MM < T, disarmed at >= T x factor (default 1: no hysteresis)',
       parseList,
+    )
+    .option(
+      '--ratio-from <sweep.json>',
+      "with --sweep: take the margin-ratio runs from an earlier sweep of the same scenario, accounts, seed and policy config instead of running them (they do not use the model; refused unless its liquidation-only run equals this one's)",
     )
     .option(
       '--jobs <n>',
@@ -204,6 +209,9 @@ function progressDisplay(jobs: number): {
 }
 
 async function sweep(opts: BacktestCliOptions): Promise<void> {
+  const ratioFrom = opts.ratioFrom
+    ? { source: opts.ratioFrom, sweep: await loadReusableSweep(opts.ratioFrom) }
+    : undefined;
   const model = await modelFor(opts, opts.pdThresholds.length > 0);
   const { onProgress, stop } = progressDisplay(opts.jobs);
   try {
@@ -219,6 +227,7 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
       ...(opts.gates ? { gates: opts.gates } : {}),
       ...(opts.ratioExitFactors ? { ratioExitFactors: opts.ratioExitFactors } : {}),
       lateMinutes: opts.lateMinutes,
+      ...(ratioFrom ? { ratioFrom } : {}),
       onProgress,
     });
     stop();
