@@ -38,7 +38,7 @@ export const FEATURE_PARAMS = {
   markAgeCapMin: 60,
 } as const;
 
-export const FEATURE_SCHEMA_VERSION = 1;
+export const FEATURE_SCHEMA_VERSION = 2;
 
 export type FeatureGroup = 'flow' | 'margin' | 'market' | 'flag';
 
@@ -321,13 +321,6 @@ export const FEATURES = [
     meaning: '(buy - sell aggressor USD volume) / total, fast window, signed by position',
   },
   {
-    name: 'volume_log1p',
-    unit: 'ln(1+USD/h)',
-    group: 'market',
-    neutral: 0,
-    meaning: 'public trade volume per hour, fast window',
-  },
-  {
     name: 'volume_surge',
     unit: 'ratio',
     group: 'market',
@@ -335,13 +328,6 @@ export const FEATURES = [
     meaning: 'volume per hour fast window / slow window, in [0, 20]',
   },
   { name: 'spread_bps', unit: 'bps', group: 'market', neutral: 0, meaning: '(ask - bid) / mid, last book' },
-  {
-    name: 'depth_log1p',
-    unit: 'ln(1+USD)',
-    group: 'market',
-    neutral: 0,
-    meaning: 'USD resting within 1% of mid, both sides, last book',
-  },
   {
     name: 'funding_pay',
     unit: 'fraction/settlement',
@@ -405,7 +391,7 @@ export const FEATURES = [
     unit: 'bool',
     group: 'flag',
     neutral: 0,
-    meaning: 'no public trade within 3 h on a held instrument: imbalance / volume / surge neutral',
+    meaning: 'no public trade within 3 h on a held instrument: imbalance / surge neutral',
   },
   {
     name: 'book_missing',
@@ -413,6 +399,6 @@ export const FEATURES = [
     group: 'flag',
     neutral: 0,
     meaning:
-      'no book within the last hour on a held instrument: spread / depth neutral, slippage over the others',
+      'no book within the last hour on a held instrument: spread neutral, slippage over the others',
   },
 ] as const satisfies readonly FeatureDef[];

@@ -42,10 +42,8 @@ export interface MarketView {
   rsiCentered: number; // (RSI - 50) / 50, in [-1, 1]
   ret1h: number; // ln(mark now / mark horizon ago)
   imbalance: number; // (buy - sell) / (buy + sell), in [-1, 1]
-  volumeUsdH: number; // USD per hour, fast window
   volumeSurge: number; // fast rate / slow rate
   spreadBps: number; // bps of mid
-  depthUsd: number; // USD within 1% of mid, both sides
   bidDepth: number; // contracts within 1% below mid
   askDepth: number; // contracts within 1% above mid
   fundingRate: number; // fraction per settlement, last
@@ -69,10 +67,8 @@ export function emptyMarketView(): MarketView {
     rsiCentered: 0,
     ret1h: 0,
     imbalance: 0,
-    volumeUsdH: 0,
     volumeSurge: 1,
     spreadBps: 0,
-    depthUsd: 0,
     bidDepth: 0,
     askDepth: 0,
     fundingRate: 0,
@@ -193,19 +189,16 @@ export class InstrumentMarket {
       out.tradesMissing || !(fast > 0) ? 0 : (this.buyUsd - this.sellUsd) / (this.buyUsd + this.sellUsd);
     const fastRate = fast * norm.perHour;
     const slowRate = (slow * norm.perDay) / 24; // per day -> per hour
-    out.volumeUsdH = out.tradesMissing ? 0 : fastRate;
     out.volumeSurge = out.tradesMissing || !(slowRate > 0) ? 1 : Math.min(20, fastRate / slowRate);
 
     out.bookMissing = this.bookTs < 0 || ts - this.bookTs > P.fastTauMs;
     if (out.bookMissing) {
       out.spreadBps = 0;
-      out.depthUsd = 0;
       out.bidDepth = 0;
       out.askDepth = 0;
     } else {
       const mid = (this.bid + this.ask) / 2;
       out.spreadBps = (1e4 * (this.ask - this.bid)) / mid;
-      out.depthUsd = (this.bidDepth + this.askDepth) * this.contractSize * mid;
       out.bidDepth = this.bidDepth;
       out.askDepth = this.askDepth;
     }

@@ -55,10 +55,8 @@ export function writePositionFeatures(
   let rsi = 0;
   let ret = 0;
   let imb = 0;
-  let volume = 0;
   let surge = 0;
   let spread = 0;
-  let depth = 0;
   let funding = 0;
   let markAge = 0;
   let volMissing = 0;
@@ -103,10 +101,8 @@ export function writePositionFeatures(
     rsi += wt * sign * v.rsiCentered;
     ret += wt * sign * v.ret1h;
     imb += wt * sign * v.imbalance;
-    volume += wt * v.volumeUsdH;
     surge += wt * v.volumeSurge;
     spread += wt * v.spreadBps;
-    depth += wt * v.depthUsd;
     funding += wt * sign * v.fundingRate;
     if (v.markAgeMin > markAge) markAge = v.markAgeMin;
     if (v.volMissing) volMissing = 1;
@@ -131,10 +127,8 @@ export function writePositionFeatures(
   out[o + F.rsi_signed] = rsi / w;
   out[o + F.ret_1h_signed] = ret / w;
   out[o + F.trade_imbalance_signed] = imb / w;
-  out[o + F.volume_log1p] = log1pPos(volume / w);
   out[o + F.volume_surge] = surge / w;
   out[o + F.spread_bps] = spread / w;
-  out[o + F.depth_log1p] = log1pPos(depth / w);
   out[o + F.funding_pay] = funding / w;
   out[o + F.mark_age_min] = markAge;
   out[o + F.vol_missing] = volMissing;

@@ -53,7 +53,6 @@ describe('margin features from the margin core', () => {
     near(r.liq_slippage_bps, 15);
     expect(r.book_missing).toBe(0);
     near(r.spread_bps, 20);
-    near(r.depth_log1p, Math.log1p(140 * 100));
     // a short closes into the asks
     const short = [...longObserved(), mark(T0, 100), deposit(T0, 'b', 100), fill(T0, 'b', 'sell', 10, 100)];
     near(

@@ -142,9 +142,28 @@ describe('market features of the instruments held', () => {
     // (log price + r): -r for the long
     near(long.ret_1h_signed, -r, 1e-5);
     near(short.ret_1h_signed, r, 1e-5);
-    near(long.volume_log1p, Math.log1p(400));
     expect(long.volume_surge).toBe(20); // fast rate 24x the daily baseline, capped
     expect(long.trades_missing).toBe(0);
+  });
+
+  it('market features do not scale with the venue: ten times the volume and depth change nothing but slippage', () => {
+    // a venue ten times the size: every public trade and every resting book ten times larger; the account's
+    // own position stays 1 contract, so only its expected liquidation slippage falls
+    const market = (k: number) => [
+      ...history,
+      trade(lastMarkTs - 30 * MIN, 100, 3 * k, 'buy'),
+      trade(lastMarkTs, 100, 1 * k, 'sell'),
+      book(lastMarkTs, 99.9, 100.1, 100 * k, 40 * k),
+    ];
+    const small = row(feed(market(1)), 'long', lastMarkTs);
+    const large = row(feed(market(10)), 'long', lastMarkTs);
+    expect(small.trades_missing).toBe(0);
+    expect(small.book_missing).toBe(0);
+    expect(large.liq_slippage_bps).toBeLessThan(small.liq_slippage_bps);
+    for (const name of Object.keys(small) as (keyof typeof small)[]) {
+      if (name === 'liq_slippage_bps') continue;
+      expect({ name, value: large[name] }).toEqual({ name, value: small[name] });
+    }
   });
 
   it('reports a trend as a signed 1 h return', () => {
