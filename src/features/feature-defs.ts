@@ -398,7 +398,6 @@ export const FEATURES = [
     unit: 'bool',
     group: 'flag',
     neutral: 0,
-    meaning:
-      'no book within the last hour on a held instrument: spread neutral, slippage over the others',
+    meaning: 'no book within the last hour on a held instrument: spread neutral, slippage over the others',
   },
 ] as const satisfies readonly FeatureDef[];

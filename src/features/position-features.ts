@@ -20,10 +20,6 @@ function clamp(v: number, lo: number, hi: number): number {
   return v > lo ? Math.min(v, hi) : lo;
 }
 
-function log1pPos(x: number): number {
-  return x > 0 ? Math.log1p(x) : 0;
-}
-
 /** Write the position and market columns of sweep row `r` (which has at least one position). */
 export function writePositionFeatures(
   out: Float32Array,
