@@ -9,7 +9,7 @@
  * as superseded (and the venue ignores older versions itself, for the race between two workers).
  */
 import { hostname } from 'node:os';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { type RedisOptions as BullRedisOptions, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { CanonicalEvent } from '../../events/schema.js';
@@ -36,7 +36,10 @@ import {
 } from './job.js';
 
 export interface WorkerDeps {
-  /** a waiting ('wait' role) connection; BullMQ duplicates it for its blocking client */
+  /**
+   * a waiting ('wait' role) connection: the workers take its options (address, credentials, reconnection
+   * policy) and open their own clients from them, see `workerConnectionOptions`
+   */
   connection: Redis;
   /** for recording fills and audit entries */
   redis: Redis;
@@ -275,6 +278,23 @@ export interface ExecutionWorkers {
   close(): Promise<void>;
 }
 
+/**
+ * The options BullMQ opens a worker's clients with. Not the instance itself: a blocking worker never uses
+ * the instance it is given, it duplicates it, and a duplicate of a `lazyConnect` client is created idle; BullMQ
+ * then calls `connect()` on it once, and if Redis is down at that moment the promise it waits on rejects for
+ * good and the worker never starts, even after Redis comes back. From options with `lazyConnect: false` every
+ * client connects at once and keeps retrying (our `retryStrategy`), and BullMQ waits for its `ready`.
+ */
+export function workerConnectionOptions(connection: Redis): BullRedisOptions {
+  const { retryStrategy, ...rest } = connection.options;
+  return {
+    ...rest,
+    ...(retryStrategy ? { retryStrategy } : {}),
+    lazyConnect: false,
+    maxRetriesPerRequest: null,
+  };
+}
+
 /** ms: how soon an execution worker retries its main loop after a Redis error */
 export const WORKER_RUN_RETRY_DELAY_MS = 2_000;
 
@@ -284,7 +304,7 @@ export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
   const make = (kind: QueueKind, concurrency: number): Worker => {
     const started = new Map<string, number>();
     const opts = {
-      connection: deps.connection,
+      connection: workerConnectionOptions(deps.connection),
       prefix: deps.keys.bull,
       concurrency,
       ...(deps.lockDurationMs ? { lockDuration: deps.lockDurationMs } : {}),
