@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped model models/default from scratch: simulated histories over real price paths
 # (issue: training and validation on different crash days), then the training job.
-#   bash training/build-default-model.sh [ACCOUNTS] [SEED] [WORKDIR]
+#   [OUT=models/NAME] [EPOCHS=30] bash training/build-default-model.sh [ACCOUNTS] [SEED] [WORKDIR]
 # Training days: the calm week, may-2021, ftx-2022, oct-2025, the synthetic flash crash, luna-2022, jun-2022 and
 # aug-2024 (seed SEED).
 # Validation (the test metrics): black-thursday-2020, a crash day the model never sees in training, simulated
@@ -25,4 +25,4 @@ test_file="$work/black-thursday-2020-s$test_seed.jsonl.gz"
 node bin/preempt.js train \
   --events "${train_files[@]}" \
   --validate "$test_file" \
-  --out models/default --epochs "${EPOCHS:-30}" --seed "$seed"
+  --out "${OUT:-models/default}" --epochs "${EPOCHS:-30}" --seed "$seed"
