@@ -230,9 +230,10 @@ export async function startWorker(config: ServiceConfig, opts: RuntimeOptions = 
     ...(opts.tuning?.blockMs ? { blockMs: opts.tuning.blockMs } : {}),
   });
   await supervisor.start();
+  // never connected: the workers open their own clients from its options (`workerConnectionOptions`)
   const jobConn = createRedis(url, 'wait', 'preempt-worker');
   const recConn = createRedis(url, 'wait', 'preempt-worker-rec');
-  await Promise.all([jobConn.connect(), recConn.connect()]);
+  await recConn.connect();
   const venue = opts.venue ?? venueFor(config);
   const workers = startExecutionWorkers({
     connection: jobConn,
@@ -276,7 +277,7 @@ export async function startWorker(config: ServiceConfig, opts: RuntimeOptions = 
       await producer.close().catch(() => {});
       sub?.disconnect();
       if (ownModel) await model.close();
-      await Promise.all([writes.quit(), jobConn.quit(), recConn.quit()].map((p) => p.catch(() => {})));
+      await Promise.all([writes.quit(), recConn.quit()].map((p) => p.catch(() => {})));
     },
   };
 }

@@ -38,7 +38,7 @@ import {
 export interface WorkerDeps {
   /**
    * a waiting ('wait' role) connection: the workers take its options (address, credentials, reconnection
-   * policy) and open their own clients from them, see `workerConnectionOptions`
+   * policy) and open their own clients from them, see `workerConnectionOptions`; it need not be connected
    */
   connection: Redis;
   /** for recording fills and audit entries */
