@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { logger } from '../log/logger.js';
+import { installTransposedMatMul } from './wasm-transposed-matmul.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -40,6 +41,7 @@ async function tryWasm(): Promise<string | undefined> {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     const dist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist/');
     wasm.setWasmPaths(dist);
+    installTransposedMatMul(tf);
     return undefined;
   } catch (e) {
     return (e as Error).message.split('\n')[0];
