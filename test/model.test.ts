@@ -15,7 +15,7 @@ import { Predictor } from '../src/model/predictor.js';
 import { loadScorer } from '../src/model/scorer.js';
 import { Rng } from '../src/sim/random.js';
 import { initTf } from '../src/tf/runtime.js';
-import { fitModel, predictRows } from '../training/fit.js';
+import { dropoutSeed, fitModel, predictRows } from '../training/fit.js';
 import { testModelMetadata } from './helpers/model-metadata.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'preempt-model-'));
@@ -80,6 +80,59 @@ describe('the default model', () => {
     expect(second && first && second.loss < first.loss).toBe(true);
     const b = await run();
     expect(b.fit.bestValLoss).toBe(a.fit.bestValLoss);
+  });
+
+  it('draws new dropout masks every batch, from seeds that depend only on the training seed', async () => {
+    const { tf } = await initTf();
+    // TF.js alone: a seeded Dropout layer repeats its mask on every call (why fitModel reseeds it)
+    const probe = tf.layers.dropout({ rate: 0.5, seed: 5 });
+    const ones = tf.ones([1, 64]);
+    const mask = (seed: number) => {
+      (probe as unknown as { seed: number }).seed = seed;
+      return Array.from(
+        (probe.apply(ones, { training: true }) as import('@tensorflow/tfjs').Tensor).dataSync(),
+      );
+    };
+    expect(mask(5)).toEqual(mask(5));
+    expect(mask(dropoutSeed(5, 1, 0))).not.toEqual(mask(dropoutSeed(5, 1, 1)));
+    ones.dispose();
+
+    const data = synthetic(1000, 4);
+    const norm = fitNormalisation(data.x, data.rows, data.cols);
+    const train = { ...data, x: normalise(norm, data.x, data.rows) };
+    const seen = async () => {
+      const model = await createModel(featureSchemaInfo(), DEFAULT_ARCHITECTURE, 7);
+      const dropout = model.layers.find((l) => l.getClassName() === 'Dropout') as unknown as { seed: number };
+      const base = dropout.seed;
+      const seeds: number[] = [];
+      let current = base;
+      Object.defineProperty(dropout, 'seed', {
+        get: () => current,
+        set: (v: number) => {
+          current = v;
+          seeds.push(v);
+        },
+      });
+      await fitModel(
+        model,
+        train,
+        { ...train, rows: 0, x: new Float32Array(0), y: new Float32Array(0) },
+        {
+          epochs: 2,
+          seed: 7,
+          batchSize: 400,
+          positiveWeight: 1,
+        },
+      );
+      return { base, seeds, after: current };
+    };
+    const a = await seen();
+    // 2 epochs x 3 batches, each its own seed, then the layer's own seed restored
+    expect(a.seeds.length).toBe(7);
+    expect(new Set(a.seeds.slice(0, 6)).size).toBe(6);
+    expect(a.seeds.slice(0, 6)).not.toContain(a.base);
+    expect(a.after).toBe(a.base);
+    expect((await seen()).seeds).toEqual(a.seeds);
   });
 
   it('saves and loads a model directory with identical predictions, in process and over the worker pool', async () => {

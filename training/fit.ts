@@ -2,6 +2,11 @@
  * The training loop: mini-batch Adam on normalised rows, a seeded shuffle per epoch (TF.js's own shuffle
  * uses an unseeded Math.random), positive-class weighting for the imbalance (defaults are rare), early
  * stopping on the validation log-loss with the best epoch's weights restored.
+ *
+ * Dropout gets a fresh seed every batch. A TF.js Dropout layer built with a `seed` draws its mask from a new
+ * generator seeded with that same value on every call, so left alone every batch would drop the same units at
+ * the same row positions: a fixed set of thinned networks rather than dropout. Reseeding from (layer seed,
+ * epoch, batch) keeps training deterministic for a seed and gives each batch its own masks.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { logLoss } from '../src/model/metrics.js';
@@ -69,6 +74,22 @@ export function predictRows(
   return out;
 }
 
+/** The model's Dropout layers with the seed each was built with (undefined: unseeded, left alone). */
+function seededDropouts(model: tfTypes.LayersModel): { layer: { seed?: number }; base: number }[] {
+  const out: { layer: { seed?: number }; base: number }[] = [];
+  for (const layer of model.layers) {
+    const l = layer as unknown as { seed?: number };
+    if (layer.getClassName() === 'Dropout' && typeof l.seed === 'number')
+      out.push({ layer: l, base: l.seed });
+  }
+  return out;
+}
+
+/** A per-batch dropout seed: distinct for every (layer seed, epoch, batch) a training run can reach. */
+export function dropoutSeed(base: number, epoch: number, batch: number): number {
+  return (base * 1_000 + epoch) * 1_000_000 + batch;
+}
+
 function shuffled(m: Matrix, rng: Rng): { x: Float32Array; y: Float32Array } {
   const perm = new Uint32Array(m.rows);
   for (let i = 0; i < m.rows; i++) perm[i] = i;
@@ -101,6 +122,7 @@ export async function fitModel(
     opts.positiveWeight ?? Math.min(50, Math.max(1, (train.rows - positives) / Math.max(1, positives)));
   model.compile({ optimizer: tf.train.adam(opts.learningRate ?? 1e-3), loss: 'binaryCrossentropy' });
   const patience = opts.patience ?? 3;
+  const dropouts = seededDropouts(model);
   const history: EpochInfo[] = [];
   let best = { epoch: 0, valLoss: Number.POSITIVE_INFINITY, weights: [] as tfTypes.Tensor[] };
   for (let epoch = 1; epoch <= opts.epochs; epoch++) {
@@ -114,6 +136,15 @@ export async function fitModel(
       shuffle: false,
       verbose: 0,
       classWeight: { 0: 1, 1: positiveWeight },
+      yieldEvery: 'never',
+      callbacks:
+        dropouts.length > 0
+          ? {
+              onBatchBegin: (batch: number) => {
+                for (const d of dropouts) d.layer.seed = dropoutSeed(d.base, epoch, batch);
+              },
+            }
+          : undefined,
     });
     xs.dispose();
     ys.dispose();
@@ -136,6 +167,7 @@ export async function fitModel(
     opts.onEpoch?.(info);
     if (epoch - best.epoch >= patience) break;
   }
+  for (const d of dropouts) d.layer.seed = d.base;
   if (best.weights.length > 0) {
     model.setWeights(best.weights);
     for (const w of best.weights) w.dispose();
