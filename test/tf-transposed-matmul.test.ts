@@ -1,7 +1,7 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initTf } from '../src/tf/runtime.js';
-import { installTransposedMatMul } from '../src/tf/wasm-transposed-matmul.js';
+import { installTransposedMatMul, restoreStockMatMul } from '../src/tf/wasm-transposed-matmul.js';
 
 let tf: typeof tfTypes;
 beforeAll(async () => {
@@ -63,6 +63,25 @@ describe('WASM matmul with transposed operands', () => {
   it('is installed once on the wasm backend: installing again wraps nothing', () => {
     expect(tf.getBackend()).toBe('wasm');
     expect(installTransposedMatMul(tf)).toEqual([]);
+  });
+
+  it('can put TF.js own kernels back and wrap them again, computing the same product either way', () => {
+    const a = values(200 * 40, 21);
+    const b = values(200 * 30, 22);
+    const product = () =>
+      tf.tidy(() => tf.matMul(tf.tensor2d(a, [200, 40]), tf.tensor2d(b, [200, 30]), true, false).dataSync());
+    const wrappedFunc = tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc;
+    const wrapped = product();
+    expect(restoreStockMatMul(tf).sort()).toEqual(['BatchMatMul', '_FusedMatMul']);
+    try {
+      expect(tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc).not.toBe(wrappedFunc);
+      expect(restoreStockMatMul(tf)).toEqual([]);
+      const scalar = product();
+      expect(maxAbsDiff(wrapped, scalar)).toBeLessThan(1e-4);
+    } finally {
+      expect(installTransposedMatMul(tf).sort()).toEqual(['BatchMatMul', '_FusedMatMul']);
+    }
+    expect(maxAbsDiff(product(), wrapped)).toBe(0);
   });
 
   const cases: [string, number[], number[], boolean, boolean][] = [

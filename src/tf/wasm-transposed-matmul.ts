@@ -59,26 +59,44 @@ function wrapKernel(original: KernelFunc, transposeKernel: KernelFunc): KernelFu
   };
 }
 
+const MATMUL_KERNELS = ['BatchMatMul', '_FusedMatMul'] as const;
+/** The backend's own kernel configs, kept so that `restoreStockMatMul` can put them back. */
+const stock = new Map<string, KernelConfig>();
+
 /**
  * Replace the WASM backend's `BatchMatMul` and `_FusedMatMul` kernels with the wrapped ones. Call after
- * `@tensorflow/tfjs-backend-wasm` is imported (it registers its kernels on import) and before the backend is
- * initialised; idempotent. Returns the kernels it wrapped.
+ * `@tensorflow/tfjs-backend-wasm` is imported (it registers its kernels on import); idempotent. Returns the
+ * kernels it wrapped.
  */
 export function installTransposedMatMul(tf: typeof tfTypes): string[] {
   const transpose = tf.getKernel('Transpose', 'wasm');
   if (!transpose) return [];
   const wrapped: string[] = [];
-  for (const name of ['BatchMatMul', '_FusedMatMul']) {
+  for (const name of MATMUL_KERNELS) {
     const config = tf.getKernel(name, 'wasm') as (KernelConfig & { [WRAPPED]?: true }) | undefined;
     if (!config || config[WRAPPED]) continue;
+    stock.set(name, config);
     tf.unregisterKernel(name, 'wasm');
-    const next = {
+    tf.registerKernel({
       ...config,
       kernelFunc: wrapKernel(config.kernelFunc, transpose.kernelFunc),
       [WRAPPED]: true as const,
-    };
-    tf.registerKernel(next);
+    } as KernelConfig);
     wrapped.push(name);
   }
   return wrapped;
+}
+
+/** Put TF.js's own matmul kernels back (the bench's baseline); `installTransposedMatMul` wraps them again. */
+export function restoreStockMatMul(tf: typeof tfTypes): string[] {
+  const restored: string[] = [];
+  for (const name of MATMUL_KERNELS) {
+    const config = stock.get(name);
+    const current = tf.getKernel(name, 'wasm') as (KernelConfig & { [WRAPPED]?: true }) | undefined;
+    if (!config || !current?.[WRAPPED]) continue;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel(config);
+    restored.push(name);
+  }
+  return restored;
 }
