@@ -85,7 +85,10 @@ function seededDropouts(model: tfTypes.LayersModel): { layer: { seed?: number };
   return out;
 }
 
-/** A per-batch dropout seed: distinct for every (layer seed, epoch, batch) a training run can reach. */
+/**
+ * A per-batch dropout seed: distinct for every (layer seed, epoch < 1,000, batch < 1,000,000), exact in a double
+ * while layer seeds stay below 9 million (training seeds below about 87,000).
+ */
 export function dropoutSeed(base: number, epoch: number, batch: number): number {
   return (base * 1_000 + epoch) * 1_000_000 + batch;
 }
@@ -136,7 +139,6 @@ export async function fitModel(
       shuffle: false,
       verbose: 0,
       classWeight: { 0: 1, 1: positiveWeight },
-      yieldEvery: 'never',
       callbacks:
         dropouts.length > 0
           ? {
