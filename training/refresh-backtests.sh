@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the README's backtests for a model: every named scenario at 2,000 accounts with seed 1 (report,
-# charts), and the threshold sweeps (seed 1 on the seven real crash days, seed 2 on four). The margin-ratio
+# charts), and the threshold sweeps (seed 1 on the seven real crash days, seeds 2 and 3 on four). The margin-ratio
 # rule's sweep runs do not use the model, so they are taken from the sweeps already in docs/backtests
 # (--ratio-from refuses unless the liquidation-only run is the same to the cent); only the predictive runs run.
 #   [MODEL=models/default] [OUT=docs/backtests] bash training/refresh-backtests.sh [SCENARIO...]
@@ -13,12 +13,15 @@ days=("$@")
 run() { node bin/preempt.js "$@" --model "$model"; }
 for day in "${days[@]}"; do
   run backtest --scenario "$day" --accounts 2000 --seed 1 --out "$out/$day"
-  for sweep in sweep sweep-seed2; do
+  for sweep in sweep sweep-seed2 sweep-seed3; do
     ratio="docs/backtests/$day/$sweep/sweep.json"
     [ -f "$ratio" ] || continue
     seed=1
     [ "$sweep" = sweep-seed2 ] && seed=2
-    if [ "$day" = black-thursday-2020 ]; then
+    [ "$sweep" = sweep-seed3 ] && seed=3
+    if [ "$sweep" = sweep-seed3 ]; then
+      grid=(--pd-thresholds 0.02,0.1 --gates 5,6.5 --ratio-thresholds 1.5,2,3,5,8,12)
+    elif [ "$day" = black-thursday-2020 ]; then
       grid=(--pd-thresholds 0.02,0.2,0.5 --gates 5,8,12 --ratio-thresholds 1.5,2,3,5,8,12)
     else
       grid=(--pd-thresholds 0.02 --gates 3,5,8 --ratio-thresholds 3,5,8,12)
