@@ -1,5 +1,6 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { Rng } from '../src/sim/random.js';
 import { initTf } from '../src/tf/runtime.js';
 import { installTransposedMatMul, restoreStockMatMul } from '../src/tf/wasm-transposed-matmul.js';
 
@@ -8,15 +9,10 @@ beforeAll(async () => {
   ({ tf } = await initTf('wasm'));
 });
 
-/** Deterministic values in [-1, 1) without TF.js (so the reference never touches the kernels under test). */
+/** Deterministic values in [-1, 1), drawn without TF.js (so the reference never touches the kernels under test). */
 function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
+  const rng = new Rng(seed, 'matmul-test');
+  return Float32Array.from({ length: n }, () => 2 * rng.next() - 1);
 }
 
 /** float64 reference of op(a) · op(b) for row-major batches of matrices. */

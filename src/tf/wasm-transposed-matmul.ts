@@ -14,8 +14,10 @@ type KernelConfig = tfTypes.KernelConfig;
 type KernelFunc = tfTypes.KernelFunc;
 type TensorInfo = tfTypes.TensorInfo;
 
-/** Marks configs already wrapped so that installing twice is a no-op. */
-const WRAPPED = Symbol('preempt.transposedMatMul');
+/** On a wrapped config: the backend's own config it wraps (so installing twice is a no-op, and restoring needs no
+ * other state). */
+const ORIGINAL = Symbol('preempt.transposedMatMul.original');
+type MaybeWrapped = KernelConfig & { [ORIGINAL]?: KernelConfig };
 
 function swapLastTwo(rank: number): number[] {
   const perm = Array.from({ length: rank }, (_, i) => i);
@@ -60,8 +62,6 @@ function wrapKernel(original: KernelFunc, transposeKernel: KernelFunc): KernelFu
 }
 
 const MATMUL_KERNELS = ['BatchMatMul', '_FusedMatMul'] as const;
-/** The backend's own kernel configs, kept so that `restoreStockMatMul` can put them back. */
-const stock = new Map<string, KernelConfig>();
 
 /**
  * Replace the WASM backend's `BatchMatMul` and `_FusedMatMul` kernels with the wrapped ones. Call after
@@ -73,15 +73,15 @@ export function installTransposedMatMul(tf: typeof tfTypes): string[] {
   if (!transpose) return [];
   const wrapped: string[] = [];
   for (const name of MATMUL_KERNELS) {
-    const config = tf.getKernel(name, 'wasm') as (KernelConfig & { [WRAPPED]?: true }) | undefined;
-    if (!config || config[WRAPPED]) continue;
-    stock.set(name, config);
+    const config = tf.getKernel(name, 'wasm') as MaybeWrapped | undefined;
+    if (!config || config[ORIGINAL]) continue;
     tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({
+    const next: MaybeWrapped = {
       ...config,
       kernelFunc: wrapKernel(config.kernelFunc, transpose.kernelFunc),
-      [WRAPPED]: true as const,
-    } as KernelConfig);
+      [ORIGINAL]: config,
+    };
+    tf.registerKernel(next);
     wrapped.push(name);
   }
   return wrapped;
@@ -91,11 +91,10 @@ export function installTransposedMatMul(tf: typeof tfTypes): string[] {
 export function restoreStockMatMul(tf: typeof tfTypes): string[] {
   const restored: string[] = [];
   for (const name of MATMUL_KERNELS) {
-    const config = stock.get(name);
-    const current = tf.getKernel(name, 'wasm') as (KernelConfig & { [WRAPPED]?: true }) | undefined;
-    if (!config || !current?.[WRAPPED]) continue;
+    const original = (tf.getKernel(name, 'wasm') as MaybeWrapped | undefined)?.[ORIGINAL];
+    if (!original) continue;
     tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel(config);
+    tf.registerKernel(original);
     restored.push(name);
   }
   return restored;
