@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -53,5 +53,24 @@ describe('preempt CLI', () => {
     const skipped = await preempt('validate', '--skip-invalid', '--json', bad);
     expect(skipped.code).toBe(0);
     expect(JSON.parse(skipped.stdout)).toMatchObject({ valid: 2, skipped: 1 });
+  });
+
+  it('train refuses an unknown calibration method or weighting before reading anything', async () => {
+    const out = join(testTempDir('cli'), 'never');
+    const method = await preempt('train', '--events', SPEC_EXAMPLE, '--out', out, '--calibration', 'beta');
+    expect(method.code).not.toBe(0);
+    expect(method.stderr).toMatch(/--calibration <method>.*expected platt, isotonic or auto, got "beta"/);
+    const weighting = await preempt(
+      'train',
+      '--events',
+      SPEC_EXAMPLE,
+      '--out',
+      out,
+      '--calibration-weighting',
+      'days',
+    );
+    expect(weighting.code).not.toBe(0);
+    expect(weighting.stderr).toMatch(/expected rows or histories, got "days"/);
+    expect(existsSync(out)).toBe(false);
   });
 });

@@ -13,13 +13,24 @@ export interface Logistic1d {
   b: number;
 }
 
-export function fitLogistic1d(x: ArrayLike<number>, y: ArrayLike<number>, feature: string): Logistic1d {
+/** `weights`: one per row (default 1), as in the model's own second stage and calibration */
+export function fitLogistic1d(
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  feature: string,
+  weights?: ArrayLike<number>,
+): Logistic1d {
   let mean = 0;
-  for (let i = 0; i < y.length; i++) mean += y[i] as number;
-  mean /= Math.max(1, y.length);
+  let total = 0;
+  for (let i = 0; i < y.length; i++) {
+    const w = weights ? (weights[i] as number) : 1;
+    mean += w * (y[i] as number);
+    total += w;
+  }
+  mean /= Math.max(1e-300, total);
   // start at the base rate: a = 0, b = logit(mean)
   const start = { a: 0, b: Math.log((mean + 1e-6) / (1 - mean + 1e-6)) };
-  const { a, b } = fitLogistic1dNewton(x, (i) => y[i] as number, start, 50);
+  const { a, b } = fitLogistic1dNewton(x, (i) => y[i] as number, start, 50, weights);
   return { feature, a, b };
 }
 

@@ -160,6 +160,31 @@ export function gather(histories: HistoryRows[], plan: SplitPlan, split: SplitNa
 }
 
 /**
+ * One weight per row of `gather(histories, plan, split)` (same order) that gives every history the same
+ * total weight in the split, whatever its length: a row of a history contributing n_k of the split's N rows
+ * weighs N / (K * n_k), K the number of histories with rows in the split, so the weights average 1. A week
+ * of calm markets then counts as one day among the crash days, not as a third of the rows.
+ */
+export function historyWeights(histories: HistoryRows[], plan: SplitPlan, split: SplitName): Float64Array {
+  const code = SPLIT_CODES[split];
+  const counts = histories.map((h, k) => {
+    const a = plan.assign[k] as Uint8Array;
+    let n = 0;
+    for (let i = 0; i < h.rows; i++) if (a[i] === code) n++;
+    return n;
+  });
+  const total = counts.reduce((s, n) => s + n, 0);
+  const present = counts.filter((n) => n > 0).length;
+  const out = new Float64Array(total);
+  let r = 0;
+  for (const n of counts) {
+    if (n > 0) out.fill(total / (present * n), r, r + n);
+    r += n;
+  }
+  return out;
+}
+
+/**
  * Keep every default and a seeded `share` of the other rows (order preserved). `share` >= 1 returns the
  * matrix itself.
  */

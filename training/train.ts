@@ -26,7 +26,14 @@ import { evaluate, type Metrics, permutationImportance } from './evaluate.js';
 import { type EpochInfo, fitModel, predictRows } from './fit.js';
 import type { LiquidationTimes } from './labels.js';
 import { writeReport } from './report.js';
-import { gather, planSplits, type SplitMatrix, sampleNegatives, splitColumn } from './splits.js';
+import {
+  gather,
+  historyWeights,
+  planSplits,
+  type SplitMatrix,
+  sampleNegatives,
+  splitColumn,
+} from './splits.js';
 
 export const DEFAULT_NEGATIVE_SAMPLE = 0.3;
 /** the raw columns the second stage combines with the network's logit */
@@ -53,6 +60,12 @@ export interface TrainOptions {
   hidden?: number[];
   calibration?: 'platt' | 'isotonic' | 'auto';
   /**
+   * how the rows of the second stage, the calibration and the margin-rule baseline are weighted: `rows`
+   * (default) every row alike, so a long history weighs by its length; `histories` every history alike
+   * (see `historyWeights`). The baselines get the same weighting as the model.
+   */
+  calibrationWeighting?: CalibrationWeighting;
+  /**
    * share of the training split's non-default rows kept (seeded; every default is kept), default 0.3.
    * Defaults are ~1% of rows: dropping most negatives cuts the epoch time ~3x and, measured on the shipped
    * data, ranks better; the calibration split is never subsampled, so probabilities keep their meaning.
@@ -64,6 +77,8 @@ export interface TrainOptions {
   stackFeatures?: string[];
   onProgress?: (p: TrainProgress) => void;
 }
+
+export type CalibrationWeighting = 'rows' | 'histories';
 
 export type TrainProgress =
   | { phase: 'read'; file: string; events: number }
@@ -98,13 +113,14 @@ function fitCalibration(
   raw: Float32Array,
   y: Float32Array,
   method: TrainOptions['calibration'],
-  twoStage = false,
+  twoStage: boolean,
+  weights: Float64Array | undefined,
 ): Calibration {
   const positives = countPositives(y);
   // after the second stage (itself a logistic fit) `auto` is Platt: isotonic steps added calibration error
   // on the held-out crash day (ECE 0.0106 vs 0.0100 with Platt, measured on the shipped data)
   const useIsotonic = method === 'isotonic' || (method === 'auto' && !twoStage && positives >= 1000);
-  return useIsotonic ? fitIsotonic(raw, y) : fitPlatt(raw, y);
+  return useIsotonic ? fitIsotonic(raw, y, weights) : fitPlatt(raw, y, 100, weights);
 }
 
 export function combinedLiquidations(histories: HistoryRows[]): LiquidationTimes {
@@ -198,16 +214,31 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   });
   // second stage and calibration, both on the calibration split (traders never trained on; with
   // calibrate-on histories, other days too)
+  const weighting = opts.calibrationWeighting ?? 'rows';
+  const calWeights = weighting === 'histories' ? historyWeights(all, plan, 'calibration') : undefined;
   const rawCal = predictRows(tf, model, calZ);
   const stack =
-    (opts.stack ?? true) ? fitStack(rawCal, calib.x, calib.rows, names, calib.y, stackFeatures) : undefined;
+    (opts.stack ?? true)
+      ? fitStack(rawCal, calib.x, calib.rows, names, calib.y, stackFeatures, undefined, undefined, calWeights)
+      : undefined;
   if (stack) applyStackInPlace(stack, rawCal, calib.x, calib.cols, featureIndices(names, stack.features));
-  const calibration = fitCalibration(rawCal, calZ.y, opts.calibration ?? 'auto', stack !== undefined);
+  const calibration = fitCalibration(
+    rawCal,
+    calZ.y,
+    opts.calibration ?? 'auto',
+    stack !== undefined,
+    calWeights,
+  );
 
   // baseline (a): the margin rule alone, a logistic fit on the distance to liquidation in sigmas
   const column = (m: SplitMatrix) => splitColumn(m, F.liq_dist_sigma);
   // fitted on every training row: a 1-feature logistic on subsampled negatives would be miscalibrated
-  const marginRule = fitLogistic1d(column(trainFull), trainFull.y, 'liq_dist_sigma');
+  const marginRule = fitLogistic1d(
+    column(trainFull),
+    trainFull.y,
+    'liq_dist_sigma',
+    weighting === 'histories' ? historyWeights(all, plan, 'train') : undefined,
+  );
   // baseline (b): logistic regression on all features, same loop, same calibration split
   const logistic = await createModel(
     featureSchemaInfo(),
@@ -220,7 +251,13 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     batchSize: opts.batchSize ?? 1024,
     onEpoch: (epoch) => progress({ phase: 'fit', model: 'logistic', epoch }),
   });
-  const logisticCal = fitCalibration(predictRows(tf, logistic, calZ), calZ.y, opts.calibration ?? 'auto');
+  const logisticCal = fitCalibration(
+    predictRows(tf, logistic, calZ),
+    calZ.y,
+    opts.calibration ?? 'auto',
+    false,
+    calWeights,
+  );
   const logisticWeights = logistic.getWeights().map((w) => Array.from(w.dataSync()));
 
   progress({ phase: 'evaluate', detail: `${test.rows} test rows` });
@@ -266,6 +303,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       bestValLoss: fit.bestValLoss,
       positiveWeight: fit.positiveWeight,
       negativeSample,
+      calibrationWeighting: weighting,
       ...(calibrateOn.length > 0 ? { calibrateOn: [...calibrateOn] } : {}),
       history: fit.history.map((h) => ({
         epoch: h.epoch,

@@ -24,6 +24,8 @@ export const TrainingJobSchema = z.object({
   negativeSample: z.number().gt(0).lte(1).optional(),
   stack: z.boolean().optional(),
   stackFeatures: z.array(z.string().min(1)).min(1).optional(),
+  calibration: z.enum(['platt', 'isotonic', 'auto']).optional(),
+  calibrationWeighting: z.enum(['rows', 'histories']).optional(),
 });
 export type TrainingJob = z.infer<typeof TrainingJobSchema>;
 

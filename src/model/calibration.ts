@@ -23,34 +23,57 @@ function sigmoid(z: number): number {
   return 1 / (1 + Math.exp(-z));
 }
 
+/**
+ * Platt scaling on (score, label) rows; `weights` (one per row, default 1) weigh each row's log-loss, and
+ * the smoothed targets count weighted defaults and non-defaults.
+ */
 export function fitPlatt(
   scores: ArrayLike<number>,
   labels: ArrayLike<number>,
   iterations = 100,
+  weights?: ArrayLike<number>,
 ): Calibration {
   let pos = 0;
-  for (let i = 0; i < labels.length; i++) pos += labels[i] as number;
-  const neg = labels.length - pos;
+  let total = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const w = weights ? (weights[i] as number) : 1;
+    pos += w * (labels[i] as number);
+    total += w;
+  }
+  const neg = total - pos;
   // Platt's smoothed targets avoid infinite weights on separable data
   const hi = (pos + 1) / (pos + 2);
   const lo = 1 / (neg + 2);
   const xs = Float64Array.from({ length: scores.length }, (_, i) => logit(scores[i] as number));
-  const { a, b } = fitLogistic1dNewton(xs, (i) => (labels[i] === 1 ? hi : lo), { a: 1, b: 0 }, iterations);
+  const { a, b } = fitLogistic1dNewton(
+    xs,
+    (i) => (labels[i] === 1 ? hi : lo),
+    { a: 1, b: 0 },
+    iterations,
+    weights,
+  );
   return { method: 'platt', a, b };
 }
 
-export function fitIsotonic(scores: ArrayLike<number>, labels: ArrayLike<number>): Calibration {
+/** Isotonic regression by pool-adjacent-violators; `weights` (one per row, default 1) weigh each row. */
+export function fitIsotonic(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  weights?: ArrayLike<number>,
+): Calibration {
   const idx = Array.from({ length: scores.length }, (_, i) => i).sort(
     (i, j) => (scores[i] as number) - (scores[j] as number),
   );
-  // blocks: [sumX, sumY, count]
+  // blocks: [weighted sumX, weighted sumY, total weight]
   const sx: number[] = [];
   const sy: number[] = [];
   const n: number[] = [];
   for (const i of idx) {
-    sx.push(scores[i] as number);
-    sy.push(labels[i] as number);
-    n.push(1);
+    const w = weights ? (weights[i] as number) : 1;
+    if (!(w > 0)) continue; // a row of weight 0 has no say; negative or NaN weights are not weights
+    sx.push(w * (scores[i] as number));
+    sy.push(w * (labels[i] as number));
+    n.push(w);
     while (sy.length > 1) {
       const k = sy.length - 1;
       if ((sy[k - 1] as number) / (n[k - 1] as number) <= (sy[k] as number) / (n[k] as number)) break;

@@ -72,28 +72,35 @@ export function featureIndices(names: readonly string[], features: readonly stri
   });
 }
 
-/** Mean log-loss of weights `w` over the design rows (clamped so that saturated rows stay finite). */
+/**
+ * Mean log-loss of weights `w` over the design rows, each row weighted by `rowWeights` (default 1), clamped
+ * so that saturated rows stay finite.
+ */
 function meanLogLoss(
   design: Float64Array,
   d: number,
   rows: number,
   labels: ArrayLike<number>,
   w: number[],
+  rowWeights: ArrayLike<number> | undefined,
 ): number {
   let s = 0;
+  let total = 0;
   for (let i = 0; i < rows; i++) {
     let z = 0;
     for (let k = 0; k < d; k++) z += (w[k] as number) * (design[i * d + k] as number);
     const p = Math.min(1 - 1e-12, Math.max(1e-12, 1 / (1 + Math.exp(-z))));
-    s -= (labels[i] as number) === 1 ? Math.log(p) : Math.log(1 - p);
+    const r = rowWeights ? (rowWeights[i] as number) : 1;
+    s -= r * ((labels[i] as number) === 1 ? Math.log(p) : Math.log(1 - p));
+    total += r;
   }
-  return s / Math.max(1, rows);
+  return s / Math.max(1e-300, total);
 }
 
 /**
  * Fit the stage by damped Newton's method (iteratively reweighted least squares with step halving, so it
  * cannot diverge on saturated logits) on the log-loss, from the identity on the network's logit. A tiny
- * ridge keeps the Hessian invertible.
+ * ridge keeps the Hessian invertible. `rowWeights` (one per row, default 1) weigh each row's log-loss.
  */
 export function fitStack(
   raw: Float32Array,
@@ -104,7 +111,10 @@ export function fitStack(
   features: readonly string[] = ['liq_dist_sigma'],
   offset = 0.05,
   iterations = 50,
+  rowWeights?: ArrayLike<number>,
 ): Stack {
+  if (rowWeights && rowWeights.length !== rows)
+    throw new RangeError(`${rowWeights.length} row weights for ${rows} rows`);
   const cols = names.length;
   const idx = featureIndices(names, features);
   const d = idx.length + 2;
@@ -116,7 +126,7 @@ export function fitStack(
   }
   let w = new Array<number>(d).fill(0);
   w[0] = 1;
-  let loss = meanLogLoss(design, d, rows, labels, w);
+  let loss = meanLogLoss(design, d, rows, labels, w, rowWeights);
   for (let it = 0; it < iterations; it++) {
     const g = new Array<number>(d).fill(0);
     const h = Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? 1e-6 : 0)));
@@ -124,8 +134,9 @@ export function fitStack(
       let z = 0;
       for (let k = 0; k < d; k++) z += (w[k] as number) * (design[i * d + k] as number);
       const p = 1 / (1 + Math.exp(-z));
-      const e = p - (labels[i] as number);
-      const v = p * (1 - p);
+      const r = rowWeights ? (rowWeights[i] as number) : 1;
+      const e = r * (p - (labels[i] as number));
+      const v = r * p * (1 - p);
       for (let a = 0; a < d; a++) {
         const xa = design[i * d + a] as number;
         g[a] = (g[a] as number) + e * xa;
@@ -142,7 +153,7 @@ export function fitStack(
     let nextLoss = loss;
     for (let halvings = 0; halvings < 30; halvings++, t /= 2) {
       const cand = w.map((wk, k) => wk - t * (step[k] as number));
-      const l = meanLogLoss(design, d, rows, labels, cand);
+      const l = meanLogLoss(design, d, rows, labels, cand, rowWeights);
       if (l <= loss) {
         next = cand;
         nextLoss = l;

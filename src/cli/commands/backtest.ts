@@ -32,6 +32,7 @@ interface BacktestCliOptions {
   ratioFrom?: string;
   lateMinutes: number;
   jobs: number;
+  progress: boolean;
 }
 
 function parseList(text: string): number[] {
@@ -105,11 +106,12 @@ export function register(program: Command): void {
       parseIntArg,
       Math.min(2, availableParallelism()),
     )
+    .option('--no-progress', 'no progress bars on stderr')
     .action(async (opts: BacktestCliOptions) => {
       if (opts.sweep) return sweep(opts);
       const policies = parsePolicies(opts.policy);
       const model = await modelFor(opts, policies.includes('predictive'));
-      const { onProgress, stop } = progressDisplay(opts.jobs);
+      const { onProgress, stop } = progressDisplay(opts.progress ? opts.jobs : 0);
       try {
         const result = await runBacktest({
           scenario: opts.scenario,
@@ -171,12 +173,13 @@ const BAR_OPTIONS = {
 
 /**
  * Progress on stderr: with one job the runs go one after the other, one bar restarted for each; with more,
- * one bar per run in progress (removed when its run ends).
+ * one bar per run in progress (removed when its run ends); 0 (--no-progress): none.
  */
 function progressDisplay(jobs: number): {
   onProgress: (run: string, minute: number, minutes: number) => void;
   stop: () => void;
 } {
+  if (jobs === 0) return { onProgress: () => {}, stop: () => {} };
   if (jobs <= 1) {
     const bar = new SingleBar(BAR_OPTIONS, Presets.shades_classic);
     let current = '';
@@ -213,7 +216,7 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
     ? { source: opts.ratioFrom, sweep: await loadReusableSweep(opts.ratioFrom) }
     : undefined;
   const model = await modelFor(opts, opts.pdThresholds.length > 0);
-  const { onProgress, stop } = progressDisplay(opts.jobs);
+  const { onProgress, stop } = progressDisplay(opts.progress ? opts.jobs : 0);
   try {
     const result = await runSweep({
       scenario: opts.scenario,

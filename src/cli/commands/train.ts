@@ -4,7 +4,12 @@
 import { SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { metricsTable } from '../../../training/report.js';
-import { DEFAULT_NEGATIVE_SAMPLE, runTraining, STACK_FEATURES } from '../../../training/train.js';
+import {
+  type CalibrationWeighting,
+  DEFAULT_NEGATIVE_SAMPLE,
+  runTraining,
+  STACK_FEATURES,
+} from '../../../training/train.js';
 import { FEATURE_NAMES } from '../../features/schema.js';
 import { parseDurationMs, parseIntArg } from '../duration.js';
 
@@ -22,6 +27,8 @@ interface TrainCliOptions {
   negativeSample: number;
   stack: boolean;
   stackFeatures: string[];
+  calibrationWeighting: CalibrationWeighting;
+  progress: boolean;
 }
 
 export function register(program: Command): void {
@@ -42,7 +49,13 @@ export function register(program: Command): void {
     .option('--epochs <n>', 'maximum epochs (early stopping may end sooner)', parseIntArg, 30)
     .option('--seed <n>', 'seed', parseIntArg, 1)
     .option('--hidden <units>', 'hidden layer sizes, e.g. 32,16')
-    .option('--calibration <method>', 'platt | isotonic | auto', 'auto')
+    .option('--calibration <method>', 'platt | isotonic | auto', parseCalibration, 'auto')
+    .option(
+      '--calibration-weighting <how>',
+      'rows | histories: weigh the calibration rows (second stage, calibration, margin-rule baseline) alike, or each history alike whatever its length',
+      parseWeighting,
+      'rows',
+    )
     .option(
       '--negative-sample <share>',
       'share of non-default training rows kept (every default is kept; calibration rows never sampled)',
@@ -56,7 +69,9 @@ export function register(program: Command): void {
       parseNames,
       [...STACK_FEATURES],
     )
+    .option('--no-progress', 'no progress on stderr')
     .action(async (opts: TrainCliOptions) => {
+      const quiet = !opts.progress;
       const bar = new SingleBar({
         format: '{phase} |{bar}| epoch {value}/{total} loss {loss} val {val} | ETA {eta_formatted}',
         stream: process.stderr,
@@ -79,7 +94,9 @@ export function register(program: Command): void {
         negativeSample: opts.negativeSample,
         stack: opts.stack,
         stackFeatures: opts.stackFeatures,
+        calibrationWeighting: opts.calibrationWeighting,
         onProgress: (p) => {
+          if (quiet) return;
           if (p.phase === 'read') process.stderr.write(`\rreading ${p.file}: ${p.events} events`);
           else if (p.phase === 'fit') {
             if (barModel !== p.model) {
@@ -130,6 +147,16 @@ function parseShare(v: string): number {
   const n = Number(v);
   if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a share in (0, 1], got "${v}"`);
   return n;
+}
+
+function parseCalibration(v: string): TrainCliOptions['calibration'] {
+  if (v === 'platt' || v === 'isotonic' || v === 'auto') return v;
+  throw new InvalidArgumentError(`expected platt, isotonic or auto, got "${v}"`);
+}
+
+function parseWeighting(v: string): CalibrationWeighting {
+  if (v === 'rows' || v === 'histories') return v;
+  throw new InvalidArgumentError(`expected rows or histories, got "${v}"`);
 }
 
 function parseNames(v: string): string[] {
