@@ -48,12 +48,15 @@ describe('training as a BullMQ job', () => {
       out,
       epochs: 2,
       seed: 3,
+      calibrationWeighting: 'histories',
     });
     const result = (await job.waitUntilFinished(events, 240_000)) as { dir: string; version: string };
     expect(result.dir).toBe(out);
     expect(result.version).toMatch(/^job-model@/);
     const meta = await readCompatibleMetadata(out);
     expect(meta.seed).toBe(3);
+    // job options reach the training: the weighting is recorded with the model
+    expect(meta.training.calibrationWeighting).toBe('histories');
     const fits = progress.filter((p) => p.phase === 'fit');
     expect(fits.length).toBeGreaterThan(0);
     expect(fits.every((p) => typeof p.epoch === 'number' && Number.isFinite(p.loss))).toBe(true);
@@ -65,6 +68,14 @@ describe('training as a BullMQ job', () => {
     await expect(job.waitUntilFinished(events, 30_000)).rejects.toThrow(/invalid training job: field events/);
     const failed = await queue.getJob(job.id as string);
     expect(failed?.attemptsMade).toBe(1);
+    const badOption = await queue.add(
+      'train',
+      { events: [files['may-2021']], out: join(dir, 'w'), calibrationWeighting: 'days' },
+      { attempts: 3 },
+    );
+    await expect(badOption.waitUntilFinished(events, 30_000)).rejects.toThrow(
+      /invalid training job: field calibrationWeighting/,
+    );
     const missing = await queue.add(
       'train',
       { events: [join(dir, 'nope.jsonl')], out: join(dir, 'x') },
