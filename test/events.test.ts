@@ -248,3 +248,122 @@ describe('readEventsFile', () => {
     expect(b.events).toEqual(a.events);
   });
 });
+
+describe('readEventsFile: framing, encoding and order (spec: Encoding)', () => {
+  const deposit = (ts: number, account: string, amount: number, id?: string) => ({
+    type: 'deposit',
+    ts,
+    account,
+    amount,
+    ...(id ? { id } : {}),
+  });
+  const writeBytes = (name: string, bytes: Buffer) => {
+    const path = join(dir, name);
+    writeFileSync(path, bytes);
+    return path;
+  };
+  const read = async (path: string, opts: { skipInvalid?: boolean; toleranceMs?: number } = {}) => {
+    const stats = emptyStats();
+    const invalid: { line: number; field: string; reason: string }[] = [];
+    const events = [];
+    for await (const e of readEventsFile(path, stats, {
+      ...opts,
+      onInvalid: (line, issue) => invalid.push({ line, ...issue }),
+    }))
+      events.push(e);
+    return { stats, events, invalid };
+  };
+
+  it('refuses an event earlier than one before it, naming its line and ts, and records nothing of it', async () => {
+    const path = writeLines('order.jsonl', [
+      instrument,
+      deposit(3000, 'a', 5),
+      { ...instrument, ts: 2000, symbol: 'ETH-PERP', base: 'ETH' },
+      { type: 'mark', ts: 3000, symbol: 'ETH-PERP', price: 1 },
+      deposit(2000, 'a', 7, 'late-1'),
+      deposit(3000, 'a', 9, 'late-1'),
+    ]);
+    await expect(read(path)).rejects.toThrow(
+      'line 3: field ts: 2000 is earlier than 3000: a history file is ordered by ts',
+    );
+    const { stats, events, invalid } = await read(path, { skipInvalid: true });
+    // the out-of-order instrument declared nothing (so the ETH mark is undeclared), the late deposit's id was
+    // not taken (so the in-order deposit with the same id is read)
+    expect(invalid.map((i) => [i.line, i.field])).toEqual([
+      [3, 'ts'],
+      [4, 'symbol'],
+      [5, 'ts'],
+    ]);
+    expect(stats.skipped).toBe(3);
+    expect(events.map((e) => e.line)).toEqual([1, 2, 6]);
+    expect(stats.outOfOrder).toBe(0);
+  });
+
+  it('reads events within toleranceMs of the latest, counted as out of order, and refuses older ones', async () => {
+    const path = writeLines('tolerance.jsonl', [
+      instrument,
+      deposit(3000, 'a', 5),
+      deposit(2500, 'a', 7),
+      deposit(1999, 'a', 9),
+    ]);
+    const { stats, events, invalid } = await read(path, { skipInvalid: true, toleranceMs: 500 });
+    expect(events.map((e) => e.line)).toEqual([1, 2, 3]);
+    expect(stats.outOfOrder).toBe(1);
+    expect(invalid).toEqual([
+      { line: 4, field: 'ts', reason: expect.stringMatching(/^1999 is earlier than 2500/) },
+    ]);
+  });
+
+  it('counts a resent event as a duplicate whatever its ts', async () => {
+    const path = writeLines('dup-late.jsonl', [
+      instrument,
+      deposit(3000, 'a', 5, 'x'),
+      deposit(2000, 'a', 5, 'x'),
+    ]);
+    const { stats, events } = await read(path);
+    expect(stats.duplicates).toBe(1);
+    expect(events).toHaveLength(2);
+  });
+
+  it('refuses bytes that are not UTF-8 instead of replacing them, and reads real UTF-8', async () => {
+    const lines = [
+      Buffer.from(`${JSON.stringify(instrument)}\n`),
+      Buffer.from(`${JSON.stringify(deposit(10, 'café', 5))}\n`),
+      Buffer.concat([
+        Buffer.from('{"type":"deposit","ts":11,"account":"caf'),
+        Buffer.from([0xe9]),
+        Buffer.from('","amount":7}\n'),
+      ]),
+    ];
+    const path = writeBytes('latin1.jsonl', Buffer.concat(lines));
+    await expect(read(path)).rejects.toThrow('line 3: field (line): not valid UTF-8');
+    const { events } = await read(path, { skipInvalid: true });
+    expect(events.map((e) => (e.event.type === 'deposit' ? e.event.account : e.event.type))).toEqual([
+      'instrument',
+      'café',
+    ]);
+  });
+
+  it('ends lines at \\n only: a lone \\r is whitespace inside the line, CRLF ends a line, a BOM is ignored', async () => {
+    const text =
+      `\ufeff${JSON.stringify(instrument)}\r\n` +
+      '{"type":"mark",\r"ts":1001,"symbol":"BTC-PERP","price":2}\r\n' +
+      '\r\n' +
+      '{"type":"mark","ts":1002,"symbol":"BTC-PERP","price":0}\n';
+    const path = writeBytes('cr.jsonl', Buffer.from(text, 'utf8'));
+    const { stats, events, invalid } = await read(path, { skipInvalid: true });
+    expect(events.map((e) => [e.line, e.event.type])).toEqual([
+      [1, 'instrument'],
+      [2, 'mark'],
+    ]);
+    expect(stats.blank).toBe(1);
+    expect(invalid).toEqual([{ line: 4, field: 'price', reason: expect.any(String) }]);
+    expect(stats.lines).toBe(4);
+  });
+
+  it('names the line where a truncated gzip file breaks off', async () => {
+    const full = gzipSync(`${oneOfEach.map((e) => JSON.stringify(e)).join('\n')}\n`.repeat(1));
+    const path = writeBytes('cut.jsonl.gz', full.subarray(0, full.length - 12));
+    await expect(read(path)).rejects.toThrow(/^line \d+: field \(file\): gzip stream broken off or corrupt/);
+  });
+});

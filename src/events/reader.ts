@@ -3,20 +3,31 @@
  * its magic bytes), never holds the file in memory, validates every line through the EventGate, and on an
  * invalid line either throws `InvalidEventError` (`line N: field F: reason`) or, with `skipInvalid`,
  * counts it and moves on.
+ *
+ * Lines end at `\n` only (a `\r` before it is dropped, so CRLF files read too; a `\r` elsewhere is JSON
+ * whitespace, not a line end), and each line must be valid UTF-8: a byte sequence that is not is reported,
+ * never replaced by U+FFFD (which could merge two account names). A UTF-8 byte-order mark opening the file
+ * is ignored. The file must be ordered by `ts` (spec): an event earlier than one before it (beyond
+ * `toleranceMs`) is invalid in field `ts`.
  */
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { type CanonicalEvent, EVENT_TYPES, type EventType } from './schema.js';
-import { EventGate, type EventIssue, InvalidEventError } from './validate.js';
+import { EventGate, type EventIssue, InvalidEventError, parseEvent } from './validate.js';
 
 export interface ReadOptions {
   /** skip and count invalid lines instead of stopping at the first */
   skipInvalid?: boolean;
   /** called for each skipped line (only with skipInvalid) */
   onInvalid?: (line: number, issue: EventIssue) => void;
+  /**
+   * how far (ms) an event may be earlier than the latest before it and still be read (for a consumer that
+   * reorders, like the feature pipeline's tolerance); default 0: the file must be ordered, ties in file order
+   */
+  toleranceMs?: number;
 }
 
 export interface ReadStats {
@@ -26,7 +37,7 @@ export interface ReadStats {
   duplicates: number;
   skipped: number;
   blank: number;
-  /** events whose ts is earlier than the previous event's (the spec asks files to be ordered) */
+  /** events read although earlier than an event before them (only within `toleranceMs`) */
   outOfOrder: number;
   firstInvalid?: { line: number } & EventIssue;
 }
@@ -54,7 +65,69 @@ async function isGzip(path: string): Promise<boolean> {
 
 export async function openTextStream(path: string): Promise<Readable> {
   const raw = createReadStream(path, { highWaterMark: 1 << 20 });
-  return (await isGzip(path)) ? raw.pipe(createGunzip()) : raw;
+  if (!(await isGzip(path))) return raw;
+  const gunzip = raw.pipe(createGunzip());
+  // the file closes with its decompressor (a reader that stops early destroys only the latter)
+  gunzip.once('close', () => raw.destroy());
+  return gunzip;
+}
+
+/** zlib's errors carry a code like Z_BUF_ERROR (truncated) or Z_DATA_ERROR (corrupt) */
+function isZlibError(e: unknown): e is Error & { code: string } {
+  if (!(e instanceof Error)) return false;
+  const code = (e as Error & { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('Z_');
+}
+
+/**
+ * The lines of a byte stream, split at `\n` only, each without its `\n` and without one `\r` before it.
+ * A last line without a `\n` is yielded too.
+ */
+export async function* byteLines(input: Readable): AsyncGenerator<Buffer> {
+  let carry: Buffer | null = null;
+  for await (const chunk of input as AsyncIterable<Buffer | string>) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    const buf: Buffer = carry ? Buffer.concat([carry, bytes]) : bytes;
+    let start = 0;
+    for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
+      yield withoutCr(buf.subarray(start, nl));
+      start = nl + 1;
+    }
+    // copied: the stream may reuse its chunk's memory
+    carry = start < buf.length ? Buffer.from(buf.subarray(start)) : null;
+  }
+  if (carry) yield withoutCr(carry);
+}
+
+function withoutCr(line: Buffer): Buffer {
+  return line.length > 0 && line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : line;
+}
+
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+type LineResult = ReturnType<EventGate['check']>;
+
+/** One line's verdict, recording nothing in the gate unless the event is valid (and then only its id/symbol). */
+function checkLine(bytes: Buffer, gate: EventGate, minTs: number): LineResult {
+  if (!isUtf8(bytes)) return { kind: 'invalid', field: '(line)', reason: 'not valid UTF-8' };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    return { kind: 'invalid', field: '(line)', reason: `invalid JSON: ${(e as Error).message}` };
+  }
+  const parsed = parseEvent(raw);
+  if (!parsed.ok) return { kind: 'invalid', field: parsed.field, reason: parsed.reason };
+  const event = parsed.event;
+  // a resent event is a duplicate whatever its ts; a new one must not go back in time
+  if (event.id !== undefined && gate.hasSeen(event.id)) return { kind: 'duplicate', event };
+  if (event.ts < minTs)
+    return {
+      kind: 'invalid',
+      field: 'ts',
+      reason: `${event.ts} is earlier than ${minTs}: a history file is ordered by ts`,
+    };
+  return gate.checkParsed(event);
 }
 
 /** Iterate the valid, non-duplicate events of a stream of JSON lines; `stats` is updated as it goes. */
@@ -64,47 +137,52 @@ export async function* readEventLines(
   options: ReadOptions = {},
   gate: EventGate = new EventGate(),
 ): AsyncGenerator<LocatedEvent> {
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  const tolerance = options.toleranceMs ?? 0;
   let lineNo = 0;
-  let lastTs = Number.NEGATIVE_INFINITY;
-  for await (const text of lines) {
-    lineNo++;
-    stats.lines++;
-    if (text.trim() === '') {
-      stats.blank++;
-      continue;
-    }
-    let raw: unknown;
-    let result: ReturnType<EventGate['check']>;
-    try {
-      raw = JSON.parse(text);
-      result = gate.check(raw);
-    } catch (e) {
-      result = { kind: 'invalid', field: '(line)', reason: `invalid JSON: ${(e as Error).message}` };
-    }
-    if (result.kind === 'invalid') {
-      const issue = { field: result.field, reason: result.reason };
-      stats.firstInvalid ??= { line: lineNo, ...issue };
-      if (!options.skipInvalid) {
-        lines.close();
-        input.destroy();
-        throw new InvalidEventError(lineNo, issue.field, issue.reason);
+  let maxTs = Number.NEGATIVE_INFINITY;
+  try {
+    for await (let bytes of byteLines(input)) {
+      lineNo++;
+      stats.lines++;
+      if (lineNo === 1 && bytes.subarray(0, 3).equals(BOM)) bytes = bytes.subarray(3);
+      if (isBlank(bytes)) {
+        stats.blank++;
+        continue;
       }
-      stats.skipped++;
-      options.onInvalid?.(lineNo, issue);
-      continue;
+      const result = checkLine(bytes, gate, maxTs - tolerance);
+      if (result.kind === 'invalid') {
+        const issue = { field: result.field, reason: result.reason };
+        stats.firstInvalid ??= { line: lineNo, ...issue };
+        if (!options.skipInvalid) throw new InvalidEventError(lineNo, issue.field, issue.reason);
+        stats.skipped++;
+        options.onInvalid?.(lineNo, issue);
+        continue;
+      }
+      if (result.kind === 'duplicate') {
+        stats.duplicates++;
+        continue;
+      }
+      const event = result.event;
+      if (event.ts < maxTs) stats.outOfOrder++;
+      else maxTs = event.ts;
+      stats.valid++;
+      stats.byType[event.type]++;
+      yield { line: lineNo, event };
     }
-    if (result.kind === 'duplicate') {
-      stats.duplicates++;
-      continue;
-    }
-    const event = result.event;
-    if (event.ts < lastTs) stats.outOfOrder++;
-    else lastTs = event.ts;
-    stats.valid++;
-    stats.byType[event.type]++;
-    yield { line: lineNo, event };
+  } catch (e) {
+    // a truncated or corrupt .gz names the line it broke off in, like any other bad input
+    if (isZlibError(e))
+      throw new InvalidEventError(lineNo + 1, '(file)', `gzip stream broken off or corrupt: ${e.message}`);
+    throw e;
+  } finally {
+    input.destroy();
   }
+}
+
+/** JSON whitespace only (space, tab, CR, LF) */
+function isBlank(bytes: Buffer): boolean {
+  for (const b of bytes) if (b !== 0x20 && b !== 0x09 && b !== 0x0d && b !== 0x0a) return false;
+  return true;
 }
 
 /** Read a history file (plain or gzip). */

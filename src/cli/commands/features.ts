@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
-import { emptyStats, readEventsFile } from '../../events/reader.js';
+import { emptyStats, type ReadStats, readEventsFile } from '../../events/reader.js';
 import { csvHeader, csvRows } from '../../features/csv.js';
 import { FeaturePipeline, type PipelineStats } from '../../features/pipeline.js';
 import { FEATURE_COUNT, FEATURE_SCHEMA_HASH } from '../../features/schema.js';
@@ -40,6 +40,8 @@ function parseToleranceMs(text: string): number {
 export interface FeaturesResult {
   rows: number;
   stats: PipelineStats;
+  /** what the reader saw: lines, duplicates, invalid lines skipped (with --skip-invalid) */
+  read: ReadStats;
 }
 
 /** Replays `opts.events` up to `opts.at` and writes the snapshot CSV to `opts.out`. */
@@ -49,6 +51,7 @@ export async function writeFeaturesCsv(opts: FeaturesOptions): Promise<FeaturesR
   const readStats = emptyStats();
   for await (const { event } of readEventsFile(opts.events, readStats, {
     skipInvalid: opts.skipInvalid ?? false,
+    toleranceMs: tolerance,
   })) {
     if (event.ts > opts.at + tolerance) break; // the file is ordered: nothing later can be <= at
     if (event.ts <= opts.at) pipeline.apply(event);
@@ -64,7 +67,7 @@ export async function writeFeaturesCsv(opts: FeaturesOptions): Promise<FeaturesR
     out.end();
   }
   await closed;
-  return { rows: snap.rows, stats: pipeline.stats };
+  return { rows: snap.rows, stats: pipeline.stats, read: readStats };
 }
 
 export function register(program: Command): void {
@@ -78,12 +81,17 @@ export function register(program: Command): void {
     .option('--only-open', 'only accounts with an open position')
     .option('--skip-invalid', 'skip and count invalid lines instead of stopping at the first')
     .action(async (opts: FeaturesOptions) => {
-      const { rows, stats } = await writeFeaturesCsv(opts);
+      const { rows, stats, read } = await writeFeaturesCsv(opts);
       process.stderr.write(
         `${rows} rows x ${FEATURE_COUNT} features at ${new Date(opts.at).toISOString()} written to ${opts.out} ` +
           `(schema ${FEATURE_SCHEMA_HASH.slice(0, 12)}; events applied ${stats.applied}, duplicates ` +
           `${stats.duplicates}, late ${stats.late}, refused ${stats.invalid + stats.rejected})\n`,
       );
       if (stats.lastRefusal) process.stderr.write(`last refused event: ${stats.lastRefusal}\n`);
+      const first = read.firstInvalid;
+      if (read.skipped > 0 && first)
+        process.stderr.write(
+          `skipped ${read.skipped} invalid lines of ${opts.events} (first: line ${first.line}: field ${first.field}: ${first.reason}; \`preempt validate --skip-invalid\` lists them)\n`,
+        );
     });
 }
