@@ -179,7 +179,13 @@ export function createApp(deps: AppDeps): ServiceApp {
     ),
   ];
   const api: AnyRoute[] = [
-    eventsRoute({ redis, keys, dedupTtlMs: config.PREEMPT_DEDUP_TTL_MS, metrics }),
+    eventsRoute({
+      redis,
+      keys,
+      dedupTtlMs: config.PREEMPT_DEDUP_TTL_MS,
+      maxFutureMs: config.PREEMPT_MAX_FUTURE_MS,
+      metrics,
+    }),
     ...riskRoutes(store, config.PREEMPT_AT_RISK_MIN_PD),
     scoreRoute(model, metrics, deps.featurize ?? featurizeHistory),
     ...modelRoutes(model, redis, keys),

@@ -37,6 +37,12 @@ export const ConfigSchema = z
     PREEMPT_RATE_LIMIT: int(0, 10_000_000).default(1200),
     /** ms */
     PREEMPT_RATE_WINDOW_MS: int(100, 3_600_000).default(60_000),
+    /**
+     * ms an event's ts may be ahead of this process's clock: a later one is refused at ingest (400, field ts),
+     * since one event from the future (a clock error, microseconds for ms) would make every later market event
+     * "late" in the evaluator, and the log replays it after every restart
+     */
+    PREEMPT_MAX_FUTURE_MS: int(0, 86_400_000).default(10_000),
     /** ms an event id is remembered for de-duplication */
     PREEMPT_DEDUP_TTL_MS: int(1000, 365 * 86_400_000).default(7 * 86_400_000),
     /** evaluator shards (accounts split by hash); every worker process takes free shards */

@@ -34,7 +34,7 @@ export interface Harness {
   call(
     method: string,
     path: string,
-    opts?: { key?: string | null; body?: unknown; raw?: string; contentType?: string },
+    opts?: { key?: string | null; body?: unknown; raw?: string | Uint8Array; contentType?: string },
   ): Promise<Response>;
   close(): Promise<void>;
 }
@@ -89,7 +89,7 @@ export async function makeHarness(
       const headers: Record<string, string> = {};
       const key = o.key === undefined ? keys.admin : o.key;
       if (key !== null) headers.authorization = `Bearer ${key}`;
-      let body: string | undefined;
+      let body: string | Uint8Array | undefined;
       if (o.raw !== undefined) body = o.raw;
       else if (o.body !== undefined) body = JSON.stringify(o.body);
       if (method === 'GET') body = undefined;

@@ -115,6 +115,72 @@ describe('POST /v1/events', () => {
     ).toBe(2);
   });
 
+  it('with partial=true an event rejected as undeclared leaves its id free for a valid event', async () => {
+    const res = await post(
+      [mark(100, T0, 'ETH-PERP', 'm-1'), instrument('ETH-PERP'), mark(100, T0 + 1, 'ETH-PERP', 'm-1')],
+      '?partial=true',
+    );
+    expect(await res.json()).toMatchObject({
+      accepted: 2,
+      duplicates: 0,
+      rejected: [{ index: 0, field: 'symbol' }],
+    });
+    const events = await logged();
+    expect(events.map((e) => [e?.type, e?.ts])).toEqual([
+      ['instrument', T0],
+      ['mark', T0 + 1],
+    ]);
+    // and the accepted one holds the id from now on
+    expect(await (await post([mark(100, T0 + 2, 'ETH-PERP', 'm-1')])).json()).toMatchObject({
+      duplicates: 1,
+    });
+  });
+
+  it('writes a batch of the documented 100,000 events, each with an id, in one atomic append', async () => {
+    const batch = [
+      instrument(),
+      ...Array.from({ length: 99_999 }, (_, i) => ({ ...deposit(`a${i % 500}`, 1, T0 + i), id: `d-${i}` })),
+    ];
+    const res = await post(batch);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ accepted: 100_000, duplicates: 0 });
+    expect(await redis.xlen(keyspace(h.prefix).stream)).toBe(100_000);
+  }, 60_000);
+
+  it('refuses an event stamped more than PREEMPT_MAX_FUTURE_MS ahead (a clock error, microseconds), writing nothing', async () => {
+    const now = Date.now();
+    const ahead = await post([instrument(), deposit('a', 5, now + 3_600_000)]);
+    expect(ahead.status).toBe(400);
+    expect(await ahead.json()).toMatchObject({ index: 1, field: 'ts' });
+    const micros = await post([instrument(), mark(100, T0 * 1000)]);
+    expect(micros.status).toBe(400);
+    expect(await micros.json()).toMatchObject({ index: 1, field: 'ts' });
+    expect(await logged()).toEqual([]);
+    // within the allowance (default 10 s): accepted
+    expect((await post([instrument(), deposit('a', 5, now + 1_000)])).status).toBe(200);
+  });
+
+  it('names the NDJSON line of an error beside its index (blank lines count)', async () => {
+    const body = `${JSON.stringify(instrument())}\n\n${JSON.stringify(mark(100, T0 + 1))}\n\n{"type":"mark","ts":1,"symbol":"BTC-PERP","price":0}\n`;
+    const res = await post(body);
+    expect(res.status).toBe(400);
+    const err = (await res.json()) as Record<string, unknown>;
+    expect(err).toMatchObject({ index: 2, line: 5, field: 'price' });
+    expect(String(err.message)).toContain('index 2 (line 5)');
+  });
+
+  it('refuses a body that is not UTF-8 instead of replacing its bytes', async () => {
+    const bytes = Buffer.concat([
+      Buffer.from(`[${JSON.stringify(instrument())},{"type":"deposit","ts":${T0 + 1},"account":"caf`),
+      Buffer.from([0xe9]),
+      Buffer.from('","amount":5}]'),
+    ]);
+    const res = await h.call('POST', '/v1/events', { key: h.keys['events:write'], raw: bytes });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ field: '(body)', reason: 'not valid UTF-8' });
+    expect(await logged()).toEqual([]);
+  });
+
   it('an empty body is an empty batch', async () => {
     expect(await (await post('')).json()).toMatchObject({ accepted: 0, duplicates: 0 });
   });

@@ -151,7 +151,14 @@ export const IngestBodyDoc = z.array(EventSchema).describe('a JSON array, or NDJ
 export const IngestResponseSchema = z.object({
   accepted: z.number().int(),
   duplicates: z.number().int(),
-  rejected: z.array(z.object({ index: z.number().int(), field: z.string(), reason: z.string() })),
+  rejected: z.array(
+    z.object({
+      index: z.number().int(),
+      line: z.number().int().optional(),
+      field: z.string(),
+      reason: z.string(),
+    }),
+  ),
   /** stream entry ids of the first and last accepted events */
   firstId: z.string().nullable(),
   lastId: z.string().nullable(),

@@ -1,7 +1,8 @@
 /**
  * Redis connections by role. Request paths and producers fail fast when Redis is down (no offline
- * queue, one retry), so a client gets a 503 at once instead of a hung request; workers and the
- * evaluator wait for Redis to come back (BullMQ's blocking-connection settings).
+ * queue, no retry, no resending of a command in flight when the connection dropped), so a client gets a
+ * 503 at once instead of a hung request or a write applied twice; workers and the evaluator wait for Redis
+ * to come back (BullMQ's blocking-connection settings).
  */
 import { Redis } from 'ioredis';
 import { RedisUnavailableError, redactUrl } from '../../redis/ensure-redis.js';
@@ -18,7 +19,11 @@ export function createRedis(url: string, role: RedisRole, name = 'preempt'): Red
           lazyConnect: true,
           connectionName: name,
           enableOfflineQueue: false,
-          maxRetriesPerRequest: 1,
+          // a command in flight when the connection drops fails at once (ioredis rejects its queue on the
+          // first reconnection attempt when this is 0) instead of being sent again on reconnect: Redis may
+          // have run it, and an append whose reply was lost would be written twice. (Setting only
+          // autoResendUnfulfilledCommands: false would leave such a command's promise pending forever.)
+          maxRetriesPerRequest: 0,
           connectTimeout: 3000,
           retryStrategy: reconnectDelay,
         })
