@@ -105,6 +105,15 @@ describe('errors and limits', () => {
     expect(await res2.json()).toMatchObject({ code: 'BAD_REQUEST', field: 'accounts' });
   });
 
+  it('a page cursor Redis would refuse is a 400 naming `before`, not a 500', async () => {
+    for (const before of ['0-0', '99999999999999999999-0', '1-99999999999999999999', 'abc']) {
+      const res = await h.call('GET', `/v1/actions?before=${before}`);
+      expect(res.status, before).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'BAD_REQUEST', field: 'before' });
+    }
+    expect((await h.call('GET', '/v1/actions?before=18446744073709551615-0')).status).toBe(200);
+  });
+
   it('per-key rate limits hold across two API instances sharing Redis', async () => {
     const limited = await makeHarness('svc-rate', {
       env: { PREEMPT_RATE_LIMIT: 3, PREEMPT_RATE_WINDOW_MS: 600_000 },

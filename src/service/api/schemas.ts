@@ -164,12 +164,25 @@ export const IngestResponseSchema = z.object({
   lastId: z.string().nullable(),
 });
 
+const U64_MAX = (1n << 64n) - 1n;
+/** a Redis stream id usable as an exclusive upper bound: both parts fit 64 bits, and it is not 0-0 */
+function isExclusiveUpperStreamId(id: string): boolean {
+  if (!/^\d+-\d+$/.test(id)) return true; // the format check above reports it (zod runs every check)
+  const [ms, seq] = id.split('-').map((p) => BigInt(p));
+  if (ms === undefined || seq === undefined || ms > U64_MAX || seq > U64_MAX) return false;
+  return ms > 0n || seq > 0n;
+}
+
 export const ActionsQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   /** stream id: return entries older than this (pagination) */
   before: z
     .string()
-    .regex(/^\d+-\d+$/)
+    .regex(/^\d+-\d+$/, 'must be a stream id like 1700000000000-0')
+    .refine(
+      isExclusiveUpperStreamId,
+      'must be a stream id above 0-0 whose two parts are each at most 2^64 - 1',
+    )
     .optional(),
   account: z.string().optional(),
 });
