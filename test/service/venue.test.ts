@@ -64,6 +64,27 @@ describe('simulated venue', () => {
     expect(await v.execute(request('deleverage', 99, 'k2'))).toBe(red);
   });
 
+  it('remembers the latest executions and restriction messages only, up to its bounds', async () => {
+    const v = new SimulatedVenue({ maxRemembered: 2, maxRestrictionLog: 2 });
+    const first = await v.execute(request('deleverage', 1, 'k1'));
+    await v.execute(request('deleverage', 1, 'k2'));
+    const third = await v.execute(request('deleverage', 1, 'k3'));
+    expect(await v.execute(request('deleverage', 1, 'k3'))).toBe(third); // still remembered
+    expect(await v.execute(request('deleverage', 1, 'k1'))).not.toBe(first); // forgotten: executed anew
+    for (const version of [1, 2, 3])
+      await v.setReduceOnly({
+        idempotencyKey: `restrict-a-${version}`,
+        account: 'a',
+        reduceOnly: version % 2 === 1,
+        version,
+        epoch: 1,
+        decidedAt: version,
+        reason: 'pd-reduce-tier',
+      });
+    expect(v.restrictionLog.map((m) => m.version)).toEqual([2, 3]);
+    expect(v.isReduceOnly('a')).toBe(true); // the state itself is not trimmed
+  });
+
   it('refuses an order without market inputs', async () => {
     const req = { ...request('deleverage', 1), market: {} };
     await expect(new SimulatedVenue().execute(req)).rejects.toBeInstanceOf(VenueRejectedError);

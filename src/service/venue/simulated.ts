@@ -26,6 +26,13 @@ export interface SimulatedVenueOptions {
   fallbackHalfSpreadBps?: number;
   /** impact when the decision saw no depth, bps (default 10) */
   fallbackImpactBps?: number;
+  /**
+   * executions remembered by idempotency key, newest kept (default 100,000): a key older than that
+   * executes anew. Retries come within minutes, so this only bounds a long-running process's memory.
+   */
+  maxRemembered?: number;
+  /** restriction messages kept in `restrictionLog`, newest kept (default 10,000) */
+  maxRestrictionLog?: number;
 }
 
 /** contracts already taken from each side of a symbol's book, as of `ts` (ms) */
@@ -40,7 +47,7 @@ export function simulatedFillPrice(
   m: MarketInput,
   side: 'buy' | 'sell',
   qty: number,
-  o: Required<SimulatedVenueOptions>,
+  o: Pick<Required<SimulatedVenueOptions>, 'fallbackHalfSpreadBps' | 'fallbackImpactBps'>,
   used = 0,
 ): number {
   const half = (m.mark * o.fallbackHalfSpreadBps) / 1e4;
@@ -54,16 +61,23 @@ export function simulatedFillPrice(
 export class SimulatedVenue implements ExecutionVenue {
   readonly name = 'simulated';
   private readonly opts: Required<SimulatedVenueOptions>;
-  /** executions by idempotency key: a repeated key returns the first result */
+  /** executions by idempotency key, in insertion order: a repeated key returns the first result */
   private readonly done = new Map<string, ExecutionResult>();
   private readonly consumed = new Map<string, Consumed>();
   /** restriction per account: the newest version applied */
   readonly restrictions = new Map<string, { reduceOnly: boolean; version: number; decidedAt: number }>();
-  /** every restriction message received, in order (applied or not) */
+  /** the latest restriction messages received (at most `maxRestrictionLog`), in order, applied or not */
   readonly restrictionLog: (RestrictionRequest & { applied: boolean })[] = [];
 
   constructor(opts: SimulatedVenueOptions = {}) {
-    this.opts = { takerFeeRate: 0.0005, fallbackHalfSpreadBps: 2.5, fallbackImpactBps: 10, ...opts };
+    this.opts = {
+      takerFeeRate: 0.0005,
+      fallbackHalfSpreadBps: 2.5,
+      fallbackImpactBps: 10,
+      maxRemembered: 100_000,
+      maxRestrictionLog: 10_000,
+      ...opts,
+    };
   }
 
   private consumedAt(symbol: string, ts: number): Consumed {
@@ -85,6 +99,8 @@ export class SimulatedVenue implements ExecutionVenue {
         decidedAt: req.decidedAt,
       });
     this.restrictionLog.push({ ...req, applied });
+    const over = this.restrictionLog.length - this.opts.maxRestrictionLog;
+    if (over > 0) this.restrictionLog.splice(0, over);
     return { venue: this.name, applied, reference: `sim-${req.idempotencyKey}` };
   }
 
@@ -125,6 +141,11 @@ export class SimulatedVenue implements ExecutionVenue {
     });
     const result: ExecutionResult = { venue: this.name, fills, reference: `sim-${req.idempotencyKey}` };
     this.done.set(req.idempotencyKey, result);
+    // forget the oldest keys beyond the bound (a Map iterates in insertion order)
+    for (const key of this.done.keys()) {
+      if (this.done.size <= this.opts.maxRemembered) break;
+      this.done.delete(key);
+    }
     return result;
   }
 }
