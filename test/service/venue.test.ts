@@ -124,7 +124,7 @@ describe('webhook venue', () => {
   let server: Server;
   let url = '';
   const seen: { key: string; sigOk: boolean; body: unknown }[] = [];
-  let mode: 'ok' | '500' | '400' | 'garbage' = 'ok';
+  let mode: 'ok' | '500' | '400' | 'garbage' | 'no-ts' = 'ok';
   const executed = new Map<string, string>();
 
   beforeAll(async () => {
@@ -141,6 +141,10 @@ describe('webhook venue', () => {
         if (mode === '500') return res.writeHead(503).end('busy');
         if (mode === '400') return res.writeHead(422).end('unknown account');
         if (mode === 'garbage') return res.writeHead(200).end('{"nope":1}');
+        if (mode === 'no-ts')
+          return res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end('{"fills":[{"symbol":"BTC-PERP","side":"sell","qty":2,"price":99.5,"fee":0.1}]}');
         if (JSON.parse(raw).kind === 'restrict') return res.writeHead(204).end();
         // an honest venue: one execution per idempotency key
         const prior = executed.get(key);
@@ -220,6 +224,14 @@ describe('webhook venue', () => {
     const v = new WebhookVenue({ url, secret: 'another-secret-of-16+', timeoutMs: 2000 });
     await expect(v.execute(request('deleverage', 2, 'job-B'))).rejects.toBeInstanceOf(VenueRejectedError);
     expect(seen[seen.length - 1]?.sigOk).toBe(false);
+  });
+
+  it("stamps a fill without ts with the request's event time, not the wall clock", async () => {
+    mode = 'no-ts';
+    const v = new WebhookVenue({ url, secret, timeoutMs: 2000 });
+    const r = await v.execute(request('deleverage', 2, 'job-T'));
+    expect(r.fills.map((f) => f.ts)).toEqual([5]); // request(...).decidedAt
+    mode = 'ok';
   });
 
   it('5xx and unreachable are transient; 4xx and malformed answers are permanent', async () => {

@@ -3,7 +3,8 @@
  * `timestamp.body` (header `X-Preempt-Signature: t=<ms>,v1=<hex>`) and carrying the job id as
  * `Idempotency-Key`, so a retried job never executes twice at a venue that honours the key. The answer
  * lists the fills. 4xx (but 408/429) is a permanent refusal; 5xx, 408, 429, timeouts and network errors
- * are retried by the queue.
+ * are retried by the queue. A fill without `ts` is stamped with the request's event time (`decidedAt`),
+ * never this process's clock.
  *
  * Reduce-only restrictions go to the same endpoint, signed the same way, as
  * `{kind: 'restrict', idempotencyKey, account, reduceOnly, version, epoch, decidedAt, reason}`; any 2xx
@@ -76,7 +77,7 @@ export class WebhookVenue implements ExecutionVenue {
       decidedAt: req.decidedAt,
       reason: req.reason,
     });
-    const { text } = await this.post(req.idempotencyKey, body, 'restriction');
+    const text = await this.post(req.idempotencyKey, body, 'restriction');
     let answer: z.infer<typeof RestrictAnswerSchema> = {};
     try {
       answer = text.trim() === '' ? {} : RestrictAnswerSchema.parse(JSON.parse(text));
@@ -89,7 +90,7 @@ export class WebhookVenue implements ExecutionVenue {
   }
 
   /** POST a signed body; transient failures throw VenueUnavailableError, refusals VenueRejectedError. */
-  private async post(key: string, body: string, what: string): Promise<{ text: string; now: number }> {
+  private async post(key: string, body: string, what: string): Promise<string> {
     const now = Date.now();
     let res: Response;
     try {
@@ -111,7 +112,7 @@ export class WebhookVenue implements ExecutionVenue {
       throw new VenueUnavailableError(`webhook answered ${res.status}`);
     if (!res.ok)
       throw new VenueRejectedError(`webhook refused the ${what} (${res.status}): ${text.slice(0, 200)}`);
-    return { text, now };
+    return text;
   }
 
   async execute(req: ExecutionRequest): Promise<ExecutionResult> {
@@ -122,7 +123,7 @@ export class WebhookVenue implements ExecutionVenue {
       orders: req.orders.map((o) => ({ ...o, reduceOnly: true })),
       decidedAt: req.decidedAt,
     });
-    const { text, now } = await this.post(req.idempotencyKey, body, 'reduction');
+    const text = await this.post(req.idempotencyKey, body, 'reduction');
     let parsed: z.infer<typeof AnswerSchema>;
     try {
       parsed = AnswerSchema.parse(JSON.parse(text));
@@ -133,7 +134,9 @@ export class WebhookVenue implements ExecutionVenue {
     }
     const result: ExecutionResult = {
       venue: this.name,
-      fills: parsed.fills.map((f) => ({ ...f, ts: f.ts ?? now })),
+      // ms: a fill without its own time happened at the request's event time (the decision's, or the
+      // latest market event since), in the log's clock; the wall clock may run ahead of the market events
+      fills: parsed.fills.map((f) => ({ ...f, ts: f.ts ?? req.decidedAt })),
     };
     if (parsed.reference) result.reference = parsed.reference;
     return result;
