@@ -3,14 +3,23 @@
  * failed without retries and kept, transient errors retried with backoff, stalled jobs recovered,
  * producers failing fast and workers waiting when Redis is down.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics, type ServiceMetrics } from '../../src/service/metrics.js';
-import { type ExecutionJob, jobIdFor, QUEUES, type RestrictJob } from '../../src/service/queue/job.js';
+import {
+  type ExecutionJob,
+  jobIdFor,
+  NEEDS_OPERATOR,
+  QUEUES,
+  type RestrictJob,
+} from '../../src/service/queue/job.js';
 import { ActionProducer } from '../../src/service/queue/producer.js';
 import {
   type ExecutionWorkers,
+  makeProcessor,
   makeRestrictProcessor,
   startExecutionWorkers,
   type WorkerDeps,
@@ -19,6 +28,7 @@ import { AuditLog } from '../../src/service/state/audit.js';
 import { decodeEntry } from '../../src/service/state/event-log.js';
 import { type Keyspace, keyspace } from '../../src/service/state/keys.js';
 import { createRedis } from '../../src/service/state/redis.js';
+import { Reservations } from '../../src/service/state/reservations.js';
 import { RestrictionStore } from '../../src/service/state/restrictions.js';
 import { RiskStore } from '../../src/service/state/risk-store.js';
 import { SimulatedVenue } from '../../src/service/venue/simulated.js';
@@ -30,6 +40,7 @@ import {
   type RestrictionResult,
   VenueUnavailableError,
 } from '../../src/service/venue/types.js';
+import { WebhookVenue } from '../../src/service/venue/webhook.js';
 import { connect, deletePrefix, freshPrefix, redisUrl } from '../helpers/redis.js';
 import { silent } from './harness.js';
 import { freePort, startRedisOn } from './private-redis.js';
@@ -180,6 +191,30 @@ async function expectRejectedAtOnce(q: Queue): Promise<void> {
   expect(venue.calls).toEqual([]);
 }
 
+/** A stored risk view of `account` at position version `epoch` (what an evaluator writes). */
+function viewAt(account: string, epoch: number) {
+  return {
+    account,
+    pd: 0.5,
+    marginRatio: 2,
+    equity: 1,
+    mm: 1,
+    im: 1,
+    freeCollateral: 0,
+    decision: 'WATCH' as const,
+    reasons: [],
+    reductions: [],
+    positions: [],
+    topFeatures: [],
+    modelVersion: null,
+    epoch,
+    reduceOnly: false,
+    reduceOnlyUntil: null,
+    asOf: 1,
+    evaluatedAt: 1,
+  };
+}
+
 async function streamEvents() {
   return (await redis.xrange(keys.stream, '-', '+')).map(([, f]) => decodeEntry(f));
 }
@@ -260,28 +295,7 @@ describe('execution queues', () => {
 
   it("a job older than the account's current epoch is skipped as stale", async () => {
     producer = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 10 });
-    const store = new RiskStore(redis, keys, 1, 0.01);
-    const view = {
-      account: 'i',
-      pd: 0.5,
-      marginRatio: 2,
-      equity: 1,
-      mm: 1,
-      im: 1,
-      freeCollateral: 0,
-      decision: 'WATCH' as const,
-      reasons: [],
-      reductions: [],
-      positions: [],
-      topFeatures: [],
-      modelVersion: null,
-      epoch: 9,
-      reduceOnly: false,
-      reduceOnlyUntil: null,
-      asOf: 1,
-      evaluatedAt: 1,
-    };
-    await store.write(0, [view]);
+    await new RiskStore(redis, keys, 1, 0.01).write(0, [viewAt('i', 9)]);
     await producer.enqueue(sampleJob('i', 8));
     const venue = new CountingVenue();
     workers(venue);
@@ -473,6 +487,170 @@ describe('execution queues', () => {
     );
     expect(final?.value).toBe(1);
     await q.close();
+  });
+});
+
+/** A job as a BullMQ worker hands it to the processor (for driving the processor directly). */
+function jobOf(data: ExecutionJob, attemptsMade = 0): Job {
+  return { id: jobIdFor(data.kind, data.account, data.epoch), data, attemptsMade } as unknown as Job;
+}
+
+/** The audit trail, oldest first. */
+async function auditTrail() {
+  return (await new AuditLog(redis, keys).list({ limit: 100 })).items.reverse();
+}
+
+/** Makes the next audit writes fail (a real Redis error: the audit key holds a string, not a stream). */
+const breakAudit = () => redis.set(keys.audit, 'not a stream');
+const repairAudit = () => redis.del(keys.audit);
+
+describe('execution failures and recovery', () => {
+  it('a 2xx the venue answers unusably is an unknown outcome: retried, audited, its reservation kept', async () => {
+    // the venue executes every key; for the reduction it answers 2xx with a body that is not {fills}
+    const received: { key: string; orders: { side: string; qty: number }[] }[] = [];
+    const server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c) => {
+        raw += c;
+      });
+      req.on('end', () => {
+        const body = JSON.parse(raw) as { idempotencyKey: string; decidedAt: number; orders: [] };
+        received.push({ key: body.idempotencyKey, orders: body.orders });
+        if (body.idempotencyKey.startsWith('deleverage'))
+          return res.writeHead(200, { 'content-type': 'text/plain' }).end('accepted');
+        const fills = (body.orders as { symbol: string; side: string; qty: number }[]).map((o) => ({
+          ...o,
+          price: 88,
+          fee: 1,
+          ts: body.decidedAt,
+        }));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ fills }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      producer = new ActionProducer(redis, keys, { attempts: 2, backoffMs: 5 });
+      await redis.sadd(keys.instruments, 'BTC-PERP');
+      workers(new WebhookVenue({ url, secret: 'x'.repeat(16), timeoutMs: 5_000 }));
+      const reduce = sampleJob('acct', 1);
+      reduce.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 12, notional: 1080, positionQty: 20 }];
+      await producer.enqueue(reduce);
+      await eventually(
+        () => producer?.queues.deleverage.getJobCounts('failed'),
+        (c) => c?.failed === 1,
+        'the reduction to fail for good',
+      );
+      // retried (the venue answers the same execution), not refused at the first answer
+      expect(received.map((r) => r.key)).toEqual(['deleverage-acct-1', 'deleverage-acct-1']);
+      // the 12 stay reserved: a liquidation of the same epoch closes only the other 8
+      const liquidate = sampleJob('acct', 1, 'liquidate');
+      liquidate.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 20, notional: 1800, positionQty: 20 }];
+      await producer.enqueue(liquidate);
+      await eventually(
+        () => producer?.queues.liquidate.getJobCounts('completed'),
+        (c) => c?.completed === 1,
+        'the liquidation',
+      );
+      expect(received[2]?.orders).toMatchObject([{ side: 'sell', qty: 8 }]);
+      const trail = await eventually(
+        auditTrail,
+        (a) => a.filter((e) => e.kind === 'failure').length === 3,
+        'the failure audits',
+      );
+      const failures = trail.filter((e) => e.kind === 'failure');
+      expect(failures.map((e) => e.data.outcome ?? 'final')).toEqual(['unknown', 'unknown', 'final']);
+      expect(failures[2]?.data).toMatchObject({ reservation: 'kept: the venue answered 2xx' });
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('a retry after the fills were logged but the audit failed writes the execution audit, not "stale"', async () => {
+    await redis.sadd(keys.instruments, 'BTC-PERP');
+    const venue = new CountingVenue();
+    const process = makeProcessor(depsOf(venue));
+    const data = sampleJob('k', 3, 'liquidate');
+    await breakAudit();
+    await expect(process(jobOf(data, 0))).rejects.toThrow(/WRONGTYPE/);
+    expect((await streamEvents()).map((e) => e?.type)).toEqual(['liquidation']);
+    // during the backoff the evaluator applies the fill: the account's epoch moves on
+    await repairAudit();
+    await new RiskStore(redis, keys, 1, 0.01).write(0, [viewAt('k', 4)]);
+    const out = await process(jobOf(data, 1));
+    expect(out.skipped).toBeUndefined();
+    expect(out.fills).toBe(1);
+    // a third run (say the completion was lost) neither records nor audits twice, nor asks the venue again
+    await process(jobOf(data, 2));
+    expect(venue.calls).toHaveLength(1);
+    expect(await streamEvents()).toHaveLength(1);
+    const trail = await auditTrail();
+    expect(trail.map((e) => e.kind)).toEqual(['execution']);
+    expect(trail[0]?.data).toMatchObject({
+      attempt: 2,
+      fills: [{ qty: 2, id: expect.stringMatching(/^exec-/) }],
+    });
+    expect(trail[0]?.data.skipped).toBeUndefined();
+  });
+
+  it('a venue fill the log refuses fails the job for an operator: audited, reservation kept, not run again by a new decision', async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 3, backoffMs: 5 });
+    // BTC-PERP was never declared: the log refuses the fill the venue reports
+    const data = sampleJob('u', 2);
+    await producer.enqueue(data);
+    const venue = new CountingVenue();
+    workers(venue);
+    const q = producer.queues.deleverage;
+    await eventually(
+      () => q.getJobCounts('failed', 'completed'),
+      (c) => (c.failed ?? 0) + (c.completed ?? 0) === 1,
+      'the job to finish',
+    );
+    const [failed] = await q.getFailed();
+    expect(failed?.failedReason.startsWith(NEEDS_OPERATOR)).toBe(true);
+    expect(failed?.attemptsMade).toBe(1);
+    expect(await streamEvents()).toEqual([]);
+    const trail = await eventually(
+      auditTrail,
+      (a) => a.filter((e) => e.kind === 'failure').length === 2,
+      'the failure audits',
+    );
+    expect(trail[0]?.data).toMatchObject({
+      outcome: 'needs-operator',
+      logStatuses: ['undeclared'],
+      venueFills: [{ symbol: 'BTC-PERP', qty: 2 }],
+    });
+    expect(trail[1]?.data).toMatchObject({ reservation: 'kept: the venue answered 2xx' });
+    // the 2 contracts stay reserved: of the 10, another job of epoch 2 gets 8
+    expect(
+      await new Reservations(redis, keys).reserve('u', 2, 'probe', [
+        { symbol: 'BTC-PERP', qty: 10, cap: 10 },
+      ]),
+    ).toEqual([8]);
+    expect(await producer.enqueue(data)).toMatchObject({ created: false });
+    expect(await q.getJobCounts('failed')).toMatchObject({ failed: 1 });
+    expect(venue.calls).toHaveLength(1);
+  });
+
+  it("a liquidation rebate (negative venue fee) is recorded as 0, and the audit lists the recorded fee beside the venue's", async () => {
+    await redis.sadd(keys.instruments, 'BTC-PERP');
+    const inner = new SimulatedVenue();
+    const rebating: ExecutionVenue = {
+      name: 'rebating',
+      async execute(req) {
+        const r = await inner.execute(req);
+        return { ...r, venue: 'rebating', fills: r.fills.map((f) => ({ ...f, fee: -0.25 })) };
+      },
+      setReduceOnly: (req) => inner.setReduceOnly(req),
+    };
+    await makeProcessor(depsOf(rebating))(jobOf(sampleJob('r', 1, 'liquidate')));
+    const [ev] = await streamEvents();
+    expect(ev).toMatchObject({ type: 'liquidation', fee: 0 });
+    const [entry] = await auditTrail();
+    expect(entry?.data).toMatchObject({
+      fills: [{ fee: 0 }],
+      feeAdjusted: [{ fill: 0, venueFee: -0.25, recordedFee: 0 }],
+    });
   });
 });
 

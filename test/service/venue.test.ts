@@ -8,7 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MarketInput } from '../../src/service/queue/job.js';
 import { SimulatedVenue, simulatedFillPrice } from '../../src/service/venue/simulated.js';
 import type { ExecutionRequest } from '../../src/service/venue/types.js';
-import { VenueRejectedError, VenueUnavailableError } from '../../src/service/venue/types.js';
+import {
+  VenueOutcomeUnknownError,
+  VenueRejectedError,
+  VenueUnavailableError,
+} from '../../src/service/venue/types.js';
 import { signWebhook, verifyWebhook, WebhookVenue } from '../../src/service/venue/webhook.js';
 
 const market: MarketInput = {
@@ -234,14 +238,17 @@ describe('webhook venue', () => {
     mode = 'ok';
   });
 
-  it('5xx and unreachable are transient; 4xx and malformed answers are permanent', async () => {
+  it('5xx and unreachable are transient; 4xx is permanent; a malformed 2xx answer is an unknown outcome', async () => {
     const v = new WebhookVenue({ url, secret, timeoutMs: 2000 });
     mode = '500';
     await expect(v.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(VenueUnavailableError);
     mode = '400';
     await expect(v.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(VenueRejectedError);
     mode = 'garbage';
-    await expect(v.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(VenueRejectedError);
+    await expect(v.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(
+      VenueOutcomeUnknownError,
+    );
+    mode = 'ok';
     const down = new WebhookVenue({ url: 'http://127.0.0.1:1/x', secret, timeoutMs: 500 });
     await expect(down.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(
       VenueUnavailableError,

@@ -104,6 +104,13 @@ export function jobIdFor(kind: QueueKind, account: string, epoch: number): strin
   return `${kind}-${encodeURIComponent(account)}-${epoch}`;
 }
 
+/**
+ * How the failure reason of a job that needs an operator begins: the venue executed (answered 2xx) but
+ * its fills cannot be recorded as they are. Such a job fails at once, keeps its reservation, and is not
+ * retried by a later decision of the same epoch (a retry would get the same answer).
+ */
+export const NEEDS_OPERATOR = 'needs an operator: ';
+
 /** The order id an early reduction's fills carry (liquidation events have no order id). */
 export const orderIdFor = (jobId: string): string => `preempt-${jobId}`.slice(0, 256);
 

@@ -2,8 +2,13 @@
  * The execution workers: one BullMQ Worker per queue, each job validated (an invalid payload fails at
  * once with UnrecoverableError), executed at the venue under its job id as idempotency key, its fills
  * recorded back into the event log (ids derived from the job, so a retry never records twice) and the
- * action audited. Transient venue errors are retried with exponential backoff; stalled jobs (a worker
- * died mid-job) are picked up again by BullMQ's stalled-job checker. Workers wait for Redis when it is down.
+ * action audited (once per job). Transient venue errors are retried with exponential backoff; stalled jobs
+ * (a worker died mid-job) are picked up again by BullMQ's stalled-job checker. Workers wait for Redis when
+ * it is down. What the venue answered is kept per job (`ExecutionRecords`): once it answered 2xx the job
+ * never gives its reservation back and is never skipped as stale; a retry records the kept answer (a
+ * failure after the fills were appended still ends in its execution audit). A 2xx that cannot be used is
+ * an unknown outcome, retried under the same idempotency key; fills the log cannot take (invalid, or
+ * refused by it) fail the job at once for an operator (`NEEDS_OPERATOR`), audited.
  * `restrict` jobs set or lift an account's reduce-only restriction at the venue, newest version only: a job
  * older than the evaluator's latest change for the account, or than the last version applied, is skipped
  * as superseded (and the venue ignores older versions itself, for the race between two workers).
@@ -22,12 +27,20 @@ import { readMarket } from '../state/market.js';
 import { Reservations } from '../state/reservations.js';
 import type { RestrictionStore } from '../state/restrictions.js';
 import type { RiskStore } from '../state/risk-store.js';
-import { type ExecutionVenue, VenueRejectedError } from '../venue/types.js';
+import {
+  type ExecutionVenue,
+  type VenueFill,
+  VenueOutcomeUnknownError,
+  VenueRejectedError,
+} from '../venue/types.js';
+import { appendAuditOnce } from './audit-once.js';
+import { type ExecutedAnswer, type ExecutionRecord, ExecutionRecords } from './execution-record.js';
 import {
   type ExecutionJob,
   ExecutionJobSchema,
   execEventId,
   jobIdFor,
+  NEEDS_OPERATOR,
   orderIdFor,
   QUEUES,
   type QueueKind,
@@ -152,6 +165,7 @@ export function makeRestrictProcessor(deps: WorkerDeps) {
 
 /** The processor, exported so tests can drive it without a queue. */
 export function makeProcessor(deps: WorkerDeps) {
+  const records = new ExecutionRecords(deps.redis, deps.keys);
   return async (job: Job): Promise<JobOutcome> => {
     const parsed = ExecutionJobSchema.safeParse(job.data);
     if (!parsed.success) throw invalid(parsed.error);
@@ -159,102 +173,300 @@ export function makeProcessor(deps: WorkerDeps) {
     const expectedId = jobIdFor(data.kind, data.account, data.epoch);
     if (job.id !== expectedId)
       throw new UnrecoverableError(`job id ${job.id} does not match its payload (${expectedId})`);
-    const current = (await deps.store.get(data.account))?.epoch;
-    if (current !== undefined && current > data.epoch)
-      return skip(
+    const attempt = job.attemptsMade + 1;
+    // an earlier attempt the venue answered 2xx: record that execution, never skip nor release it
+    const prior = await records.get(expectedId);
+    let answer = prior.answer;
+    if (!answer) {
+      const r = await execute(deps, records, data, expectedId, attempt, prior);
+      if ('skipped' in r) return r.skipped;
+      answer = r.answer;
+    }
+    const recorded = answer.fills.map((f, i) => recordedFill(data, expectedId, f, i));
+    const bad = recorded.findIndex((r) => !r.ok);
+    if (bad >= 0) {
+      const r = recorded[bad] as Extract<RecordedFill, { ok: false }>;
+      throw await needsOperator(
         deps,
         data,
         expectedId,
-        `stale: the position changed since (epoch ${current} > ${data.epoch})`,
+        attempt,
+        answer,
+        `venue fill ${bad} is not a valid event: ${r.why}`,
       );
-    const grants = await new Reservations(deps.redis, deps.keys).reserve(
-      data.account,
-      data.epoch,
-      expectedId,
-      data.orders.map((o) => ({ symbol: o.symbol, qty: o.qty, cap: Math.abs(o.positionQty) })),
-    );
-    const orders = data.orders
-      .map((o, i) => ({ symbol: o.symbol, side: o.side, qty: grants[i] ?? 0 }))
-      .filter((o) => o.qty > MIN_QTY);
-    if (orders.length === 0)
-      return skip(deps, data, expectedId, 'the position of this epoch is already closed by another job');
-    const symbols = [...new Set(orders.map((o) => o.symbol))];
-    const latest = await readMarket(deps.redis, deps.keys, symbols);
-    const market = { ...data.market };
-    let eventTime = data.decidedAt;
-    for (const [s, m] of Object.entries(latest)) {
-      market[s] = m.input;
-      eventTime = Math.max(eventTime, m.ts);
     }
-    let result: Awaited<ReturnType<ExecutionVenue['execute']>>;
-    try {
-      result = await deps.venue.execute({
-        idempotencyKey: expectedId,
-        kind: data.kind,
-        account: data.account,
-        orders,
-        decidedAt: eventTime,
-        market,
+    const events = recorded.map((r) => (r as Extract<RecordedFill, { ok: true }>).event);
+    if (!prior.recorded) {
+      const res = await appendEvents(deps.redis, deps.keys, events, {
+        dedupTtlMs: deps.dedupTtlMs,
+        partial: true,
       });
-    } catch (e) {
-      if (e instanceof VenueRejectedError) throw new UnrecoverableError(e.message);
-      throw e;
+      // appended now, or by an earlier attempt (a duplicate id): anything else is a fill the log refused
+      const statuses = res.ok ? res.statuses.map((x) => x.kind) : events.map(() => 'undeclared' as const);
+      const refused = statuses.flatMap((st, i) => (st === 'appended' || st === 'duplicate' ? [] : [i]));
+      if (refused.length > 0) {
+        const what = refused.map((i) => `fill ${i} (${events[i]?.symbol ?? '?'}): ${statuses[i]}`).join(', ');
+        throw await needsOperator(
+          deps,
+          data,
+          expectedId,
+          attempt,
+          answer,
+          `the event log refused ${what}`,
+          statuses,
+        );
+      }
+      await records.markRecorded(expectedId);
     }
-    const events: CanonicalEvent[] = result.fills.map((f, i) => {
-      const raw =
-        data.kind === 'liquidate'
-          ? {
-              type: 'liquidation',
-              id: execEventId(expectedId, i),
-              ts: f.ts,
-              account: data.account,
-              symbol: f.symbol,
-              side: f.side,
-              qty: f.qty,
-              price: f.price,
-              fee: Math.max(0, f.fee),
-            }
-          : {
-              type: 'fill',
-              id: execEventId(expectedId, i),
-              ts: f.ts,
-              account: data.account,
-              symbol: f.symbol,
-              side: f.side,
-              qty: f.qty,
-              price: f.price,
-              fee: f.fee,
-              liquidity: 'taker',
-              orderId: orderIdFor(expectedId),
-            };
-      const ev = parseEvent(raw);
-      if (!ev.ok)
-        throw new UnrecoverableError(`venue fill ${i} is not a valid event: ${ev.field}: ${ev.reason}`);
-      return ev.event;
-    });
-    await appendEvents(deps.redis, deps.keys, events, { dedupTtlMs: deps.dedupTtlMs, partial: true });
-    const notional = result.fills.reduce(
-      (s, f) => s + f.qty * f.price * (market[f.symbol]?.contractSize ?? 1),
+    // USD
+    const notional = answer.fills.reduce(
+      (s, f) => s + f.qty * f.price * (answer.contractSize[f.symbol] ?? 1),
       0,
     );
-    await deps.audit.append('execution', data.account, expectedId, {
-      kind: data.kind,
-      epoch: data.epoch,
-      attempt: job.attemptsMade + 1,
-      worker: WORKER_ID,
-      venue: result.venue,
-      reference: result.reference ?? null,
-      orders: data.orders,
-      granted: orders,
-      fills: result.fills,
-      notional,
-      before: { equity: data.decision.equity, mm: data.decision.mm, marginRatio: data.decision.marginRatio },
-      estimatedAfter: { equity: data.decision.equityAfter, mm: data.decision.mmAfter },
+    // the fills as recorded in the log; where that differs from the venue's report, both (money trail)
+    const fills = events.map((ev) => fillOf(ev));
+    const feeAdjusted = answer.fills.flatMap((f, i) =>
+      f.fee === fills[i]?.fee
+        ? []
+        : [
+            {
+              fill: i,
+              venueFee: f.fee,
+              recordedFee: fills[i]?.fee,
+              why: 'a liquidation penalty is >= 0: recorded as 0',
+            },
+          ],
+    );
+    await appendAuditOnce(deps.redis, deps.keys, `execution:${expectedId}`, {
+      kind: 'execution',
+      account: data.account,
+      jobId: expectedId,
+      data: {
+        kind: data.kind,
+        epoch: data.epoch,
+        attempt,
+        worker: WORKER_ID,
+        venue: answer.venue,
+        reference: answer.reference ?? null,
+        orders: data.orders,
+        granted: answer.granted,
+        fills,
+        ...(feeAdjusted.length > 0 ? { feeAdjusted } : {}),
+        notional,
+        ...(prior.answer ? { recoveredFrom: 'an earlier attempt the venue answered' } : {}),
+        before: {
+          equity: data.decision.equity,
+          mm: data.decision.mm,
+          marginRatio: data.decision.marginRatio,
+        },
+        estimatedAfter: { equity: data.decision.equityAfter, mm: data.decision.mmAfter },
+      },
     });
-    const out: JobOutcome = { venue: result.venue, fills: result.fills.length, notional };
-    if (result.reference) out.reference = result.reference;
+    const out: JobOutcome = { venue: answer.venue, fills: answer.fills.length, notional };
+    if (answer.reference) out.reference = answer.reference;
     return out;
   };
+}
+
+/**
+ * Reserve, then ask the venue; the answer is kept before anything else is written. Skipped when the
+ * decision is stale or the position of its epoch is already closed, unless the venue answered 2xx before
+ * (an unknown outcome: asked again under the same idempotency key, with the same reservation).
+ */
+async function execute(
+  deps: WorkerDeps,
+  records: ExecutionRecords,
+  data: ExecutionJob,
+  jobId: string,
+  attempt: number,
+  prior: ExecutionRecord,
+): Promise<{ answer: ExecutedAnswer } | { skipped: JobOutcome }> {
+  const answeredBefore = prior.answeredAt !== undefined;
+  if (!answeredBefore) {
+    const current = (await deps.store.get(data.account))?.epoch;
+    if (current !== undefined && current > data.epoch)
+      return {
+        skipped: await skip(
+          deps,
+          data,
+          jobId,
+          `stale: the position changed since (epoch ${current} > ${data.epoch})`,
+        ),
+      };
+  }
+  const grants = await new Reservations(deps.redis, deps.keys).reserve(
+    data.account,
+    data.epoch,
+    jobId,
+    data.orders.map((o) => ({ symbol: o.symbol, qty: o.qty, cap: Math.abs(o.positionQty) })),
+  );
+  const orders = data.orders
+    .map((o, i) => ({ symbol: o.symbol, side: o.side, qty: grants[i] ?? 0 }))
+    .filter((o) => o.qty > MIN_QTY);
+  if (orders.length === 0)
+    return {
+      skipped: await skip(deps, data, jobId, 'the position of this epoch is already closed by another job'),
+    };
+  const symbols = [...new Set(orders.map((o) => o.symbol))];
+  const latest = await readMarket(deps.redis, deps.keys, symbols);
+  const market = { ...data.market };
+  let eventTime = data.decidedAt;
+  for (const [s, m] of Object.entries(latest)) {
+    market[s] = m.input;
+    eventTime = Math.max(eventTime, m.ts);
+  }
+  let result: Awaited<ReturnType<ExecutionVenue['execute']>>;
+  try {
+    result = await deps.venue.execute({
+      idempotencyKey: jobId,
+      kind: data.kind,
+      account: data.account,
+      orders,
+      decidedAt: eventTime,
+      market,
+    });
+  } catch (e) {
+    if (e instanceof VenueOutcomeUnknownError) {
+      // the venue took the request: keep the reservation, and retry (the venue answers the same execution)
+      await records.answeredUnknown(jobId, e.message);
+      await deps.audit.append('failure', data.account, jobId, {
+        kind: data.kind,
+        epoch: data.epoch,
+        attempt,
+        outcome: 'unknown',
+        reason: e.message,
+        granted: orders,
+        reservation: 'kept: the venue answered 2xx',
+      });
+      throw e;
+    }
+    if (e instanceof VenueRejectedError && !answeredBefore) throw new UnrecoverableError(e.message);
+    throw e;
+  }
+  const contractSize: Record<string, number> = {};
+  for (const s of symbols) contractSize[s] = market[s]?.contractSize ?? 1;
+  const answer: ExecutedAnswer = {
+    venue: result.venue,
+    fills: result.fills,
+    granted: orders,
+    eventTime,
+    contractSize,
+  };
+  if (result.reference) answer.reference = result.reference;
+  await records.answeredWith(jobId, answer);
+  return { answer };
+}
+
+type RecordedFill = { ok: true; event: FillEvent } | { ok: false; why: string };
+type FillEvent = Extract<CanonicalEvent, { type: 'fill' | 'liquidation' }>;
+
+/** A venue fill as the event the log records (its id derived from the job, so a retry never records twice). */
+function recordedFill(data: ExecutionJob, jobId: string, f: VenueFill, i: number): RecordedFill {
+  const raw =
+    data.kind === 'liquidate'
+      ? {
+          type: 'liquidation',
+          id: execEventId(jobId, i),
+          ts: f.ts,
+          account: data.account,
+          symbol: f.symbol,
+          side: f.side,
+          qty: f.qty,
+          price: f.price,
+          // USD: the event's penalty cannot be negative; a venue rebate is recorded as 0 (audited)
+          fee: Math.max(0, f.fee),
+        }
+      : {
+          type: 'fill',
+          id: execEventId(jobId, i),
+          ts: f.ts,
+          account: data.account,
+          symbol: f.symbol,
+          side: f.side,
+          qty: f.qty,
+          price: f.price,
+          fee: f.fee,
+          liquidity: 'taker',
+          orderId: orderIdFor(jobId),
+        };
+  const ev = parseEvent(raw);
+  if (!ev.ok) return { ok: false, why: `${ev.field}: ${ev.reason}` };
+  return { ok: true, event: ev.event as FillEvent };
+}
+
+/** What the audit lists of a recorded fill. */
+function fillOf(ev: FillEvent) {
+  return {
+    id: ev.id,
+    symbol: ev.symbol,
+    side: ev.side,
+    qty: ev.qty,
+    price: ev.price,
+    fee: ev.fee,
+    ts: ev.ts,
+  };
+}
+
+/**
+ * The venue executed but its fills cannot be recorded as they are: audit what it answered and fail the
+ * job at once for an operator (the reservation is kept; a later decision does not retry it).
+ */
+async function needsOperator(
+  deps: WorkerDeps,
+  data: ExecutionJob,
+  jobId: string,
+  attempt: number,
+  answer: ExecutedAnswer,
+  why: string,
+  statuses?: string[],
+): Promise<UnrecoverableError> {
+  await deps.audit.append('failure', data.account, jobId, {
+    kind: data.kind,
+    epoch: data.epoch,
+    attempt,
+    outcome: 'needs-operator',
+    reason: why,
+    venue: answer.venue,
+    reference: answer.reference ?? null,
+    granted: answer.granted,
+    venueFills: answer.fills,
+    ...(statuses ? { logStatuses: statuses } : {}),
+    reservation: 'kept: the venue answered 2xx',
+  });
+  return new UnrecoverableError(`${NEEDS_OPERATOR}${why}`);
+}
+
+/**
+ * A job that failed for good: its reservation goes back unless the venue answered 2xx to it (it may have
+ * executed: the position may be reduced already), and the failure is audited, saying which.
+ */
+async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Error): Promise<void> {
+  const data = job.data as Partial<ExecutionJob>;
+  const jobId = job.id ?? '';
+  let reservation: string | undefined;
+  if (typeof data.account === 'string' && typeof data.epoch === 'number' && Array.isArray(data.orders)) {
+    try {
+      if (await new ExecutionRecords(deps.redis, deps.keys).answered(jobId))
+        reservation = 'kept: the venue answered 2xx';
+      else {
+        await new Reservations(deps.redis, deps.keys).release(
+          data.account,
+          data.epoch,
+          jobId,
+          data.orders.map((o) => String(o.symbol)),
+        );
+        reservation = 'released';
+      }
+    } catch (e) {
+      reservation = `not released: ${(e as Error).message}`;
+    }
+  }
+  await deps.audit.append('failure', String(data.account ?? ''), jobId, {
+    kind,
+    attempts: job.attemptsMade,
+    reason: err.message,
+    ...(reservation ? { reservation } : {}),
+  });
 }
 
 /** which process executed a job (audited) */
@@ -264,11 +476,11 @@ const WORKER_ID = `${hostname()}:${process.pid}`;
 const MIN_QTY = 1e-9;
 
 async function skip(deps: WorkerDeps, data: ExecutionJob, jobId: string, why: string): Promise<JobOutcome> {
-  await deps.audit.append('execution', data.account, jobId, {
-    kind: data.kind,
-    epoch: data.epoch,
-    skipped: why,
-    orders: data.orders,
+  await appendAuditOnce(deps.redis, deps.keys, `execution:${jobId}`, {
+    kind: 'execution',
+    account: data.account,
+    jobId,
+    data: { kind: data.kind, epoch: data.epoch, skipped: why, orders: data.orders },
   });
   return { skipped: why, venue: deps.venue.name, fills: 0, notional: 0 };
 }
@@ -332,25 +544,7 @@ export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
         { queue: kind, jobId: job?.id, attempt: job?.attemptsMade, final, reason: err.message },
         'job failed',
       );
-      if (final && job) {
-        const data = job.data as Partial<ExecutionJob>;
-        if (typeof data.account === 'string' && typeof data.epoch === 'number' && Array.isArray(data.orders))
-          void new Reservations(deps.redis, deps.keys)
-            .release(
-              data.account,
-              data.epoch,
-              job.id ?? '',
-              data.orders.map((o) => String(o.symbol)),
-            )
-            .catch(() => {});
-        void deps.audit
-          .append('failure', String(data.account ?? ''), job.id ?? '', {
-            kind,
-            attempts: job.attemptsMade,
-            reason: err.message,
-          })
-          .catch(() => {});
-      }
+      if (final && job) void settleFailed(deps, kind, job, err).catch(() => {});
     });
     w.on('stalled', (jobId) => deps.log.warn({ queue: kind, jobId }, 'stalled job recovered'));
     w.on('error', (err) => deps.log.error({ queue: kind, err: err.message }, 'worker error'));

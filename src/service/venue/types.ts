@@ -82,3 +82,13 @@ export class VenueUnavailableError extends Error {
   readonly code = 'VENUE_UNAVAILABLE';
   override name = 'VenueUnavailableError';
 }
+
+/**
+ * The venue answered 2xx (so it may have executed) but the answer cannot be used: the outcome is unknown.
+ * Retryable (the venue executes an idempotency key at most once, so a retry gets the same execution's
+ * answer), and the job's reservation is never given back: the position may already be reduced.
+ */
+export class VenueOutcomeUnknownError extends Error {
+  readonly code = 'VENUE_OUTCOME_UNKNOWN';
+  override name = 'VenueOutcomeUnknownError';
+}

@@ -3,8 +3,9 @@
  * `timestamp.body` (header `X-Preempt-Signature: t=<ms>,v1=<hex>`) and carrying the job id as
  * `Idempotency-Key`, so a retried job never executes twice at a venue that honours the key. The answer
  * lists the fills. 4xx (but 408/429) is a permanent refusal; 5xx, 408, 429, timeouts and network errors
- * are retried by the queue. A fill without `ts` is stamped with the request's event time (`decidedAt`),
- * never this process's clock.
+ * are retried by the queue. A 2xx whose body is not `{fills: [...]}` is an unknown outcome (the venue may
+ * have executed): retried too, under the same key, so the venue answers with that execution. A fill
+ * without `ts` is stamped with the request's event time (`decidedAt`), never this process's clock.
  *
  * Reduce-only restrictions go to the same endpoint, signed the same way, as
  * `{kind: 'restrict', idempotencyKey, account, reduceOnly, version, epoch, decidedAt, reason}`; any 2xx
@@ -19,6 +20,7 @@ import {
   type ExecutionVenue,
   type RestrictionRequest,
   type RestrictionResult,
+  VenueOutcomeUnknownError,
   VenueRejectedError,
   VenueUnavailableError,
 } from './types.js';
@@ -128,8 +130,9 @@ export class WebhookVenue implements ExecutionVenue {
     try {
       parsed = AnswerSchema.parse(JSON.parse(text));
     } catch (e) {
-      throw new VenueRejectedError(
-        `webhook answer is not {fills: [...]}: ${(e as Error).message.slice(0, 200)}`,
+      // 2xx: the venue took the request and may have executed it, so this is no refusal
+      throw new VenueOutcomeUnknownError(
+        `webhook answered 2xx but not {fills: [...]}: ${(e as Error).message.slice(0, 200)}`,
       );
     }
     const result: ExecutionResult = {
