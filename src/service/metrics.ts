@@ -19,6 +19,7 @@ export interface ServiceMetrics {
   jobsEnqueued: Counter<'queue'>;
   jobDuration: Histogram<'queue' | 'outcome'>;
   jobsFailed: Counter<'queue' | 'final'>;
+  jobsRetried: Counter<'queue'>;
   restrictions: Counter<'state' | 'outcome'>;
   queueDepth: Gauge<'queue' | 'state'>;
   evalLag: Gauge<'shard'>;
@@ -103,6 +104,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics
       name: 'preempt_jobs_failed_total',
       help: 'job attempts that failed (final = no retry left or unrecoverable)',
       labelNames: ['queue', 'final'],
+      registers: r,
+    }),
+    jobsRetried: new Counter({
+      name: 'preempt_jobs_retried_total',
+      help: 'jobs that had failed for good (attempts exhausted) put back to run, same job id, when their decision was made again',
+      labelNames: ['queue'],
       registers: r,
     }),
     restrictions: new Counter({

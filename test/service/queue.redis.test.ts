@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Outbox, type OutboxDeps } from '../../src/service/evaluator/outbox.js';
 import { createMetrics, type ServiceMetrics } from '../../src/service/metrics.js';
 import {
   type ExecutionJob,
@@ -505,6 +506,63 @@ const breakAudit = () => redis.set(keys.audit, 'not a stream');
 const repairAudit = () => redis.del(keys.audit);
 
 describe('execution failures and recovery', () => {
+  it('a liquidation whose attempts ran out runs again, under its job id, when it is decided again; a completed one is left alone', async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 2, backoffMs: 5 });
+    await redis.sadd(keys.instruments, 'BTC-PERP');
+    const venue = new CountingVenue(2); // down for both attempts
+    workers(venue);
+    const deps: OutboxDeps = {
+      redis,
+      keys,
+      store: new RiskStore(redis, keys, 1, 0.01),
+      restrictions: new RestrictionStore(redis, keys, 1),
+      producer,
+      audit: new AuditLog(redis, keys),
+      metrics,
+    };
+    const progress = { shard: 0, group: 'g', consumer: 'c', lastEntryId: '0-0', clock: 0 };
+    const outbox = new Outbox();
+    const job = sampleJob('doomed', 1, 'liquidate');
+    const id = jobIdFor('liquidate', 'doomed', 1);
+    const q = producer.queues.liquidate;
+    outbox.jobs.push(job);
+    await outbox.flush(deps, progress);
+    await eventually(
+      () => q.getJobCounts('failed'),
+      (c) => c.failed === 1,
+      'the liquidation to fail for good',
+    );
+    expect(venue.calls).toEqual([id, id]);
+    await eventually(auditTrail, (a) => a.some((e) => e.kind === 'failure'), 'the failure audit');
+    // the venue is back; the next mark decides LIQUIDATE at the same epoch again
+    outbox.jobs.push(job);
+    await outbox.flush(deps, progress);
+    await eventually(
+      () => q.getJobCounts('completed', 'failed'),
+      (c) => c.completed === 1 && c.failed === 0,
+      'the retried liquidation to complete',
+    );
+    expect(venue.calls).toEqual([id, id, id]);
+    const events = await streamEvents();
+    expect(events.map((e) => e?.type)).toEqual(['liquidation']);
+    const retried = (await metrics.jobsRetried.get()).values;
+    expect(retried.find((v) => v.labels.queue === 'liquidate')?.value).toBe(1);
+    // a decision made again once the job completed changes nothing
+    outbox.jobs.push(job);
+    await outbox.flush(deps, progress);
+    expect((await metrics.jobsRetried.get()).values[0]?.value).toBe(1);
+    const trail = await eventually(
+      auditTrail,
+      (a) => a.some((e) => e.kind === 'execution'),
+      'the execution audit',
+    );
+    expect(trail.map((e) => e.kind)).toEqual(['decision', 'failure', 'decision', 'execution']);
+    expect(trail[1]?.data).toMatchObject({ reservation: 'released' });
+    expect(trail[2]?.data).toMatchObject({ retry: { attempts: 2, reason: 'venue briefly down' } });
+    expect(trail[3]?.data).toMatchObject({ fills: [{ qty: 2 }] });
+    expect(venue.calls).toHaveLength(3);
+  });
+
   it('a 2xx the venue answers unusably is an unknown outcome: retried, audited, its reservation kept', async () => {
     // the venue executes every key; for the reduction it answers 2xx with a body that is not {fills}
     const received: { key: string; orders: { side: string; qty: number }[] }[] = [];
@@ -593,7 +651,51 @@ describe('execution failures and recovery', () => {
     expect(trail[0]?.data.skipped).toBeUndefined();
   });
 
-  it('a venue fill the log refuses fails the job for an operator: audited, reservation kept, not run again by a new decision', async () => {
+  it("a decision's or restriction's audit entry is written once, even when the write failed after the job was added", async () => {
+    producer = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 5 });
+    const deps: OutboxDeps = {
+      redis,
+      keys,
+      store: new RiskStore(redis, keys, 1, 0.01),
+      restrictions: new RestrictionStore(redis, keys, 1),
+      producer,
+      audit: new AuditLog(redis, keys),
+      metrics,
+    };
+    const progress = { shard: 0, group: 'g', consumer: 'c', lastEntryId: '0-0', clock: 0 };
+    const restrict: RestrictJob = {
+      kind: 'restrict',
+      account: 'm',
+      reduceOnly: true,
+      version: 1,
+      epoch: 1,
+      decidedAt: 5,
+      reason: 'pd-reduce-tier',
+      pd: 0.3,
+      modelVersion: 'test@1',
+    };
+    const outbox = new Outbox();
+    outbox.jobs.push(sampleJob('m', 1, 'liquidate'), restrict);
+    await breakAudit();
+    await expect(outbox.flush(deps, progress)).rejects.toThrow(/WRONGTYPE/);
+    expect(await producer.queues.liquidate.getJob(jobIdFor('liquidate', 'm', 1))).toBeDefined();
+    await repairAudit();
+    await outbox.flush(deps, progress);
+    expect(outbox.pending()).toBe(false);
+    // decided again (the next mark, or a replay): still one entry each
+    outbox.jobs.push(sampleJob('m', 1, 'liquidate'), restrict);
+    await outbox.flush(deps, progress);
+    const trail = await auditTrail();
+    expect(trail.map((e) => `${e.kind}:${e.jobId}`)).toEqual([
+      'decision:liquidate-m-1',
+      'restriction:restrict-m-1',
+    ]);
+    expect(trail[0]?.data).toMatchObject({ decision: { action: 'LIQUIDATE' }, epoch: 1 });
+    const enqueued = (await metrics.jobsEnqueued.get()).values.reduce((n, v) => n + v.value, 0);
+    expect(enqueued).toBe(2);
+  });
+
+  it('a venue fill the log refuses fails the job for an operator: audited, reservation kept, not retried by a new decision', async () => {
     producer = new ActionProducer(redis, keys, { attempts: 3, backoffMs: 5 });
     // BTC-PERP was never declared: the log refuses the fill the venue reports
     const data = sampleJob('u', 2);
@@ -627,7 +729,7 @@ describe('execution failures and recovery', () => {
         { symbol: 'BTC-PERP', qty: 10, cap: 10 },
       ]),
     ).toEqual([8]);
-    expect(await producer.enqueue(data)).toMatchObject({ created: false });
+    expect(await producer.enqueue(data)).toMatchObject({ created: false, retried: false });
     expect(await q.getJobCounts('failed')).toMatchObject({ failed: 1 });
     expect(venue.calls).toHaveLength(1);
   });

@@ -1,11 +1,14 @@
 /**
  * What one evaluation step must write: risk views, jobs (with their decision or restriction audit), the
  * restriction records, settlement audits, market inputs, and the entries to acknowledge last. A write that fails leaves the rest in the outbox
- * for the next attempt; every write is idempotent (views overwrite, jobs have fixed ids, acks repeat).
+ * for the next attempt; every write is idempotent (views overwrite, jobs have fixed ids, a job's audit entry
+ * is written once per job id whichever attempt created the job, acks repeat). A decision made again for a
+ * job that failed for good retries it (see `ActionProducer.enqueue`), audited and counted.
  */
 import type { Redis } from 'ioredis';
 import type { RiskView } from '../api/schemas.js';
 import type { ServiceMetrics } from '../metrics.js';
+import { appendAuditOnce } from '../queue/audit-once.js';
 import type { ActionJob } from '../queue/job.js';
 import type { ActionProducer } from '../queue/producer.js';
 import type { AuditLog } from '../state/audit.js';
@@ -40,6 +43,26 @@ export interface ShardProgress {
   clock: number;
 }
 
+/** The audit entry of a job's decision (`decision`) or restriction change (`restriction`). */
+function auditOf(job: ActionJob): { kind: 'decision' | 'restriction'; data: Record<string, unknown> } {
+  if (job.kind === 'restrict') {
+    const { kind: _, ...change } = job;
+    return { kind: 'restriction', data: change };
+  }
+  return {
+    kind: 'decision',
+    data: {
+      kind: job.kind,
+      epoch: job.epoch,
+      decidedAt: job.decidedAt,
+      decision: job.decision,
+      orders: job.orders,
+      market: job.market,
+      modelVersion: job.modelVersion,
+    },
+  };
+}
+
 export class Outbox {
   readonly views = new Map<string, RiskView>();
   readonly jobs: ActionJob[] = [];
@@ -68,23 +91,30 @@ export class Outbox {
     }
     while (this.jobs.length > 0) {
       const job = this.jobs[0] as ActionJob;
-      const r = await d.producer.enqueue(job);
-      if (r.created && job.kind === 'restrict') {
-        d.metrics.jobsEnqueued.inc({ queue: job.kind });
-        const { kind: _, ...change } = job;
-        await d.audit.append('restriction', job.account, r.jobId, change);
-      } else if (r.created && job.kind !== 'restrict') {
-        d.metrics.jobsEnqueued.inc({ queue: job.kind });
-        await d.audit.append('decision', job.account, r.jobId, {
-          kind: job.kind,
-          epoch: job.epoch,
-          decidedAt: job.decidedAt,
-          decision: job.decision,
-          orders: job.orders,
-          market: job.market,
-          modelVersion: job.modelVersion,
-        });
-      }
+      const entry = auditOf(job);
+      const r = await d.producer.enqueue(job, {
+        // a job that failed for good runs again: audited (once per failure) with the decision that retried it
+        beforeRetry: async (failed) => {
+          await appendAuditOnce(d.redis, d.keys, `retry:${failed.jobId}:${failed.failedOn ?? 'unknown'}`, {
+            kind: entry.kind,
+            account: job.account,
+            jobId: failed.jobId,
+            data: {
+              ...entry.data,
+              retry: { failedOn: failed.failedOn, reason: failed.reason, attempts: failed.attemptsMade },
+            },
+          });
+        },
+      });
+      if (r.created) d.metrics.jobsEnqueued.inc({ queue: job.kind });
+      if (r.retried) d.metrics.jobsRetried.inc({ queue: job.kind });
+      // once per job id, whether this call created the job or an earlier one did and its audit write failed
+      await appendAuditOnce(d.redis, d.keys, `${entry.kind}:${r.jobId}`, {
+        kind: entry.kind,
+        account: job.account,
+        jobId: r.jobId,
+        data: entry.data,
+      });
       this.jobs.shift();
     }
     if (this.records.length > 0) {
