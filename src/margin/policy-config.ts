@@ -20,7 +20,12 @@ export interface PolicyConfig {
   pdReduce: number;
   /** a pd tier is left only when pd falls below its threshold minus this; default 0.003 */
   pdHysteresis: number;
-  /** pd at which the full target reduction applies; below it the reduction scales by pd / pdFull; default 0.2 */
+  /**
+   * pd at which the full target reduction applies; below it the reduction scales by pd / pdFull; default 0.02,
+   * equal to pdReduce: an armed account gets the full target (the pd and the gate decide whom to reduce, the
+   * kSigma target how much). At 0.2 an account armed at pd 0.02 was cut by a tenth of its target, and on the
+   * backtest days most of the bad debt it left was "too small" reductions.
+   */
   pdFull: number;
   /**
    * the pd reduce tier arms only while equity / MM is below this (the model's score combined with the
@@ -83,7 +88,7 @@ export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
   pdWatch: 0.01,
   pdReduce: 0.02,
   pdHysteresis: 0.003,
-  pdFull: 0.2,
+  pdFull: 0.02,
   reduceGateMarginRatio: 5,
   marginRatioWatch: 1.5,
   marginRatioWatchExit: 1.7,

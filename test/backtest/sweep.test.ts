@@ -199,6 +199,30 @@ describe('threshold sweep', () => {
     }
   }, 120_000);
 
+  it("the margin-ratio rule's runs do not depend on the pd tier's settings (what lets --ratio-from outlive a change of them)", async () => {
+    const ratioOnly = (policyConfig: object) =>
+      runSweep({ ...SMALL, policyConfig, constantPd: 0, pdThresholds: [], ratioThresholds: [1.5, 3] });
+    const a = await ratioOnly(SMALL.policyConfig);
+    const b = await ratioOnly({
+      ...SMALL.policyConfig,
+      pdWatch: 0.1,
+      pdReduce: 0.3,
+      pdHysteresis: 0.01,
+      pdFull: 0.9,
+      reduceGateMarginRatio: 8,
+    });
+    const points = (r: SweepResult) =>
+      r.points.map(({ label, badDebt, falseAlarms, reducedNotional }) => ({
+        label,
+        badDebt,
+        falseAlarms,
+        reducedNotional,
+      }));
+    expect(points(a)).toHaveLength(2);
+    expect(points(a).every((p) => p.reducedNotional > 0)).toBe(true);
+    expect(points(b)).toEqual(points(a));
+  }, 120_000);
+
   it('rejects bad threshold lists', async () => {
     const base = { scenario: SHORT_CRASH, accounts: 10, seed: 1, constantPd: 0 };
     await expect(runSweep({ ...base, pdThresholds: [0.2, 0.2], ratioThresholds: [] })).rejects.toThrow(
