@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of one service process (its own registry, so several instances can coexist in a
- * test): request latency, ingest counts, scores, decisions, queue depths, job durations, restrictions
- * applied and lifted, evaluation lag, and the model in use.
+ * test): request latency, ingest counts, scores (and scoring failures), decisions, queue depths, job
+ * durations, restrictions applied and lifted, evaluation lag, and the model in use.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -14,6 +14,7 @@ export interface ServiceMetrics {
   eventsApplied: Counter<'shard'>;
   eventsRefused: Counter<'shard' | 'code'>;
   scoresComputed: Counter<'source'>;
+  scoreFailures: Counter<'source' | 'stage'>;
   pd: Histogram;
   decisions: Counter<'decision'>;
   jobsEnqueued: Counter<'queue'>;
@@ -25,6 +26,7 @@ export interface ServiceMetrics {
   evalLag: Gauge<'shard'>;
   evalBacklog: Gauge<'shard'>;
   evalDuration: Histogram<'shard'>;
+  evalRulesOnly: Gauge<'shard'>;
   modelInfo: Gauge<'version' | 'backend' | 'mode'>;
 }
 
@@ -73,6 +75,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics
       name: 'preempt_scores_total',
       help: 'pd rows scored',
       labelNames: ['source'],
+      registers: r,
+    }),
+    scoreFailures: new Counter({
+      name: 'preempt_score_failures_total',
+      help: 'scoring calls that threw (stage score: those rows were decided rules-only; stage explain: the view lists no features)',
+      labelNames: ['source', 'stage'],
       registers: r,
     }),
     pd: new Histogram({
@@ -141,6 +149,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics
       help: 'duration of one evaluation step (apply a batch, score, decide, write)',
       labelNames: ['shard'],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: r,
+    }),
+    evalRulesOnly: new Gauge({
+      name: 'preempt_evaluation_rules_only',
+      help: '1 while the latest scoring of a shard failed and its accounts are decided rules-only (0 once scoring works again)',
+      labelNames: ['shard'],
       registers: r,
     }),
     modelInfo: new Gauge({

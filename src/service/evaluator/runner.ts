@@ -60,6 +60,13 @@ export interface RunnerDeps {
 
 type Entry = [id: string, fields: string[]];
 
+interface Scored {
+  /** null = rules only for that row */
+  pds: (number | null)[];
+  version: string | null;
+  explain?: (row: Float32Array, top: number) => Promise<FeatureContribution[]>;
+}
+
 export interface RunnerStatus {
   shard: number;
   consumer: string;
@@ -71,6 +78,10 @@ export interface RunnerStatus {
   /** ms (wall clock) of the last loop iteration, idle or not (a stuck loop stops advancing it) */
   lastLoopAt: number;
   steps: number;
+  /** where the latest evaluation's pds came from: the model, or rules only (no model, or scoring failed) */
+  scoring: 'model' | 'rules-only';
+  /** while the latest scoring threw: its error, since when (ms, wall clock) and how many in a row */
+  scoreError?: { message: string; since: number; failures: number };
 }
 
 export class ShardRunner {
@@ -84,9 +95,13 @@ export class ShardRunner {
   private lastStepAt = 0;
   private lastLoopAt = 0;
   private steps = 0;
+  private scoring: RunnerStatus['scoring'];
+  private scoreError: RunnerStatus['scoreError'];
 
   constructor(private readonly d: RunnerDeps) {
     this.state = new ShardState(d.shard, d.shards, d.policy);
+    this.scoring = d.model.status().mode;
+    d.metrics.evalRulesOnly.set({ shard: String(d.shard) }, 0);
   }
 
   private get group(): string {
@@ -102,6 +117,8 @@ export class ShardRunner {
       lastStepAt: this.lastStepAt,
       lastLoopAt: this.lastLoopAt,
       steps: this.steps,
+      scoring: this.scoring,
+      ...(this.scoreError ? { scoreError: { ...this.scoreError } } : {}),
     };
   }
 
@@ -308,25 +325,56 @@ export class ShardRunner {
     if (Number.isFinite(this.state.clock)) await this.evaluate(accounts, this.state.clock, true, false);
   }
 
-  private async score(
-    matrix: Float32Array,
-    rows: number,
-  ): Promise<{
-    pds: (number | null)[];
-    version: string | null;
-    explain?: (row: Float32Array, top: number) => Promise<FeatureContribution[]>;
-  }> {
-    const r = await this.d.model.use(async (scorer) => {
-      if (scorer.info.featureNames.length !== FEATURE_COUNT) return undefined;
-      const pd = await scorer.score(matrix, rows);
-      return {
-        pds: Array.from(pd, (x) => (Number.isFinite(x) ? x : null)),
-        version: scorer.info.version,
-        explain: (row: Float32Array, top: number) => scorer.explain(row, top),
-      };
-    });
+  /**
+   * pd per row from the model; nulls (rules only) when there is no model, or when scoring throws: a
+   * broken model never keeps the rules (LIQUIDATE below maintenance margin) from being decided. A failure
+   * is counted, logged and shown in `status()` (so readiness) until a scoring succeeds again.
+   */
+  private async score(matrix: Float32Array, rows: number): Promise<Scored> {
+    const rulesOnly: Scored = { pds: new Array<number | null>(rows).fill(null), version: null };
+    let r: Scored | undefined;
+    try {
+      r = await this.d.model.use(async (scorer) => {
+        if (scorer.info.featureNames.length !== FEATURE_COUNT) return undefined;
+        const pd = await scorer.score(matrix, rows);
+        return {
+          pds: Array.from(pd, (x) => (Number.isFinite(x) ? x : null)),
+          version: scorer.info.version,
+          explain: (row: Float32Array, top: number) => scorer.explain(row, top),
+        };
+      });
+    } catch (e) {
+      this.scoringFailed(e as Error, rows);
+      return rulesOnly;
+    }
+    this.scoring = r ? 'model' : 'rules-only';
+    if (this.scoreError) {
+      this.d.log.info(
+        { shard: this.d.shard, failures: this.scoreError.failures },
+        'scoring works again; deciding with the model',
+      );
+      this.scoreError = undefined;
+      this.d.metrics.evalRulesOnly.set({ shard: String(this.d.shard) }, 0);
+    }
     if (r) this.d.metrics.scoresComputed.inc({ source: 'evaluator' }, rows);
-    return r ?? { pds: new Array<number | null>(rows).fill(null), version: null };
+    return r ?? rulesOnly;
+  }
+
+  private scoringFailed(e: Error, rows: number): void {
+    const shard = String(this.d.shard);
+    this.d.metrics.scoreFailures.inc({ source: 'evaluator', stage: 'score' });
+    this.d.metrics.evalRulesOnly.set({ shard }, 1);
+    if (!this.scoreError)
+      this.d.log.error(
+        { shard: this.d.shard, rows, err: e.message },
+        'scoring failed: deciding rules-only until it works again',
+      );
+    this.scoring = 'rules-only';
+    this.scoreError = {
+      message: e.message,
+      since: this.scoreError?.since ?? Date.now(),
+      failures: (this.scoreError?.failures ?? 0) + 1,
+    };
   }
 
   /** Features -> pd -> policy for `accounts` at `ts`; `commit` = a real decision (on a mark). */
@@ -357,10 +405,18 @@ export class ShardRunner {
     if (scored.explain && explainable.length > 0) {
       explainable.sort((a, b) => b.pd - a.pd);
       for (const x of explainable.slice(0, this.d.explainCap ?? 256)) {
-        const top = await scored.explain(
-          matrix.subarray(x.row * FEATURE_COUNT, (x.row + 1) * FEATURE_COUNT),
-          this.d.explainTop ?? 5,
-        );
+        let top: FeatureContribution[];
+        try {
+          top = await scored.explain(
+            matrix.subarray(x.row * FEATURE_COUNT, (x.row + 1) * FEATURE_COUNT),
+            this.d.explainTop ?? 5,
+          );
+        } catch (e) {
+          // the decisions stand; these views list no features
+          this.d.metrics.scoreFailures.inc({ source: 'evaluator', stage: 'explain' });
+          this.d.log.warn({ shard: this.d.shard, err: (e as Error).message }, 'explaining failed');
+          break;
+        }
         const view = this.outbox.views.get(x.e.account);
         if (view) view.topFeatures = top;
       }

@@ -170,7 +170,8 @@ export class ShardState {
 
   /**
    * Decide for each account with its pd (null = rules only). With `commit` the policy memory advances
-   * (a real decision); without, it is a preview (the view of an account between marks).
+   * (a real decision); without, it is a preview (the view of an account between marks). A restriction is
+   * lifted when a pd leaves the reduce tier; without a pd, once its hold has lapsed (`sweep`'s rule).
    */
   decide(
     accounts: readonly string[],
@@ -205,8 +206,14 @@ export class ShardState {
       if (commit) {
         this.memory.set(account, r.memory);
         const on = r.decision.reduceOnly;
-        if (on !== this.isRestricted(account))
-          change = this.restrict(account, on, ts, on ? 'pd-reduce-tier' : 'signal-cleared', r.decision.pd);
+        if (on !== this.isRestricted(account)) {
+          if (on || r.decision.pd !== null)
+            change = this.restrict(account, on, ts, on ? 'pd-reduce-tier' : 'signal-cleared', r.decision.pd);
+          // no usable pd (no model, or scoring failed) is not a cleared signal: the restriction holds
+          // as for an account that is no longer scored, until `reduceOnlyHoldMs` after it was last flagged
+          else if (!reduceOnlyHeld(r.memory, ts, this.policy))
+            change = this.restrict(account, false, ts, 'hold-elapsed', null);
+        }
       }
       out.push({
         account,

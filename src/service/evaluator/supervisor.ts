@@ -56,9 +56,14 @@ export class EvaluatorSupervisor {
     return [...this.held.values()].map((h) => h.runner.status());
   }
 
-  /** Every held shard's loop has turned within `maxAgeMs` (a loop stuck in a step fails this). */
+  /**
+   * Every held shard's loop has turned within `maxAgeMs` (a loop stuck in a step fails this) and decides
+   * with its model when it has one (a shard whose scoring throws decides rules-only and fails this).
+   */
   healthy(maxAgeMs: number, now = Date.now()): boolean {
-    return this.status().every((s) => s.lastLoopAt === 0 || now - s.lastLoopAt <= maxAgeMs);
+    return this.status().every(
+      (s) => !s.scoreError && (s.lastLoopAt === 0 || now - s.lastLoopAt <= maxAgeMs),
+    );
   }
 
   private async tick(): Promise<void> {
