@@ -693,6 +693,16 @@ describe('execution failures and recovery', () => {
     expect(trail[0]?.data).toMatchObject({ decision: { action: 'LIQUIDATE' }, epoch: 1 });
     const enqueued = (await metrics.jobsEnqueued.get()).values.reduce((n, v) => n + v.value, 0);
     expect(enqueued).toBe(2);
+    // the markers behind it live under the key prefix (deleted with it)
+    const named: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      named.push(...found);
+    } while (cursor !== '0');
+    expect(named.some((k) => k.includes('once'))).toBe(true);
+    expect(named.filter((k) => !k.startsWith(prefix))).toEqual([]);
   });
 
   it('a venue fill the log refuses fails the job for an operator: audited, reservation kept, not retried by a new decision', async () => {

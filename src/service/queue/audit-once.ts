@@ -21,19 +21,22 @@ local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'kind', ARGV
 redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
 return id`;
 
-/**
- * A key in the Redis Cluster slot of `key`, so that one script may touch both: `key`'s own hash tag when
- * it has one, else `key` whole as the tag (assumes a key prefix without stray braces).
- */
-export function keyInSlotOf(key: string, suffix: string): string {
+/** whether `key` has a Redis Cluster hash tag (a `{...}` with something inside) */
+function hasHashTag(key: string): boolean {
   const open = key.indexOf('{');
-  const close = open >= 0 ? key.indexOf('}', open + 1) : -1;
-  return close > open + 1 ? `${key}:${suffix}` : `{${key}}:${suffix}`;
+  return open >= 0 && key.indexOf('}', open + 1) > open + 1;
 }
 
-/** The marker of the audit entry named `name` (e.g. `decision:<jobId>`). */
+/**
+ * The marker of the audit entry named `name` (e.g. `decision:<jobId>`): under the key prefix (deleted
+ * with it), and in the audit stream's Redis Cluster slot so that one script may write both. A prefix with
+ * a hash tag puts both there already; else the stream's whole name is the marker's tag (assumes a prefix
+ * without stray braces).
+ */
 export function auditMarkerKey(keys: Keyspace, name: string): string {
-  return keyInSlotOf(keys.audit, `once:${name}`);
+  return hasHashTag(keys.prefix)
+    ? `${keys.prefix}:audit-once:${name}`
+    : `${keys.prefix}:audit-once:{${keys.audit}}:${name}`;
 }
 
 /**
