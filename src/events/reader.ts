@@ -181,7 +181,10 @@ export async function* readEventLines(
 
 /** JSON whitespace only (space, tab, CR, LF) */
 function isBlank(bytes: Buffer): boolean {
-  for (const b of bytes) if (b !== 0x20 && b !== 0x09 && b !== 0x0d && b !== 0x0a) return false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b !== 0x20 && b !== 0x09 && b !== 0x0d && b !== 0x0a) return false; // an event line stops at its `{`
+  }
   return true;
 }
 
