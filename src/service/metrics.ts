@@ -27,6 +27,8 @@ export interface ServiceMetrics {
   evalBacklog: Gauge<'shard'>;
   evalDuration: Histogram<'shard'>;
   evalRulesOnly: Gauge<'shard'>;
+  evalFailures: Counter<'shard' | 'stage'>;
+  evalFailing: Gauge<'shard'>;
   modelInfo: Gauge<'version' | 'backend' | 'mode'>;
 }
 
@@ -154,6 +156,18 @@ export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics
     evalRulesOnly: new Gauge({
       name: 'preempt_evaluation_rules_only',
       help: '1 while the latest scoring of a shard failed and its accounts are decided rules-only (0 once scoring works again)',
+      labelNames: ['shard'],
+      registers: r,
+    }),
+    evalFailures: new Counter({
+      name: 'preempt_evaluation_failures_total',
+      help: 'failed evaluator steps by stage (rebuild, read, apply: an entry threw, flush); each is retried, no entry is skipped',
+      labelNames: ['shard', 'stage'],
+      registers: r,
+    }),
+    evalFailing: new Gauge({
+      name: 'preempt_evaluation_failing_steps',
+      help: 'consecutive failed steps of a shard evaluator (0 once a step succeeds; an entry that fails every time keeps it rising)',
       labelNames: ['shard'],
       registers: r,
     }),

@@ -1,8 +1,10 @@
 /**
  * The evaluator under faults, against a real Redis: a model whose scoring throws (the rules still decide,
- * visibly), a restriction under a scoring outage.
+ * visibly), a restriction under a scoring outage, an entry that throws while being applied (once, or
+ * every time).
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/service/metrics.js';
 import { startWorker } from '../../src/service/runtime.js';
 import type { AuditEntry } from '../../src/service/state/audit.js';
 import { connect } from '../helpers/redis.js';
@@ -138,5 +140,92 @@ describe('a restriction while scoring fails', () => {
     expect(runner.status().scoreError).toBeUndefined();
     const again = await kit.producer.queues.restrict.getJob('restrict-risky-3');
     expect(again?.data).toMatchObject({ reduceOnly: true, reason: 'pd-reduce-tier' });
+  });
+});
+
+describe('an entry that throws while being applied', () => {
+  let k: Kit | undefined;
+  afterAll(() => k?.close());
+
+  it('once: the state is rebuilt and every entry of its batch applied once, with its effects', async () => {
+    k = await runnerKit('svc-entry-throws');
+    const kit = k;
+    // a fault after the 7th entry was applied to the state, before its evaluation and effects: the state
+    // is half-changed (B's fill is in the book), the rest of the batch not yet applied
+    const metrics = createMetrics();
+    const counter = metrics.eventsApplied;
+    const inc = counter.inc.bind(counter) as (labels: { shard: string }) => void;
+    let applied = 0;
+    counter.inc = ((labels: { shard: string }) => {
+      if (++applied === 7) throw new Error('fault after the 7th entry');
+      inc(labels);
+    }) as typeof counter.inc;
+    const runner = kit.runner('c1', { metrics });
+    await runner.start();
+    await kit.append([
+      instrument(),
+      mark(100, T0 + 1),
+      deposit('A', 1000, T0 + 2),
+      fill('A', 'buy', 10, 100, T0 + 3),
+      mark(99, T0 + MIN),
+      deposit('B', 500, T0 + MIN + 1),
+      fill('B', 'buy', 20, 100, T0 + MIN + 2),
+      mark(98, T0 + 2 * MIN),
+    ]);
+    await evaluatedToTail(kit.admin, kit.prefix, 1);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/preempt_evaluation_failures_total\{shard="0",stage="apply"\} 1\n/);
+    expect(text).toMatch(/preempt_evaluation_failing_steps\{shard="0"\} 0\n/);
+    expect(runner.status().failure).toBeUndefined();
+    // applied once each: B's fill is not in the book twice
+    const book = runner.state.pipeline.book;
+    expect(book.snapshot('A')?.positions.map((p) => p.qty)).toEqual([10]);
+    expect(book.snapshot('B')?.positions.map((p) => p.qty)).toEqual([20]);
+    // the entries after it were applied with their effects: B was evaluated at the 98 mark
+    expect((await kit.store.get('B'))?.asOf).toBe(T0 + 2 * MIN);
+    expect(((await kit.admin.xpending(kit.keys.stream, kit.keys.shardGroup(0))) as [number])[0]).toBe(0);
+
+    await kit.append([mark(97, T0 + 3 * MIN)]);
+    await evaluatedToTail(kit.admin, kit.prefix, 1);
+    expect((await kit.store.get('B'))?.asOf).toBe(T0 + 3 * MIN);
+  });
+
+  it('every time: the shard holds at that entry, visibly, with the results of the entries before it written', async () => {
+    k = await runnerKit('svc-entry-poison');
+    const kit = k;
+    const supervisor = await kit.supervisor();
+    await kit.append([
+      instrument(),
+      mark(100, T0 + 1),
+      deposit('doomed', 150, T0 + 2),
+      fill('doomed', 'buy', 20, 100, T0 + 3),
+    ]);
+    await evaluatedToTail(kit.admin, kit.prefix, 1);
+    // one batch: a mark that sends doomed below MM, an entry that cannot be read, a deposit
+    const tx = await kit.admin
+      .multi()
+      .xadd(kit.keys.stream, '*', 'e', JSON.stringify(mark(90, T0 + MIN)))
+      .xadd(kit.keys.stream, '*', 'e', '{"type":"mark","ts":')
+      .xadd(kit.keys.stream, '*', 'e', JSON.stringify(deposit('late', 100, T0 + MIN + 1)))
+      .exec();
+    const [markId, poisonId] = (tx ?? []).map(([, id]) => id as string);
+    const status = await eventually(
+      () => supervisor.status()[0],
+      (s) => (s?.failure?.count ?? 0) >= 3,
+      'the entry to fail three times',
+    );
+    expect(status?.failure).toMatchObject({
+      entry: poisonId,
+      message: expect.stringContaining(`${poisonId}`),
+    });
+    expect(status?.lastEntryId).toBe(markId);
+    expect(supervisor.healthy(30_000)).toBe(false);
+    // the mark before it was decided and its job enqueued; the deposit after it is not skipped past it
+    expect(await kit.jobIds('liquidate')).toEqual(['liquidate-doomed-1']);
+    expect((await kit.store.get('doomed'))?.asOf).toBe(T0 + MIN);
+    expect(await kit.store.get('late')).toBeUndefined();
+    const text = await kit.metricsText();
+    expect(text).toMatch(/preempt_evaluation_failures_total\{shard="0",stage="(apply|rebuild)"\} [1-9]/);
+    expect(text).toMatch(/preempt_evaluation_failing_steps\{shard="0"\} ([3-9]|\d\d+)\n/);
   });
 });

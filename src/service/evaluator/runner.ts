@@ -82,6 +82,23 @@ export interface RunnerStatus {
   scoring: 'model' | 'rules-only';
   /** while the latest scoring threw: its error, since when (ms, wall clock) and how many in a row */
   scoreError?: { message: string; since: number; failures: number };
+  /**
+   * while the loop's steps fail: the latest failure (its stage, error, the entry that threw, if one did),
+   * since when (ms, wall clock) and how many steps in a row
+   */
+  failure?: { stage: FailureStage; message: string; entry?: string; since: number; count: number };
+}
+
+export type FailureStage = 'rebuild' | 'read' | 'apply' | 'flush';
+
+/** An entry threw while being applied (the state may be half-changed). */
+class EntryError extends Error {
+  constructor(
+    readonly entry: string,
+    cause: Error,
+  ) {
+    super(`entry ${entry}: ${cause.message}`, { cause });
+  }
 }
 
 export class ShardRunner {
@@ -97,11 +114,17 @@ export class ShardRunner {
   private steps = 0;
   private scoring: RunnerStatus['scoring'];
   private scoreError: RunnerStatus['scoreError'];
+  /** the state must be (re)built from the log before going on */
+  private needsRebuild = true;
+  /** an entry that threw while being applied, until it is applied */
+  private suspect: string | undefined;
+  private failure: RunnerStatus['failure'];
 
   constructor(private readonly d: RunnerDeps) {
     this.state = new ShardState(d.shard, d.shards, d.policy);
     this.scoring = d.model.status().mode;
     d.metrics.evalRulesOnly.set({ shard: String(d.shard) }, 0);
+    d.metrics.evalFailing.set({ shard: String(d.shard) }, 0);
   }
 
   private get group(): string {
@@ -119,38 +142,21 @@ export class ShardRunner {
       steps: this.steps,
       scoring: this.scoring,
       ...(this.scoreError ? { scoreError: { ...this.scoreError } } : {}),
+      ...(this.failure ? { failure: { ...this.failure } } : {}),
     };
   }
 
   /**
-   * Rebuild from the log, then run the loop, in the background; resolves once rebuilt. A rebuild that
-   * fails (Redis away) starts over from an empty state until it succeeds or the runner is stopped.
+   * Rebuild from the log, then run the loop, in the background; resolves once rebuilt (or stopped). A
+   * rebuild that fails starts over from an empty state, with backoff, until it succeeds or the runner is
+   * stopped.
    */
   start(): Promise<void> {
     let rebuilt: () => void = () => {};
     const ready = new Promise<void>((r) => {
       rebuilt = r;
     });
-    this.loop = (async () => {
-      for (let attempt = 1; !this.stopping; attempt++) {
-        try {
-          await this.rebuild();
-          break;
-        } catch (e) {
-          this.d.log.warn(
-            { shard: this.d.shard, err: (e as Error).message, attempt },
-            'rebuild failed; retrying',
-          );
-          this.state = new ShardState(this.d.shard, this.d.shards, this.d.policy);
-          this.lastApplied = '0-0';
-          this.outbox = new Outbox();
-          this.dirty.clear();
-          await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 3000)));
-        }
-      }
-      rebuilt();
-      await this.run();
-    })();
+    this.loop = this.run(() => rebuilt()).finally(() => rebuilt());
     return ready;
   }
 
@@ -158,6 +164,14 @@ export class ShardRunner {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.loop;
+  }
+
+  /** Forget everything applied: the next rebuild starts from an empty state. */
+  private reset(): void {
+    this.state = new ShardState(this.d.shard, this.d.shards, this.d.policy);
+    this.lastApplied = '0-0';
+    this.outbox = new Outbox();
+    this.dirty.clear();
   }
 
   private async rebuild(): Promise<void> {
@@ -217,14 +231,35 @@ export class ShardRunner {
     );
   }
 
-  private async run(): Promise<void> {
-    const { reader, keys, batch, log } = this.d;
-    let failures = 0;
+  /**
+   * The loop: (re)build when needed, write what the outbox holds, else read a batch, apply it and write its
+   * results. A step that fails is retried with backoff, never skipping an entry: a failed read or write
+   * changed nothing in memory and is simply retried; an entry that threw while being applied may have left
+   * the state half-changed, so the state is rebuilt from the log, and the entries after it, delivered with
+   * it, are re-applied with their effects. Failures are counted and shown in `status()` (so readiness)
+   * until a step succeeds; an entry that fails every time holds the shard there, retried every 30 s at most.
+   */
+  private async run(onRebuilt: () => void): Promise<void> {
+    const { reader, keys, batch } = this.d;
     while (!this.stopping) {
-      this.lastLoopAt = Date.now();
+      let stage: FailureStage = 'read';
       try {
+        if (this.needsRebuild) {
+          stage = 'rebuild';
+          this.reset();
+          await this.rebuild();
+          if (this.stopping) break;
+          this.needsRebuild = false;
+          onRebuilt();
+          this.succeeded();
+          continue;
+        }
+        // (a rebuild, a replay of the log, may take long: the loop counts as turning from its end)
+        this.lastLoopAt = Date.now();
         if (this.outbox.pending()) {
+          stage = 'flush';
           await this.flush();
+          this.succeeded();
           continue;
         }
         const res = (await reader.xreadgroup(
@@ -240,13 +275,18 @@ export class ShardRunner {
           '>',
         )) as [string, Entry[]][] | null;
         const entries = res?.[0]?.[1] ?? [];
-        if (entries.length === 0) continue;
+        if (entries.length === 0) {
+          this.succeeded();
+          continue;
+        }
         const t0 = performance.now();
+        stage = 'apply';
         for (const [id, fields] of entries) {
           await this.process(id, fields, true);
           this.outbox.acks.push(id);
         }
         await this.finishBatch();
+        stage = 'flush';
         await this.flush();
         const last = entries[entries.length - 1]?.[0] ?? '0-0';
         this.lagMs = Math.max(0, Date.now() - Number(last.split('-')[0]));
@@ -254,22 +294,73 @@ export class ShardRunner {
         this.steps++;
         this.d.metrics.evalDuration.observe({ shard: String(this.d.shard) }, (performance.now() - t0) / 1000);
         this.d.metrics.evalLag.set({ shard: String(this.d.shard) }, this.lagMs / 1000);
-        failures = 0;
+        this.succeeded();
       } catch (e) {
-        failures++;
-        log.warn(
-          { shard: this.d.shard, err: (e as Error).message, failures },
-          'evaluation step failed; retrying',
-        );
-        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** Math.min(failures, 5), 3000)));
+        await this.failed(stage, e as Error);
       }
     }
   }
 
-  /** Apply one entry (exactly once: entries at or before the last applied are skipped). */
+  private succeeded(): void {
+    if (!this.failure) return;
+    this.d.log.info(
+      { shard: this.d.shard, failures: this.failure.count, lastEntryId: this.lastApplied },
+      'evaluation recovered',
+    );
+    this.failure = undefined;
+    this.d.metrics.evalFailing.set({ shard: String(this.d.shard) }, 0);
+  }
+
+  /** Count, log and show a failed step; rebuild after an entry that threw; wait (backoff) before the next. */
+  private async failed(stage: FailureStage, e: Error): Promise<void> {
+    const entry = e instanceof EntryError ? e.entry : undefined;
+    if (entry !== undefined) {
+      // the state may be half-changed: rebuild it; the entry is applied on its own next time
+      this.needsRebuild = true;
+      this.suspect = entry;
+    }
+    const count = (this.failure?.count ?? 0) + 1;
+    this.failure = {
+      stage,
+      message: e.message,
+      ...(entry !== undefined ? { entry } : {}),
+      since: this.failure?.since ?? Date.now(),
+      count,
+    };
+    const shard = String(this.d.shard);
+    this.d.metrics.evalFailures.inc({ shard, stage });
+    this.d.metrics.evalFailing.set({ shard }, count);
+    const info = { shard: this.d.shard, stage, entry, err: e.message, failures: count };
+    if (entry !== undefined)
+      this.d.log.error(info, 'applying a log entry failed; rebuilding and retrying it');
+    else this.d.log.warn(info, 'evaluation step failed; retrying');
+    // an entry that throws will likely throw again: retry it less often than a read or write
+    const capMs = entry !== undefined ? 30_000 : 3000;
+    await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** Math.min(count, 9), capMs)));
+  }
+
+  /**
+   * Apply one entry (exactly once: entries at or before the last applied are skipped); `lastApplied`
+   * moves only once it is fully applied. What it throws comes out as an `EntryError` naming it. An entry
+   * that threw before is applied on its own: the results of the entries before it are written first, so
+   * an entry that keeps failing holds back only itself and what follows.
+   */
   private async process(id: string, fields: string[], effects: boolean): Promise<void> {
     if (compareIds(id, this.lastApplied) <= 0) return;
+    if (id === this.suspect && this.outbox.pending()) {
+      await this.finishBatch();
+      await this.flush();
+    }
+    try {
+      await this.applyEntry(id, fields, effects);
+    } catch (e) {
+      throw new EntryError(id, e as Error);
+    }
     this.lastApplied = id;
+    if (id === this.suspect) this.suspect = undefined;
+  }
+
+  private async applyEntry(id: string, fields: string[], effects: boolean): Promise<void> {
     const ev = decodeEntry(fields);
     if (!ev) return;
     const r = this.state.apply(ev);
@@ -322,7 +413,12 @@ export class ShardRunner {
     if (this.dirty.size === 0) return;
     const accounts = [...this.dirty].sort();
     this.dirty.clear();
-    if (Number.isFinite(this.state.clock)) await this.evaluate(accounts, this.state.clock, true, false);
+    if (!Number.isFinite(this.state.clock)) return;
+    try {
+      await this.evaluate(accounts, this.state.clock, true, false);
+    } catch (e) {
+      throw new EntryError(this.lastApplied, e as Error);
+    }
   }
 
   /**

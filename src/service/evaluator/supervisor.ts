@@ -57,12 +57,13 @@ export class EvaluatorSupervisor {
   }
 
   /**
-   * Every held shard's loop has turned within `maxAgeMs` (a loop stuck in a step fails this) and decides
-   * with its model when it has one (a shard whose scoring throws decides rules-only and fails this).
+   * Every held shard's loop has turned within `maxAgeMs` (a loop stuck in a step fails this), its latest
+   * step succeeded (a shard retrying a failed read, write or entry fails this) and it decides with its
+   * model when it has one (a shard whose scoring throws decides rules-only and fails this).
    */
   healthy(maxAgeMs: number, now = Date.now()): boolean {
     return this.status().every(
-      (s) => !s.scoreError && (s.lastLoopAt === 0 || now - s.lastLoopAt <= maxAgeMs),
+      (s) => !s.scoreError && !s.failure && (s.lastLoopAt === 0 || now - s.lastLoopAt <= maxAgeMs),
     );
   }
 
