@@ -142,7 +142,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics
     }),
     evalBacklog: new Gauge({
       name: 'preempt_evaluation_backlog_entries',
-      help: 'event log entries not yet delivered to a shard evaluator (read from Redis at scrape)',
+      help: 'event log entries after the last one a shard evaluator committed (read from Redis at scrape)',
       labelNames: ['shard'],
       registers: r,
     }),

@@ -1,7 +1,8 @@
 /**
  * Which process evaluates a shard: a Redis lease (SET NX PX, renewed by its holder, released on
- * shutdown). A process that loses its lease stops evaluating that shard at once; another takes it over
- * after at most one lease period and rebuilds the state from the event log.
+ * shutdown), whose value is unique to one acquisition. A runner that loses its lease stops evaluating
+ * that shard at its next check; another takes it over after at most one lease period and rebuilds the
+ * state from the event log.
  */
 import type { Redis } from 'ioredis';
 
@@ -23,6 +24,11 @@ export class ShardLease {
 
   async acquire(): Promise<boolean> {
     return (await this.redis.set(this.key, this.owner, 'PX', this.ttlMs, 'NX')) === 'OK';
+  }
+
+  /** whether this acquisition still holds the lease (a read, not a renewal) */
+  async holds(): Promise<boolean> {
+    return (await this.redis.get(this.key)) === this.owner;
   }
 
   /** false when the lease was lost (expired and taken, or deleted) */

@@ -1,12 +1,17 @@
 /**
- * The evaluation loop of one shard: consume the event log through the shard's consumer group, apply
- * each entry exactly once to the in-memory state, re-evaluate on every mark the shard's accounts holding
- * that instrument (features -> pd -> policy), then write the results (risk views, at-risk set, market
- * inputs), enqueue jobs for LIQUIDATE / REDUCE and for each change of an account's reduce-only restriction,
- * and acknowledge. One step at a time (never overlapping);
- * results that fail to write stay in an outbox and are retried before anything new is read. On start it
- * rebuilds its state by replaying the log (entries a dead evaluator left unacknowledged are re-processed
- * with their effects; job ids make that safe).
+ * The evaluation loop of one shard: read the event log by entry id after the last entry it applied (so
+ * its state is always the log up to that entry: nothing another reader took can be missing), apply each
+ * entry exactly once to the in-memory state, re-evaluate on every mark the shard's accounts holding that
+ * instrument (features -> pd -> policy), then write the results (risk views, at-risk set, market inputs),
+ * enqueue jobs for LIQUIDATE / REDUCE and for each change of an account's reduce-only restriction, and
+ * commit: record in the shard's consumer group that every entry up to there is done (the group keeps only
+ * that position, and so reports the lag). One step at a time (never overlapping); results that fail to
+ * write stay in an outbox and are retried before anything new is read. On start (or when taking a shard
+ * over) it rebuilds its state by replaying the log up to the committed entry without effects, then goes
+ * on from there with effects: entries after it are re-processed with their effects (job ids, decision
+ * epochs and restriction versions make that safe, also while a previous owner is finishing its step).
+ * Before each read and each write of results it checks that it still holds the shard's lease (`fence`):
+ * a runner that lost it stops at once and leaves its step to the new owner.
  *
  * The restriction follows the committed decisions (`Decision.reduceOnly`); a flat account is no longer
  * scored, so its lift comes from a sweep in event time (`ShardState.sweep`, after every applied entry):
@@ -24,7 +29,14 @@ import type { ModelHolder } from '../model/holder.js';
 import { jobIdFor, jobIdOfEvent } from '../queue/job.js';
 import type { ActionProducer } from '../queue/producer.js';
 import type { AuditLog } from '../state/audit.js';
-import { compareIds, decodeEntry, groupPosition, pagesUpTo } from '../state/event-log.js';
+import {
+  commitPosition,
+  compareIds,
+  decodeEntry,
+  pagesUpTo,
+  readAfter,
+  shardPosition,
+} from '../state/event-log.js';
 import type { Keyspace } from '../state/keys.js';
 import type { RestrictionStore } from '../state/restrictions.js';
 import type { RiskStore } from '../state/risk-store.js';
@@ -40,6 +52,7 @@ export interface RunnerDeps {
   keys: Keyspace;
   shard: number;
   shards: number;
+  /** names this runner in the shard's status */
   consumer: string;
   batch: number;
   policy: PolicyConfig;
@@ -56,6 +69,8 @@ export interface RunnerDeps {
   explainTop?: number;
   /** accounts explained per evaluation (highest pd first); explaining costs a batch per account */
   explainCap?: number;
+  /** whether this runner still holds the shard's lease (none: always) */
+  fence?: () => Promise<boolean>;
 }
 
 type Entry = [id: string, fields: string[]];
@@ -71,6 +86,10 @@ export interface RunnerStatus {
   shard: number;
   consumer: string;
   lastEntryId: string;
+  /** every entry up to this one is applied and its results written (recorded in Redis) */
+  committedEntryId: string;
+  /** stopped because another process took the shard's lease */
+  leaseLost: boolean;
   /** ms from an entry's append to the end of its evaluation step (last step) */
   lagMs: number;
   /** ms (wall clock) of the last completed step */
@@ -104,6 +123,11 @@ class EntryError extends Error {
 export class ShardRunner {
   state: ShardState;
   private lastApplied = '0-0';
+  /** the shard's committed position as last read or written */
+  private committed = '0-0';
+  /** entries of the log up to `lastApplied` (with those before its first present entry) */
+  private entriesRead = 0;
+  private leaseLost = false;
   private outbox = new Outbox();
   private readonly dirty = new Set<string>();
   private stopping = false;
@@ -136,6 +160,8 @@ export class ShardRunner {
       shard: this.d.shard,
       consumer: this.d.consumer,
       lastEntryId: this.lastApplied,
+      committedEntryId: this.committed,
+      leaseLost: this.leaseLost,
       lagMs: this.lagMs,
       lastStepAt: this.lastStepAt,
       lastLoopAt: this.lastLoopAt,
@@ -170,15 +196,24 @@ export class ShardRunner {
   private reset(): void {
     this.state = new ShardState(this.d.shard, this.d.shards, this.d.policy);
     this.lastApplied = '0-0';
+    this.committed = '0-0';
+    this.entriesRead = 0;
     this.outbox = new Outbox();
     this.dirty.clear();
   }
 
+  /**
+   * Replay the log up to the committed entry without effects (but for entries an evaluator of an earlier
+   * version left unacknowledged in the group), then reconcile the restrictions. The loop goes on with
+   * effects from there.
+   */
   private async rebuild(): Promise<void> {
     const { redis, keys } = this.d;
-    const { lastDelivered, pending } = await groupPosition(redis, keys, this.group);
-    if (lastDelivered === '0-0') return;
-    for await (const page of pagesUpTo(redis, keys, lastDelivered)) {
+    const { committed, pending, entriesBefore } = await shardPosition(redis, keys, this.group);
+    this.committed = committed;
+    this.entriesRead = entriesBefore;
+    if (committed === '0-0') return;
+    for await (const page of pagesUpTo(redis, keys, committed)) {
       if (this.stopping) return;
       for (const [id, fields] of page) {
         const effects = pending.has(id);
@@ -190,7 +225,7 @@ export class ShardRunner {
     await this.flush();
     await this.reconcile();
     this.d.log.info(
-      { shard: this.d.shard, lastEntryId: this.lastApplied, reprocessed: pending.size },
+      { shard: this.d.shard, lastEntryId: this.lastApplied, committed, reprocessed: pending.size },
       'evaluator state rebuilt from the log',
     );
   }
@@ -235,9 +270,10 @@ export class ShardRunner {
    * The loop: (re)build when needed, write what the outbox holds, else read a batch, apply it and write its
    * results. A step that fails is retried with backoff, never skipping an entry: a failed read or write
    * changed nothing in memory and is simply retried; an entry that threw while being applied may have left
-   * the state half-changed, so the state is rebuilt from the log, and the entries after it, delivered with
-   * it, are re-applied with their effects. Failures are counted and shown in `status()` (so readiness)
-   * until a step succeeds; an entry that fails every time holds the shard there, retried every 30 s at most.
+   * the state half-changed, so the state is rebuilt from the log (up to the committed entry) and the loop
+   * reads on from there, with effects. Failures are counted and shown in `status()` (so readiness) until
+   * a step succeeds (after an entry threw: until that entry is applied); an entry that fails every time
+   * holds the shard there, retried every 30 s at most.
    */
   private async run(onRebuilt: () => void): Promise<void> {
     const { reader, keys, batch } = this.d;
@@ -256,25 +292,20 @@ export class ShardRunner {
         }
         // (a rebuild, a replay of the log, may take long: the loop counts as turning from its end)
         this.lastLoopAt = Date.now();
-        if (this.outbox.pending()) {
+        if (!(await this.holdsLease())) break;
+        if (this.outbox.pending() || compareIds(this.lastApplied, this.committed) > 0) {
           stage = 'flush';
           await this.flush();
           this.succeeded();
           continue;
         }
-        const res = (await reader.xreadgroup(
-          'GROUP',
-          this.group,
-          this.d.consumer,
-          'COUNT',
+        const entries: Entry[] = await readAfter(
+          reader,
+          keys,
+          this.lastApplied,
           batch,
-          'BLOCK',
           this.d.blockMs ?? 1000,
-          'STREAMS',
-          keys.stream,
-          '>',
-        )) as [string, Entry[]][] | null;
-        const entries = res?.[0]?.[1] ?? [];
+        );
         if (entries.length === 0) {
           this.succeeded();
           continue;
@@ -287,6 +318,7 @@ export class ShardRunner {
         }
         await this.finishBatch();
         stage = 'flush';
+        if (!(await this.holdsLease())) break;
         await this.flush();
         const last = entries[entries.length - 1]?.[0] ?? '0-0';
         this.lagMs = Math.max(0, Date.now() - Number(last.split('-')[0]));
@@ -301,8 +333,9 @@ export class ShardRunner {
     }
   }
 
+  /** A step succeeded: the failure is over (one that an entry threw, once that entry is applied). */
   private succeeded(): void {
-    if (!this.failure) return;
+    if (!this.failure || this.suspect !== undefined) return;
     this.d.log.info(
       { shard: this.d.shard, failures: this.failure.count, lastEntryId: this.lastApplied },
       'evaluation recovered',
@@ -357,7 +390,9 @@ export class ShardRunner {
       throw new EntryError(id, e as Error);
     }
     this.lastApplied = id;
-    if (id === this.suspect) this.suspect = undefined;
+    this.entriesRead++;
+    // (past it also clears it: an operator may have deleted it from the log)
+    if (this.suspect !== undefined && compareIds(id, this.suspect) >= 0) this.suspect = undefined;
   }
 
   private async applyEntry(id: string, fields: string[], effects: boolean): Promise<void> {
@@ -519,14 +554,34 @@ export class ShardRunner {
     }
   }
 
-  /** Write everything the outbox holds; what fails stays for the next attempt. */
-  private flush(): Promise<void> {
-    return this.outbox.flush(this.d, {
+  /**
+   * Write everything the outbox holds (what fails stays for the next attempt), then commit: every entry
+   * up to the last applied is done. Entries read in this design are never pending in the group, so their
+   * acknowledgements change nothing there; they make the outbox record the shard's progress.
+   */
+  private async flush(): Promise<void> {
+    await this.outbox.flush(this.d, {
       shard: this.d.shard,
       group: this.group,
       consumer: this.d.consumer,
       lastEntryId: this.lastApplied,
       clock: this.state.clock,
     });
+    if (compareIds(this.lastApplied, this.committed) <= 0) return;
+    const { redis, keys } = this.d;
+    await commitPosition(redis, keys, this.group, this.lastApplied, this.entriesRead);
+    this.committed = this.lastApplied;
+  }
+
+  /** False (and the runner stopping) once another process holds the shard's lease. */
+  private async holdsLease(): Promise<boolean> {
+    if (!this.d.fence || (await this.d.fence())) return true;
+    this.leaseLost = true;
+    this.stopping = true;
+    this.d.log.warn(
+      { shard: this.d.shard, lastEntryId: this.lastApplied, committed: this.committed },
+      'lost the shard lease: stopping; the new owner goes on from the committed entry',
+    );
+    return false;
   }
 }

@@ -1,8 +1,10 @@
 /**
  * Runs the evaluator shards a worker process holds a lease on: it tries to take every free shard, renews
- * the leases it holds, stops a shard at once when its lease is lost, and releases its leases on
- * shutdown so that another process takes over without waiting for expiry. With one shard and several
- * worker processes, one evaluates and the others stand by.
+ * the leases it holds, stops a shard when its lease is lost, and releases its leases on shutdown so that
+ * another process takes over without waiting for expiry. With one shard and several worker processes, one
+ * evaluates and the others stand by. Each acquisition has its own lease value, which the shard's runner
+ * checks before every read and every write of results (a runner whose process stalled past its lease
+ * stops there, without waiting for the next renewal).
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -32,6 +34,8 @@ export class EvaluatorSupervisor {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private closed = false;
+  /** acquisitions so far: each lease value is unique */
+  private acquisitions = 0;
 
   constructor(private readonly d: SupervisorDeps) {}
 
@@ -82,12 +86,19 @@ export class EvaluatorSupervisor {
           continue;
         }
         if (this.d.maxShards > 0 && this.held.size >= this.d.maxShards) continue;
-        const lease = new ShardLease(this.d.redis, this.d.keys.shardLease(shard), this.id, this.d.leaseMs);
+        const owner = `${this.id}#${++this.acquisitions}`;
+        const lease = new ShardLease(this.d.redis, this.d.keys.shardLease(shard), owner, this.d.leaseMs);
         if (!(await lease.acquire())) continue;
         const reader = this.d.newReader();
-        const runner = new ShardRunner({ ...this.d, shard, consumer: this.id, reader });
+        const runner = new ShardRunner({
+          ...this.d,
+          shard,
+          consumer: owner,
+          reader,
+          fence: () => lease.holds(),
+        });
         this.held.set(shard, { lease, runner, reader });
-        this.d.log.info({ shard, consumer: this.id }, 'evaluating shard');
+        this.d.log.info({ shard, lease: owner }, 'evaluating shard');
         void runner.start();
       } catch (e) {
         this.d.log.warn({ shard, err: (e as Error).message }, 'shard supervision failed; retrying');

@@ -113,7 +113,10 @@ export function decodeEntry(fields: string[]): CanonicalEvent | undefined {
   return undefined;
 }
 
-/** Entries of the log not yet delivered to each shard's consumer group (Redis 7 `lag`), by shard. */
+/**
+ * Entries of the log after each shard's committed entry (the Redis 7 `lag` of its consumer group, whose
+ * position the evaluator sets with the count of entries read), by shard.
+ */
 export async function shardBacklogs(redis: Redis, keys: Keyspace): Promise<Map<number, number>> {
   const out = new Map<number, number>();
   let groups: unknown[][];
@@ -139,29 +142,116 @@ export function compareIds(a: string, b: string): number {
   return am - bm || as - bs;
 }
 
+// the shard's position is its consumer group's last-delivered id; `field` reads a RESP2 field list
+const LUA_FIELD = `
+local function field(t, name)
+  for i = 1, #t, 2 do if t[i] == name then return t[i + 1] end end
+  return nil
+end
+local function groupLast(stream, group)
+  if redis.call('EXISTS', stream) == 0 then return nil end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    if field(g, 'name') == group then return field(g, 'last-delivered-id') end
+  end
+  return nil
+end`;
+
+// KEYS: stream; ARGV: group. Returns {committed, entries-added, length, pending ids}, all read at once.
+const POSITION = `${LUA_FIELD}
+local last = groupLast(KEYS[1], ARGV[1])
+if not last then
+  redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+  last = '0-0'
+end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local pending = {}
+if last ~= '0-0' then
+  for _, p in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000000)) do
+    pending[#pending + 1] = p[1]
+  end
+end
+return {last, field(info, 'entries-added'), field(info, 'length'), pending}`;
+
+// KEYS: stream; ARGV: group, id, entries read up to it. Moves the group's position forward only.
+const COMMIT = `${LUA_FIELD}
+local function after(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
+  return ams > bms or (ams == bms and aseq > bseq)
+end
+local last = groupLast(KEYS[1], ARGV[1])
+if not last then
+  redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[2], 'MKSTREAM', 'ENTRIESREAD', ARGV[3])
+  return 1
+end
+if after(ARGV[2], last) then
+  redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], ARGV[2], 'ENTRIESREAD', ARGV[3])
+  return 1
+end
+return 0`;
+
+export interface ShardPosition {
+  /**
+   * every entry up to this one has been applied and its results written (the shard's consumer group's
+   * last-delivered id; '0-0' = nothing yet)
+   */
+  committed: string;
+  /**
+   * entries up to `committed` an evaluator of an earlier version read through the group and never
+   * acknowledged: their results may be missing
+   */
+  pending: Set<string>;
+  /** entries the log had before its first present one (trimmed or deleted): where counting starts */
+  entriesBefore: number;
+}
+
 /**
- * Where a consumer group stands (created at the log's start if new): the last entry delivered to any of
- * its consumers, and the delivered entries nobody acknowledged (a dead consumer's unfinished work).
+ * Where a shard stands on the log (its consumer group created at the log's start if new), read in one
+ * atomic step. The evaluator reads the log by entry id and records its progress here (`commitPosition`);
+ * the group is never read through, so it only keeps that position and reports the lag.
  */
-export async function groupPosition(
+export async function shardPosition(redis: Redis, keys: Keyspace, group: string): Promise<ShardPosition> {
+  const [committed, added, length, pending] = (await redis.eval(POSITION, 1, keys.stream, group)) as [
+    string,
+    number,
+    number,
+    string[],
+  ];
+  return {
+    committed: String(committed),
+    pending: new Set(pending),
+    entriesBefore: Math.max(0, Number(added) - Number(length)),
+  };
+}
+
+/**
+ * Record that every entry up to `id` was applied and its results written; `entriesRead` counts the log's
+ * entries up to it (so the group's lag is the backlog). The position only moves forward: a slower
+ * evaluator of the same shard (a previous owner finishing its step) never takes it back. True if moved.
+ */
+export async function commitPosition(
   redis: Redis,
   keys: Keyspace,
   group: string,
-): Promise<{ lastDelivered: string; pending: Set<string> }> {
-  try {
-    await redis.xgroup('CREATE', keys.stream, group, '0', 'MKSTREAM');
-  } catch (e) {
-    if (!String((e as Error).message).includes('BUSYGROUP')) throw e;
-  }
-  let lastDelivered = '0-0';
-  for (const g of (await redis.xinfo('GROUPS', keys.stream)) as unknown[][]) {
-    const m = new Map<string, unknown>();
-    for (let i = 0; i + 1 < g.length; i += 2) m.set(String(g[i]), g[i + 1]);
-    if (m.get('name') === group) lastDelivered = String(m.get('last-delivered-id'));
-  }
-  if (lastDelivered === '0-0') return { lastDelivered, pending: new Set() };
-  const rows = (await redis.xpending(keys.stream, group, '-', '+', 1_000_000)) as [string, ...unknown[]][];
-  return { lastDelivered, pending: new Set(rows.map((p) => p[0])) };
+  id: string,
+  entriesRead: number,
+): Promise<boolean> {
+  return Number(await redis.eval(COMMIT, 1, keys.stream, group, id, entriesRead)) === 1;
+}
+
+/** Up to `count` entries of the log after `after`, waiting up to `blockMs` for one. */
+export async function readAfter(
+  reader: Redis,
+  keys: Keyspace,
+  after: string,
+  count: number,
+  blockMs: number,
+): Promise<[string, string[]][]> {
+  const res = (await reader.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', keys.stream, after)) as
+    | [string, [string, string[]][]][]
+    | null;
+  return res?.[0]?.[1] ?? [];
 }
 
 /** The log from its start up to `end` (inclusive), in pages of `[id, fields]`. */
