@@ -2,7 +2,7 @@
  * Shard ownership against a real Redis: an evaluator reads the log by entry id after the last entry it
  * applied, so a new owner's state holds every entry whatever a previous owner still reads; a runner that
  * lost its lease stops before reading or writing more; a restart runs effects only for the entries after
- * the committed one.
+ * the committed one; the consumers evaluators of earlier versions left in the group are deleted.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
@@ -138,5 +138,37 @@ describe('a restart', () => {
       'the decision to be made again',
     );
     expect(await k.jobIds('liquidate')).toEqual(['liquidate-doomed-1']);
+  });
+});
+
+describe('consumers of earlier versions', () => {
+  it('are deleted once nothing is pending for them; the evaluator adds none', async () => {
+    kit = await runnerKit('svc-consumers');
+    const k = kit;
+    const g = k.keys.shardGroup(0);
+    await k.append([instrument(), mark(100, T0 + 1), deposit('a', 1000, T0 + 2)]);
+    // two earlier evaluator processes: one acknowledged what it read, one died with an entry pending
+    await k.admin.xgroup('CREATE', k.keys.stream, g, '0', 'MKSTREAM');
+    const read = (consumer: string) =>
+      k.admin.xreadgroup('GROUP', g, consumer, 'COUNT', 100, 'STREAMS', k.keys.stream, '>') as Promise<
+        [string, [string, string[]][]][]
+      >;
+    const first = await read('old-1');
+    await k.admin.xack(k.keys.stream, g, ...(first[0]?.[1] ?? []).map(([id]) => id));
+    await k.append([deposit('b', 1000, T0 + 3)]);
+    await read('old-2');
+    const consumers = async () =>
+      ((await k.admin.xinfo('CONSUMERS', k.keys.stream, g)) as unknown[][]).map((c) => c[1]);
+    expect(await consumers()).toEqual(['old-1', 'old-2']);
+
+    const runner = k.runner('new');
+    await runner.start();
+    // b's deposit was pending: applied with its effects, acknowledged, and its consumer deleted
+    expect(await k.store.get('b')).toMatchObject({ equity: 1000 });
+    expect(((await k.admin.xpending(k.keys.stream, g)) as [number])[0]).toBe(0);
+    expect(await consumers()).toEqual([]);
+    await k.append([deposit('c', 1000, T0 + 4)]);
+    await evaluatedToTail(k.admin, k.prefix, 1);
+    expect(await consumers()).toEqual([]);
   });
 });

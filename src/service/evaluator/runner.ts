@@ -34,6 +34,7 @@ import {
   compareIds,
   decodeEntry,
   pagesUpTo,
+  pruneConsumers,
   readAfter,
   shardPosition,
 } from '../state/event-log.js';
@@ -224,8 +225,10 @@ export class ShardRunner {
     await this.finishBatch();
     await this.flush();
     await this.reconcile();
+    // the pending entries are acknowledged now: their consumers (earlier versions) can go
+    const pruned = await pruneConsumers(redis, keys, this.group);
     this.d.log.info(
-      { shard: this.d.shard, lastEntryId: this.lastApplied, committed, reprocessed: pending.size },
+      { shard: this.d.shard, lastEntryId: this.lastApplied, committed, reprocessed: pending.size, pruned },
       'evaluator state rebuilt from the log',
     );
   }

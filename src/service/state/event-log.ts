@@ -172,8 +172,28 @@ if last ~= '0-0' then
 end
 return {last, field(info, 'entries-added'), field(info, 'length'), pending}`;
 
-// KEYS: stream; ARGV: group, id, entries read up to it. Moves the group's position forward only.
-const COMMIT = `${LUA_FIELD}
+// deletes the group's consumers that have nothing pending (evaluators of earlier versions read through the
+// group, each process under its own consumer name)
+const LUA_PRUNE = `
+local function prune(stream, group)
+  local n = 0
+  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
+    if field(c, 'pending') == 0 then
+      redis.call('XGROUP', 'DELCONSUMER', stream, group, field(c, 'name'))
+      n = n + 1
+    end
+  end
+  return n
+end`;
+
+// KEYS: stream; ARGV: group. Returns the consumers deleted.
+const PRUNE = `${LUA_FIELD}${LUA_PRUNE}
+if not groupLast(KEYS[1], ARGV[1]) then return 0 end
+return prune(KEYS[1], ARGV[1])`;
+
+// KEYS: stream; ARGV: group, id, entries read up to it. Moves the group's position forward only, and
+// deletes consumers with nothing pending.
+const COMMIT = `${LUA_FIELD}${LUA_PRUNE}
 local function after(a, b)
   local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
   local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
@@ -185,11 +205,13 @@ if not last then
   redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[2], 'MKSTREAM', 'ENTRIESREAD', ARGV[3])
   return 1
 end
+local moved = 0
 if after(ARGV[2], last) then
   redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], ARGV[2], 'ENTRIESREAD', ARGV[3])
-  return 1
+  moved = 1
 end
-return 0`;
+prune(KEYS[1], ARGV[1])
+return moved`;
 
 export interface ShardPosition {
   /**
@@ -228,7 +250,8 @@ export async function shardPosition(redis: Redis, keys: Keyspace, group: string)
 /**
  * Record that every entry up to `id` was applied and its results written; `entriesRead` counts the log's
  * entries up to it (so the group's lag is the backlog). The position only moves forward: a slower
- * evaluator of the same shard (a previous owner finishing its step) never takes it back. True if moved.
+ * evaluator of the same shard (a previous owner finishing its step) never takes it back. Consumers with
+ * nothing pending are deleted on the way (see `pruneConsumers`). True if moved.
  */
 export async function commitPosition(
   redis: Redis,
@@ -238,6 +261,15 @@ export async function commitPosition(
   entriesRead: number,
 ): Promise<boolean> {
   return Number(await redis.eval(COMMIT, 1, keys.stream, group, id, entriesRead)) === 1;
+}
+
+/**
+ * Delete the group's consumers with nothing pending: evaluators of earlier versions read through the group,
+ * each process start adding a consumer that nothing deleted. One with entries pending is kept until they
+ * are acknowledged. Returns how many were deleted.
+ */
+export async function pruneConsumers(redis: Redis, keys: Keyspace, group: string): Promise<number> {
+  return Number(await redis.eval(PRUNE, 1, keys.stream, group));
 }
 
 /** Up to `count` entries of the log after `after`, waiting up to `blockMs` for one. */
