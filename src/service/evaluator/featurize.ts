@@ -1,6 +1,7 @@
 /**
  * Feature rows for a history posted to `POST /v1/score`: the events are validated, replayed through a
  * fresh FeaturePipeline (the very code the evaluators and the training job use) and read at one instant.
+ * An event the replay refuses (an undeclared instrument, a margin rule) is named by its index.
  */
 import type { CanonicalEvent } from '../../events/schema.js';
 import { parseEvent } from '../../events/validate.js';
@@ -23,14 +24,19 @@ export const featurizeHistory: HistoryFeaturizer = async (raw, accounts, at) => 
   });
   const pipeline = new FeaturePipeline({ toleranceMs: 0 });
   const sorted = events.map((e, i) => ({ e, i })).sort((a, b) => a.e.ts - b.e.ts || a.i - b.i);
-  for (const { e } of sorted) pipeline.apply(e);
+  const refused = () => pipeline.stats.invalid + pipeline.stats.rejected;
+  for (const { e, i } of sorted) {
+    // in time order (tolerance 0) each event is applied at once: a refusal is this event's
+    const before = refused();
+    pipeline.apply(e);
+    if (refused() > before)
+      throw new ServiceError(
+        'INVALID_EVENT',
+        `history.events.${i}: ${pipeline.stats.lastRefusal ?? 'the event was refused'}`,
+        { field: `history.events.${i}`, index: i },
+      );
+  }
   const ts = at ?? sorted[sorted.length - 1]?.e.ts ?? 0;
-  if (pipeline.stats.invalid + pipeline.stats.rejected > 0)
-    throw new ServiceError(
-      'INVALID_EVENT',
-      `history: ${pipeline.stats.lastRefusal ?? 'an event was refused'}`,
-      { field: 'history.events' },
-    );
   const lastTs = sorted[sorted.length - 1]?.e.ts ?? 0;
   if (ts < lastTs)
     throw new ServiceError('BAD_REQUEST', `history.at (${ts}) is before the last event (${lastTs})`, {
