@@ -3,7 +3,7 @@
  * visibly), a restriction under a scoring outage, an entry that throws while being applied (once, or
  * every time).
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/service/metrics.js';
 import { startWorker } from '../../src/service/runtime.js';
 import type { AuditEntry } from '../../src/service/state/audit.js';
@@ -145,7 +145,10 @@ describe('a restriction while scoring fails', () => {
 
 describe('an entry that throws while being applied', () => {
   let k: Kit | undefined;
-  afterAll(() => k?.close());
+  afterEach(async () => {
+    await k?.close();
+    k = undefined;
+  });
 
   it('once: the state is rebuilt and every entry of its batch applied once, with its effects', async () => {
     k = await runnerKit('svc-entry-throws');
