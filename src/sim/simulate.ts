@@ -70,7 +70,18 @@ export async function simulate(
   const fundStart = scenario.insuranceFundPerAccount * opts.accounts;
   const book = new MarginBook({ insuranceFund: fundStart });
   const traders = createPopulation(scenario, opts.accounts, opts.seed);
-  const sink = opts.sink ?? DISCARD;
+  const out = opts.sink ?? DISCARD;
+  // the latest ts written (epoch ms): a trader due inside a fast minute's liquidation pass acts after it, so
+  // the history stays ordered by ts as the spec requires (its events used to be stamped up to 100 ms before
+  // the pass's, and a reader with no reordering dropped them as late)
+  let lastTs = Number.NEGATIVE_INFINITY;
+  const sink: EventSink = {
+    write: (ev) => {
+      if (ev.ts > lastTs) lastTs = ev.ts;
+      out.write(ev);
+    },
+    ...(out.flush ? { flush: () => (out.flush as () => Promise<void>).call(out) } : {}),
+  };
   const venue = new Venue(market, book, traders, sink, opts.fees ?? DEFAULT_FEES, opts.seed);
   const view = new TraderViewImpl(venue);
   const buckets = new Map<number, Trader[]>();
@@ -112,6 +123,7 @@ export async function simulate(
       let ts = venue.ts(m, PHASE.traders + Math.floor((t.nextAt - m) * TRADER_WINDOW_MS));
       if ((ts - venue.ts(m, 0)) % SUB_STEP_MS === 0) ts += 1; // never share a timestamp with a mark
       subSteps(ts);
+      if (ts < lastTs) ts = lastTs + 1;
       view.bind(t, m);
       const intents = decide(t, view);
       executeIntents(venue, t, intents, ts);
