@@ -362,33 +362,20 @@ type FillEvent = Extract<CanonicalEvent, { type: 'fill' | 'liquidation' }>;
 
 /** A venue fill as the event the log records (its id derived from the job, so a retry never records twice). */
 function recordedFill(data: ExecutionJob, jobId: string, f: VenueFill, i: number): RecordedFill {
+  const common = {
+    id: execEventId(jobId, i),
+    ts: f.ts,
+    account: data.account,
+    symbol: f.symbol,
+    side: f.side,
+    qty: f.qty,
+    price: f.price,
+  };
   const raw =
     data.kind === 'liquidate'
-      ? {
-          type: 'liquidation',
-          id: execEventId(jobId, i),
-          ts: f.ts,
-          account: data.account,
-          symbol: f.symbol,
-          side: f.side,
-          qty: f.qty,
-          price: f.price,
-          // USD: the event's penalty cannot be negative; a venue rebate is recorded as 0 (audited)
-          fee: Math.max(0, f.fee),
-        }
-      : {
-          type: 'fill',
-          id: execEventId(jobId, i),
-          ts: f.ts,
-          account: data.account,
-          symbol: f.symbol,
-          side: f.side,
-          qty: f.qty,
-          price: f.price,
-          fee: f.fee,
-          liquidity: 'taker',
-          orderId: orderIdFor(jobId),
-        };
+      ? // USD: the event's penalty cannot be negative; a venue rebate is recorded as 0 (audited)
+        { type: 'liquidation', ...common, fee: Math.max(0, f.fee) }
+      : { type: 'fill', ...common, fee: f.fee, liquidity: 'taker', orderId: orderIdFor(jobId) };
   const ev = parseEvent(raw);
   if (!ev.ok) return { ok: false, why: `${ev.field}: ${ev.reason}` };
   return { ok: true, event: ev.event as FillEvent };
