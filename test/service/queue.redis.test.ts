@@ -624,6 +624,72 @@ describe('execution failures and recovery', () => {
     }
   });
 
+  it('a webhook timeout after sending is an unknown outcome: retried under the same key, audited, its reservation kept', async () => {
+    // the venue takes every request; the reduction it never answers (it may have executed it)
+    const received: { key: string; orders: { side: string; qty: number }[] }[] = [];
+    const server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c) => {
+        raw += c;
+      });
+      req.on('end', () => {
+        const body = JSON.parse(raw) as { idempotencyKey: string; decidedAt: number; orders: [] };
+        received.push({ key: body.idempotencyKey, orders: body.orders });
+        if (body.idempotencyKey.startsWith('deleverage')) return; // no answer: the webhook times out
+        const fills = (body.orders as { symbol: string; side: string; qty: number }[]).map((o) => ({
+          ...o,
+          price: 88,
+          fee: 1,
+          ts: body.decidedAt,
+        }));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ fills }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      producer = new ActionProducer(redis, keys, { attempts: 2, backoffMs: 5 });
+      await redis.sadd(keys.instruments, 'BTC-PERP');
+      workers(new WebhookVenue({ url, secret: 'x'.repeat(16), timeoutMs: 200 }));
+      const reduce = sampleJob('acct', 1);
+      reduce.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 12, notional: 1080, positionQty: 20 }];
+      await producer.enqueue(reduce);
+      await eventually(
+        () => producer?.queues.deleverage.getJobCounts('failed'),
+        (c) => c?.failed === 1,
+        'the reduction to fail for good',
+      );
+      expect(received.map((r) => r.key)).toEqual(['deleverage-acct-1', 'deleverage-acct-1']);
+      // the 12 stay reserved: a liquidation of the same epoch closes only the other 8
+      const liquidate = sampleJob('acct', 1, 'liquidate');
+      liquidate.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 20, notional: 1800, positionQty: 20 }];
+      await producer.enqueue(liquidate);
+      await eventually(
+        () => producer?.queues.liquidate.getJobCounts('completed'),
+        (c) => c?.completed === 1,
+        'the liquidation',
+      );
+      expect(received[2]?.orders).toMatchObject([{ side: 'sell', qty: 8 }]);
+      const trail = await eventually(
+        auditTrail,
+        (a) => a.filter((e) => e.kind === 'failure').length === 3,
+        'the failure audits',
+      );
+      const failures = trail.filter((e) => e.kind === 'failure');
+      expect(failures.map((e) => e.data.outcome ?? 'final')).toEqual(['unknown', 'unknown', 'final']);
+      expect(failures[0]?.data).toMatchObject({
+        reason: expect.stringMatching(/no answer/),
+        reservation: expect.stringMatching(/^kept: .*outcome unknown/),
+      });
+      expect(failures[2]?.data).toMatchObject({
+        reservation: expect.stringMatching(/^kept: .*outcome unknown/),
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   it('a retry after the fills were logged but the audit failed writes the execution audit, not "stale"', async () => {
     await redis.sadd(keys.instruments, 'BTC-PERP');
     const venue = new CountingVenue();

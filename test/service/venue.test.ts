@@ -255,6 +255,49 @@ describe('webhook venue', () => {
     );
   });
 
+  it('a timeout or a connection closed after sending is an unknown outcome; a refused connection is not', async () => {
+    // a venue that reads the request and then never answers, or closes the connection without answering
+    const received: string[] = [];
+    const silentVenue = createServer((req) => {
+      req.resume();
+      req.on('end', () => {
+        received.push(String(req.headers['idempotency-key']));
+        if (req.url === '/close') req.socket.destroy();
+      });
+    });
+    await new Promise<void>((r) => silentVenue.listen(0, '127.0.0.1', () => r()));
+    const base = `http://127.0.0.1:${(silentVenue.address() as AddressInfo).port}`;
+    // a port nothing listens on: connection refused
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const refusedUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/x`;
+    await new Promise<void>((r) => closed.close(() => r()));
+    try {
+      const hang = new WebhookVenue({ url: `${base}/hang`, secret, timeoutMs: 200 });
+      const timedOut = await hang.execute(request('deleverage', 1, 'job-U')).catch((e: unknown) => e);
+      expect(timedOut).toBeInstanceOf(VenueOutcomeUnknownError);
+      expect((timedOut as VenueOutcomeUnknownError).answered).toBe(false);
+      const cut = new WebhookVenue({ url: `${base}/close`, secret, timeoutMs: 2000 });
+      const reset = await cut.execute(request('deleverage', 1, 'job-U')).catch((e: unknown) => e);
+      expect(reset).toBeInstanceOf(VenueOutcomeUnknownError);
+      expect((reset as VenueOutcomeUnknownError).answered).toBe(false);
+      // both attempts reached the venue, under the same idempotency key
+      expect(received).toEqual(['job-U', 'job-U']);
+      // nothing was sent: the venue cannot have executed
+      const refused = new WebhookVenue({ url: refusedUrl, secret, timeoutMs: 2000 });
+      await expect(refused.execute(request('deleverage', 1, 'job-V'))).rejects.toBeInstanceOf(
+        VenueUnavailableError,
+      );
+      const noHost = new WebhookVenue({ url: 'http://venue.invalid/x', secret, timeoutMs: 5000 });
+      await expect(noHost.execute(request('deleverage', 1, 'job-V'))).rejects.toBeInstanceOf(
+        VenueUnavailableError,
+      );
+    } finally {
+      silentVenue.closeAllConnections();
+      await new Promise<void>((r) => silentVenue.close(() => r()));
+    }
+  });
+
   it('signature verification rejects a tampered body and a stale timestamp', () => {
     const body = '{"a":1}';
     const sig = signWebhook(secret, 1000, body);

@@ -1,6 +1,7 @@
 /**
  * What the venue answered to an execution job, kept in Redis across the job's attempts (and a later retry
- * of the failed job). Once the venue has answered 2xx the job may have reduced the position, so it
+ * of the failed job). Once the venue has answered 2xx, or a request was sent and not answered (a timeout,
+ * a reset connection), the job may have reduced the position, so it
  * - never gives its reservation back,
  * - is not skipped as stale (an execution at its epoch must be recorded whatever happened since),
  * - with a usable answer, records exactly that answer on a retry instead of asking the venue again,
@@ -28,10 +29,15 @@ export interface ExecutedAnswer {
 }
 
 export interface ExecutionRecord {
-  /** ms, wall clock of the venue's first 2xx answer; undefined while the venue has not answered 2xx */
+  /**
+   * ms, wall clock of the venue's first 2xx answer, or of the first request sent and not answered
+   * (`unanswered`); undefined while the venue cannot have executed
+   */
   answeredAt?: number;
-  /** why the latest 2xx answer could not be used (outcome unknown) */
+  /** why the latest attempt's outcome is unknown (a 2xx that could not be used, or no answer) */
   unknown?: string;
+  /** the venue may have executed but never answered 2xx (requests sent, none answered) */
+  unanswered?: boolean;
   answer?: ExecutedAnswer;
   /** the answer's fills are in the event log */
   recorded: boolean;
@@ -52,23 +58,37 @@ export class ExecutionRecords {
     const rec: ExecutionRecord = { recorded: h.recorded === '1' };
     if (h.answeredAt !== undefined) rec.answeredAt = Number(h.answeredAt);
     if (h.unknown !== undefined) rec.unknown = h.unknown;
+    if (h.unanswered === '1') rec.unanswered = true;
     if (h.answer !== undefined) rec.answer = JSON.parse(h.answer) as ExecutedAnswer;
     return rec;
   }
 
-  /** whether the venue has answered 2xx to this job (in any attempt) */
-  async answered(jobId: string): Promise<boolean> {
-    return (await this.redis.hexists(this.key(jobId), 'answeredAt')) === 1;
-  }
-
   /** The venue answered 2xx, but unusably: the outcome is unknown. */
   async answeredUnknown(jobId: string, reason: string): Promise<void> {
-    await this.write(jobId, { unknown: reason });
+    await this.write(jobId, { unknown: reason }, true);
+  }
+
+  /**
+   * The request may have reached the venue, but no answer came (a timeout, a connection reset after
+   * sending): the outcome is unknown. Recorded as if answered (never skipped, never released), marked
+   * `unanswered` until the venue answers 2xx.
+   */
+  async sentUnanswered(jobId: string, reason: string): Promise<void> {
+    const key = this.key(jobId);
+    const res = await this.redis
+      .multi()
+      .hsetnx(key, 'answeredAt', String(Date.now()))
+      .hset(key, { unknown: reason })
+      // a 2xx answered in an earlier attempt stays the record's kind
+      .hsetnx(key, 'unanswered', '1')
+      .pexpire(key, KEEP_MS)
+      .exec();
+    check(res);
   }
 
   /** The venue answered 2xx with fills (kept before they are appended to the log). */
   async answeredWith(jobId: string, answer: ExecutedAnswer): Promise<void> {
-    await this.write(jobId, { answer: JSON.stringify(answer) });
+    await this.write(jobId, { answer: JSON.stringify(answer) }, true);
   }
 
   /** The answer's fills are in the event log. */
@@ -76,15 +96,16 @@ export class ExecutionRecords {
     await this.write(jobId, { recorded: '1' });
   }
 
-  private async write(jobId: string, fields: Record<string, string>): Promise<void> {
+  private async write(jobId: string, fields: Record<string, string>, answered2xx = false): Promise<void> {
     const key = this.key(jobId);
-    const res = await this.redis
-      .multi()
-      .hsetnx(key, 'answeredAt', String(Date.now()))
-      .hset(key, fields)
-      .pexpire(key, KEEP_MS)
-      .exec();
-    const failed = res?.find(([err]) => err);
-    if (!res || failed) throw failed?.[0] ?? new Error('execution record: transaction aborted');
+    const tx = this.redis.multi().hsetnx(key, 'answeredAt', String(Date.now())).hset(key, fields);
+    // the venue answered 2xx: no longer only sent and unanswered
+    if (answered2xx) tx.hset(key, 'unanswered', '0');
+    check(await tx.pexpire(key, KEEP_MS).exec());
   }
+}
+
+function check(res: [Error | null, unknown][] | null): void {
+  const failed = res?.find(([err]) => err);
+  if (!res || failed) throw failed?.[0] ?? new Error('execution record: transaction aborted');
 }

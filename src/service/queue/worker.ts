@@ -7,8 +7,10 @@
  * it is down. What the venue answered is kept per job (`ExecutionRecords`): once it answered 2xx the job
  * never gives its reservation back and is never skipped as stale; a retry records the kept answer (a
  * failure after the fills were appended still ends in its execution audit). A 2xx that cannot be used is
- * an unknown outcome, retried under the same idempotency key; fills the log cannot take (invalid, or
- * refused by it) fail the job at once for an operator (`NEEDS_OPERATOR`), audited.
+ * an unknown outcome, retried under the same idempotency key, and so is a request that may have reached the
+ * venue without an answer (a timeout, a connection reset after sending): its reservation is kept too. Fills
+ * the log cannot take (invalid, or refused by it) fail the job at once for an operator (`NEEDS_OPERATOR`),
+ * audited.
  * `restrict` jobs set or lift an account's reduce-only restriction at the venue, newest version only: a job
  * older than the evaluator's latest change for the account, or than the last version applied, is skipped
  * as superseded (and the venue ignores older versions itself, for the race between two workers).
@@ -327,8 +329,10 @@ async function execute(
     });
   } catch (e) {
     if (e instanceof VenueOutcomeUnknownError) {
-      // the venue took the request: keep the reservation, and retry (the venue answers the same execution)
-      await records.answeredUnknown(jobId, e.message);
+      // the venue took the request, or may have (sent, no answer): keep the reservation, and retry (the
+      // venue answers the same execution)
+      if (e.answered) await records.answeredUnknown(jobId, e.message);
+      else await records.sentUnanswered(jobId, e.message);
       await deps.audit.append('failure', data.account, jobId, {
         kind: data.kind,
         epoch: data.epoch,
@@ -336,7 +340,7 @@ async function execute(
         outcome: 'unknown',
         reason: e.message,
         granted: orders,
-        reservation: 'kept: the venue answered 2xx',
+        reservation: e.answered ? KEPT_ANSWERED : KEPT_UNANSWERED,
       });
       throw e;
     }
@@ -418,14 +422,20 @@ async function needsOperator(
     granted: answer.granted,
     venueFills: answer.fills,
     ...(statuses ? { logStatuses: statuses } : {}),
-    reservation: 'kept: the venue answered 2xx',
+    reservation: KEPT_ANSWERED,
   });
   return new UnrecoverableError(`${NEEDS_OPERATOR}${why}`);
 }
 
+/** what the audit says of a reservation kept because the venue answered 2xx */
+const KEPT_ANSWERED = 'kept: the venue answered 2xx';
+/** ... or because a request was sent and not answered (timeout, connection reset) */
+const KEPT_UNANSWERED = 'kept: the request may have reached the venue, no answer (outcome unknown)';
+
 /**
- * A job that failed for good: its reservation goes back unless the venue answered 2xx to it (it may have
- * executed: the position may be reduced already), and the failure is audited, saying which.
+ * A job that failed for good: its reservation goes back unless the venue answered 2xx to it or a request
+ * may have reached it unanswered (it may have executed: the position may be reduced already), and the
+ * failure is audited, saying which.
  */
 async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Error): Promise<void> {
   const data = job.data as Partial<ExecutionJob>;
@@ -433,8 +443,8 @@ async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Er
   let reservation: string | undefined;
   if (typeof data.account === 'string' && typeof data.epoch === 'number' && Array.isArray(data.orders)) {
     try {
-      if (await new ExecutionRecords(deps.redis, deps.keys).answered(jobId))
-        reservation = 'kept: the venue answered 2xx';
+      const rec = await new ExecutionRecords(deps.redis, deps.keys).get(jobId);
+      if (rec.answeredAt !== undefined) reservation = rec.unanswered ? KEPT_UNANSWERED : KEPT_ANSWERED;
       else {
         await new Reservations(deps.redis, deps.keys).release(
           data.account,

@@ -84,11 +84,20 @@ export class VenueUnavailableError extends Error {
 }
 
 /**
- * The venue answered 2xx (so it may have executed) but the answer cannot be used: the outcome is unknown.
- * Retryable (the venue executes an idempotency key at most once, so a retry gets the same execution's
- * answer), and the job's reservation is never given back: the position may already be reduced.
+ * The venue may have executed, but what it did is unknown: it answered 2xx with an answer that cannot be
+ * used (`answered`), or the request was sent and no answer came (a timeout, the connection reset or closed
+ * after sending; `answered` false). Retryable (the venue executes an idempotency key at most once, so a
+ * retry gets the same execution's answer), and the job's reservation is never given back: the position may
+ * already be reduced.
  */
 export class VenueOutcomeUnknownError extends Error {
   readonly code = 'VENUE_OUTCOME_UNKNOWN';
   override name = 'VenueOutcomeUnknownError';
+  constructor(
+    message: string,
+    /** true: the venue answered 2xx (unusably); false: the request was sent and not answered */
+    readonly answered = true,
+  ) {
+    super(message);
+  }
 }

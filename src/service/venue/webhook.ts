@@ -2,10 +2,12 @@
  * The webhook venue: POSTs each reduction to the venue's endpoint as JSON, signed with HMAC-SHA256 over
  * `timestamp.body` (header `X-Preempt-Signature: t=<ms>,v1=<hex>`) and carrying the job id as
  * `Idempotency-Key`, so a retried job never executes twice at a venue that honours the key. The answer
- * lists the fills. 4xx (but 408/429) is a permanent refusal; 5xx, 408, 429, timeouts and network errors
- * are retried by the queue. A 2xx whose body is not `{fills: [...]}` is an unknown outcome (the venue may
- * have executed): retried too, under the same key, so the venue answers with that execution. A fill
- * without `ts` is stamped with the request's event time (`decidedAt`), never this process's clock.
+ * lists the fills. 4xx (but 408/429) is a permanent refusal; 5xx, 408, 429 and a connection that could not
+ * be made (refused, DNS, connect timeout: nothing was sent) are retried by the queue. A 2xx whose body is not
+ * `{fills: [...]}`, a timeout, and a connection reset or closed once the request may have been sent are an
+ * unknown outcome (the venue may have executed): retried too, under the same key, so the venue answers with
+ * that execution. A fill without `ts` is stamped with the request's event time (`decidedAt`), never this
+ * process's clock.
  *
  * Reduce-only restrictions go to the same endpoint, signed the same way, as
  * `{kind: 'restrict', idempotencyKey, account, reduceOnly, version, epoch, decidedAt, reason}`; any 2xx
@@ -42,6 +44,44 @@ const FillSchema = z.object({
 });
 const AnswerSchema = z.object({ fills: z.array(FillSchema), reference: z.string().optional() });
 const RestrictAnswerSchema = z.object({ applied: z.boolean().optional(), reference: z.string().optional() });
+
+/**
+ * `cause.code`s of a fetch that failed before the request was sent: no connection was made (refused,
+ * unreachable, DNS, undici's connect timeout) or the TLS handshake failed. The venue cannot have executed.
+ */
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EAI_NONAME',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * Whether a failed fetch may have delivered the request. A timeout (AbortSignal: it cannot tell whether
+ * the request went out) or a socket error with any other code (ECONNRESET, EPIPE, ETIMEDOUT,
+ * UND_ERR_SOCKET, ...) may have: the venue may have executed. fetch's own refusals before connecting (a
+ * blocked port, a bad URL) carry no code: not sent.
+ */
+export function mayHaveSent(e: unknown): boolean {
+  const name = (e as { name?: unknown } | null)?.name;
+  if (name === 'TimeoutError' || name === 'AbortError') return true;
+  const code = (e as { cause?: { code?: unknown } } | null)?.cause?.code;
+  if (typeof code !== 'string') return false;
+  return !NOT_SENT_CODES.has(code);
+}
 
 export function signWebhook(secret: string, timestampMs: number, body: string): string {
   const mac = createHmac('sha256', secret).update(`${timestampMs}.${body}`).digest('hex');
@@ -91,7 +131,11 @@ export class WebhookVenue implements ExecutionVenue {
     return result;
   }
 
-  /** POST a signed body; transient failures throw VenueUnavailableError, refusals VenueRejectedError. */
+  /**
+   * POST a signed body. Transient failures before anything was sent throw VenueUnavailableError, refusals
+   * VenueRejectedError; a failure once the request may have been sent (a timeout, a reset connection, a
+   * 2xx whose body cannot be read) throws VenueOutcomeUnknownError (`answered` false without a 2xx).
+   */
   private async post(key: string, body: string, what: string): Promise<string> {
     const now = Date.now();
     let res: Response;
@@ -107,9 +151,23 @@ export class WebhookVenue implements ExecutionVenue {
         signal: AbortSignal.timeout(this.opts.timeoutMs),
       });
     } catch (e) {
-      throw new VenueUnavailableError(`webhook unreachable: ${(e as Error).message}`);
+      const why = describe(e);
+      if (mayHaveSent(e))
+        throw new VenueOutcomeUnknownError(
+          `webhook: no answer to the ${what}, which may have been sent: ${why}`,
+          false,
+        );
+      throw new VenueUnavailableError(`webhook unreachable: ${why}`);
     }
-    const text = await res.text();
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      const why = `webhook answered ${res.status} but its body could not be read: ${describe(e)}`;
+      if (res.ok) throw new VenueOutcomeUnknownError(why); // a 2xx: answered, unusably
+      if (res.status >= 500 || res.status === 408 || res.status === 429) throw new VenueUnavailableError(why);
+      throw new VenueRejectedError(`webhook refused the ${what} (${res.status}); ${why}`);
+    }
     if (res.status >= 500 || res.status === 408 || res.status === 429)
       throw new VenueUnavailableError(`webhook answered ${res.status}`);
     if (!res.ok)
@@ -144,4 +202,14 @@ export class WebhookVenue implements ExecutionVenue {
     if (parsed.reference) result.reference = parsed.reference;
     return result;
   }
+}
+
+/** An error and its cause, for the failure audit: `fetch failed (UND_ERR_SOCKET: other side closed)`. */
+function describe(e: unknown): string {
+  const err = e as { message?: unknown; cause?: { code?: unknown; message?: unknown } } | null;
+  const cause = err?.cause;
+  const detail = cause
+    ? ` (${typeof cause.code === 'string' ? `${cause.code}: ` : ''}${String(cause.message ?? cause)})`
+    : '';
+  return `${String(err?.message ?? e)}${detail}`;
 }
