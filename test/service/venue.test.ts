@@ -128,7 +128,7 @@ describe('webhook venue', () => {
   let server: Server;
   let url = '';
   const seen: { key: string; sigOk: boolean; body: unknown }[] = [];
-  let mode: 'ok' | '500' | '400' | 'garbage' | 'no-ts' = 'ok';
+  let mode: 'ok' | '500' | '504' | '502' | '400' | 'garbage' | 'no-ts' = 'ok';
   const executed = new Map<string, string>();
 
   beforeAll(async () => {
@@ -143,6 +143,7 @@ describe('webhook venue', () => {
         seen.push({ key, sigOk, body: JSON.parse(raw) });
         if (!sigOk) return res.writeHead(401).end('bad signature');
         if (mode === '500') return res.writeHead(503).end('busy');
+        if (mode === '504' || mode === '502') return res.writeHead(Number(mode)).end('upstream');
         if (mode === '400') return res.writeHead(422).end('unknown account');
         if (mode === 'garbage') return res.writeHead(200).end('{"nope":1}');
         if (mode === 'no-ts')
@@ -238,7 +239,7 @@ describe('webhook venue', () => {
     mode = 'ok';
   });
 
-  it('5xx and unreachable are transient; 4xx is permanent; a malformed 2xx answer is an unknown outcome', async () => {
+  it('5xx and unreachable are transient; 4xx is permanent; a malformed 2xx or a gateway 502/504 is an unknown outcome', async () => {
     const v = new WebhookVenue({ url, secret, timeoutMs: 2000 });
     mode = '500';
     await expect(v.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(VenueUnavailableError);
@@ -248,6 +249,13 @@ describe('webhook venue', () => {
     await expect(v.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(
       VenueOutcomeUnknownError,
     );
+    // a gateway's 502 / 504: the venue behind it may have executed; not answered by the venue itself
+    for (const m of ['502', '504'] as const) {
+      mode = m;
+      const err = await v.execute(request('deleverage', 1, 'job-C')).catch((e: unknown) => e);
+      expect(err, m).toBeInstanceOf(VenueOutcomeUnknownError);
+      expect((err as VenueOutcomeUnknownError).answered).toBe(false);
+    }
     mode = 'ok';
     const down = new WebhookVenue({ url: 'http://127.0.0.1:1/x', secret, timeoutMs: 500 });
     await expect(down.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(

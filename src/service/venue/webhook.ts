@@ -27,6 +27,8 @@ import {
   VenueUnavailableError,
 } from './types.js';
 
+/** HTTP statuses a gateway answers when the upstream did not answer in time or answered badly: outcome unknown */
+const GATEWAY_UNKNOWN = new Set([502, 504]);
 export interface WebhookVenueOptions {
   url: string;
   secret: string;
@@ -132,9 +134,10 @@ export class WebhookVenue implements ExecutionVenue {
   }
 
   /**
-   * POST a signed body. Transient failures before anything was sent throw VenueUnavailableError, refusals
-   * VenueRejectedError; a failure once the request may have been sent (a timeout, a reset connection, a
-   * 2xx whose body cannot be read) throws VenueOutcomeUnknownError (`answered` false without a 2xx).
+   * POST a signed body. Transient failures before anything was sent (and a venue's own 5xx, 408, 429) throw
+   * VenueUnavailableError, refusals VenueRejectedError; a failure once the request may have been sent (a
+   * timeout, a reset connection, a gateway's 502 or 504, a 2xx whose body cannot be read) throws
+   * VenueOutcomeUnknownError (`answered` false without a 2xx).
    */
   private async post(key: string, body: string, what: string): Promise<string> {
     const now = Date.now();
@@ -159,6 +162,12 @@ export class WebhookVenue implements ExecutionVenue {
         );
       throw new VenueUnavailableError(`webhook unreachable: ${why}`);
     }
+    // a gateway's 502 or 504: the request may have reached the venue behind it, which may have executed it
+    if (GATEWAY_UNKNOWN.has(res.status))
+      throw new VenueOutcomeUnknownError(
+        `webhook answered ${res.status}, a gateway's: the ${what} may have reached the venue behind it`,
+        false,
+      );
     let text: string;
     try {
       text = await res.text();
