@@ -58,6 +58,12 @@ describe('two evaluators of one shard', () => {
       (id) => id === tail,
       'the new owner to apply the whole log',
     );
+    // the previous owner goes on reading too (it still holds no fence here): wait for it before comparing
+    await eventually(
+      () => previous.status().lastEntryId,
+      (id) => id === tail,
+      'the previous owner to read to the end as well',
+    );
     const qty = (r: typeof next) =>
       accounts.map((a) => r.state.pipeline.book.snapshot(a)?.positions[0]?.qty ?? 0);
     expect(qty(next)).toEqual(accounts.map(() => 1));
