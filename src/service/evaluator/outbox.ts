@@ -8,7 +8,6 @@
 import type { Redis } from 'ioredis';
 import type { RiskView } from '../api/schemas.js';
 import type { ServiceMetrics } from '../metrics.js';
-import { appendAuditOnce } from '../queue/audit-once.js';
 import type { ActionJob } from '../queue/job.js';
 import type { ActionProducer } from '../queue/producer.js';
 import type { AuditLog } from '../state/audit.js';
@@ -95,26 +94,22 @@ export class Outbox {
       const r = await d.producer.enqueue(job, {
         // a job that failed for good runs again: audited (once per failure) with the decision that retried it
         beforeRetry: async (failed) => {
-          await appendAuditOnce(d.redis, d.keys, `retry:${failed.jobId}:${failed.failedOn ?? 'unknown'}`, {
-            kind: entry.kind,
-            account: job.account,
-            jobId: failed.jobId,
-            data: {
+          await d.audit.appendOnce(
+            `retry:${failed.jobId}:${failed.failedOn ?? 'unknown'}`,
+            entry.kind,
+            job.account,
+            failed.jobId,
+            {
               ...entry.data,
               retry: { failedOn: failed.failedOn, reason: failed.reason, attempts: failed.attemptsMade },
             },
-          });
+          );
         },
       });
       if (r.created) d.metrics.jobsEnqueued.inc({ queue: job.kind });
       if (r.retried) d.metrics.jobsRetried.inc({ queue: job.kind });
       // once per job id, whether this call created the job or an earlier one did and its audit write failed
-      await appendAuditOnce(d.redis, d.keys, `${entry.kind}:${r.jobId}`, {
-        kind: entry.kind,
-        account: job.account,
-        jobId: r.jobId,
-        data: entry.data,
-      });
+      await d.audit.appendOnce(`${entry.kind}:${r.jobId}`, entry.kind, job.account, r.jobId, entry.data);
       this.jobs.shift();
     }
     if (this.records.length > 0) {

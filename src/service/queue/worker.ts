@@ -35,7 +35,6 @@ import {
   VenueOutcomeUnknownError,
   VenueRejectedError,
 } from '../venue/types.js';
-import { appendAuditOnce } from './audit-once.js';
 import { type ExecutedAnswer, type ExecutionRecord, ExecutionRecords } from './execution-record.js';
 import {
   type ExecutionJob,
@@ -239,30 +238,25 @@ export function makeProcessor(deps: WorkerDeps) {
             },
           ],
     );
-    await appendAuditOnce(deps.redis, deps.keys, `execution:${expectedId}`, {
-      kind: 'execution',
-      account: data.account,
-      jobId: expectedId,
-      data: {
-        kind: data.kind,
-        epoch: data.epoch,
-        attempt,
-        worker: WORKER_ID,
-        venue: answer.venue,
-        reference: answer.reference ?? null,
-        orders: data.orders,
-        granted: answer.granted,
-        fills,
-        ...(feeAdjusted.length > 0 ? { feeAdjusted } : {}),
-        notional,
-        ...(prior.answer ? { recoveredFrom: 'an earlier attempt the venue answered' } : {}),
-        before: {
-          equity: data.decision.equity,
-          mm: data.decision.mm,
-          marginRatio: data.decision.marginRatio,
-        },
-        estimatedAfter: { equity: data.decision.equityAfter, mm: data.decision.mmAfter },
+    await deps.audit.appendOnce(`execution:${expectedId}`, 'execution', data.account, expectedId, {
+      kind: data.kind,
+      epoch: data.epoch,
+      attempt,
+      worker: WORKER_ID,
+      venue: answer.venue,
+      reference: answer.reference ?? null,
+      orders: data.orders,
+      granted: answer.granted,
+      fills,
+      ...(feeAdjusted.length > 0 ? { feeAdjusted } : {}),
+      notional,
+      ...(prior.answer ? { recoveredFrom: 'an earlier attempt the venue answered' } : {}),
+      before: {
+        equity: data.decision.equity,
+        mm: data.decision.mm,
+        marginRatio: data.decision.marginRatio,
       },
+      estimatedAfter: { equity: data.decision.equityAfter, mm: data.decision.mmAfter },
     });
     const out: JobOutcome = { venue: answer.venue, fills: answer.fills.length, notional };
     if (answer.reference) out.reference = answer.reference;
@@ -473,11 +467,11 @@ const WORKER_ID = `${hostname()}:${process.pid}`;
 const MIN_QTY = 1e-9;
 
 async function skip(deps: WorkerDeps, data: ExecutionJob, jobId: string, why: string): Promise<JobOutcome> {
-  await appendAuditOnce(deps.redis, deps.keys, `execution:${jobId}`, {
-    kind: 'execution',
-    account: data.account,
-    jobId,
-    data: { kind: data.kind, epoch: data.epoch, skipped: why, orders: data.orders },
+  await deps.audit.appendOnce(`execution:${jobId}`, 'execution', data.account, jobId, {
+    kind: data.kind,
+    epoch: data.epoch,
+    skipped: why,
+    orders: data.orders,
   });
   return { skipped: why, venue: deps.venue.name, fills: 0, notional: 0 };
 }

@@ -18,6 +18,35 @@ export interface AuditEntry {
 /** entries kept (approximate trimming) */
 const MAX_ENTRIES = 1_000_000;
 
+/** ms a once-marker is kept: as long as BullMQ keeps completed job ids (`KEEP_COMPLETED_S` of the producer) */
+export const AUDIT_ONCE_KEEP_MS = 7 * 86_400_000;
+
+// KEYS: marker, audit stream. ARGV: marker ttl (ms), maxlen, kind, account, job, data (JSON)
+// the marker is set only after the entry, so a write that fails leaves neither and a retry writes it then
+const APPEND_ONCE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'kind', ARGV[3], 'account', ARGV[4], 'job', ARGV[5], 'data', ARGV[6])
+redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
+return id`;
+
+/** whether `key` has a Redis Cluster hash tag (a `{...}` with something inside) */
+function hasHashTag(key: string): boolean {
+  const open = key.indexOf('{');
+  return open >= 0 && key.indexOf('}', open + 1) > open + 1;
+}
+
+/**
+ * The marker of the audit entry named `name` (e.g. `decision:<jobId>`): under the key prefix (deleted
+ * with it), and in the audit stream's Redis Cluster slot so that one script may write both. A prefix with
+ * a hash tag puts both there already; else the stream's whole name is the marker's tag (assumes a prefix
+ * without stray braces).
+ */
+export function auditMarkerKey(keys: Keyspace, name: string): string {
+  return hasHashTag(keys.prefix)
+    ? `${keys.prefix}:audit-once:${name}`
+    : `${keys.prefix}:audit-once:{${keys.audit}}:${name}`;
+}
+
 export class AuditLog {
   constructor(
     private readonly redis: Redis,
@@ -46,6 +75,33 @@ export class AuditLog {
       JSON.stringify(data),
     );
     return id ?? '';
+  }
+
+  /**
+   * Append an entry unless the entry named `name` was appended already (within `AUDIT_ONCE_KEEP_MS`): a
+   * decision or an execution per job id, however often its writer is retried. Returns the new entry's id,
+   * or null when it existed.
+   */
+  async appendOnce(
+    name: string,
+    kind: AuditKind,
+    account: string,
+    jobId: string,
+    data: Record<string, unknown>,
+  ): Promise<string | null> {
+    const id = (await this.redis.eval(
+      APPEND_ONCE,
+      2,
+      auditMarkerKey(this.keys, name),
+      this.keys.audit,
+      AUDIT_ONCE_KEEP_MS,
+      MAX_ENTRIES,
+      kind,
+      account,
+      jobId,
+      JSON.stringify(data),
+    )) as string | null;
+    return id ?? null;
   }
 
   /** Newest first; `before` pages backwards; `account` filters (scanning at most 20 pages of `limit`). */
