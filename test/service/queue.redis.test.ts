@@ -3,7 +3,7 @@
  * failed without retries and kept, transient errors retried with backoff, stalled jobs recovered,
  * producers failing fast and workers waiting when Redis is down.
  */
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -25,7 +25,7 @@ import {
   startExecutionWorkers,
   type WorkerDeps,
 } from '../../src/service/queue/worker.js';
-import { AuditLog } from '../../src/service/state/audit.js';
+import { type AuditEntry, AuditLog } from '../../src/service/state/audit.js';
 import { decodeEntry } from '../../src/service/state/event-log.js';
 import { type Keyspace, keyspace } from '../../src/service/state/keys.js';
 import { createRedis } from '../../src/service/state/redis.js';
@@ -563,8 +563,17 @@ describe('execution failures and recovery', () => {
     expect(venue.calls).toHaveLength(3);
   });
 
-  it('a 2xx the venue answers unusably is an unknown outcome: retried, audited, its reservation kept', async () => {
-    // the venue executes every key; for the reduction it answers 2xx with a body that is not {fills}
+  /**
+   * A venue that executes every key (fills at 88, at the request's decidedAt) but answers the reduction of
+   * 12 of a 20-contract position with `answerReduction`: the reduction is retried under its key until it
+   * fails for good, then a liquidation of the same epoch is sent. Checks what every such run must show (the
+   * same key twice, the 12 still reserved: the liquidation sells only 8, three failure audits) and returns
+   * the failure audits.
+   */
+  async function reductionWithoutUsableAnswer(
+    answerReduction: (res: ServerResponse) => void,
+    timeoutMs: number,
+  ): Promise<AuditEntry[]> {
     const received: { key: string; orders: { side: string; qty: number }[] }[] = [];
     const server = createServer((req, res) => {
       let raw = '';
@@ -574,8 +583,7 @@ describe('execution failures and recovery', () => {
       req.on('end', () => {
         const body = JSON.parse(raw) as { idempotencyKey: string; decidedAt: number; orders: [] };
         received.push({ key: body.idempotencyKey, orders: body.orders });
-        if (body.idempotencyKey.startsWith('deleverage'))
-          return res.writeHead(200, { 'content-type': 'text/plain' }).end('accepted');
+        if (body.idempotencyKey.startsWith('deleverage')) return answerReduction(res);
         const fills = (body.orders as { symbol: string; side: string; qty: number }[]).map((o) => ({
           ...o,
           price: 88,
@@ -590,7 +598,7 @@ describe('execution failures and recovery', () => {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
       producer = new ActionProducer(redis, keys, { attempts: 2, backoffMs: 5 });
       await redis.sadd(keys.instruments, 'BTC-PERP');
-      workers(new WebhookVenue({ url, secret: 'x'.repeat(16), timeoutMs: 5_000 }));
+      workers(new WebhookVenue({ url, secret: 'x'.repeat(16), timeoutMs }));
       const reduce = sampleJob('acct', 1);
       reduce.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 12, notional: 1080, positionQty: 20 }];
       await producer.enqueue(reduce);
@@ -618,76 +626,32 @@ describe('execution failures and recovery', () => {
       );
       const failures = trail.filter((e) => e.kind === 'failure');
       expect(failures.map((e) => e.data.outcome ?? 'final')).toEqual(['unknown', 'unknown', 'final']);
-      expect(failures[2]?.data).toMatchObject({ reservation: 'kept: the venue answered 2xx' });
-    } finally {
-      await new Promise<void>((r) => server.close(() => r()));
-    }
-  });
-
-  it('a webhook timeout after sending is an unknown outcome: retried under the same key, audited, its reservation kept', async () => {
-    // the venue takes every request; the reduction it never answers (it may have executed it)
-    const received: { key: string; orders: { side: string; qty: number }[] }[] = [];
-    const server = createServer((req, res) => {
-      let raw = '';
-      req.on('data', (c) => {
-        raw += c;
-      });
-      req.on('end', () => {
-        const body = JSON.parse(raw) as { idempotencyKey: string; decidedAt: number; orders: [] };
-        received.push({ key: body.idempotencyKey, orders: body.orders });
-        if (body.idempotencyKey.startsWith('deleverage')) return; // no answer: the webhook times out
-        const fills = (body.orders as { symbol: string; side: string; qty: number }[]).map((o) => ({
-          ...o,
-          price: 88,
-          fee: 1,
-          ts: body.decidedAt,
-        }));
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ fills }));
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-      producer = new ActionProducer(redis, keys, { attempts: 2, backoffMs: 5 });
-      await redis.sadd(keys.instruments, 'BTC-PERP');
-      workers(new WebhookVenue({ url, secret: 'x'.repeat(16), timeoutMs: 200 }));
-      const reduce = sampleJob('acct', 1);
-      reduce.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 12, notional: 1080, positionQty: 20 }];
-      await producer.enqueue(reduce);
-      await eventually(
-        () => producer?.queues.deleverage.getJobCounts('failed'),
-        (c) => c?.failed === 1,
-        'the reduction to fail for good',
-      );
-      expect(received.map((r) => r.key)).toEqual(['deleverage-acct-1', 'deleverage-acct-1']);
-      // the 12 stay reserved: a liquidation of the same epoch closes only the other 8
-      const liquidate = sampleJob('acct', 1, 'liquidate');
-      liquidate.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 20, notional: 1800, positionQty: 20 }];
-      await producer.enqueue(liquidate);
-      await eventually(
-        () => producer?.queues.liquidate.getJobCounts('completed'),
-        (c) => c?.completed === 1,
-        'the liquidation',
-      );
-      expect(received[2]?.orders).toMatchObject([{ side: 'sell', qty: 8 }]);
-      const trail = await eventually(
-        auditTrail,
-        (a) => a.filter((e) => e.kind === 'failure').length === 3,
-        'the failure audits',
-      );
-      const failures = trail.filter((e) => e.kind === 'failure');
-      expect(failures.map((e) => e.data.outcome ?? 'final')).toEqual(['unknown', 'unknown', 'final']);
-      expect(failures[0]?.data).toMatchObject({
-        reason: expect.stringMatching(/no answer/),
-        reservation: expect.stringMatching(/^kept: .*outcome unknown/),
-      });
-      expect(failures[2]?.data).toMatchObject({
-        reservation: expect.stringMatching(/^kept: .*outcome unknown/),
-      });
+      return failures;
     } finally {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     }
+  }
+
+  it('a 2xx the venue answers unusably is an unknown outcome: retried, audited, its reservation kept', async () => {
+    // for the reduction the venue answers 2xx with a body that is not {fills}
+    const failures = await reductionWithoutUsableAnswer(
+      (res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('accepted'),
+      5_000,
+    );
+    expect(failures[2]?.data).toMatchObject({ reservation: 'kept: the venue answered 2xx' });
+  });
+
+  it('a webhook timeout after sending is an unknown outcome: retried under the same key, audited, its reservation kept', async () => {
+    // the venue takes every request; the reduction it never answers (it may have executed it)
+    const failures = await reductionWithoutUsableAnswer(() => {}, 200);
+    expect(failures[0]?.data).toMatchObject({
+      reason: expect.stringMatching(/no answer/),
+      reservation: expect.stringMatching(/^kept: .*outcome unknown/),
+    });
+    expect(failures[2]?.data).toMatchObject({
+      reservation: expect.stringMatching(/^kept: .*outcome unknown/),
+    });
   });
 
   it('a retry after the fills were logged but the audit failed writes the execution audit, not "stale"', async () => {
