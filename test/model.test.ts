@@ -82,6 +82,49 @@ describe('the default model', () => {
     expect(b.fit.bestValLoss).toBe(a.fit.bestValLoss);
   });
 
+  it('with weightEma, validates, stops on and returns the averaged weights, deterministically', async () => {
+    const { tf } = await initTf();
+    const { logLoss } = await import('../src/model/metrics.js');
+    const data = synthetic(3000, 5);
+    const norm = fitNormalisation(data.x, data.rows, data.cols);
+    const train = { ...data, x: normalise(norm, data.x, data.rows) };
+    const valRaw = synthetic(1000, 6);
+    const val = { ...valRaw, x: normalise(norm, valRaw.x, valRaw.rows) };
+    const run = async (weightEma: number) => {
+      const model = await createModel(featureSchemaInfo(), DEFAULT_ARCHITECTURE, 9);
+      const fit = await fitModel(model, train, val, {
+        epochs: 2,
+        seed: 9,
+        batchSize: 256,
+        positiveWeight: 1,
+        learningRate: 3e-3,
+        weightEma,
+      });
+      const weights = model.getWeights().map((w) => Array.from(w.dataSync()));
+      return { fit, weights, valLoss: logLoss(predictRows(tf, model, val), val.y) };
+    };
+    const plain = await run(0);
+    const averaged = await run(0.9);
+    // the model returned is the one validated (the average, not the last step)
+    expect(averaged.valLoss).toBeCloseTo(averaged.fit.bestValLoss, 6);
+    expect(plain.valLoss).toBeCloseTo(plain.fit.bestValLoss, 6);
+    expect(averaged.weights).not.toEqual(plain.weights);
+    expect((await run(0.9)).weights).toEqual(averaged.weights);
+    // a decay of ~0 keeps only the last step: the plain fit's weights
+    const tiny = await run(1e-12);
+    const flat = (w: number[][]) => w.flat();
+    const a = flat(tiny.weights);
+    const b = flat(plain.weights);
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++)
+      maxDiff = Math.max(maxDiff, Math.abs((a[i] as number) - (b[i] as number)));
+    expect(maxDiff).toBeLessThan(1e-5);
+    const model = await createModel(featureSchemaInfo(), DEFAULT_ARCHITECTURE, 9);
+    await expect(fitModel(model, train, val, { epochs: 1, seed: 9, weightEma: 1 })).rejects.toThrow(
+      /weightEma/,
+    );
+  });
+
   it('draws new dropout masks every batch, from seeds that depend only on the training seed', async () => {
     const { tf } = await initTf();
     // TF.js alone: a seeded Dropout layer repeats its mask on every call (why fitModel reseeds it)

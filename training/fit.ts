@@ -33,6 +33,11 @@ export interface FitOptions {
   /** weight of a positive row; default: negatives / positives, capped at 50 */
   positiveWeight?: number;
   onEpoch?: (e: EpochInfo) => void;
+  /**
+   * Decay of an exponential moving average of the weights, updated after every batch (0 or absent: off). When on,
+   * validation, early stopping and the returned model use the averaged weights, not the last step's.
+   */
+  weightEma?: number;
 }
 
 export interface EpochInfo {
@@ -127,6 +132,9 @@ export async function fitModel(
   const patience = opts.patience ?? 3;
   const dropouts = seededDropouts(model);
   const history: EpochInfo[] = [];
+  const ema = opts.weightEma ?? 0;
+  if (!(ema >= 0 && ema < 1)) throw new Error(`weightEma must be in [0, 1), got ${ema}`);
+  const averaged = ema > 0 ? model.getWeights().map((w) => tf.variable(w.clone(), false)) : [];
   let best = { epoch: 0, valLoss: Number.POSITIVE_INFINITY, weights: [] as tfTypes.Tensor[] };
   for (let epoch = 1; epoch <= opts.epochs; epoch++) {
     const t0 = performance.now();
@@ -139,23 +147,37 @@ export async function fitModel(
       shuffle: false,
       verbose: 0,
       classWeight: { 0: 1, 1: positiveWeight },
-      callbacks:
-        dropouts.length > 0
-          ? {
-              onBatchBegin: (batch: number) => {
-                for (const d of dropouts) d.layer.seed = dropoutSeed(d.base, epoch, batch);
-              },
+      callbacks: {
+        onBatchBegin: (batch: number) => {
+          for (const d of dropouts) d.layer.seed = dropoutSeed(d.base, epoch, batch);
+        },
+        onBatchEnd: () => {
+          if (averaged.length === 0) return;
+          const current = model.getWeights();
+          tf.tidy(() => {
+            for (let i = 0; i < averaged.length; i++) {
+              const a = averaged[i] as tfTypes.Variable;
+              a.assign(a.mul(ema).add((current[i] as tfTypes.Tensor).mul(1 - ema)));
             }
-          : undefined,
+          });
+        },
+      },
     });
     xs.dispose();
     ys.dispose();
     const loss = Number(h.history.loss?.[0] ?? Number.NaN);
+    // with averaging, the averaged weights are the candidate: swap them in to validate, then back
+    const stepWeights = averaged.length > 0 ? model.getWeights().map((w) => w.clone()) : [];
+    if (averaged.length > 0) model.setWeights(averaged);
     const valLoss = val.rows > 0 ? logLoss(predictRows(tf, model, val), val.y) : loss;
     const isBest = valLoss < best.valLoss - 1e-6;
     if (isBest) {
       for (const w of best.weights) w.dispose();
       best = { epoch, valLoss, weights: model.getWeights().map((w) => w.clone()) };
+    }
+    if (stepWeights.length > 0) {
+      model.setWeights(stepWeights);
+      for (const w of stepWeights) w.dispose();
     }
     const info = {
       epoch,
@@ -170,6 +192,7 @@ export async function fitModel(
     if (epoch - best.epoch >= patience) break;
   }
   for (const d of dropouts) d.layer.seed = d.base;
+  for (const a of averaged) a.dispose();
   if (best.weights.length > 0) {
     model.setWeights(best.weights);
     for (const w of best.weights) w.dispose();

@@ -71,6 +71,11 @@ export interface TrainOptions {
    * data, ranks better; the calibration split is never subsampled, so probabilities keep their meaning.
    */
   negativeSample?: number;
+  /**
+   * decay of a per-batch exponential moving average of the weights (0: off, the default); validation, early
+   * stopping and the saved network then use the averaged weights. Applied to the logistic baseline too.
+   */
+  weightEma?: number;
   /** the two-stage score (network + margin-rule distance, see src/model/stack.ts); default true */
   stack?: boolean;
   /** the raw feature columns the second stage adds to the network's logit; default `STACK_FEATURES` */
@@ -210,6 +215,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     epochs,
     seed,
     batchSize: opts.batchSize ?? 1024,
+    weightEma: opts.weightEma ?? 0,
     onEpoch: (epoch) => progress({ phase: 'fit', model: 'mlp', epoch }),
   });
   // second stage and calibration, both on the calibration split (traders never trained on; with
@@ -249,6 +255,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     epochs,
     seed,
     batchSize: opts.batchSize ?? 1024,
+    weightEma: opts.weightEma ?? 0,
     onEpoch: (epoch) => progress({ phase: 'fit', model: 'logistic', epoch }),
   });
   const logisticCal = fitCalibration(
@@ -304,6 +311,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       positiveWeight: fit.positiveWeight,
       negativeSample,
       calibrationWeighting: weighting,
+      ...(opts.weightEma ? { weightEma: opts.weightEma } : {}),
       ...(calibrateOn.length > 0 ? { calibrateOn: [...calibrateOn] } : {}),
       history: fit.history.map((h) => ({
         epoch: h.epoch,

@@ -22,6 +22,7 @@ export const TrainingJobSchema = z.object({
   seed: z.number().int().optional(),
   hidden: z.array(z.number().int().positive()).optional(),
   negativeSample: z.number().gt(0).lte(1).optional(),
+  weightEma: z.number().gte(0).lt(1).optional(),
   stack: z.boolean().optional(),
   stackFeatures: z.array(z.string().min(1)).min(1).optional(),
   calibration: z.enum(['platt', 'isotonic', 'auto']).optional(),

@@ -25,6 +25,7 @@ interface TrainCliOptions {
   hidden?: string;
   calibration: 'platt' | 'isotonic' | 'auto';
   negativeSample: number;
+  weightEma: number;
   stack: boolean;
   stackFeatures: string[];
   calibrationWeighting: CalibrationWeighting;
@@ -62,6 +63,12 @@ export function register(program: Command): void {
       parseShare,
       DEFAULT_NEGATIVE_SAMPLE,
     )
+    .option(
+      '--weight-ema <decay>',
+      'average the weights over batches with this decay, e.g. 0.999 (0: off); validation and the saved network use the average',
+      parseDecay,
+      0,
+    )
     .option('--no-stack', 'no second stage (network logit + margin-rule distance) before calibration')
     .option(
       '--stack-features <names>',
@@ -92,6 +99,7 @@ export function register(program: Command): void {
         hidden: opts.hidden?.split(',').map(Number),
         calibration: opts.calibration,
         negativeSample: opts.negativeSample,
+        weightEma: opts.weightEma,
         stack: opts.stack,
         stackFeatures: opts.stackFeatures,
         calibrationWeighting: opts.calibrationWeighting,
@@ -146,6 +154,12 @@ export function registerWorker(program: Command): void {
 function parseShare(v: string): number {
   const n = Number(v);
   if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a share in (0, 1], got "${v}"`);
+  return n;
+}
+
+function parseDecay(v: string): number {
+  const n = Number(v);
+  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`expected a decay in [0, 1), got "${v}"`);
   return n;
 }
 
