@@ -10,6 +10,7 @@ import { SimulatedVenue, simulatedFillPrice } from '../../src/service/venue/simu
 import type { ExecutionRequest } from '../../src/service/venue/types.js';
 import {
   VenueOutcomeUnknownError,
+  VenueRedirectError,
   VenueRejectedError,
   VenueUnavailableError,
 } from '../../src/service/venue/types.js';
@@ -127,7 +128,7 @@ describe('webhook venue', () => {
   const secret = 'a-long-enough-webhook-secret';
   let server: Server;
   let url = '';
-  const seen: { key: string; sigOk: boolean; body: unknown }[] = [];
+  const seen: { key: string; sigOk: boolean; body: unknown; raw: string }[] = [];
   let mode: 'ok' | '500' | '504' | '502' | '400' | 'garbage' | 'no-ts' = 'ok';
   const executed = new Map<string, string>();
 
@@ -140,7 +141,7 @@ describe('webhook venue', () => {
       req.on('end', () => {
         const key = String(req.headers['idempotency-key']);
         const sigOk = verifyWebhook(secret, String(req.headers['x-preempt-signature']), raw, Date.now());
-        seen.push({ key, sigOk, body: JSON.parse(raw) });
+        seen.push({ key, sigOk, body: JSON.parse(raw), raw });
         if (!sigOk) return res.writeHead(401).end('bad signature');
         if (mode === '500') return res.writeHead(503).end('busy');
         if (mode === '504' || mode === '502') return res.writeHead(Number(mode)).end('upstream');
@@ -209,6 +210,7 @@ describe('webhook venue', () => {
         decidedAt: 5,
         reason: 'pd-reduce-tier',
       },
+      raw: expect.any(String),
     });
     mode = '400';
     await expect(
@@ -303,6 +305,78 @@ describe('webhook venue', () => {
     } finally {
       silentVenue.closeAllConnections();
       await new Promise<void>((r) => silentVenue.close(() => r()));
+    }
+  });
+
+  it('sends the body it is given byte for byte (the kept one), and its own body is a function of the request', async () => {
+    mode = 'ok';
+    const v = new WebhookVenue({ url, secret, timeoutMs: 2000 });
+    const req = request('deleverage', 2, 'job-K');
+    const body = v.executionBody(req);
+    // the same request read back from its JSON encodes to the same bytes
+    expect(v.executionBody(JSON.parse(JSON.stringify(req)) as ExecutionRequest)).toBe(body);
+    expect(JSON.parse(body)).toEqual({
+      idempotencyKey: 'job-K',
+      kind: 'deleverage',
+      account: 'a',
+      orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 2, reduceOnly: true }],
+      decidedAt: 5,
+    });
+    // a kept body whose bytes differ from the request's own encoding (spacing) is sent as it is
+    const kept = JSON.stringify(JSON.parse(body), null, 1);
+    await v.execute(req, kept);
+    expect(seen[seen.length - 1]).toMatchObject({ key: 'job-K', sigOk: true, raw: kept });
+  });
+
+  it('a redirect (any 3xx) is not followed: VenueRedirectError naming the status and Location', async () => {
+    const hits: string[] = [];
+    const redirecting = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        hits.push(`${req.method} ${req.url}`);
+        const status = Number(req.url?.slice(1, 4));
+        if (req.url?.startsWith('/loop')) return res.writeHead(307, { location: '/loop' }).end();
+        if (status >= 300 && status < 400)
+          return res.writeHead(status, status === 304 ? {} : { location: '/target' }).end('moved');
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"fills":[]}');
+      });
+    });
+    await new Promise<void>((r) => redirecting.listen(0, '127.0.0.1', () => r()));
+    const base = `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}`;
+    try {
+      for (const status of [301, 302, 303, 304, 307, 308]) {
+        const v = new WebhookVenue({ url: `${base}/${status}`, secret, timeoutMs: 2000 });
+        const err = await v.execute(request('deleverage', 1, 'job-R')).catch((e: unknown) => e);
+        expect(err, String(status)).toBeInstanceOf(VenueRedirectError);
+        const r = err as VenueRedirectError;
+        expect(r.status).toBe(status);
+        expect(r.location).toBe(status === 304 ? null : '/target');
+        expect(r.message).toContain(`answered ${status}`);
+        expect(r.message).toContain(status === 304 ? '(no Location)' : '"/target"');
+        const restrict = await v
+          .setReduceOnly({
+            idempotencyKey: 'restrict-a-9',
+            account: 'a',
+            reduceOnly: true,
+            version: 9,
+            epoch: 1,
+            decidedAt: 5,
+            reason: 'pd-reduce-tier',
+          })
+          .catch((e: unknown) => e);
+        expect(restrict, String(status)).toBeInstanceOf(VenueRedirectError);
+      }
+      // a redirect loop: one request, not "redirect count exceeded" after 20 replays
+      const loop = new WebhookVenue({ url: `${base}/loop`, secret, timeoutMs: 2000 });
+      await expect(loop.execute(request('deleverage', 1, 'job-L'))).rejects.toBeInstanceOf(
+        VenueRedirectError,
+      );
+      expect(hits.filter((h) => h.includes('/target'))).toEqual([]);
+      expect(hits.filter((h) => h.includes('/loop'))).toEqual(['POST /loop']);
+      expect(hits).toHaveLength(13);
+    } finally {
+      redirecting.closeAllConnections();
+      await new Promise<void>((r) => redirecting.close(() => r()));
     }
   });
 

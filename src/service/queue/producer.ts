@@ -3,7 +3,8 @@
  * first), and the reduce-only restriction changes (`restrict`, in order of their event time). The job id is derived from account, kind and decision epoch, so BullMQ keeps one job per
  * decision however often it is enqueued. A job of that id that failed for good after running out of
  * attempts (the venue was down, or its answers unusable) is retried under the same id when the decision
- * is made again, so the venue sees the same idempotency key; a job waiting, running, delayed or completed
+ * is made again, so the venue sees the same idempotency key (and, kept by the worker, the same request body:
+ * `SentRequests`); a job waiting, running, delayed or completed
  * is left alone. The producer shares a fail-fast connection: when Redis is down `enqueue` rejects at once
  * instead of queueing in memory.
  */
@@ -55,7 +56,8 @@ export interface EnqueueHooks {
 /**
  * Whether a failed job runs again when its decision is made again: yes if its attempts ran out (the venue
  * stayed down, or its answers could not be used); not if it failed unrecoverably before that (the venue
- * refused the request, the payload was invalid, or it needs an operator), which would fail the same way.
+ * refused the request, the payload was invalid, or it needs an operator, e.g. its venue URL redirects),
+ * which would fail the same way.
  */
 export function retriesOnRedecision(job: Job): boolean {
   if (job.failedReason?.startsWith(NEEDS_OPERATOR)) return false;
@@ -92,8 +94,8 @@ export class ActionProducer {
 
   /**
    * Enqueue a validated job; `created` is false when a job with that id already existed, `retried` true
-   * when that job had failed for good and runs again (see `retriesOnRedecision`; its payload is kept, so
-   * the venue gets the same request under the same key).
+   * when that job had failed for good and runs again (see `retriesOnRedecision`; its payload is kept,
+   * and the worker sends the request it kept for the job, so the venue gets the same body under the same key).
    */
   async enqueue(job: ActionJob, hooks: EnqueueHooks = {}): Promise<EnqueueResult> {
     const data = job.kind === 'restrict' ? RestrictJobSchema.parse(job) : ExecutionJobSchema.parse(job);

@@ -10,7 +10,9 @@
  * an unknown outcome, retried under the same idempotency key, and so is a request that may have reached the
  * venue without an answer (a timeout, a connection reset after sending): its reservation is kept too. Fills
  * the log cannot take (invalid, or refused by it) fail the job at once for an operator (`NEEDS_OPERATOR`),
- * audited.
+ * audited. The request sent under a job's key is built once and kept before it is first sent
+ * (`SentRequests`): every retry sends the same bytes. A redirect (3xx) from the venue's endpoint is not
+ * followed: the job fails at once for an operator, its reservation kept.
  * `restrict` jobs set or lift an account's reduce-only restriction at the venue, newest version only: a job
  * older than the evaluator's latest change for the account, or than the last version applied, is skipped
  * as superseded (and the venue ignores older versions itself, for the race between two workers).
@@ -30,12 +32,21 @@ import { Reservations } from '../state/reservations.js';
 import type { RestrictionStore } from '../state/restrictions.js';
 import type { RiskStore } from '../state/risk-store.js';
 import {
+  type ExecutionRequest,
   type ExecutionVenue,
+  type RestrictionRequest,
   type VenueFill,
   VenueOutcomeUnknownError,
+  VenueRedirectError,
   VenueRejectedError,
 } from '../venue/types.js';
-import { type ExecutedAnswer, type ExecutionRecord, ExecutionRecords } from './execution-record.js';
+import {
+  type ExecutedAnswer,
+  type ExecutionRecord,
+  ExecutionRecords,
+  type SentRequest,
+  SentRequests,
+} from './execution-record.js';
 import {
   type ExecutionJob,
   ExecutionJobSchema,
@@ -103,6 +114,7 @@ export interface RestrictOutcome {
 
 /** The `restrict` processor: validate, skip if superseded, tell the venue, record the applied version. */
 export function makeRestrictProcessor(deps: WorkerDeps) {
+  const sent = new SentRequests(deps.redis, deps.keys);
   return async (job: Job): Promise<RestrictOutcome> => {
     const parsed = RestrictJobSchema.safeParse(job.data);
     if (!parsed.success) throw invalid(parsed.error);
@@ -128,19 +140,29 @@ export function makeRestrictProcessor(deps: WorkerDeps) {
       });
       return { ...base, skipped: why, applied: false };
     }
+    const built: RestrictionRequest = {
+      idempotencyKey: expectedId,
+      account: data.account,
+      reduceOnly: data.reduceOnly,
+      version: data.version,
+      epoch: data.epoch,
+      decidedAt: data.decidedAt,
+      reason: data.reason,
+    };
+    // kept before it is first sent; every retry sends the kept bytes (nothing is sent if it cannot be kept)
+    const kept = await sent.keep(expectedId, built, deps.venue.restrictionBody?.(built) ?? null);
+    const req = kept.request;
+    if (req.account !== data.account || req.version !== data.version || req.reduceOnly !== data.reduceOnly)
+      throw new UnrecoverableError(
+        `the request kept for ${expectedId} is for ${req.account} version ${req.version}, not this job's: nothing sent`,
+      );
     let result: Awaited<ReturnType<ExecutionVenue['setReduceOnly']>>;
     try {
-      result = await deps.venue.setReduceOnly({
-        idempotencyKey: expectedId,
-        account: data.account,
-        reduceOnly: data.reduceOnly,
-        version: data.version,
-        epoch: data.epoch,
-        decidedAt: data.decidedAt,
-        reason: data.reason,
-      });
+      result = await deps.venue.setReduceOnly(req, kept.body ?? undefined);
     } catch (e) {
       if (e instanceof VenueRejectedError) throw new UnrecoverableError(e.message);
+      // a misconfigured venue URL: for an operator, not retried (nor by a later decision)
+      if (e instanceof VenueRedirectError) throw new UnrecoverableError(`${NEEDS_OPERATOR}${e.message}`);
       throw e;
     }
     await deps.restrictions.markApplied(data.account, data.version);
@@ -265,9 +287,12 @@ export function makeProcessor(deps: WorkerDeps) {
 }
 
 /**
- * Reserve, then ask the venue; the answer is kept before anything else is written. Skipped when the
- * decision is stale or the position of its epoch is already closed, unless the venue answered 2xx before
- * (an unknown outcome: asked again under the same idempotency key, with the same reservation).
+ * Reserve, keep the request, then send it; the answer is kept before anything else is written. Skipped when
+ * the decision is stale or the position of its epoch is already closed, unless the venue answered 2xx before
+ * (an unknown outcome: asked again under the same idempotency key, with the same reservation). The request
+ * (orders, event time, market inputs, the venue's body) is built once per job and kept (`SentRequests`)
+ * before it is first sent; every later attempt sends the kept one as it is, so the venue never sees two
+ * bodies under one key. If it cannot be kept, nothing is sent (the attempt fails and is retried).
  */
 async function execute(
   deps: WorkerDeps,
@@ -290,6 +315,83 @@ async function execute(
         ),
       };
   }
+  const sent = new SentRequests(deps.redis, deps.keys);
+  const kept = await sent.get<ExecutionRequest>(jobId);
+  const ready = kept
+    ? await reserveKept(deps, data, jobId, kept, answeredBefore)
+    : await buildRequest(deps, sent, data, jobId);
+  if ('skipped' in ready) return ready;
+  const { request, body } = ready;
+  let result: Awaited<ReturnType<ExecutionVenue['execute']>>;
+  try {
+    result = await deps.venue.execute(request, body);
+  } catch (e) {
+    if (e instanceof VenueOutcomeUnknownError) {
+      // the venue took the request, or may have (sent, no answer): keep the reservation, and retry (the
+      // venue answers the same execution)
+      if (e.answered) await records.answeredUnknown(jobId, e.message);
+      else await records.sentUnanswered(jobId, e.message);
+      await deps.audit.append('failure', data.account, jobId, {
+        kind: data.kind,
+        epoch: data.epoch,
+        attempt,
+        outcome: 'unknown',
+        reason: e.message,
+        granted: request.orders,
+        reservation: e.answered ? KEPT_ANSWERED : KEPT_UNANSWERED,
+      });
+      throw e;
+    }
+    if (e instanceof VenueRedirectError) {
+      // a misconfigured venue URL: not retried (the same key would get the same redirect), not retried by a
+      // later decision either (NEEDS_OPERATOR). The reservation is kept, not released as after a refusal: a
+      // refusal says the venue did not execute, a redirect does not (a 303 is how an endpoint commonly
+      // answers a POST it has processed), so the position may be reduced already, as after an unknown
+      // outcome; releasing it could let another job of the epoch close that share again.
+      await records.redirected(jobId, e.message);
+      await deps.audit.append('failure', data.account, jobId, {
+        kind: data.kind,
+        epoch: data.epoch,
+        attempt,
+        outcome: 'needs-operator',
+        reason: e.message,
+        status: e.status,
+        location: e.location,
+        granted: request.orders,
+        reservation: KEPT_REDIRECTED,
+      });
+      throw new UnrecoverableError(`${NEEDS_OPERATOR}${e.message}`);
+    }
+    if (e instanceof VenueRejectedError && !answeredBefore) throw new UnrecoverableError(e.message);
+    throw e;
+  }
+  const contractSize: Record<string, number> = {};
+  for (const s of new Set(request.orders.map((o) => o.symbol)))
+    contractSize[s] = request.market[s]?.contractSize ?? 1;
+  const answer: ExecutedAnswer = {
+    venue: result.venue,
+    fills: result.fills,
+    granted: request.orders,
+    eventTime: request.decidedAt,
+    contractSize,
+  };
+  if (result.reference) answer.reference = result.reference;
+  await records.answeredWith(jobId, answer);
+  return { answer };
+}
+
+type Ready = { request: ExecutionRequest; body: string | undefined } | { skipped: JobOutcome };
+
+/**
+ * The first attempt of a job: reserve, build the request from the latest market inputs and keep it (with
+ * the venue's body for it) before anything is sent.
+ */
+async function buildRequest(
+  deps: WorkerDeps,
+  sent: SentRequests,
+  data: ExecutionJob,
+  jobId: string,
+): Promise<Ready> {
   const grants = await new Reservations(deps.redis, deps.keys).reserve(
     data.account,
     data.epoch,
@@ -306,53 +408,85 @@ async function execute(
   const symbols = [...new Set(orders.map((o) => o.symbol))];
   const latest = await readMarket(deps.redis, deps.keys, symbols);
   const market = { ...data.market };
-  let eventTime = data.decidedAt;
+  let eventTime = data.decidedAt; // ms
   for (const [s, m] of Object.entries(latest)) {
     market[s] = m.input;
     eventTime = Math.max(eventTime, m.ts);
   }
-  let result: Awaited<ReturnType<ExecutionVenue['execute']>>;
-  try {
-    result = await deps.venue.execute({
-      idempotencyKey: jobId,
-      kind: data.kind,
-      account: data.account,
-      orders,
-      decidedAt: eventTime,
-      market,
-    });
-  } catch (e) {
-    if (e instanceof VenueOutcomeUnknownError) {
-      // the venue took the request, or may have (sent, no answer): keep the reservation, and retry (the
-      // venue answers the same execution)
-      if (e.answered) await records.answeredUnknown(jobId, e.message);
-      else await records.sentUnanswered(jobId, e.message);
-      await deps.audit.append('failure', data.account, jobId, {
-        kind: data.kind,
-        epoch: data.epoch,
-        attempt,
-        outcome: 'unknown',
-        reason: e.message,
-        granted: orders,
-        reservation: e.answered ? KEPT_ANSWERED : KEPT_UNANSWERED,
-      });
-      throw e;
-    }
-    if (e instanceof VenueRejectedError && !answeredBefore) throw new UnrecoverableError(e.message);
-    throw e;
-  }
-  const contractSize: Record<string, number> = {};
-  for (const s of symbols) contractSize[s] = market[s]?.contractSize ?? 1;
-  const answer: ExecutedAnswer = {
-    venue: result.venue,
-    fills: result.fills,
-    granted: orders,
-    eventTime,
-    contractSize,
+  const built: ExecutionRequest = {
+    idempotencyKey: jobId,
+    kind: data.kind,
+    account: data.account,
+    orders,
+    decidedAt: eventTime,
+    market,
   };
-  if (result.reference) answer.reference = result.reference;
-  await records.answeredWith(jobId, answer);
-  return { answer };
+  // an attempt running concurrently (a stalled job picked up twice) may have kept its request first: the
+  // same grants (one reservation per job), and the kept one is the one sent
+  const kept = await sent.keep(jobId, built, deps.venue.executionBody?.(built) ?? null);
+  return { request: kept.request, body: kept.body ?? undefined };
+}
+
+/**
+ * A later attempt: the kept request is sent again as it is, under the reservation of exactly its orders.
+ * Its reservation is held from the first grant until the job fails for good having never possibly
+ * executed; only then (a failed job run again on a new decision) can another job of the epoch have
+ * reserved part of it meanwhile. The kept request is then not covered and is not sent, nor changed under
+ * the same key: what was granted now is given back and the attempt fails (retried; once the attempts run
+ * out, a new decision runs the job again, which finds it stale once the other job's fills moved the epoch).
+ */
+async function reserveKept(
+  deps: WorkerDeps,
+  data: ExecutionJob,
+  jobId: string,
+  kept: SentRequest<ExecutionRequest>,
+  answeredBefore: boolean,
+): Promise<Ready> {
+  const req = kept.request;
+  const mismatch = keptMismatch(data, jobId, req);
+  if (mismatch) throw new UnrecoverableError(`the request kept for ${jobId} ${mismatch}: nothing sent`);
+  const reservations = new Reservations(deps.redis, deps.keys);
+  const grants = await reservations.reserve(
+    data.account,
+    data.epoch,
+    jobId,
+    req.orders.map((o) => ({
+      symbol: o.symbol,
+      qty: o.qty,
+      // contracts: |position| at the epoch, of the job's order of that symbol
+      cap: Math.abs(data.orders.find((d) => d.symbol === o.symbol)?.positionQty ?? 0),
+    })),
+  );
+  const short = req.orders.flatMap((o, i) =>
+    (grants[i] ?? 0) < o.qty ? [`${o.symbol} ${grants[i] ?? 0} < ${o.qty}`] : [],
+  );
+  // after an answer or a request sent unanswered the reservation was never given back: it still covers
+  // the request (short only if it expired, KEEP_MS after the first grant), and the kept request is the one
+  // the venue may have executed, so it is sent again whatever the grant
+  if (short.length > 0 && !answeredBefore) {
+    await reservations.release(
+      data.account,
+      data.epoch,
+      jobId,
+      data.orders.map((o) => o.symbol),
+    );
+    throw new Error(
+      `the request first sent under ${jobId} is no longer covered by its reservation (contracts granted < sent: ${short.join(', ')}; another job of epoch ${data.epoch} reserved part of the position since): not sent again, nor changed under the same key`,
+    );
+  }
+  return { request: req, body: kept.body ?? undefined };
+}
+
+/** Why a kept request is not this job's (a payload changed under a job id), or undefined. */
+function keptMismatch(data: ExecutionJob, jobId: string, req: ExecutionRequest): string | undefined {
+  if (req.idempotencyKey !== jobId || req.kind !== data.kind || req.account !== data.account)
+    return `is for ${req.kind} ${req.account} under key ${req.idempotencyKey}, not this job's`;
+  if (!Array.isArray(req.orders) || req.orders.length === 0) return 'has no orders';
+  const bad = req.orders.find(
+    (o) => !data.orders.some((d) => d.symbol === o.symbol && d.side === o.side && o.qty <= d.qty),
+  );
+  if (bad) return `orders ${bad.side} ${bad.qty} ${bad.symbol}, which this job's payload does not`;
+  return undefined;
 }
 
 type RecordedFill = { ok: true; event: FillEvent } | { ok: false; why: string };
@@ -425,6 +559,9 @@ async function needsOperator(
 const KEPT_ANSWERED = 'kept: the venue answered 2xx';
 /** ... or because a request was sent and not answered (timeout, connection reset) */
 const KEPT_UNANSWERED = 'kept: the request may have reached the venue, no answer (outcome unknown)';
+/** ... or because the venue's endpoint answered a redirect (3xx), not followed */
+const KEPT_REDIRECTED =
+  'kept: the venue answered a redirect (3xx), not followed; it may have acted on the request (needs an operator)';
 
 /**
  * A job that failed for good: its reservation goes back unless the venue answered 2xx to it or a request
@@ -438,7 +575,8 @@ async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Er
   if (typeof data.account === 'string' && typeof data.epoch === 'number' && Array.isArray(data.orders)) {
     try {
       const rec = await new ExecutionRecords(deps.redis, deps.keys).get(jobId);
-      if (rec.answeredAt !== undefined) reservation = rec.unanswered ? KEPT_UNANSWERED : KEPT_ANSWERED;
+      if (rec.answeredAt !== undefined)
+        reservation = rec.redirected ? KEPT_REDIRECTED : rec.unanswered ? KEPT_UNANSWERED : KEPT_ANSWERED;
       else {
         await new Reservations(deps.redis, deps.keys).release(
           data.account,

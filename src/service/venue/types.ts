@@ -65,9 +65,20 @@ export interface RestrictionResult {
 
 export interface ExecutionVenue {
   readonly name: string;
-  execute(req: ExecutionRequest): Promise<ExecutionResult>;
-  /** restrict an account to reduce-only, or lift it */
-  setReduceOnly(req: RestrictionRequest): Promise<RestrictionResult>;
+  /**
+   * Execute `req`. A venue that sends a body sends `body` when given (the bytes kept from the first
+   * attempt under this idempotency key, see `executionBody`), else the body of `req`.
+   */
+  execute(req: ExecutionRequest, body?: string): Promise<ExecutionResult>;
+  /** restrict an account to reduce-only, or lift it (`body` as for `execute`) */
+  setReduceOnly(req: RestrictionRequest, body?: string): Promise<RestrictionResult>;
+  /**
+   * The exact bytes this venue sends for `req` (venues that send a body). The worker keeps them before the
+   * first send and passes them to every later attempt under the same idempotency key.
+   */
+  executionBody?(req: ExecutionRequest): string;
+  /** the same for a restriction */
+  restrictionBody?(req: RestrictionRequest): string;
   close?(): Promise<void>;
 }
 
@@ -75,6 +86,26 @@ export interface ExecutionVenue {
 export class VenueRejectedError extends Error {
   readonly code = 'VENUE_REJECTED';
   override name = 'VenueRejectedError';
+}
+
+/**
+ * The venue's endpoint answered a redirect (3xx). It is never followed: a POST to an execution endpoint
+ * must not be replayed to another URL. A configuration error, not retried: the job fails for an operator.
+ * The endpoint answered, and what it did is not known (a 303 is the usual answer of an endpoint that has
+ * processed a POST), so the job keeps its reservation.
+ */
+export class VenueRedirectError extends Error {
+  readonly code = 'VENUE_REDIRECT';
+  override name = 'VenueRedirectError';
+  constructor(
+    message: string,
+    /** the HTTP status, 300-399 */
+    readonly status: number,
+    /** the Location header, if any */
+    readonly location: string | null,
+  ) {
+    super(message);
+  }
 }
 
 /** The venue could not be reached or failed transiently: the job is retried with backoff. */

@@ -7,7 +7,10 @@
  * `{fills: [...]}`, a timeout, and a connection reset or closed once the request may have been sent are an
  * unknown outcome (the venue may have executed): retried too, under the same key, so the venue answers with
  * that execution. A fill without `ts` is stamped with the request's event time (`decidedAt`), never this
- * process's clock.
+ * process's clock. Redirects are not followed (a POST to an execution endpoint is never replayed to another
+ * URL): any 3xx throws VenueRedirectError, a configuration error the job fails with for an operator.
+ * The body is a pure function of the request (`executionBody`, `restrictionBody`); the worker keeps the
+ * bytes of the first attempt and passes them to every retry, so one idempotency key always carries one body.
  *
  * Reduce-only restrictions go to the same endpoint, signed the same way, as
  * `{kind: 'restrict', idempotencyKey, account, reduceOnly, version, epoch, decidedAt, reason}`; any 2xx
@@ -23,6 +26,7 @@ import {
   type RestrictionRequest,
   type RestrictionResult,
   VenueOutcomeUnknownError,
+  VenueRedirectError,
   VenueRejectedError,
   VenueUnavailableError,
 } from './types.js';
@@ -75,7 +79,8 @@ const NOT_SENT_CODES = new Set([
  * Whether a failed fetch may have delivered the request. A timeout (AbortSignal: it cannot tell whether
  * the request went out) or a socket error with any other code (ECONNRESET, EPIPE, ETIMEDOUT,
  * UND_ERR_SOCKET, ...) may have: the venue may have executed. fetch's own refusals before connecting (a
- * blocked port, a bad URL) carry no code: not sent.
+ * blocked port, a bad URL) carry no code: not sent. (fetch's "redirect count exceeded", also without a code
+ * but after sending, cannot arise: redirects are not followed.)
  */
 export function mayHaveSent(e: unknown): boolean {
   const name = (e as { name?: unknown } | null)?.name;
@@ -110,8 +115,8 @@ export class WebhookVenue implements ExecutionVenue {
   readonly name = 'webhook';
   constructor(private readonly opts: WebhookVenueOptions) {}
 
-  async setReduceOnly(req: RestrictionRequest): Promise<RestrictionResult> {
-    const body = JSON.stringify({
+  restrictionBody(req: RestrictionRequest): string {
+    return JSON.stringify({
       kind: 'restrict',
       idempotencyKey: req.idempotencyKey,
       account: req.account,
@@ -121,6 +126,9 @@ export class WebhookVenue implements ExecutionVenue {
       decidedAt: req.decidedAt,
       reason: req.reason,
     });
+  }
+
+  async setReduceOnly(req: RestrictionRequest, body = this.restrictionBody(req)): Promise<RestrictionResult> {
     const text = await this.post(req.idempotencyKey, body, 'restriction');
     let answer: z.infer<typeof RestrictAnswerSchema> = {};
     try {
@@ -137,7 +145,8 @@ export class WebhookVenue implements ExecutionVenue {
    * POST a signed body. Transient failures before anything was sent (and a venue's own 5xx, 408, 429) throw
    * VenueUnavailableError, refusals VenueRejectedError; a failure once the request may have been sent (a
    * timeout, a reset connection, a gateway's 502 or 504, a 2xx whose body cannot be read) throws
-   * VenueOutcomeUnknownError (`answered` false without a 2xx).
+   * VenueOutcomeUnknownError (`answered` false without a 2xx); a 3xx throws VenueRedirectError (not
+   * followed, so fetch never replays the POST elsewhere nor fails with "redirect count exceeded").
    */
   private async post(key: string, body: string, what: string): Promise<string> {
     const now = Date.now();
@@ -151,6 +160,8 @@ export class WebhookVenue implements ExecutionVenue {
           'x-preempt-signature': signWebhook(this.opts.secret, now, body),
         },
         body,
+        // never follow: a 307/308 would replay the POST to the Location, a 301/302/303 turn it into a GET
+        redirect: 'manual',
         signal: AbortSignal.timeout(this.opts.timeoutMs),
       });
     } catch (e) {
@@ -161,6 +172,15 @@ export class WebhookVenue implements ExecutionVenue {
           false,
         );
       throw new VenueUnavailableError(`webhook unreachable: ${why}`);
+    }
+    if (res.status >= 300 && res.status < 400) {
+      const location = res.headers.get('location');
+      await res.body?.cancel().catch(() => {});
+      throw new VenueRedirectError(
+        `webhook answered ${res.status} to the ${what}, a redirect to ${location === null ? '(no Location)' : JSON.stringify(location.slice(0, 300))}: not followed (a POST to an execution endpoint is never replayed elsewhere); the configured venue URL must be the endpoint itself`,
+        res.status,
+        location,
+      );
     }
     // a gateway's 502 or 504: the request may have reached the venue behind it, which may have executed it
     if (GATEWAY_UNKNOWN.has(res.status))
@@ -184,14 +204,18 @@ export class WebhookVenue implements ExecutionVenue {
     return text;
   }
 
-  async execute(req: ExecutionRequest): Promise<ExecutionResult> {
-    const body = JSON.stringify({
+  executionBody(req: ExecutionRequest): string {
+    return JSON.stringify({
       idempotencyKey: req.idempotencyKey,
       kind: req.kind,
       account: req.account,
-      orders: req.orders.map((o) => ({ ...o, reduceOnly: true })),
+      orders: req.orders.map((o) => ({ symbol: o.symbol, side: o.side, qty: o.qty, reduceOnly: true })),
       decidedAt: req.decidedAt,
     });
+  }
+
+  /** `body`: the bytes kept from the first attempt under this key (they must encode `req`) */
+  async execute(req: ExecutionRequest, body = this.executionBody(req)): Promise<ExecutionResult> {
     const text = await this.post(req.idempotencyKey, body, 'reduction');
     let parsed: z.infer<typeof AnswerSchema>;
     try {
