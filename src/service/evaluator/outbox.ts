@@ -2,8 +2,9 @@
  * What one evaluation step must write: risk views, jobs (with their decision or restriction audit), the
  * restriction records, settlement audits, market inputs, and the entries to acknowledge last. A write that fails leaves the rest in the outbox
  * for the next attempt; every write is idempotent (views overwrite, jobs have fixed ids, a job's audit entry
- * is written once per job id whichever attempt created the job, acks repeat). A decision made again for a
- * job that failed for good retries it (see `ActionProducer.enqueue`), audited and counted.
+ * is written once per job id whichever attempt created the job, a settlement's once per log entry, acks
+ * repeat), so also when two owners of a shard briefly overlap. A decision made again for a job that failed
+ * for good retries it (see `ActionProducer.enqueue`), audited and counted.
  */
 import type { Redis } from 'ioredis';
 import type { RiskView } from '../api/schemas.js';
@@ -17,6 +18,8 @@ import type { RestrictionRecord, RestrictionStore } from '../state/restrictions.
 import type { RiskStore } from '../state/risk-store.js';
 
 export interface SettledAudit {
+  /** the log entry of the fill: a settlement is audited once per entry, whichever owner applies it */
+  entry: string;
   account: string;
   jobId: string;
   data: Record<string, unknown>;
@@ -118,7 +121,9 @@ export class Outbox {
     }
     while (this.settled.length > 0) {
       const a = this.settled[0] as SettledAudit;
-      await d.audit.append('settled', a.account, a.jobId, a.data);
+      // once per log entry: an owner taking over re-applies the entries after the committed one, and a
+      // previous owner may still be writing the same ones (two fills of one job are two entries)
+      await d.audit.appendOnce(`settled:${a.entry}`, 'settled', a.account, a.jobId, a.data);
       this.settled.shift();
     }
     if (this.market.size > 0) {

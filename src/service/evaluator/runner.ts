@@ -420,6 +420,7 @@ export class ShardRunner {
       if (effects && jobId) {
         const m = this.state.pipeline.book.snapshot(r.account);
         this.outbox.settled.push({
+          entry: id,
           account: r.account,
           jobId,
           data: {
