@@ -2,8 +2,11 @@
  * What one evaluation step must write: risk views, jobs (with their decision or restriction audit), the
  * restriction records, settlement audits, market inputs, and the entries to acknowledge last. A write that fails leaves the rest in the outbox
  * for the next attempt; every write is idempotent (views overwrite, jobs have fixed ids, a job's audit entry
- * is written once per job id whichever attempt created the job, acks repeat). A decision made again for a
- * job that failed for good retries it (see `ActionProducer.enqueue`), audited and counted.
+ * is written once per job id whichever attempt created the job, a settlement's once per log entry, acks
+ * repeat), so also when two owners of a shard briefly overlap. A decision made again for a job that failed
+ * for good retries it (see `ActionProducer.enqueue`), audited and counted. Views are written under the
+ * shard's lease when the runner has one: a runner that lost it writes none (`LeaseLostError`), so a stale
+ * view never replaces the new owner's.
  */
 import type { Redis } from 'ioredis';
 import type { RiskView } from '../api/schemas.js';
@@ -14,12 +17,21 @@ import type { AuditLog } from '../state/audit.js';
 import type { Keyspace } from '../state/keys.js';
 import { type MarketRecord, writeMarket } from '../state/market.js';
 import type { RestrictionRecord, RestrictionStore } from '../state/restrictions.js';
-import type { RiskStore } from '../state/risk-store.js';
+import type { RiskStore, WriteFence } from '../state/risk-store.js';
 
 export interface SettledAudit {
+  /** the log entry of the fill: a settlement is audited once per entry, whichever owner applies it */
+  entry: string;
   account: string;
   jobId: string;
   data: Record<string, unknown>;
+}
+
+/** A fenced write was refused: the shard's lease holds another value (taken over) or none (expired). */
+export class LeaseLostError extends Error {
+  constructor(shard: number) {
+    super(`shard ${shard}: the lease is no longer held; results not written`);
+  }
 }
 
 export interface OutboxDeps {
@@ -40,6 +52,8 @@ export interface ShardProgress {
   lastEntryId: string;
   /** ms, event time */
   clock: number;
+  /** the shard's lease as this runner holds it; none: views are written unfenced */
+  fence?: WriteFence;
 }
 
 /** The audit entry of a job's decision (`decision`) or restriction change (`restriction`). */
@@ -85,7 +99,8 @@ export class Outbox {
 
   async flush(d: OutboxDeps, progress: ShardProgress): Promise<void> {
     if (this.views.size > 0) {
-      await d.store.write(progress.shard, [...this.views.values()]);
+      if (!(await d.store.write(progress.shard, [...this.views.values()], progress.fence)))
+        throw new LeaseLostError(progress.shard);
       this.views.clear();
     }
     while (this.jobs.length > 0) {
@@ -118,7 +133,9 @@ export class Outbox {
     }
     while (this.settled.length > 0) {
       const a = this.settled[0] as SettledAudit;
-      await d.audit.append('settled', a.account, a.jobId, a.data);
+      // once per log entry: an owner taking over re-applies the entries after the committed one, and a
+      // previous owner may still be writing the same ones (two fills of one job are two entries)
+      await d.audit.appendOnce(`settled:${a.entry}`, 'settled', a.account, a.jobId, a.data);
       this.settled.shift();
     }
     if (this.market.size > 0) {

@@ -11,7 +11,9 @@
  * on from there with effects: entries after it are re-processed with their effects (job ids, decision
  * epochs and restriction versions make that safe, also while a previous owner is finishing its step).
  * Before each read and each write of results it checks that it still holds the shard's lease (`fence`):
- * a runner that lost it stops at once and leaves its step to the new owner.
+ * a runner that lost it stops at once and leaves its step to the new owner. Its views are written in one
+ * script with a check of the lease value (`leaseValue`), so a runner paused between that check and its write
+ * never replaces the new owner's views: the write is refused and the runner stops the same way.
  *
  * The restriction follows the committed decisions (`Decision.reduceOnly`); a flat account is no longer
  * scored, so its lift comes from a sweep in event time (`ShardState.sweep`, after every applied entry):
@@ -41,7 +43,7 @@ import {
 import type { Keyspace } from '../state/keys.js';
 import type { RestrictionStore } from '../state/restrictions.js';
 import type { RiskStore } from '../state/risk-store.js';
-import { Outbox } from './outbox.js';
+import { LeaseLostError, Outbox } from './outbox.js';
 import { type Evaluation, type RestrictionChange, ShardState } from './shard-state.js';
 import { executionJob, restrictionRecord, restrictJob, riskView } from './views.js';
 
@@ -72,6 +74,11 @@ export interface RunnerDeps {
   explainCap?: number;
   /** whether this runner still holds the shard's lease (none: always) */
   fence?: () => Promise<boolean>;
+  /**
+   * the value of the shard's lease this runner was started under: views are written only while the lease
+   * holds it, checked in the same script as the write (none: unfenced)
+   */
+  leaseValue?: string;
 }
 
 type Entry = [id: string, fields: string[]];
@@ -331,6 +338,10 @@ export class ShardRunner {
         this.d.metrics.evalLag.set({ shard: String(this.d.shard) }, this.lagMs / 1000);
         this.succeeded();
       } catch (e) {
+        if (e instanceof LeaseLostError) {
+          this.lostLease();
+          break;
+        }
         await this.failed(stage, e as Error);
       }
     }
@@ -420,6 +431,7 @@ export class ShardRunner {
       if (effects && jobId) {
         const m = this.state.pipeline.book.snapshot(r.account);
         this.outbox.settled.push({
+          entry: id,
           account: r.account,
           jobId,
           data: {
@@ -569,6 +581,9 @@ export class ShardRunner {
       consumer: this.d.consumer,
       lastEntryId: this.lastApplied,
       clock: this.state.clock,
+      ...(this.d.leaseValue !== undefined
+        ? { fence: { key: this.d.keys.shardLease(this.d.shard), value: this.d.leaseValue } }
+        : {}),
     });
     if (compareIds(this.lastApplied, this.committed) <= 0) return;
     const { redis, keys } = this.d;
@@ -579,12 +594,17 @@ export class ShardRunner {
   /** False (and the runner stopping) once another process holds the shard's lease. */
   private async holdsLease(): Promise<boolean> {
     if (!this.d.fence || (await this.d.fence())) return true;
+    this.lostLease();
+    return false;
+  }
+
+  /** The lease is lost (seen by `fence`, or a fenced write refused): stop, leaving the step to the new owner. */
+  private lostLease(): void {
     this.leaseLost = true;
     this.stopping = true;
     this.d.log.warn(
       { shard: this.d.shard, lastEntryId: this.lastApplied, committed: this.committed },
       'lost the shard lease: stopping; the new owner goes on from the committed entry',
     );
-    return false;
   }
 }

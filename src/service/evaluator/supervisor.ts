@@ -96,6 +96,7 @@ export class EvaluatorSupervisor {
           consumer: owner,
           reader,
           fence: () => lease.holds(),
+          leaseValue: owner,
         });
         this.held.set(shard, { lease, runner, reader });
         this.d.log.info({ shard, lease: owner }, 'evaluating shard');

@@ -7,6 +7,23 @@ import type { Redis } from 'ioredis';
 import type { RiskView } from '../api/schemas.js';
 import { type Keyspace, shardOf } from './keys.js';
 
+/** A write under a fence happens only while `key` (a shard's lease) holds `value` (its writer's acquisition). */
+export interface WriteFence {
+  key: string;
+  value: string;
+}
+
+// KEYS: fence (lease), risk hash, at-risk set. ARGV: fence value, then per view: account, view JSON, pd to
+// list it at ('' = unlist). Returns 0, writing nothing, when the lease holds another value (or none).
+const WRITE_FENCED = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 3 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  if ARGV[i + 2] ~= '' then redis.call('ZADD', KEYS[3], ARGV[i + 2], ARGV[i])
+  else redis.call('ZREM', KEYS[3], ARGV[i]) end
+end
+return 1`;
+
 export class RiskStore {
   constructor(
     private readonly redis: Redis,
@@ -16,9 +33,25 @@ export class RiskStore {
     private readonly atRiskMinPd: number,
   ) {}
 
-  /** Write one shard's fresh views in one round trip. */
-  async write(shard: number, views: readonly RiskView[]): Promise<void> {
-    if (views.length === 0) return;
+  /**
+   * Write one shard's fresh views in one round trip; with a `fence`, atomically and only while the fence
+   * holds (false, nothing written, when it does not: a writer that lost the shard's lease never replaces
+   * the new owner's views).
+   */
+  async write(shard: number, views: readonly RiskView[], fence?: WriteFence): Promise<boolean> {
+    if (views.length === 0) return true;
+    if (fence) {
+      const argv: string[] = [fence.value];
+      for (const v of views)
+        argv.push(
+          v.account,
+          JSON.stringify(v),
+          v.pd !== null && v.pd >= this.atRiskMinPd ? String(v.pd) : '',
+        );
+      // the arguments as one array (a spread call overflows the stack with many views)
+      const keys = [fence.key, this.keys.risk(shard), this.keys.atRisk(shard)];
+      return Number(await this.redis.call('EVAL', [WRITE_FENCED, keys.length, ...keys, ...argv])) === 1;
+    }
     const multi = this.redis.multi();
     const hash: string[] = [];
     const listed: (string | number)[] = [];
@@ -32,6 +65,7 @@ export class RiskStore {
     if (listed.length > 0) multi.zadd(this.keys.atRisk(shard), ...listed);
     if (unlisted.length > 0) multi.zrem(this.keys.atRisk(shard), ...unlisted);
     await multi.exec();
+    return true;
   }
 
   async get(account: string): Promise<RiskView | undefined> {
