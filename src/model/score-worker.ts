@@ -1,7 +1,8 @@
 /**
  * A scoring worker thread: loads the model once, then answers `{id, matrix, rows}` with `{id, pd, input}`.
  * A transferred input buffer goes back with the result (the pool reuses it for the next slice); a matrix on
- * a SharedArrayBuffer is read in place and not sent back.
+ * a SharedArrayBuffer is read in place and not sent back. If this thread exits or crashes, the pool fails
+ * the slices it held and starts another.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Predictor } from './predictor.js';
@@ -18,7 +19,9 @@ const { modelDir } = workerData as { modelDir: string };
 
 try {
   const predictor = await Predictor.load(modelDir);
-  port.on('message', (req: Request) => {
+  port.on('message', (req: Request & { crashForTest?: boolean }) => {
+    // test hook (ScorePool.crashWorkerForTest): an uncaught error, as a bug in scoring would raise
+    if (req.crashForTest) throw new Error('score worker crash requested by a test');
     const owned = !(req.matrix.buffer instanceof SharedArrayBuffer);
     const input = owned ? req.matrix : undefined;
     const transfer = owned ? [req.matrix.buffer as ArrayBuffer] : [];

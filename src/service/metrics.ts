@@ -4,6 +4,7 @@
  * durations, restrictions applied and lifted, evaluation lag, and the model in use.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { scoreWorkerRestarts } from '../model/score-pool-stats.js';
 
 export interface ServiceMetrics {
   registry: Registry;
@@ -15,6 +16,7 @@ export interface ServiceMetrics {
   eventsRefused: Counter<'shard' | 'code'>;
   scoresComputed: Counter<'source'>;
   scoreFailures: Counter<'source' | 'stage'>;
+  scoreWorkerRestarts: Counter;
   pd: Histogram;
   decisions: Counter<'decision'>;
   jobsEnqueued: Counter<'queue'>;
@@ -85,6 +87,20 @@ export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics
       labelNames: ['source', 'stage'],
       registers: r,
     }),
+    scoreWorkerRestarts: (() => {
+      // the pools count process-wide; this registry reports those since it was created
+      let seen = scoreWorkerRestarts();
+      return new Counter({
+        name: 'preempt_score_worker_restarts_total',
+        help: 'score pool worker threads started to replace one that exited or crashed (the scoring calls it held failed)',
+        registers: r,
+        collect() {
+          const now = scoreWorkerRestarts();
+          if (now > seen) this.inc(now - seen);
+          seen = now;
+        },
+      });
+    })(),
     pd: new Histogram({
       name: 'preempt_pd',
       help: 'distribution of evaluated default probabilities',

@@ -10,11 +10,17 @@ import {
   FEATURE_NEUTRAL,
   FEATURE_SCHEMA_HASH,
 } from '../../src/features/schema.js';
-import { ModelHolder } from '../../src/service/model/holder.js';
+import type { PdScorer } from '../../src/model/types.js';
+import { configFor } from '../../src/service/config.js';
+import { createMetrics } from '../../src/service/metrics.js';
+import { ModelHolder, type ModelStatus } from '../../src/service/model/holder.js';
+import { modelHolderFor, startWorker } from '../../src/service/runtime.js';
 import { keyspace } from '../../src/service/state/keys.js';
 import { connect } from '../helpers/redis.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
-import { type Harness, logisticScorer, makeHarness, silent } from './harness.js';
+import { type Harness, logisticScorer, makeHarness, silent, testModelLoader } from './harness.js';
+import { faultyLoader, type ScorerFault } from './runner-kit.js';
+import { eventually } from './wait.js';
 
 const harnesses: Harness[] = [];
 afterAll(async () => {
@@ -174,6 +180,163 @@ describe('model endpoints', () => {
     expect(status.mode).toBe('model');
     expect(status.info?.schemaHash).toBe(FEATURE_SCHEMA_HASH);
     expect(status.error).toContain('another-hash');
+    await holder.close();
+  });
+});
+
+describe('model status while scoring fails', () => {
+  const vectors = [Array.from(FEATURE_NEUTRAL)];
+
+  it('reports rules-only with the error and since when, on /v1/model and /readyz, until a scoring works', async () => {
+    const fault: ScorerFault = { throwing: 'score worker 0 exited (code 1)' };
+    const h = await harness({ loader: faultyLoader(fault) });
+    const model = async () =>
+      (await (await h.call('GET', '/v1/model', { key: h.keys['score:read'] })).json()) as Record<
+        string,
+        unknown
+      >;
+    const t0 = Date.now();
+    expect((await h.call('POST', '/v1/score', { body: { vectors } })).status).toBe(500);
+    expect((await h.call('POST', '/v1/score', { body: { vectors } })).status).toBe(500);
+    const failing = await model();
+    expect(failing).toMatchObject({
+      mode: 'rules-only',
+      version: 'test@1', // still loaded: scored with again, and back to `model` once that works
+      error: 'scoring failed: score worker 0 exited (code 1)',
+      scoreError: { message: 'score worker 0 exited (code 1)', failures: 2 },
+    });
+    const since = (failing.scoreError as { since: number }).since;
+    expect(since).toBeGreaterThanOrEqual(t0);
+    expect(since).toBeLessThanOrEqual(Date.now());
+    const ready = await h.call('GET', '/readyz', { key: null });
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({
+      ready: false,
+      model: 'rules-only',
+      detail: { modelError: 'scoring failed: score worker 0 exited (code 1)' },
+    });
+    // bad input is refused before scoring: not a scoring failure, the count stays
+    expect((await h.call('POST', '/v1/score', { body: { vectors: [[1]] } })).status).toBe(400);
+    expect((await model()).scoreError).toMatchObject({ failures: 2, since });
+
+    fault.throwing = null;
+    expect((await h.call('POST', '/v1/score', { body: { vectors } })).status).toBe(200);
+    const recovered = await model();
+    expect(recovered).toMatchObject({ mode: 'model', version: 'test@1' });
+    expect(recovered).not.toHaveProperty('scoreError');
+    expect(recovered).not.toHaveProperty('error');
+    expect((await h.call('GET', '/readyz', { key: null })).status).toBe(200);
+  });
+
+  it('follows the evaluator: rules-only while its scoring throws, as its shard status says, then model', async () => {
+    const fault: ScorerFault = { throwing: 'no score worker is running' };
+    const h = await harness({ loader: faultyLoader(fault) });
+    const worker = await startWorker(h.config, {
+      log: silent,
+      model: h.model,
+      metrics: h.metrics,
+      tuning: { blockMs: 100 },
+    });
+    const post = async (body: unknown[]) =>
+      expect((await h.call('POST', '/v1/events', { key: h.keys['events:write'], body })).status).toBe(200);
+    try {
+      expect(h.model.status().mode).toBe('model');
+      await post([
+        instrument(),
+        mark(100, T0 + 1),
+        deposit('a', 1000, T0 + 2),
+        fill('a', 'buy', 1, 100, T0 + 3),
+      ]);
+      const shard = await eventually(
+        () => worker.supervisor.status()[0],
+        (s) => s?.scoreError !== undefined,
+        'the shard to decide rules-only',
+      );
+      expect(h.model.status()).toMatchObject({
+        mode: 'rules-only',
+        scoreError: { message: 'no score worker is running' },
+      });
+      expect(h.model.status().scoreError?.since).toBeLessThanOrEqual(shard?.scoreError?.since ?? 0);
+
+      fault.throwing = null;
+      await post([mark(101, T0 + 60_000)]);
+      await eventually(
+        () => worker.supervisor.status()[0],
+        (s) => s?.scoring === 'model',
+        'the shard to score again',
+      );
+      expect(h.model.status().mode).toBe('model');
+      expect(h.model.status().scoreError).toBeUndefined();
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('tells onChange of the switch both ways, and a reload starts clean', async () => {
+    const fault: ScorerFault = { throwing: 'boom' };
+    const changes: ModelStatus[] = [];
+    const holder = new ModelHolder('m', faultyLoader(fault), silent, undefined, (s) => changes.push(s));
+    await holder.reload();
+    const score = () => holder.use((s) => s.score(new Float32Array(FEATURE_NEUTRAL), 1));
+    await expect(score()).rejects.toThrow('boom');
+    await expect(score()).rejects.toThrow('boom');
+    expect(changes.map((c) => [c.mode, c.scoreError?.failures])).toEqual([
+      ['model', undefined],
+      ['rules-only', 1],
+    ]);
+    await holder.reload();
+    expect(holder.status()).toMatchObject({ mode: 'model' });
+    expect(holder.status().scoreError).toBeUndefined();
+    await expect(score()).rejects.toThrow('boom');
+    fault.throwing = null;
+    await expect(score()).resolves.toHaveLength(1);
+    expect(changes.map((c) => c.mode)).toEqual(['model', 'rules-only', 'model', 'rules-only', 'model']);
+    await holder.close();
+  });
+
+  it('shows the switch in preempt_model_info', async () => {
+    const fault: ScorerFault = { throwing: 'boom' };
+    const metrics = createMetrics();
+    const holder = modelHolderFor(configFor({}), silent, metrics, faultyLoader(fault));
+    await holder.reload();
+    const info = async () =>
+      (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('preempt_model_info'));
+    expect(await info()).toEqual(['preempt_model_info{version="test@1",backend="cpu",mode="model"} 1']);
+    await expect(holder.use((s) => s.score(new Float32Array(FEATURE_NEUTRAL), 1))).rejects.toThrow('boom');
+    expect(await info()).toEqual(['preempt_model_info{version="test@1",backend="cpu",mode="rules-only"} 1']);
+    fault.throwing = null;
+    await holder.use((s) => s.score(new Float32Array(FEATURE_NEUTRAL), 1));
+    expect(await info()).toEqual(['preempt_model_info{version="test@1",backend="cpu",mode="model"} 1']);
+    await holder.close();
+  });
+
+  it('ignores a failure of a model already replaced by a reload', async () => {
+    let fail: (e: Error) => void = () => {};
+    let n = 0;
+    const holder = new ModelHolder(
+      'm',
+      async (dir) => {
+        const base: PdScorer = await testModelLoader(dir);
+        const first = ++n === 1;
+        return {
+          ...base,
+          score: (m, rows) =>
+            first
+              ? new Promise<Float32Array>((_, reject) => {
+                  fail = reject;
+                })
+              : base.score(m, rows),
+        };
+      },
+      silent,
+    );
+    await holder.reload();
+    const old = holder.use((s) => s.score(new Float32Array(FEATURE_NEUTRAL), 1));
+    await holder.reload();
+    fail(new Error('the old pool was closed'));
+    await expect(old).rejects.toThrow('the old pool was closed');
+    expect(holder.status()).toMatchObject({ mode: 'model' });
+    expect(holder.status().scoreError).toBeUndefined();
     await holder.close();
   });
 });

@@ -17,7 +17,11 @@ export function modelView(s: ModelStatus) {
     featureNames: [...(s.info?.featureNames ?? [])],
     dir: s.dir,
   };
-  return s.error ? { ...view, error: s.error } : view;
+  return {
+    ...view,
+    ...(s.error ? { error: s.error } : {}),
+    ...(s.scoreError ? { scoreError: { ...s.scoreError } } : {}),
+  };
 }
 
 export function modelRoutes(model: ModelHolder, redis: Redis, keys: Keyspace) {
@@ -27,7 +31,7 @@ export function modelRoutes(model: ModelHolder, redis: Redis, keys: Keyspace) {
         method: 'get',
         path: '/v1/model',
         tag: 'model',
-        summary: 'The model in use (or rules-only, and why)',
+        summary: 'The model in use (or rules-only, and why: no model loaded, or its scoring is failing)',
         scope: 'score:read',
         responses: { 200: { description: 'model status', schema: ModelInfoSchema } },
       },

@@ -129,6 +129,7 @@ export const ScoreResponseSchema = z.object({
 });
 
 export const ModelInfoSchema = z.object({
+  /** rules-only: no model is loaded, or the latest scoring with the loaded one failed (`scoreError`) */
   mode: z.enum(['model', 'rules-only']),
   version: z.string().nullable(),
   schemaHash: z.string().nullable(),
@@ -136,8 +137,16 @@ export const ModelInfoSchema = z.object({
   backend: z.string().nullable(),
   featureNames: z.array(z.string()),
   dir: z.string(),
-  /** why the model is not in use, when it is not */
+  /** why the model is not in use (`scoring failed: ...` while scoring fails), or why the latest reload failed */
   error: z.string().optional(),
+  /** while scoring with the loaded model fails: until a scoring succeeds or a model is (re)loaded */
+  scoreError: z
+    .object({
+      message: z.string().describe('the latest failure'),
+      since: z.number().int().describe('epoch ms of the first failure in a row'),
+      failures: z.number().int().describe('scoring calls failed in a row'),
+    })
+    .optional(),
 });
 
 export const IngestQuerySchema = z.object({

@@ -2,17 +2,34 @@
  * The model a process scores with: loaded at boot from PREEMPT_MODEL_DIR, swapped atomically on reload
  * (in-flight calls finish on the old one, which is closed after), and absent without failing the
  * service: with no usable model preempt runs rules-only, visibly (`/v1/model`, `/readyz`, a metric).
+ * A loaded model whose scoring throws counts as not usable too: every `score()` made through `use()` is
+ * watched, and from a failure until a scoring succeeds (or a reload) the status is rules-only with the
+ * error, as the evaluator decides those rows rules-only.
  */
 import type { Logger } from 'pino';
 import type { ModelInfo, PdScorer } from '../../model/types.js';
 
 export type ScorerLoader = (dir: string) => Promise<PdScorer>;
 
+export interface ScoreFailure {
+  /** the latest failure's message */
+  message: string;
+  /** epoch ms of the first failure of this run */
+  since: number;
+  /** scoring calls that failed in a row */
+  failures: number;
+}
+
 export interface ModelStatus {
+  /** rules-only: no model loaded, or the latest scoring with it threw (`scoreError`) */
   mode: 'model' | 'rules-only';
+  /** the loaded model, if any (also while its scoring fails) */
   info: ModelInfo | undefined;
   dir: string;
+  /** why the model is not in use (load or scoring failure), or why the latest reload failed */
   error?: string;
+  /** set from a failed scoring with the loaded model until one succeeds or a model is (re)loaded */
+  scoreError?: ScoreFailure;
 }
 
 export class ModelUnavailableError extends Error {
@@ -37,6 +54,8 @@ export const defaultLoader: ScorerLoader = async (dir) => {
 
 interface Slot {
   scorer: PdScorer;
+  /** what `use()` hands out: `scorer`, with each `score()` outcome recorded */
+  watched: PdScorer;
   users: number;
   retired: boolean;
 }
@@ -44,6 +63,7 @@ interface Slot {
 export class ModelHolder {
   private slot: Slot | undefined;
   private error: string | undefined;
+  private scoreError: ScoreFailure | undefined;
   private loading: Promise<ModelStatus> | undefined;
 
   constructor(
@@ -57,11 +77,13 @@ export class ModelHolder {
 
   status(): ModelStatus {
     const s: ModelStatus = {
-      mode: this.slot ? 'model' : 'rules-only',
+      mode: this.slot && !this.scoreError ? 'model' : 'rules-only',
       info: this.slot?.scorer.info,
       dir: this.dir,
     };
-    if (this.error) s.error = this.error;
+    const error = this.scoreError ? `scoring failed: ${this.scoreError.message}` : this.error;
+    if (error) s.error = error;
+    if (this.scoreError) s.scoreError = { ...this.scoreError };
     return s;
   }
 
@@ -84,8 +106,11 @@ export class ModelHolder {
         );
       }
       const old = this.slot;
-      this.slot = { scorer, users: 0, retired: false };
+      const slot: Slot = { scorer, watched: scorer, users: 0, retired: false };
+      slot.watched = this.watch(slot);
+      this.slot = slot;
       this.error = undefined;
+      this.scoreError = undefined;
       if (old) this.retire(old);
       this.log.info({ version: scorer.info.version, backend: scorer.info.backend }, 'model loaded');
     } catch (e) {
@@ -100,18 +125,68 @@ export class ModelHolder {
     return status;
   }
 
+  /** `slot.scorer` with every `score()` outcome recorded (explain failures do not count: rows keep their pd). */
+  private watch(slot: Slot): PdScorer {
+    const raw = slot.scorer;
+    return {
+      get info() {
+        return raw.info;
+      },
+      score: async (matrix, rows) => {
+        let pd: Float32Array;
+        try {
+          pd = await raw.score(matrix, rows);
+        } catch (e) {
+          this.scored(slot, e instanceof Error ? e : new Error(String(e)));
+          throw e;
+        }
+        this.scored(slot, undefined);
+        return pd;
+      },
+      explain: (row, top) => raw.explain(row, top),
+      close: () => raw.close(),
+    };
+  }
+
+  private scored(slot: Slot, e: Error | undefined): void {
+    // a retired model's outcome says nothing of the one in use
+    if (slot !== this.slot) return;
+    const version = slot.scorer.info.version;
+    if (e) {
+      const was = this.scoreError;
+      this.scoreError = {
+        message: e.message,
+        since: was?.since ?? Date.now(),
+        failures: (was?.failures ?? 0) + 1,
+      };
+      if (was) return;
+      this.log.warn({ version, err: e.message }, 'scoring failed: rules-only until a scoring succeeds');
+      this.onChange?.(this.status());
+    } else if (this.scoreError) {
+      this.log.info(
+        { version, failures: this.scoreError.failures },
+        'scoring works again: the model is in use',
+      );
+      this.scoreError = undefined;
+      this.onChange?.(this.status());
+    }
+  }
+
   private retire(slot: Slot): void {
     slot.retired = true;
     if (slot.users === 0) void slot.scorer.close();
   }
 
-  /** Run `fn` with the current scorer (kept open until `fn` settles); undefined when rules-only. */
+  /**
+   * Run `fn` with the current scorer (kept open until `fn` settles); undefined when no model is loaded.
+   * A model whose scoring is failing is still used (the next success ends the failure).
+   */
   async use<T>(fn: (scorer: PdScorer) => Promise<T>): Promise<T | undefined> {
     const slot = this.slot;
     if (!slot) return undefined;
     slot.users++;
     try {
-      return await fn(slot.scorer);
+      return await fn(slot.watched);
     } finally {
       slot.users--;
       if (slot.retired && slot.users === 0) void slot.scorer.close();
