@@ -294,6 +294,32 @@ describe('model status while scoring fails', () => {
     await holder.close();
   });
 
+  it('probes a failing model itself, so a process without scoring traffic sees it recover', async () => {
+    const fault: ScorerFault = { throwing: 'boom' };
+    const changes: ModelStatus[] = [];
+    const holder = new ModelHolder('m', faultyLoader(fault), silent, undefined, (s) => changes.push(s), 20);
+    await holder.reload();
+    await expect(holder.use((s) => s.score(new Float32Array(FEATURE_NEUTRAL), 1))).rejects.toThrow('boom');
+    expect(holder.status().mode).toBe('rules-only');
+    // probes keep failing while the fault lasts: still rules-only, more failures counted
+    await eventually(
+      async () => holder.status().scoreError?.failures ?? 0,
+      (n) => n >= 3,
+      'the probe to score again',
+    );
+    expect(holder.status().mode).toBe('rules-only');
+    fault.throwing = null;
+    // no call from here: the probe alone brings the model back
+    await eventually(
+      async () => holder.status().mode,
+      (m) => m === 'model',
+      'the probe to clear the failure',
+    );
+    expect(holder.status().scoreError).toBeUndefined();
+    expect(changes.map((c) => c.mode)).toEqual(['model', 'rules-only', 'model']);
+    await holder.close();
+  });
+
   it('shows the switch in preempt_model_info', async () => {
     const fault: ScorerFault = { throwing: 'boom' };
     const metrics = createMetrics();

@@ -4,9 +4,12 @@
  * service: with no usable model preempt runs rules-only, visibly (`/v1/model`, `/readyz`, a metric).
  * A loaded model whose scoring throws counts as not usable too: every `score()` made through `use()` is
  * watched, and from a failure until a scoring succeeds (or a reload) the status is rules-only with the
- * error, as the evaluator decides those rows rules-only.
+ * error, as the evaluator decides those rows rules-only. While it is, the holder probes the model itself
+ * (one row of zeros every `probeMs`, 10 s), so a process that gets no scoring traffic (an API process its
+ * load balancer took out of rotation on the 503 of `/readyz`) still sees the model recover.
  */
 import type { Logger } from 'pino';
+import { FEATURE_COUNT } from '../../features/schema.js';
 import type { ModelInfo, PdScorer } from '../../model/types.js';
 
 export type ScorerLoader = (dir: string) => Promise<PdScorer>;
@@ -65,6 +68,7 @@ export class ModelHolder {
   private error: string | undefined;
   private scoreError: ScoreFailure | undefined;
   private loading: Promise<ModelStatus> | undefined;
+  private probe: NodeJS.Timeout | undefined;
 
   constructor(
     readonly dir: string,
@@ -73,6 +77,8 @@ export class ModelHolder {
     /** the feature schema hash this process computes; a model trained on another is refused */
     private readonly expectedSchemaHash?: string,
     private readonly onChange?: (status: ModelStatus) => void,
+    /** ms between the holder's own probes of a model whose scoring is failing */
+    private readonly probeMs = 10_000,
   ) {}
 
   status(): ModelStatus {
@@ -111,6 +117,7 @@ export class ModelHolder {
       this.slot = slot;
       this.error = undefined;
       this.scoreError = undefined;
+      this.stopProbe();
       if (old) this.retire(old);
       this.log.info({ version: scorer.info.version, backend: scorer.info.backend }, 'model loaded');
     } catch (e) {
@@ -161,6 +168,7 @@ export class ModelHolder {
       };
       if (was) return;
       this.log.warn({ version, err: e.message }, 'scoring failed: rules-only until a scoring succeeds');
+      this.startProbe(slot);
       this.onChange?.(this.status());
     } else if (this.scoreError) {
       this.log.info(
@@ -168,8 +176,29 @@ export class ModelHolder {
         'scoring works again: the model is in use',
       );
       this.scoreError = undefined;
+      this.stopProbe();
       this.onChange?.(this.status());
     }
+  }
+
+  /** Score one row of zeros through the watched scorer every `probeMs` until a scoring succeeds. */
+  private startProbe(slot: Slot): void {
+    this.stopProbe();
+    const timer = setInterval(() => {
+      if (slot !== this.slot || !this.scoreError) {
+        this.stopProbe();
+        return;
+      }
+      // the outcome is recorded by the watched scorer; a failure keeps the probe going
+      void this.use((s) => s.score(new Float32Array(FEATURE_COUNT), 1)).catch(() => {});
+    }, this.probeMs);
+    timer.unref();
+    this.probe = timer;
+  }
+
+  private stopProbe(): void {
+    if (this.probe) clearInterval(this.probe);
+    this.probe = undefined;
   }
 
   private retire(slot: Slot): void {
@@ -194,6 +223,7 @@ export class ModelHolder {
   }
 
   async close(): Promise<void> {
+    this.stopProbe();
     await this.loading;
     const slot = this.slot;
     this.slot = undefined;
