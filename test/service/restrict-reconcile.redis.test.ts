@@ -18,7 +18,7 @@ import { SimulatedVenue } from '../../src/service/venue/simulated.js';
 import { connect } from '../helpers/redis.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
 import { type Harness, makeHarness, silent } from './harness.js';
-import { allAudit, evaluatedToTail } from './settle.js';
+import { ALL_JOB_STATES, allAudit, evaluatedToTail } from './settle.js';
 import { eventually } from './wait.js';
 
 const MIN = 60_000; // ms
@@ -98,14 +98,7 @@ class Deployment {
 
   /** restrict jobs by id, with their payloads */
   async jobs(): Promise<Record<string, RestrictJob>> {
-    const all = await this.restrictQ.getJobs([
-      'waiting',
-      'prioritized',
-      'active',
-      'completed',
-      'failed',
-      'delayed',
-    ]);
+    const all = await this.restrictQ.getJobs([...ALL_JOB_STATES]);
     return Object.fromEntries(all.map((j) => [j.id as string, j.data as RestrictJob]));
   }
 

@@ -20,6 +20,7 @@ import { RestrictionStore } from '../../src/service/state/restrictions.js';
 import { RiskStore } from '../../src/service/state/risk-store.js';
 import { connect, deletePrefix, freshPrefix, redisUrl } from '../helpers/redis.js';
 import { silent } from './harness.js';
+import { ALL_JOB_STATES } from './settle.js';
 import { testModelLoader } from './test-model.js';
 
 /** What a switchable scorer does: `throwing` makes its `score()` throw (with this message). */
@@ -120,14 +121,7 @@ export async function runnerKit(
     },
     /** ids of the jobs in a queue, sorted */
     async jobIds(queue: 'liquidate' | 'deleverage' | 'restrict'): Promise<string[]> {
-      const jobs = await producer.queues[queue].getJobs([
-        'waiting',
-        'prioritized',
-        'active',
-        'completed',
-        'failed',
-        'delayed',
-      ]);
+      const jobs = await producer.queues[queue].getJobs([...ALL_JOB_STATES]);
       return jobs.map((j) => j.id as string).sort();
     },
     async metricsText(): Promise<string> {

@@ -10,6 +10,9 @@ import { AuditLog } from '../../src/service/state/audit.js';
 import { type Keyspace, keyspace } from '../../src/service/state/keys.js';
 import { eventually } from './wait.js';
 
+/** Every state a BullMQ job can be found in, for listing a queue's jobs whatever became of them. */
+export const ALL_JOB_STATES = ['waiting', 'prioritized', 'active', 'completed', 'failed', 'delayed'] as const;
+
 export class QueueHold {
   private readonly queues: Queue[];
   constructor(redis: Redis, prefix: string) {
