@@ -1,6 +1,9 @@
 /**
  * The latest market inputs per symbol (mark, top of book, contract parameters), written by the
- * evaluators and read by workers so that a job executes against the market at execution time.
+ * evaluators and read by workers so that a job executes against the market at execution time. Every shard
+ * writes the symbols it sees, each at its own point in the log (one may lag another, or be a previous owner
+ * finishing a step), so a record is replaced only by one at least as new in event time: the hash never goes
+ * back to an older mark.
  */
 import type { Redis } from 'ioredis';
 import { type MarketInput, MarketInputSchema } from '../queue/job.js';
@@ -18,10 +21,26 @@ export async function writeMarket(
   records: ReadonlyMap<string, MarketRecord>,
 ): Promise<void> {
   if (records.size === 0) return;
-  const flat: string[] = [];
-  for (const [symbol, r] of records) flat.push(symbol, JSON.stringify(r));
-  await redis.hset(keys.market, ...flat);
+  const argv: string[] = [];
+  for (const [symbol, r] of records) argv.push(symbol, String(r.ts), JSON.stringify(r));
+  await redis.call('EVAL', [WRITE_NEWER, 1, keys.market, ...argv]);
 }
+
+// KEYS: the market hash. ARGV: per symbol, its name, event time (ms) and record JSON. A symbol's record is
+// written unless the stored one is newer in event time (an unreadable stored record is replaced).
+const WRITE_NEWER = `
+for i = 1, #ARGV, 3 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local newer = true
+  if cur then
+    local ok, rec = pcall(cjson.decode, cur)
+    if ok and type(rec) == 'table' and type(rec.ts) == 'number' and rec.ts > tonumber(ARGV[i + 1]) then
+      newer = false
+    end
+  end
+  if newer then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+end
+return 1`;
 
 export async function readMarket(
   redis: Redis,
