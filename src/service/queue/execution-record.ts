@@ -179,14 +179,10 @@ export class ExecutionRecords {
     const legacy = await this.redis.get(this.legacyRequestKey(jobId));
     if (legacy === null) return false;
     const key = this.key(jobId);
-    check(
-      await this.redis
-        .multi()
-        .hsetnx(key, 'request', legacy)
-        .pexpire(key, KEEP_MS)
-        .del(this.legacyRequestKey(jobId))
-        .exec(),
-    );
+    // one key per transaction (the two are in different Redis Cluster slots); the old key is deleted only
+    // once the record holds a request (this one, or one kept before it)
+    check(await this.redis.multi().hsetnx(key, 'request', legacy).pexpire(key, KEEP_MS).exec());
+    await this.redis.del(this.legacyRequestKey(jobId));
     return true;
   }
 
