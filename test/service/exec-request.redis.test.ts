@@ -1,8 +1,11 @@
 /**
  * The request sent under an execution job's idempotency key, against a real Redis and a local HTTP venue:
  * every retry sends the first attempt's bytes (even when the market moved in between), nothing is sent
- * when the request cannot be kept, and a venue's redirect is never followed (the job fails for an
- * operator, its reservation kept).
+ * when the request cannot be kept, a job that failed for good with nothing executed runs again under a new
+ * key with a fresh request (never blocked by a kept request its reservation no longer covers), a Redis
+ * failure after the venue acted keeps the reservation (writes failed by an injected ExecutionRecords
+ * subclass), the record and kept request expire together, and a venue's redirect is never followed (the
+ * job fails for an operator, its reservation kept).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +13,12 @@ import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/service/metrics.js';
+import {
+  type ExecutedAnswer,
+  ExecutionRecords,
+  KEEP_MS,
+  type SentRequest,
+} from '../../src/service/queue/execution-record.js';
 import {
   type ExecutionJob,
   jobIdFor,
@@ -32,6 +41,7 @@ import { createRedis } from '../../src/service/state/redis.js';
 import { Reservations } from '../../src/service/state/reservations.js';
 import { RestrictionStore } from '../../src/service/state/restrictions.js';
 import { RiskStore } from '../../src/service/state/risk-store.js';
+import type { ExecutionRequest } from '../../src/service/venue/types.js';
 import { WebhookVenue } from '../../src/service/venue/webhook.js';
 import { connect, deletePrefix, freshPrefix, redisUrl } from '../helpers/redis.js';
 import { silent } from './harness.js';
@@ -62,6 +72,17 @@ function sampleJob(account: string, epoch: number): ExecutionJob {
       reasons: ['test'],
     },
     modelVersion: 'test@1',
+  };
+}
+
+/** LIQUIDATE of the whole position (10 contracts of BTC-PERP) at `epoch` */
+function liquidateJob(account: string, epoch: number): ExecutionJob {
+  const job = sampleJob(account, epoch);
+  return {
+    ...job,
+    kind: 'liquidate',
+    orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 10, notional: 1000, positionQty: 10 }],
+    decision: { ...job.decision, action: 'LIQUIDATE', rule: 'equity-below-mm' },
   };
 }
 
@@ -198,8 +219,9 @@ afterEach(async () => {
 });
 afterAll(() => admin.disconnect());
 
-function depsOf(url: string): WorkerDeps {
+function depsOf(url: string, records?: ExecutionRecords): WorkerDeps {
   return {
+    ...(records ? { records } : {}),
     connection: conn,
     redis,
     keys,
@@ -214,9 +236,9 @@ function depsOf(url: string): WorkerDeps {
   };
 }
 
-function start(url: string, attempts: number): ActionProducer {
+function start(url: string, attempts: number, records?: ExecutionRecords): ActionProducer {
   producer = new ActionProducer(redis, keys, { attempts, backoffMs: 5 });
-  running = startExecutionWorkers(depsOf(url));
+  running = startExecutionWorkers(depsOf(url, records));
   return producer;
 }
 
@@ -301,11 +323,11 @@ describe('the request sent under an idempotency key', () => {
     expect(await new RestrictionStore(redis, keys, 1).applied('r')).toBe(1);
   });
 
-  it('a failed reduction run again by a new decision sends its first body, and none while its reservation no longer covers it', async () => {
+  it('a reduction that failed for good, the venue having executed nothing, runs again on a new decision under a new key with a fresh request', async () => {
     await moveMarket(100, DECIDED_AT + 1_000);
     // the venue is briefly down (its own 503: not executed) for the first request, as the market moves
     const venue = await httpVenue(async (r, n, _req, res) => {
-      if (n === 0) {
+      if (n === 0 && !r.key.includes('#')) {
         await moveMarket(90, DECIDED_AT + 60_000);
         res.writeHead(503).end('busy');
         return;
@@ -315,53 +337,91 @@ describe('the request sent under an idempotency key', () => {
     const p = start(venue.url, 1);
     const job = sampleJob('acct', 1);
     const id = jobIdFor('deleverage', 'acct', 1);
-    const failedOnce = async (count: number) =>
-      eventually(
-        auditTrail,
-        (a) => a.filter((e) => e.kind === 'failure' && e.data.reservation === 'released').length === count,
-        `final failure ${count}`,
-      );
     await p.enqueue(job);
-    await failedOnce(1);
-    expect(await room('acct', 1)).toBe(10); // given back: the venue did not execute
-    // meanwhile another job of epoch 1 reserves 9 of the 10 contracts: the 2 first sent are not covered
-    const other = new Reservations(redis, keys);
-    expect(await other.reserve('acct', 1, 'other', [{ symbol: 'BTC-PERP', qty: 9, cap: 10 }])).toEqual([9]);
-    expect(await p.enqueue(job)).toMatchObject({ retried: true });
-    await failedOnce(2);
-    const [failed] = await p.queues.deleverage.getFailed();
-    expect(failed?.failedReason).toMatch(
-      /no longer covered by its reservation.*nor changed under the same key/,
+    const [final] = await eventually(
+      async () => (await auditTrail()).filter((e) => e.kind === 'failure' && e.data.attempts !== undefined),
+      (f) => f.length === 1,
+      'the final failure',
     );
-    expect(venue.received).toHaveLength(1); // nothing sent: not the first body, nor a smaller one
-    expect(await room('acct', 1)).toBe(1); // what the attempt was granted is given back
-    // the other job gave its share back: decided again, the job sends its first body
-    await other.release('acct', 1, 'other', ['BTC-PERP']);
+    // given back and retired in one step: the venue did not execute what it was sent under the job id
+    expect(final?.data).toMatchObject({ reservation: 'released', retired: { key: id, next: `${id}#g1` } });
+    expect(await room('acct', 1)).toBe(10);
     expect(await p.enqueue(job)).toMatchObject({ retried: true });
     await eventually(
       () => p.queues.deleverage.getJobCounts('completed'),
       (c) => c.completed === 1,
       'the reduction to complete',
     );
-    expect(venue.received.map((r) => r.key)).toEqual([id, id]);
-    expect(venue.received[1]?.raw).toBe(venue.received[0]?.raw);
+    // the old key is never used again (a venue may keep its failure); the new one carries one body, built now
+    expect(venue.received.map((r) => r.key)).toEqual([id, `${id}#g1`]);
+    expect(JSON.parse(venue.received[1]?.raw ?? '{}')).toMatchObject({
+      idempotencyKey: `${id}#g1`,
+      decidedAt: DECIDED_AT + 60_000,
+      orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 2 }],
+    });
     expect(await streamEvents()).toHaveLength(1);
     expect(await room('acct', 1)).toBe(8);
+    const trail = await eventually(auditTrail, (a) => a.some((e) => e.kind === 'execution'), 'the audit');
+    expect(trail.find((e) => e.kind === 'execution')?.data).toMatchObject({ idempotencyKey: `${id}#g1` });
+  });
+
+  it('a liquidation whose kept request is no longer covered is not blocked for the epoch: decided again, it sends a fresh request for what it is granted, under a new key', async () => {
+    // epoch 7, a position of 10: the liquidation's first request (10) gets the venue's 503 on every attempt
+    const id = jobIdFor('liquidate', 'acct', 7);
+    const venue = await httpVenue((r, _n, _req, res) => {
+      if (r.key === id) return void res.writeHead(503).end('busy');
+      answerChecked(r, venue.received, res);
+    });
+    const p = start(venue.url, 2);
+    const job = liquidateJob('acct', 7);
+    await p.enqueue(job);
+    await eventually(
+      async () => (await auditTrail()).filter((e) => e.kind === 'failure' && e.data.attempts !== undefined),
+      (f) => f.length === 1,
+      'the final failure',
+    );
+    expect(venue.received.map((r) => r.key)).toEqual([id, id]);
+    expect(await room('acct', 7)).toBe(10);
+    // still at epoch 7, a reduction of the epoch reserves 3 and holds them (its outcome unknown)
+    const other = new Reservations(redis, keys);
+    expect(
+      await other.reserve('acct', 7, 'deleverage-acct-7', [{ symbol: 'BTC-PERP', qty: 3, cap: 10 }]),
+    ).toEqual([3]);
+    // the market crashes: LIQUIDATE is decided again at epoch 7
+    expect(await p.enqueue(job)).toMatchObject({ retried: true });
+    await eventually(
+      () => p.queues.liquidate.getJobCounts('completed', 'failed'),
+      (c) => c.completed === 1,
+      'the liquidation to complete',
+    );
+    expect(venue.received.map((r) => r.key)).toEqual([id, id, `${id}#g1`]);
+    expect(JSON.parse(venue.received[2]?.raw ?? '{}')).toMatchObject({
+      idempotencyKey: `${id}#g1`,
+      kind: 'liquidate',
+      orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 7 }],
+    });
+    // one body per key, ever
+    for (const key of new Set(venue.received.map((r) => r.key)))
+      expect(new Set(venue.received.filter((r) => r.key === key).map((r) => r.raw)).size).toBe(1);
+    const events = await streamEvents();
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ type: 'liquidation', qty: 7 });
+    expect(await room('acct', 7)).toBe(0);
   });
 
   it('nothing is sent when the request cannot be kept in Redis', async () => {
     const venue = await httpVenue((r, _n, _req, res) => answerChecked(r, venue.received, res));
     const deps = depsOf(venue.url);
-    // a real Redis error on the kept request's key (it holds a hash, not a string)
+    // a real Redis error on the job's record, where its request is kept (a string, not a hash)
     const data = sampleJob('k', 1);
     const id = jobIdFor('deleverage', 'k', 1);
-    const requestKey = `${prefix}:exec:${id}:request`;
-    await redis.hset(requestKey, 'x', '1');
+    const requestKey = `${prefix}:exec:${id}`;
+    await redis.set(requestKey, 'x');
     const job = { id, data, attemptsMade: 0 } as unknown as Job;
     await expect(makeProcessor(deps)(job)).rejects.toThrow(/WRONGTYPE/);
     const restrict = restrictJob('k');
-    const restrictKey = `${prefix}:exec:restrict-k-1:request`;
-    await redis.hset(restrictKey, 'x', '1');
+    const restrictKey = `${prefix}:exec:restrict-k-1`;
+    await redis.set(restrictKey, 'x');
     const rjob = { id: 'restrict-k-1', data: restrict, attemptsMade: 0 } as unknown as Job;
     await expect(makeRestrictProcessor(deps)(rjob)).rejects.toThrow(/WRONGTYPE/);
     expect(venue.received).toEqual([]);
@@ -431,5 +491,231 @@ describe('a redirect from the venue', () => {
     expect(venue.received).toHaveLength(1);
     expect(target.received).toEqual([]);
     expect(await new RestrictionStore(redis, keys, 1).applied('r')).toBe(0);
+    // audited with the status and Location, as a reduction's redirect is
+    const trail = await eventually(
+      auditTrail,
+      (a) => a.some((e) => e.kind === 'failure' && e.data.outcome === 'needs-operator'),
+      'the redirect audit',
+    );
+    expect(trail.find((e) => e.data.outcome === 'needs-operator')?.data).toMatchObject({
+      kind: 'restrict',
+      version: 1,
+      status: 308,
+      location: target.url,
+    });
+  });
+
+  it('a long Location is audited cut to 300 characters, as in the failure message', async () => {
+    const location = `http://127.0.0.1:1/elsewhere?${'a'.repeat(1_000)}`;
+    const venue = await httpVenue((_r, _n, _req, res) => {
+      res.writeHead(307, { location }).end();
+    });
+    start(venue.url, 1);
+    await producer?.enqueue(sampleJob('acct', 1));
+    const trail = await eventually(
+      auditTrail,
+      (a) => a.some((e) => e.kind === 'failure' && e.data.outcome === 'needs-operator'),
+      'the redirect audit',
+    );
+    expect(trail.find((e) => e.data.outcome === 'needs-operator')?.data.location).toBe(
+      location.slice(0, 300),
+    );
+  });
+});
+
+/** Execution records whose `failing` write throws once (a Redis blip at that point), then work again. */
+class FailingRecords extends ExecutionRecords {
+  failures = 0;
+  constructor(private readonly failing: 'answeredWith' | 'sentUnanswered' | 'redirected' | 'notExecuted') {
+    super(redis, keys);
+  }
+  private blip(what: string): void {
+    if (what === this.failing && this.failures++ === 0) throw new Error(`Redis blip: ${what} not written`);
+  }
+  override async answeredWith(jobId: string, answer: ExecutedAnswer): Promise<void> {
+    this.blip('answeredWith');
+    await super.answeredWith(jobId, answer);
+  }
+  override async sentUnanswered(jobId: string, reason: string): Promise<void> {
+    this.blip('sentUnanswered');
+    await super.sentUnanswered(jobId, reason);
+  }
+  override async redirected(jobId: string, reason: string): Promise<void> {
+    this.blip('redirected');
+    await super.redirected(jobId, reason);
+  }
+  override async notExecuted(jobId: string, reason: string): Promise<void> {
+    this.blip('notExecuted');
+    await super.notExecuted(jobId, reason);
+  }
+}
+
+describe('Redis failing after the venue acted', () => {
+  const cases = [
+    { answer: '2xx', write: 'answeredWith' },
+    { answer: '504', write: 'sentUnanswered' },
+    { answer: '303', write: 'redirected' },
+  ] as const;
+  for (const c of cases) {
+    it(`the venue answers ${c.answer} on the last attempt and ${c.write} fails: the reservation is kept, and a new decision resends the same body under the same key`, async () => {
+      const id = jobIdFor('deleverage', 'acct', 1);
+      const venue = await httpVenue((r, n, _req, res) => {
+        if (n === 0 && c.answer === '504') return void res.writeHead(504).end('upstream timed out');
+        if (n === 0 && c.answer === '303') return void res.writeHead(303, { location: '/done' }).end();
+        answerChecked(r, venue.received, res);
+      });
+      const records = new FailingRecords(c.write);
+      const p = start(venue.url, 1, records);
+      const job = sampleJob('acct', 1);
+      await p.enqueue(job);
+      const [final] = await eventually(
+        async () => (await auditTrail()).filter((e) => e.kind === 'failure' && e.data.attempts !== undefined),
+        (f) => f.length === 1,
+        'the final failure',
+      );
+      expect(records.failures).toBe(1);
+      expect(final?.data).toMatchObject({
+        reason: `Redis blip: ${c.write} not written`,
+        reservation: expect.stringMatching(/^kept: a request was sent and its outcome is not recorded/),
+      });
+      expect(final?.data.retired).toBeUndefined();
+      // the 2 contracts sent stay reserved: no other job of the epoch can close them again
+      expect(await room('acct', 1)).toBe(8);
+      // decided again: the venue may have executed, so the same body goes under the same key
+      expect(await p.enqueue(job)).toMatchObject({ retried: true });
+      await eventually(
+        () => p.queues.deleverage.getJobCounts('completed'),
+        (x) => x.completed === 1,
+        'the reduction to complete',
+      );
+      expect(venue.received.map((r) => r.key)).toEqual([id, id]);
+      expect(venue.received[1]?.raw).toBe(venue.received[0]?.raw);
+      expect(await streamEvents()).toHaveLength(1);
+      expect(await room('acct', 1)).toBe(8);
+    });
+  }
+
+  it("the venue's own 503 on the last attempt whose record fails: the reservation is kept, and the audit says why", async () => {
+    const id = jobIdFor('deleverage', 'acct', 1);
+    const venue = await httpVenue((r, n, _req, res) => {
+      if (n === 0) return void res.writeHead(503).end('busy');
+      answerChecked(r, venue.received, res);
+    });
+    const p = start(venue.url, 1, new FailingRecords('notExecuted'));
+    await p.enqueue(sampleJob('acct', 1));
+    const failures = await eventually(
+      async () => (await auditTrail()).filter((e) => e.kind === 'failure'),
+      (f) => f.some((e) => e.data.attempts !== undefined),
+      'the final failure',
+    );
+    expect(failures.map((e) => e.data.outcome ?? 'final')).toEqual(['unavailable', 'final']);
+    expect(failures[0]?.data).toMatchObject({
+      reason: 'webhook answered 503',
+      reservation: expect.stringMatching(
+        /^kept: .*outcome is not recorded.*: Redis blip: notExecuted not written$/,
+      ),
+    });
+    expect(failures[1]?.data).toMatchObject({
+      reservation: expect.stringMatching(/^kept: a request was sent and its outcome is not recorded/),
+    });
+    expect(await room('acct', 1)).toBe(8);
+    expect(venue.received.map((r) => r.key)).toEqual([id]);
+  });
+
+  it('a request another attempt kept first is sent only if this attempt holds it; else it is retired and rebuilt for the grant', async () => {
+    /** keeps, the first time, a request for 5 contracts as a concurrent copy of the job would have */
+    class ConcurrentKeep extends ExecutionRecords {
+      first = true;
+      override async keep<R>(
+        jobId: string,
+        gen: number,
+        request: R,
+        body: string | null,
+      ): Promise<{ kept: SentRequest<R>; mine: boolean }> {
+        if (this.first) {
+          this.first = false;
+          const r = request as ExecutionRequest;
+          const other: ExecutionRequest = { ...r, orders: r.orders.map((o) => ({ ...o, qty: 5 })) };
+          await super.keep(
+            jobId,
+            gen,
+            other,
+            new WebhookVenue({ url: '', secret: SECRET, timeoutMs: 1 }).executionBody(other),
+          );
+        }
+        return super.keep(jobId, gen, request, body);
+      }
+    }
+    const venue = await httpVenue((r, _n, _req, res) => answerChecked(r, venue.received, res));
+    const deps = depsOf(venue.url, new ConcurrentKeep(redis, keys));
+    const data = sampleJob('c', 1);
+    data.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 5, notional: 500, positionQty: 10 }];
+    const id = jobIdFor('deleverage', 'c', 1);
+    // another job of the epoch holds 7 of the 10: this one is granted 3
+    await new Reservations(redis, keys).reserve('c', 1, 'other', [{ symbol: 'BTC-PERP', qty: 7, cap: 10 }]);
+    const job = { id, data, attemptsMade: 0 } as unknown as Job;
+    await expect(makeProcessor(deps)(job)).rejects.toThrow(/not covered by this job's reservation.*5/);
+    expect(venue.received).toEqual([]);
+    // the retry: the kept request (never sent) is retired, a fresh one for the 3 granted goes under a new key
+    expect(await makeProcessor(deps)({ ...job, attemptsMade: 1 } as Job)).toMatchObject({ fills: 1 });
+    expect(venue.received.map((r) => r.key)).toEqual([`${id}#g1`]);
+    expect(JSON.parse(venue.received[0]?.raw ?? '{}')).toMatchObject({ orders: [{ qty: 3 }] });
+    expect(await room('c', 1)).toBe(0);
+  });
+});
+
+describe('the execution record', () => {
+  it('reading a job renews the expiry of its record together with its kept request', async () => {
+    const venue = await httpVenue((_r, _n, _req, res) => void res.writeHead(504).end('upstream timed out'));
+    const deps = depsOf(venue.url);
+    const id = jobIdFor('deleverage', 't', 1);
+    const job = { id, data: sampleJob('t', 1), attemptsMade: 0 } as unknown as Job;
+    await expect(makeProcessor(deps)(job)).rejects.toThrow(/504/);
+    const execKeys = await redis.keys(`${prefix}:exec:${id}*`);
+    expect(execKeys.length).toBeGreaterThan(0);
+    // ms: as if the last use was 7 days minus a minute ago
+    for (const k of execKeys) await redis.pexpire(k, 60_000);
+    const rec = await new ExecutionRecords(redis, keys).get(id);
+    expect(rec.answeredAt).toBeDefined();
+    for (const k of execKeys) expect(await redis.pttl(k), k).toBeGreaterThan(KEEP_MS - 60_000);
+  });
+
+  it('a request kept under its own key (as 719c9fb did) is adopted into the record and sent as it is', async () => {
+    const venue = await httpVenue((r, _n, _req, res) => answerChecked(r, venue.received, res));
+    const deps = depsOf(venue.url);
+    const data = sampleJob('old', 1);
+    const id = jobIdFor('deleverage', 'old', 1);
+    const request: ExecutionRequest = {
+      idempotencyKey: id,
+      kind: 'deleverage',
+      account: 'old',
+      orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 2 }],
+      decidedAt: DECIDED_AT + 5,
+      market: data.market,
+    };
+    const body = `${new WebhookVenue({ url: venue.url, secret: SECRET, timeoutMs: 1 }).executionBody(request)} `;
+    const legacyKey = `${prefix}:exec:${id}:request`;
+    await redis.set(legacyKey, JSON.stringify({ request, body, keptAt: 1 }), 'PX', 60_000);
+    const job = { id, data, attemptsMade: 0 } as unknown as Job;
+    expect(await makeProcessor(deps)(job)).toMatchObject({ fills: 1 });
+    expect(venue.received.map((r) => [r.key, r.raw])).toEqual([[id, body]]);
+    expect(await redis.exists(legacyKey)).toBe(0);
+  });
+
+  it('a 2xx after a redirect clears the redirect', async () => {
+    const r = new ExecutionRecords(redis, keys);
+    await r.redirected('j', 'webhook answered 307');
+    expect((await r.get('j')).redirected).toBe(true);
+    const answer: ExecutedAnswer = {
+      venue: 'webhook',
+      fills: [],
+      granted: [],
+      eventTime: DECIDED_AT,
+      contractSize: {},
+    };
+    await r.answeredWith('j', answer);
+    const rec = await r.get('j');
+    expect(rec.redirected).toBeUndefined();
+    expect(rec.answer).toEqual(answer);
   });
 });

@@ -542,7 +542,8 @@ describe('execution failures and recovery', () => {
       (c) => c.completed === 1 && c.failed === 0,
       'the retried liquidation to complete',
     );
-    expect(venue.calls).toEqual([id, id, id]);
+    // nothing executed under the job id: the run on the new decision sends a fresh request under a new key
+    expect(venue.calls).toEqual([id, id, `${id}#g1`]);
     const events = await streamEvents();
     expect(events.map((e) => e?.type)).toEqual(['liquidation']);
     const retried = (await metrics.jobsRetried.get()).values;
@@ -557,7 +558,7 @@ describe('execution failures and recovery', () => {
       'the execution audit',
     );
     expect(trail.map((e) => e.kind)).toEqual(['decision', 'failure', 'decision', 'execution']);
-    expect(trail[1]?.data).toMatchObject({ reservation: 'released' });
+    expect(trail[1]?.data).toMatchObject({ reservation: 'released', retired: { key: id, next: `${id}#g1` } });
     expect(trail[2]?.data).toMatchObject({ retry: { attempts: 2, reason: 'venue briefly down' } });
     expect(trail[3]?.data).toMatchObject({ fills: [{ qty: 2 }] });
     expect(venue.calls).toHaveLength(3);

@@ -1,20 +1,38 @@
 /**
- * What the venue answered to an execution job, kept in Redis across the job's attempts (and a later retry
- * of the failed job). Once the venue has answered 2xx, or a request was sent and not answered (a timeout,
- * a reset connection), the job may have reduced the position, so it
- * - never gives its reservation back,
- * - is not skipped as stale (an execution at its epoch must be recorded whatever happened since),
- * - with a usable answer, records exactly that answer on a retry instead of asking the venue again,
- * - and once its fills are in the log, does not append them again.
- * Beside the record, the request sent under the job's idempotency key (`SentRequests`): kept before the
- * first send, and sent as it is, byte for byte, by every later attempt under that key.
+ * What the venue was sent and answered for an execution job, kept in Redis across the job's attempts (and
+ * a later run of the failed job), in one hash per job (`<prefix>:exec:<jobId>`), so all of it expires
+ * together, KEEP_MS (7 days) after the last attempt that read or wrote it.
+ *
+ * - The request (`request`): built once per generation and kept before it is first sent; every later
+ *   attempt of that generation sends it as it is, byte for byte, under its idempotency key.
+ * - Sends (`sends`, `sentAt`): counted before each send, so a request that may have reached the venue is
+ *   known even if what followed could not be written. `notExecuted` counts the sends the venue definitely
+ *   did not execute (nothing was sent, the venue's own 5xx/408/429, a refusal), written after the answer.
+ *   While some send is not counted there (`sends > notExecuted`), or the venue answered (`answeredAt`), the
+ *   job may have reduced the position: it never gives its reservation back, is never skipped as stale, and
+ *   its kept request is the only one it ever sends.
+ * - The generation (`gen`): when the job fails for good with every send definitely not executed, its kept
+ *   request is retired (`retire`, atomically with that check: an attempt still running can no longer count
+ *   a send of it, nor send it), and then its reservation given back: the next run builds a fresh request,
+ *   sized to what it is granted then, under a new idempotency key `<jobId>#g<gen>`. A key never carries a
+ *   second body, and a run after a failure for good never reuses the failed key (a venue may keep its
+ *   failure); retries within one run do reuse it, with the same body.
+ * - The answer: with a usable answer, a retry records exactly that answer instead of asking the venue again,
+ *   and once its fills are in the log, does not append them again.
+ *
+ * Restriction jobs keep their request here the same way (generation 0 only: they reserve nothing).
  */
 import type { Redis } from 'ioredis';
 import type { Keyspace } from '../state/keys.js';
 import type { VenueFill } from '../venue/types.js';
 
-/** ms a record is kept (as long as reservations and completed job ids) */
+/** ms a record is kept after its last use (as long as reservations and completed job ids) */
 export const KEEP_MS = 7 * 86_400_000;
+
+/** The idempotency key of generation `gen` of a job's request: the job id, then `<jobId>#g<gen>`. */
+export function idempotencyKeyFor(jobId: string, gen: number): string {
+  return gen === 0 ? jobId : `${jobId}#g${gen}`;
+}
 
 /** A usable venue answer and what the job asked for. */
 export interface ExecutedAnswer {
@@ -28,15 +46,29 @@ export interface ExecutedAnswer {
   eventTime: number;
   /** base units per contract of each ordered symbol at execution (for the USD notional) */
   contractSize: Record<string, number>;
+  /** the idempotency key it was sent under (absent in answers kept before generations: the job id) */
+  idempotencyKey?: string;
+}
+
+/** A request as sent under a job's idempotency key. */
+export interface SentRequest<R> {
+  /** the venue request (orders, sizes, event time, market inputs) */
+  request: R;
+  /** the exact bytes the venue sent (a venue that sends a body), else null */
+  body: string | null;
+  /** ms, wall clock when it was kept */
+  keptAt: number;
+  /** the generation it was kept for (its idempotency key: `idempotencyKeyFor(jobId, gen)`) */
+  gen: number;
 }
 
 export interface ExecutionRecord {
   /**
    * ms, wall clock of the venue's first 2xx answer, of the first request sent and not answered
-   * (`unanswered`), or of a redirect (`redirected`); undefined while the venue cannot have executed
+   * (`unanswered`), or of a redirect (`redirected`); undefined while the venue did not answer so
    */
   answeredAt?: number;
-  /** the venue's endpoint answered 3xx (not followed): the job needs an operator */
+  /** the venue's endpoint answered 3xx (not followed) and no 2xx since: the job needs an operator */
   redirected?: boolean;
   /** why the latest attempt's outcome is unknown (a 2xx that could not be used, no answer, a 3xx) */
   unknown?: string;
@@ -45,7 +77,65 @@ export interface ExecutionRecord {
   answer?: ExecutedAnswer;
   /** the answer's fills are in the event log */
   recorded: boolean;
+  /** the current generation of the job's request (0 until a kept request was retired) */
+  gen: number;
+  /** requests possibly sent (counted before each send), all generations */
+  sends: number;
+  /** of those, how many the venue definitely did not execute */
+  notExecuted: number;
+  /** the request kept for the current generation, if any */
+  kept?: SentRequest<unknown>;
 }
+
+/** Whether the venue may have executed something sent for the job (so its reservation is never given back). */
+export function mayHaveExecuted(rec: ExecutionRecord): boolean {
+  return rec.answeredAt !== undefined || rec.sends > rec.notExecuted;
+}
+
+/** The job's generation moved on (its kept request was retired) since this attempt read it: nothing sent. */
+export class GenerationMovedError extends Error {
+  override name = 'GenerationMovedError';
+}
+
+// KEYS: record. ARGV: generation, request JSON, keep ms. {0, gen} if the generation moved on, else
+// {1, set (1 if this call kept it), the kept request JSON}
+const KEEP = `
+local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+if gen ~= tonumber(ARGV[1]) then return {0, gen} end
+local set = redis.call('HSETNX', KEYS[1], 'request', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, set, redis.call('HGET', KEYS[1], 'request')}`;
+
+// KEYS: record. ARGV: generation, now (ms), keep ms. 1: counted as possibly sent; 0: the generation moved on
+// or its request is not kept (nothing may be sent)
+const SENDING = `
+local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+if gen ~= tonumber(ARGV[1]) or redis.call('HEXISTS', KEYS[1], 'request') == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'sends', 1)
+redis.call('HSET', KEYS[1], 'sentAt', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`;
+
+// KEYS: record. ARGV: expected generation ('' = any), now (ms), keep ms.
+// {'moved', gen} | {'answered', gen} | {'sent', gen} | {'retired', gen after, 1 if a request was retired}
+const RETIRE = `
+local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+if ARGV[1] ~= '' and gen ~= tonumber(ARGV[1]) then return {'moved', gen} end
+if redis.call('HEXISTS', KEYS[1], 'answeredAt') == 1 then return {'answered', gen} end
+local sends = tonumber(redis.call('HGET', KEYS[1], 'sends') or '0')
+local ne = tonumber(redis.call('HGET', KEYS[1], 'notExecuted') or '0')
+if sends > ne then return {'sent', gen} end
+if redis.call('HEXISTS', KEYS[1], 'request') == 1 or sends > 0 then
+  redis.call('HDEL', KEYS[1], 'request')
+  redis.call('HSET', KEYS[1], 'gen', gen + 1, 'retiredAt', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {'retired', gen + 1, 1}
+end
+return {'retired', gen, 0}`;
+
+export type RetireResult =
+  | { status: 'retired'; gen: number; retiredKey?: string }
+  | { status: 'moved' | 'answered' | 'sent'; gen: number };
 
 export class ExecutionRecords {
   constructor(
@@ -57,15 +147,119 @@ export class ExecutionRecords {
     return `${this.keys.prefix}:exec:${jobId}`;
   }
 
+  /** where 719c9fb kept the request, a key of its own: adopted into the record when found */
+  private legacyRequestKey(jobId: string): string {
+    return `${this.keys.prefix}:exec:${jobId}:request`;
+  }
+
+  /** The record and its kept request; reading renews the expiry of both (one key). */
   async get(jobId: string): Promise<ExecutionRecord> {
-    const h = await this.redis.hgetall(this.key(jobId));
-    const rec: ExecutionRecord = { recorded: h.recorded === '1' };
+    const key = this.key(jobId);
+    const res = await this.redis.multi().hgetall(key).pexpire(key, KEEP_MS).exec();
+    check(res);
+    let h = (res?.[0]?.[1] ?? {}) as Record<string, string>;
+    if (h.request === undefined && (await this.adoptLegacy(jobId))) h = await this.redis.hgetall(key);
+    const rec: ExecutionRecord = {
+      recorded: h.recorded === '1',
+      gen: Number(h.gen ?? 0),
+      sends: Number(h.sends ?? 0),
+      notExecuted: Number(h.notExecuted ?? 0),
+    };
     if (h.answeredAt !== undefined) rec.answeredAt = Number(h.answeredAt);
     if (h.unknown !== undefined) rec.unknown = h.unknown;
     if (h.unanswered === '1') rec.unanswered = true;
     if (h.redirected === '1') rec.redirected = true;
     if (h.answer !== undefined) rec.answer = JSON.parse(h.answer) as ExecutedAnswer;
+    if (h.request !== undefined) rec.kept = parseSent(jobId, h.request);
     return rec;
+  }
+
+  /** A request kept under the key of 719c9fb (generation 0) becomes the record's: true if one was found. */
+  private async adoptLegacy(jobId: string): Promise<boolean> {
+    const legacy = await this.redis.get(this.legacyRequestKey(jobId));
+    if (legacy === null) return false;
+    const key = this.key(jobId);
+    // one key per transaction (the two are in different Redis Cluster slots); the old key is deleted only
+    // once the record holds a request (this one, or one kept before it)
+    check(await this.redis.multi().hsetnx(key, 'request', legacy).pexpire(key, KEEP_MS).exec());
+    await this.redis.del(this.legacyRequestKey(jobId));
+    return true;
+  }
+
+  /**
+   * Keep `request` (and the venue's `body` for it) as the job's request of generation `gen` unless one is
+   * kept already, and return the one kept (`mine`: this call kept it; else an earlier or concurrent attempt
+   * did). Throws, and the caller sends nothing, if Redis does not confirm it, or GenerationMovedError if
+   * the job's generation is no longer `gen`.
+   */
+  async keep<R>(
+    jobId: string,
+    gen: number,
+    request: R,
+    body: string | null,
+  ): Promise<{ kept: SentRequest<R>; mine: boolean }> {
+    await this.adoptLegacy(jobId);
+    const value: SentRequest<R> = { request, body, keptAt: Date.now(), gen };
+    const out = (await this.redis.eval(KEEP, 1, this.key(jobId), gen, JSON.stringify(value), KEEP_MS)) as [
+      number,
+      number,
+      string?,
+    ];
+    if (out[0] !== 1)
+      throw new GenerationMovedError(
+        `the request of ${jobId} was retired (generation ${out[1]}): nothing sent`,
+      );
+    const kept = parseSent<R>(jobId, out[2]);
+    if (!kept) throw new Error(`sent request of ${jobId}: not kept`);
+    return { kept, mine: out[1] === 1 };
+  }
+
+  /**
+   * Count a send of generation `gen`'s kept request before it is made (the venue may execute it from
+   * then on). Throws GenerationMovedError, and nothing may be sent, if that request was retired meanwhile.
+   */
+  async sending(jobId: string, gen: number): Promise<void> {
+    const ok = await this.redis.eval(SENDING, 1, this.key(jobId), gen, Date.now(), KEEP_MS);
+    if (Number(ok) !== 1)
+      throw new GenerationMovedError(
+        `the request of ${jobId} (generation ${gen}) was retired before it was sent: nothing sent`,
+      );
+  }
+
+  /** The latest send was definitely not executed (nothing sent, the venue's own 5xx/408/429, or refused). */
+  async notExecuted(jobId: string, reason: string): Promise<void> {
+    const key = this.key(jobId);
+    check(
+      await this.redis
+        .multi()
+        .hincrby(key, 'notExecuted', 1)
+        .hset(key, { notExecutedWhy: reason })
+        .pexpire(key, KEEP_MS)
+        .exec(),
+    );
+  }
+
+  /**
+   * Retire the kept request if nothing sent for the job may have executed: the next attempt builds a new
+   * request under the next generation's key. `gen`: only if the job is still at that generation (undefined:
+   * any). Otherwise says why not ('moved': another attempt retired it first; 'answered'/'sent': the venue
+   * may have executed).
+   */
+  async retire(jobId: string, gen?: number): Promise<RetireResult> {
+    const out = (await this.redis.eval(
+      RETIRE,
+      1,
+      this.key(jobId),
+      gen === undefined ? '' : String(gen),
+      Date.now(),
+      KEEP_MS,
+    )) as [string, number, number?];
+    const [status, next, bumped] = out;
+    if (status === 'retired')
+      return bumped === 1
+        ? { status, gen: next, retiredKey: idempotencyKeyFor(jobId, next - 1) }
+        : { status, gen: next };
+    return { status: status as 'moved' | 'answered' | 'sent', gen: next };
   }
 
   /** The venue answered 2xx, but unusably: the outcome is unknown. */
@@ -113,68 +307,9 @@ export class ExecutionRecords {
   private async write(jobId: string, fields: Record<string, string>, answered2xx = false): Promise<void> {
     const key = this.key(jobId);
     const tx = this.redis.multi().hsetnx(key, 'answeredAt', String(Date.now())).hset(key, fields);
-    // the venue answered 2xx: no longer only sent and unanswered
-    if (answered2xx) tx.hset(key, 'unanswered', '0');
+    // the venue answered 2xx: no longer only sent and unanswered, nor redirected
+    if (answered2xx) tx.hset(key, { unanswered: '0', redirected: '0' });
     check(await tx.pexpire(key, KEEP_MS).exec());
-  }
-}
-
-/** A request as sent under a job's idempotency key. */
-export interface SentRequest<R> {
-  /** the venue request (orders, sizes, event time, market inputs) */
-  request: R;
-  /** the exact bytes the venue sent (a venue that sends a body), else null */
-  body: string | null;
-  /** ms, wall clock when it was kept */
-  keptAt: number;
-}
-
-/**
- * The request of each job, kept under `<prefix>:exec:<jobId>:request` before it is first sent: every later
- * attempt under the job's idempotency key (a retry after an unknown outcome, after the venue was down, or
- * a failed job run again on a new decision) sends it as it is, never a request rebuilt from a newer market
- * or clock, since a venue that checks idempotency keys refuses a different body under a used key, and one
- * that does not may act on the first body while the job audits the second. Kept KEEP_MS (7 days) after
- * the last attempt that read it, as long as the job's reservation and execution record; an attempt after
- * that builds a new request (the venue is not expected to remember a key that long). A new job (a new
- * decision: a new epoch or restriction version) has a new id and key, so it builds its own.
- */
-export class SentRequests {
-  constructor(
-    private readonly redis: Redis,
-    private readonly keys: Keyspace,
-  ) {}
-
-  private key(jobId: string): string {
-    return `${this.keys.prefix}:exec:${jobId}:request`;
-  }
-
-  /** The request kept for `jobId` (its expiry renewed), or undefined if none is. */
-  async get<R>(jobId: string): Promise<SentRequest<R> | undefined> {
-    const key = this.key(jobId);
-    const res = await this.redis.multi().get(key).pexpire(key, KEEP_MS).exec();
-    check(res);
-    return parseSent<R>(jobId, res?.[0]?.[1]);
-  }
-
-  /**
-   * Keep `request` (and the venue's `body` for it) as the job's request unless one is kept already, and
-   * return the one kept: this one, or the one an earlier or concurrent attempt kept first. Throws (and the
-   * caller sends nothing) if Redis does not confirm it.
-   */
-  async keep<R>(jobId: string, request: R, body: string | null): Promise<SentRequest<R>> {
-    const key = this.key(jobId);
-    const value: SentRequest<R> = { request, body, keptAt: Date.now() };
-    const res = await this.redis
-      .multi()
-      .set(key, JSON.stringify(value), 'PX', KEEP_MS, 'NX')
-      .get(key)
-      .pexpire(key, KEEP_MS)
-      .exec();
-    check(res);
-    const kept = parseSent<R>(jobId, res?.[1]?.[1]);
-    if (!kept) throw new Error(`sent request of ${jobId}: not kept`);
-    return kept;
   }
 }
 
@@ -192,10 +327,12 @@ function parseSent<R>(jobId: string, raw: unknown): SentRequest<R> | undefined {
     typeof v.request !== 'object' ||
     v.request === null ||
     !(v.body === null || typeof v.body === 'string') ||
-    typeof v.keptAt !== 'number'
+    typeof v.keptAt !== 'number' ||
+    !(v.gen === undefined || (Number.isInteger(v.gen) && v.gen >= 0))
   )
     throw new Error(`sent request of ${jobId}: unreadable (${String(raw).slice(0, 100)})`);
-  return { request: v.request, body: v.body, keptAt: v.keptAt };
+  // kept before generations existed (719c9fb): generation 0
+  return { request: v.request, body: v.body, keptAt: v.keptAt, gen: v.gen ?? 0 };
 }
 
 function check(res: [Error | null, unknown][] | null): void {

@@ -3,9 +3,9 @@
  * first), and the reduce-only restriction changes (`restrict`, in order of their event time). The job id is derived from account, kind and decision epoch, so BullMQ keeps one job per
  * decision however often it is enqueued. A job of that id that failed for good after running out of
  * attempts (the venue was down, or its answers unusable) is retried under the same id when the decision
- * is made again, so the venue sees the same idempotency key (and, kept by the worker, the same request body:
- * `SentRequests`); a job waiting, running, delayed or completed
- * is left alone. The producer shares a fail-fast connection: when Redis is down `enqueue` rejects at once
+ * is made again: if the venue may have executed it, the worker sends the request it kept, under the same
+ * idempotency key; if the venue did not, the worker builds a fresh one under a new key (`<jobId>#g<n>`,
+ * see `ExecutionRecords`). A job waiting, running, delayed or completed is left alone. The producer shares a fail-fast connection: when Redis is down `enqueue` rejects at once
  * instead of queueing in memory.
  */
 import { type Job, type JobsOptions, Queue } from 'bullmq';
@@ -94,8 +94,9 @@ export class ActionProducer {
 
   /**
    * Enqueue a validated job; `created` is false when a job with that id already existed, `retried` true
-   * when that job had failed for good and runs again (see `retriesOnRedecision`; its payload is kept,
-   * and the worker sends the request it kept for the job, so the venue gets the same body under the same key).
+   * when that job had failed for good and runs again (see `retriesOnRedecision`; its payload is kept, and
+   * the worker sends the request it kept for the job unless the venue did not execute it: then a fresh one
+   * under a new key).
    */
   async enqueue(job: ActionJob, hooks: EnqueueHooks = {}): Promise<EnqueueResult> {
     const data = job.kind === 'restrict' ? RestrictJobSchema.parse(job) : ExecutionJobSchema.parse(job);

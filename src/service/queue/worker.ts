@@ -10,9 +10,14 @@
  * an unknown outcome, retried under the same idempotency key, and so is a request that may have reached the
  * venue without an answer (a timeout, a connection reset after sending): its reservation is kept too. Fills
  * the log cannot take (invalid, or refused by it) fail the job at once for an operator (`NEEDS_OPERATOR`),
- * audited. The request sent under a job's key is built once and kept before it is first sent
- * (`SentRequests`): every retry sends the same bytes. A redirect (3xx) from the venue's endpoint is not
- * followed: the job fails at once for an operator, its reservation kept.
+ * audited. The request sent under a job's key is built once and kept before it is first sent: every retry
+ * sends the same bytes. Each send is counted in the execution record before it is made, and counted again as
+ * not executed only after a definite non-execution (nothing sent, the venue's own 5xx/408/429, a refusal),
+ * so a job whose outcome could not be written (Redis failed after the venue acted) keeps its reservation.
+ * A job that fails for good with every send definitely not executed retires its kept request (atomically
+ * with that check) and gives its reservation back: run again by a new decision, it builds a fresh request,
+ * sized to what it is granted then, under a new idempotency key (`<jobId>#g<n>`). A redirect (3xx) from the venue's endpoint is
+ * not followed: the job fails at once for an operator, its reservation kept.
  * `restrict` jobs set or lift an account's reduce-only restriction at the venue, newest version only: a job
  * older than the evaluator's latest change for the account, or than the last version applied, is skipped
  * as superseded (and the venue ignores older versions itself, for the race between two workers).
@@ -39,13 +44,15 @@ import {
   VenueOutcomeUnknownError,
   VenueRedirectError,
   VenueRejectedError,
+  VenueUnavailableError,
 } from '../venue/types.js';
 import {
   type ExecutedAnswer,
   type ExecutionRecord,
   ExecutionRecords,
+  idempotencyKeyFor,
+  mayHaveExecuted,
   type SentRequest,
-  SentRequests,
 } from './execution-record.js';
 import {
   type ExecutionJob,
@@ -82,7 +89,12 @@ export interface WorkerDeps {
   /** BullMQ lock and stalled-check settings (ms); defaults are BullMQ's */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** the execution records (default: in `redis`); tests inject one that fails a write */
+  records?: ExecutionRecords;
 }
+
+const recordsOf = (deps: WorkerDeps): ExecutionRecords =>
+  deps.records ?? new ExecutionRecords(deps.redis, deps.keys);
 
 export interface JobOutcome {
   /** why nothing was executed (stale decision, position already closed by another job of the epoch) */
@@ -114,7 +126,7 @@ export interface RestrictOutcome {
 
 /** The `restrict` processor: validate, skip if superseded, tell the venue, record the applied version. */
 export function makeRestrictProcessor(deps: WorkerDeps) {
-  const sent = new SentRequests(deps.redis, deps.keys);
+  const records = recordsOf(deps);
   return async (job: Job): Promise<RestrictOutcome> => {
     const parsed = RestrictJobSchema.safeParse(job.data);
     if (!parsed.success) throw invalid(parsed.error);
@@ -150,7 +162,7 @@ export function makeRestrictProcessor(deps: WorkerDeps) {
       reason: data.reason,
     };
     // kept before it is first sent; every retry sends the kept bytes (nothing is sent if it cannot be kept)
-    const kept = await sent.keep(expectedId, built, deps.venue.restrictionBody?.(built) ?? null);
+    const { kept } = await records.keep(expectedId, 0, built, deps.venue.restrictionBody?.(built) ?? null);
     const req = kept.request;
     if (req.account !== data.account || req.version !== data.version || req.reduceOnly !== data.reduceOnly)
       throw new UnrecoverableError(
@@ -162,7 +174,22 @@ export function makeRestrictProcessor(deps: WorkerDeps) {
     } catch (e) {
       if (e instanceof VenueRejectedError) throw new UnrecoverableError(e.message);
       // a misconfigured venue URL: for an operator, not retried (nor by a later decision)
-      if (e instanceof VenueRedirectError) throw new UnrecoverableError(`${NEEDS_OPERATOR}${e.message}`);
+      if (e instanceof VenueRedirectError) {
+        await deps.audit
+          .append('failure', data.account, expectedId, {
+            kind: 'restrict',
+            version: data.version,
+            attempt: job.attemptsMade + 1,
+            outcome: 'needs-operator',
+            reason: e.message,
+            status: e.status,
+            location: auditedLocation(e.location),
+          })
+          .catch((w: unknown) =>
+            deps.log.error({ jobId: expectedId, err: (w as Error).message }, 'redirect audit not written'),
+          );
+        throw new UnrecoverableError(`${NEEDS_OPERATOR}${e.message}`);
+      }
       throw e;
     }
     await deps.restrictions.markApplied(data.account, data.version);
@@ -188,7 +215,7 @@ export function makeRestrictProcessor(deps: WorkerDeps) {
 
 /** The processor, exported so tests can drive it without a queue. */
 export function makeProcessor(deps: WorkerDeps) {
-  const records = new ExecutionRecords(deps.redis, deps.keys);
+  const records = recordsOf(deps);
   return async (job: Job): Promise<JobOutcome> => {
     const parsed = ExecutionJobSchema.safeParse(job.data);
     if (!parsed.success) throw invalid(parsed.error);
@@ -197,7 +224,8 @@ export function makeProcessor(deps: WorkerDeps) {
     if (job.id !== expectedId)
       throw new UnrecoverableError(`job id ${job.id} does not match its payload (${expectedId})`);
     const attempt = job.attemptsMade + 1;
-    // an earlier attempt the venue answered 2xx: record that execution, never skip nor release it
+    // an earlier attempt the venue answered 2xx: record that execution, never skip nor release it (the
+    // record and the request kept for the job, read together; reading renews their expiry)
     const prior = await records.get(expectedId);
     let answer = prior.answer;
     if (!answer) {
@@ -267,6 +295,8 @@ export function makeProcessor(deps: WorkerDeps) {
       worker: WORKER_ID,
       venue: answer.venue,
       reference: answer.reference ?? null,
+      // the key the venue executed under: the job id, or `<jobId>#g<n>` after a retired request
+      idempotencyKey: answer.idempotencyKey ?? expectedId,
       orders: data.orders,
       granted: answer.granted,
       fills,
@@ -287,12 +317,14 @@ export function makeProcessor(deps: WorkerDeps) {
 }
 
 /**
- * Reserve, keep the request, then send it; the answer is kept before anything else is written. Skipped when
- * the decision is stale or the position of its epoch is already closed, unless the venue answered 2xx before
- * (an unknown outcome: asked again under the same idempotency key, with the same reservation). The request
- * (orders, event time, market inputs, the venue's body) is built once per job and kept (`SentRequests`)
+ * Reserve, keep the request, count the send, then send it; the answer is kept before anything else is
+ * written. Skipped when the decision is stale or the position of its epoch is already closed, unless the
+ * venue may have executed something sent for the job before (answered, or a send whose outcome is not
+ * known to be a non-execution: asked again under the same idempotency key, with the same reservation).
+ * The request (orders, event time, market inputs, the venue's body) is built once per generation and kept
  * before it is first sent; every later attempt sends the kept one as it is, so the venue never sees two
- * bodies under one key. If it cannot be kept, nothing is sent (the attempt fails and is retried).
+ * bodies under one key. If it cannot be kept, or the send cannot be counted first, nothing is sent (the
+ * attempt fails and is retried).
  */
 async function execute(
   deps: WorkerDeps,
@@ -302,8 +334,8 @@ async function execute(
   attempt: number,
   prior: ExecutionRecord,
 ): Promise<{ answer: ExecutedAnswer } | { skipped: JobOutcome }> {
-  const answeredBefore = prior.answeredAt !== undefined;
-  if (!answeredBefore) {
+  const mayHave = mayHaveExecuted(prior);
+  if (!mayHave) {
     const current = (await deps.store.get(data.account))?.epoch;
     if (current !== undefined && current > data.epoch)
       return {
@@ -315,13 +347,15 @@ async function execute(
         ),
       };
   }
-  const sent = new SentRequests(deps.redis, deps.keys);
-  const kept = await sent.get<ExecutionRequest>(jobId);
+  const kept = prior.kept as SentRequest<ExecutionRequest> | undefined;
   const ready = kept
-    ? await reserveKept(deps, data, jobId, kept, answeredBefore)
-    : await buildRequest(deps, sent, data, jobId);
+    ? await reserveKept(deps, records, data, jobId, kept, prior)
+    : await buildRequest(deps, records, data, jobId, prior.gen);
   if ('skipped' in ready) return ready;
-  const { request, body } = ready;
+  const { request, body, gen } = ready;
+  // from here the venue may execute it: counted first, so that an outcome that cannot be written (Redis
+  // failing after the venue acted) still keeps the reservation; nothing is sent if this fails
+  await records.sending(jobId, gen);
   let result: Awaited<ReturnType<ExecutionVenue['execute']>>;
   try {
     result = await deps.venue.execute(request, body);
@@ -356,13 +390,34 @@ async function execute(
         outcome: 'needs-operator',
         reason: e.message,
         status: e.status,
-        location: e.location,
+        location: auditedLocation(e.location),
         granted: request.orders,
         reservation: KEPT_REDIRECTED,
       });
       throw new UnrecoverableError(`${NEEDS_OPERATOR}${e.message}`);
     }
-    if (e instanceof VenueRejectedError && !answeredBefore) throw new UnrecoverableError(e.message);
+    if (e instanceof VenueUnavailableError || e instanceof VenueRejectedError) {
+      // the venue did not execute this send: recorded, so that a job failing for good with nothing else
+      // possibly executed gives its reservation back. If that cannot be written the send stays counted as
+      // possibly executed: the reservation is kept (the safe side), and the audit says why.
+      await records.notExecuted(jobId, e.message).catch(async (w: unknown) => {
+        const why = (w as Error).message;
+        deps.log.error({ jobId, err: why }, 'a definite non-execution could not be recorded');
+        await deps.audit
+          .append('failure', data.account, jobId, {
+            kind: data.kind,
+            epoch: data.epoch,
+            attempt,
+            outcome: e instanceof VenueRejectedError ? 'refused' : 'unavailable',
+            reason: e.message,
+            granted: request.orders,
+            reservation: `${KEPT_SENT_UNRECORDED}: ${why}`.slice(0, 500),
+          })
+          .catch(() => {});
+      });
+      if (e instanceof VenueRejectedError && !mayHave) throw new UnrecoverableError(e.message);
+    }
+    // anything else (a venue's own bug, say) is not known not to have executed: counted as possibly sent
     throw e;
   }
   const contractSize: Record<string, number> = {};
@@ -374,23 +429,27 @@ async function execute(
     granted: request.orders,
     eventTime: request.decidedAt,
     contractSize,
+    idempotencyKey: request.idempotencyKey,
   };
   if (result.reference) answer.reference = result.reference;
   await records.answeredWith(jobId, answer);
   return { answer };
 }
 
-type Ready = { request: ExecutionRequest; body: string | undefined } | { skipped: JobOutcome };
+type Ready =
+  | { request: ExecutionRequest; body: string | undefined /** its generation */; gen: number }
+  | { skipped: JobOutcome };
 
 /**
- * The first attempt of a job: reserve, build the request from the latest market inputs and keep it (with
- * the venue's body for it) before anything is sent.
+ * The first attempt of a generation: reserve, build the request from the latest market inputs and keep it
+ * (with the venue's body for it) before anything is sent, under the generation's idempotency key.
  */
 async function buildRequest(
   deps: WorkerDeps,
-  sent: SentRequests,
+  records: ExecutionRecords,
   data: ExecutionJob,
   jobId: string,
+  gen: number,
 ): Promise<Ready> {
   const grants = await new Reservations(deps.redis, deps.keys).reserve(
     data.account,
@@ -414,36 +473,56 @@ async function buildRequest(
     eventTime = Math.max(eventTime, m.ts);
   }
   const built: ExecutionRequest = {
-    idempotencyKey: jobId,
+    idempotencyKey: idempotencyKeyFor(jobId, gen),
     kind: data.kind,
     account: data.account,
     orders,
     decidedAt: eventTime,
     market,
   };
-  // an attempt running concurrently (a stalled job picked up twice) may have kept its request first: the
-  // same grants (one reservation per job), and the kept one is the one sent
-  const kept = await sent.keep(jobId, built, deps.venue.executionBody?.(built) ?? null);
-  return { request: kept.request, body: kept.body ?? undefined };
+  const { kept, mine } = await records.keep(jobId, gen, built, deps.venue.executionBody?.(built) ?? null);
+  if (!mine) {
+    // an attempt running concurrently (a stalled job picked up twice) kept its request first: sent only if
+    // it is this job's and within what this attempt holds (one reservation per job, so normally the same)
+    const mismatch = keptMismatch(data, idempotencyKeyFor(jobId, gen), kept.request);
+    if (mismatch) throw new UnrecoverableError(`the request kept for ${jobId} ${mismatch}: nothing sent`);
+    const short = uncovered(kept.request, data, grants);
+    if (short.length > 0)
+      throw new Error(
+        `the request another attempt kept for ${kept.request.idempotencyKey} is not covered by this job's reservation (contracts granted < kept: ${short.join(', ')}): not sent`,
+      );
+  }
+  return { request: kept.request, body: kept.body ?? undefined, gen };
+}
+
+/** `symbol granted < ordered` for each order of `req` its grant (in the order of `data.orders`) does not cover. */
+function uncovered(req: ExecutionRequest, data: ExecutionJob, grants: number[]): string[] {
+  return req.orders.flatMap((o) => {
+    const i = data.orders.findIndex((d) => d.symbol === o.symbol);
+    const g = grants[i] ?? 0;
+    return g + MIN_QTY < o.qty ? [`${o.symbol} ${g} < ${o.qty}`] : [];
+  });
 }
 
 /**
  * A later attempt: the kept request is sent again as it is, under the reservation of exactly its orders.
- * Its reservation is held from the first grant until the job fails for good having never possibly
- * executed; only then (a failed job run again on a new decision) can another job of the epoch have
- * reserved part of it meanwhile. The kept request is then not covered and is not sent, nor changed under
- * the same key: what was granted now is given back and the attempt fails (retried; once the attempts run
- * out, a new decision runs the job again, which finds it stale once the other job's fills moved the epoch).
+ * The reservation is held from the first grant until the job fails for good with nothing possibly executed,
+ * and that same step retires the kept request, so a kept request is normally covered. If it is not (its
+ * reservation expired, or it was given back by a version without generations) and nothing sent may have
+ * executed, it is retired here and a fresh request built for what is granted now, under the next
+ * generation's key. If something sent may have executed, the kept request is the one the venue may have
+ * executed, so it is sent again whatever the grant.
  */
 async function reserveKept(
   deps: WorkerDeps,
+  records: ExecutionRecords,
   data: ExecutionJob,
   jobId: string,
   kept: SentRequest<ExecutionRequest>,
-  answeredBefore: boolean,
+  prior: ExecutionRecord,
 ): Promise<Ready> {
   const req = kept.request;
-  const mismatch = keptMismatch(data, jobId, req);
+  const mismatch = keptMismatch(data, idempotencyKeyFor(jobId, prior.gen), req);
   if (mismatch) throw new UnrecoverableError(`the request kept for ${jobId} ${mismatch}: nothing sent`);
   const reservations = new Reservations(deps.redis, deps.keys);
   const grants = await reservations.reserve(
@@ -458,29 +537,27 @@ async function reserveKept(
     })),
   );
   const short = req.orders.flatMap((o, i) =>
-    (grants[i] ?? 0) < o.qty ? [`${o.symbol} ${grants[i] ?? 0} < ${o.qty}`] : [],
+    (grants[i] ?? 0) + MIN_QTY < o.qty ? [`${o.symbol} ${grants[i] ?? 0} < ${o.qty}`] : [],
   );
-  // after an answer or a request sent unanswered the reservation was never given back: it still covers
-  // the request (short only if it expired, KEEP_MS after the first grant), and the kept request is the one
-  // the venue may have executed, so it is sent again whatever the grant
-  if (short.length > 0 && !answeredBefore) {
-    await reservations.release(
-      data.account,
-      data.epoch,
-      jobId,
-      data.orders.map((o) => o.symbol),
-    );
+  if (short.length === 0 || mayHaveExecuted(prior))
+    return { request: req, body: kept.body ?? undefined, gen: prior.gen };
+  const r = await records.retire(jobId, prior.gen);
+  if (r.status !== 'retired')
+    // another attempt sent it or retired it meanwhile: nothing sent now, the retry reads the record again
     throw new Error(
-      `the request first sent under ${jobId} is no longer covered by its reservation (contracts granted < sent: ${short.join(', ')}; another job of epoch ${data.epoch} reserved part of the position since): not sent again, nor changed under the same key`,
+      `the request kept under ${req.idempotencyKey} is not covered by its reservation (${short.join(', ')}) and could not be retired (${r.status}): not sent`,
     );
-  }
-  return { request: req, body: kept.body ?? undefined };
+  deps.log.info(
+    { jobId, retired: req.idempotencyKey, gen: r.gen, short },
+    'kept request not covered and not executed: retired, a fresh request is built',
+  );
+  return buildRequest(deps, records, data, jobId, r.gen);
 }
 
 /** Why a kept request is not this job's (a payload changed under a job id), or undefined. */
-function keptMismatch(data: ExecutionJob, jobId: string, req: ExecutionRequest): string | undefined {
-  if (req.idempotencyKey !== jobId || req.kind !== data.kind || req.account !== data.account)
-    return `is for ${req.kind} ${req.account} under key ${req.idempotencyKey}, not this job's`;
+function keptMismatch(data: ExecutionJob, key: string, req: ExecutionRequest): string | undefined {
+  if (req.idempotencyKey !== key || req.kind !== data.kind || req.account !== data.account)
+    return `is for ${req.kind} ${req.account} under key ${req.idempotencyKey}, not this job's (${key})`;
   if (!Array.isArray(req.orders) || req.orders.length === 0) return 'has no orders';
   const bad = req.orders.find(
     (o) => !data.orders.some((d) => d.symbol === o.symbol && d.side === o.side && o.qty <= d.qty),
@@ -562,22 +639,37 @@ const KEPT_UNANSWERED = 'kept: the request may have reached the venue, no answer
 /** ... or because the venue's endpoint answered a redirect (3xx), not followed */
 const KEPT_REDIRECTED =
   'kept: the venue answered a redirect (3xx), not followed; it may have acted on the request (needs an operator)';
+/** ... or because a request was sent and its outcome is not recorded (a write failed, the worker stopped) */
+const KEPT_SENT_UNRECORDED =
+  'kept: a request was sent and its outcome is not recorded (a write failed, or the worker stopped mid-send); the venue may have executed it';
+
+/** A redirect's Location as audited: at most 300 characters, as in the failure message. */
+function auditedLocation(location: string | null): string | null {
+  return location === null ? null : location.slice(0, 300);
+}
 
 /**
- * A job that failed for good: its reservation goes back unless the venue answered 2xx to it or a request
- * may have reached it unanswered (it may have executed: the position may be reduced already), and the
- * failure is audited, saying which.
+ * A job that failed for good: unless the venue may have executed something sent for it (it answered 2xx,
+ * redirected, or a send has no recorded definite non-execution), its kept request is retired and then its
+ * reservation given back (a run on a new decision builds a fresh request under a new key); the failure is
+ * audited, saying which. The retirement is the decision: an attempt still running (a stalled copy) can no
+ * longer send the retired request, and one that counted its send first keeps the reservation.
  */
 async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Error): Promise<void> {
   const data = job.data as Partial<ExecutionJob>;
   const jobId = job.id ?? '';
   let reservation: string | undefined;
+  let retired: { key: string; next: string } | undefined;
   if (typeof data.account === 'string' && typeof data.epoch === 'number' && Array.isArray(data.orders)) {
     try {
-      const rec = await new ExecutionRecords(deps.redis, deps.keys).get(jobId);
-      if (rec.answeredAt !== undefined)
+      const records = recordsOf(deps);
+      const r = await records.retire(jobId);
+      if (r.status === 'answered') {
+        const rec = await records.get(jobId);
         reservation = rec.redirected ? KEPT_REDIRECTED : rec.unanswered ? KEPT_UNANSWERED : KEPT_ANSWERED;
+      } else if (r.status !== 'retired') reservation = KEPT_SENT_UNRECORDED;
       else {
+        if (r.retiredKey) retired = { key: r.retiredKey, next: idempotencyKeyFor(jobId, r.gen) };
         await new Reservations(deps.redis, deps.keys).release(
           data.account,
           data.epoch,
@@ -595,6 +687,8 @@ async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Er
     attempts: job.attemptsMade,
     reason: err.message,
     ...(reservation ? { reservation } : {}),
+    // the venue did not execute what was sent under this key: a new decision sends a fresh request
+    ...(retired ? { retired } : {}),
   });
 }
 

@@ -82,7 +82,10 @@ export interface ExecutionVenue {
   close?(): Promise<void>;
 }
 
-/** The venue refused the request for good (bad order, unknown account): retrying cannot help. */
+/**
+ * The venue refused the request for good (bad order, unknown account): retrying cannot help. The venue did
+ * not execute it (counted as a definite non-execution, like VenueUnavailableError).
+ */
 export class VenueRejectedError extends Error {
   readonly code = 'VENUE_REJECTED';
   override name = 'VenueRejectedError';
@@ -108,7 +111,12 @@ export class VenueRedirectError extends Error {
   }
 }
 
-/** The venue could not be reached or failed transiently: the job is retried with backoff. */
+/**
+ * The venue could not be reached (nothing was sent) or failed transiently on its own (its 5xx but a
+ * gateway's 502/504, 408, 429): the job is retried with backoff. The venue did not execute the request: a
+ * job whose every send ended in this (or a refusal) gives its reservation back when it fails for good. A
+ * venue throws it only when that is certain; any other error counts as possibly executed.
+ */
 export class VenueUnavailableError extends Error {
   readonly code = 'VENUE_UNAVAILABLE';
   override name = 'VenueUnavailableError';

@@ -11,6 +11,8 @@
  * URL): any 3xx throws VenueRedirectError, a configuration error the job fails with for an operator.
  * The body is a pure function of the request (`executionBody`, `restrictionBody`); the worker keeps the
  * bytes of the first attempt and passes them to every retry, so one idempotency key always carries one body.
+ * What the worker does with a failure depends on its class: VenueUnavailableError and VenueRejectedError
+ * say the venue did not execute (nothing sent, its own 5xx/408/429, a refusal); everything else may have.
  *
  * Reduce-only restrictions go to the same endpoint, signed the same way, as
  * `{kind: 'restrict', idempotencyKey, account, reduceOnly, version, epoch, decidedAt, reason}`; any 2xx
