@@ -183,7 +183,10 @@ export class ScorePool {
   /** transfer buffers back from the workers, for the next slices of unshared matrices */
   private readonly spare: ArrayBuffer[] = [];
   private closed = false;
-  /** set once every first worker is ready: a worker dying before that fails `start` instead */
+  /**
+   * set once every first worker is ready: a worker dying before it is ready fails `start` instead; one that
+   * died after being ready, while another was loading, is replaced from then on
+   */
   private running = false;
   private restarts = 0;
 
@@ -222,6 +225,11 @@ export class ScorePool {
       throw e;
     }
     pool.running = true;
+    // a first worker that was ready and died while another was still loading: its ready promise had
+    // resolved, so `start` did not fail, and no restart was scheduled before `running`
+    for (const t of pool.threads)
+      if (t.state === 'dead')
+        pool.scheduleRestart(t.slot, new Error(`score worker ${t.slot} died while the pool was starting`), 0);
     return pool;
   }
 

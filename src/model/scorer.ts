@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { modelVersion } from './artifacts.js';
 import { Predictor } from './predictor.js';
-import { ScorePool } from './score-pool.js';
+import { ScorePool, type ScorePoolOptions } from './score-pool.js';
 import type { FeatureContribution, PdScorer } from './types.js';
 
 export interface ScorerOptions {
@@ -13,6 +13,8 @@ export interface ScorerOptions {
   workers?: number;
   /** batches of at least this many rows go to the pool */
   poolMinRows?: number;
+  /** the pool's logger and restart delays */
+  pool?: ScorePoolOptions;
 }
 
 export class ModelScorer implements PdScorer {
@@ -25,7 +27,8 @@ export class ModelScorer implements PdScorer {
   static async load(dir: string, opts: ScorerOptions = {}): Promise<ModelScorer> {
     const predictor = await Predictor.load(dir);
     const workers = opts.workers ?? Math.min(4, availableParallelism());
-    const pool = workers > 0 ? await ScorePool.start(dir, workers, predictor.featureCount) : undefined;
+    const pool =
+      workers > 0 ? await ScorePool.start(dir, workers, predictor.featureCount, opts.pool) : undefined;
     return new ModelScorer(predictor, pool, opts.poolMinRows ?? 32_768);
   }
 
@@ -64,6 +67,13 @@ export class ModelScorer implements PdScorer {
     if (rows === 0) return new Float32Array(0);
     if (this.pool && rows >= this.poolMinRows) return this.pool.score(matrix, rows);
     return this.predictor.score(matrix, rows);
+  }
+
+  async probe(): Promise<void> {
+    const row = new Float32Array(this.predictor.featureCount);
+    this.predictor.score(row, 1);
+    // large batches go to the pool, which fails on its own (no worker ready): probe it directly
+    if (this.pool) await this.pool.score(row, 1);
   }
 
   /** In-process scoring only (no pool), e.g. for a baseline measurement. */

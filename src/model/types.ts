@@ -26,5 +26,10 @@ export interface PdScorer {
   score(matrix: Float32Array, rows: number): Promise<Float32Array>;
   /** The features that pushed one row's pd up most (largest first). */
   explain(row: Float32Array, top?: number): Promise<FeatureContribution[]>;
+  /**
+   * Score a row of zeros through every path `score` can take (in-process, and the worker pool where there is
+   * one): whether the model can score at all, for a health probe. Throws what a failing path throws.
+   */
+  probe?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEATURE_NEUTRAL } from '../../src/features/schema.js';
 import { CHUNK_ROWS, Predictor } from '../../src/model/predictor.js';
 import { ScorePool, scoreWorkerRestarts } from '../../src/model/score-pool.js';
+import { loadScorer } from '../../src/model/scorer.js';
 import { createMetrics } from '../../src/service/metrics.js';
 import { Rng } from '../../src/sim/random.js';
 import { testTempDir } from '../helpers/temp-dir.js';
@@ -173,5 +174,22 @@ describe('score pool worker restarts', () => {
       ['closed', undefined],
     ]);
     await expect(pool.score(x, N)).rejects.toThrow('the score pool is closed');
+  });
+
+  it("a scorer's probe fails while its pool has no worker, though a small batch still scores in-process", async () => {
+    const { log } = capture();
+    const scorer = await loadScorer(MODEL, { workers: 1, pool: { log, restartBaseMs: 300 } });
+    try {
+      await scorer.probe();
+      const pool = (scorer as unknown as { pool: ScorePool }).pool;
+      await pool.terminateWorkerForTest(0);
+      const one = rows(1, 5);
+      expect(Array.from(await scorer.score(one, 1))).toEqual(Array.from(predictor.score(one, 1)));
+      await expect(scorer.probe()).rejects.toThrow(/no score worker is running/);
+      await allReady(pool);
+      await scorer.probe();
+    } finally {
+      await scorer.close();
+    }
   });
 });

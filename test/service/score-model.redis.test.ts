@@ -320,6 +320,49 @@ describe('model status while scoring fails', () => {
     await holder.close();
   });
 
+  it('a small batch scored in-process does not end a failure of the path large batches take', async () => {
+    // large batches (>= 100 rows here) go to a pool that is down; small ones score in-process
+    const down = { pool: true };
+    const holder = new ModelHolder(
+      'm',
+      async (dir) => {
+        const base: PdScorer = await testModelLoader(dir);
+        return {
+          ...base,
+          score: async (m, rows) => {
+            if (down.pool && rows >= 100) throw new Error('no score worker is running');
+            return base.score(m, rows);
+          },
+          probe: async () => {
+            if (down.pool) throw new Error('no score worker is running');
+          },
+        };
+      },
+      silent,
+    );
+    await holder.reload();
+    const score = (rows: number) =>
+      holder.use((s) => s.score(new Float32Array(rows * FEATURE_NEUTRAL.length), rows));
+    await expect(score(200)).rejects.toThrow('no score worker');
+    expect(holder.status().mode).toBe('rules-only');
+    // the small call succeeds and starts a probe, which fails: still rules-only, one more failure
+    await expect(score(1)).resolves.toHaveLength(1);
+    await eventually(
+      async () => holder.status().scoreError?.failures ?? 0,
+      (n) => n >= 2,
+      'the probe after the small success',
+    );
+    expect(holder.status().mode).toBe('rules-only');
+    down.pool = false;
+    await expect(score(1)).resolves.toHaveLength(1);
+    await eventually(
+      async () => holder.status().mode,
+      (m) => m === 'model',
+      'the probe to end the failure',
+    );
+    await holder.close();
+  });
+
   it('shows the switch in preempt_model_info', async () => {
     const fault: ScorerFault = { throwing: 'boom' };
     const metrics = createMetrics();
@@ -331,7 +374,9 @@ describe('model status while scoring fails', () => {
     await expect(holder.use((s) => s.score(new Float32Array(FEATURE_NEUTRAL), 1))).rejects.toThrow('boom');
     expect(await info()).toEqual(['preempt_model_info{version="test@1",backend="cpu",mode="rules-only"} 1']);
     fault.throwing = null;
+    // a success after the failure starts a probe of the model; its success ends the failure
     await holder.use((s) => s.score(new Float32Array(FEATURE_NEUTRAL), 1));
+    await eventually(info, (l) => l[0]?.includes('mode="model"') === true, 'the probe to end the failure');
     expect(await info()).toEqual(['preempt_model_info{version="test@1",backend="cpu",mode="model"} 1']);
     await holder.close();
   });

@@ -3,10 +3,12 @@
  * (in-flight calls finish on the old one, which is closed after), and absent without failing the
  * service: with no usable model preempt runs rules-only, visibly (`/v1/model`, `/readyz`, a metric).
  * A loaded model whose scoring throws counts as not usable too: every `score()` made through `use()` is
- * watched, and from a failure until a scoring succeeds (or a reload) the status is rules-only with the
- * error, as the evaluator decides those rows rules-only. While it is, the holder probes the model itself
- * (one row of zeros every `probeMs`, 10 s), so a process that gets no scoring traffic (an API process its
- * load balancer took out of rotation on the 503 of `/readyz`) still sees the model recover.
+ * watched, and from a failure until a probe of the model succeeds (or a reload) the status is rules-only with
+ * the error, as the evaluator decides those rows rules-only. A probe (`PdScorer.probe`) scores a row of zeros
+ * through every path scoring takes, in-process and the worker pool, so a small batch scored in-process cannot
+ * end a failure of the pool. The holder probes every `probeMs` (10 s) while the failure lasts, so a process
+ * without scoring traffic (an API process its load balancer took out of rotation on the 503 of `/readyz`)
+ * still sees the model recover, and at once after any scoring call that succeeds meanwhile.
  */
 import type { Logger } from 'pino';
 import { FEATURE_COUNT } from '../../features/schema.js';
@@ -69,6 +71,8 @@ export class ModelHolder {
   private scoreError: ScoreFailure | undefined;
   private loading: Promise<ModelStatus> | undefined;
   private probe: NodeJS.Timeout | undefined;
+  /** a probe is running */
+  private probing = false;
 
   constructor(
     readonly dir: string,
@@ -147,10 +151,22 @@ export class ModelHolder {
           this.scored(slot, e instanceof Error ? e : new Error(String(e)));
           throw e;
         }
-        this.scored(slot, undefined);
+        // a success after a failure may have taken another path (a small batch in-process while the pool is
+        // down): only a probe of every path ends the failure, so probe now
+        if (this.scoreError && slot === this.slot) this.probeNow(slot);
         return pd;
       },
       explain: (row, top) => raw.explain(row, top),
+      probe: async () => {
+        try {
+          if (raw.probe) await raw.probe();
+          else await raw.score(new Float32Array(FEATURE_COUNT), 1);
+        } catch (e) {
+          this.scored(slot, e instanceof Error ? e : new Error(String(e)));
+          throw e;
+        }
+        this.scored(slot, undefined);
+      },
       close: () => raw.close(),
     };
   }
@@ -167,7 +183,10 @@ export class ModelHolder {
         failures: (was?.failures ?? 0) + 1,
       };
       if (was) return;
-      this.log.warn({ version, err: e.message }, 'scoring failed: rules-only until a scoring succeeds');
+      this.log.warn(
+        { version, err: e.message },
+        'scoring failed: rules-only until a probe of the model succeeds',
+      );
       this.startProbe(slot);
       this.onChange?.(this.status());
     } else if (this.scoreError) {
@@ -181,7 +200,7 @@ export class ModelHolder {
     }
   }
 
-  /** Score one row of zeros through the watched scorer every `probeMs` until a scoring succeeds. */
+  /** Probe the model every `probeMs` until a probe succeeds. */
   private startProbe(slot: Slot): void {
     this.stopProbe();
     const timer = setInterval(() => {
@@ -189,11 +208,25 @@ export class ModelHolder {
         this.stopProbe();
         return;
       }
-      // the outcome is recorded by the watched scorer; a failure keeps the probe going
-      void this.use((s) => s.score(new Float32Array(FEATURE_COUNT), 1)).catch(() => {});
+      this.probeNow(slot);
     }, this.probeMs);
     timer.unref();
     this.probe = timer;
+  }
+
+  /** One probe of `slot`'s model (none while one is running); its outcome is recorded by the watched scorer. */
+  private probeNow(slot: Slot): void {
+    if (this.probing) return;
+    this.probing = true;
+    slot.users++;
+    void slot.watched
+      .probe?.()
+      .catch(() => {})
+      .finally(() => {
+        this.probing = false;
+        slot.users--;
+        if (slot.retired && slot.users === 0) void slot.scorer.close();
+      });
   }
 
   private stopProbe(): void {
