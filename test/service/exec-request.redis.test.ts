@@ -12,7 +12,6 @@ import type { AddressInfo } from 'node:net';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createMetrics } from '../../src/service/metrics.js';
 import {
   type ExecutedAnswer,
   ExecutionRecords,
@@ -33,18 +32,21 @@ import {
   startExecutionWorkers,
   type WorkerDeps,
 } from '../../src/service/queue/worker.js';
-import { AuditLog } from '../../src/service/state/audit.js';
-import { decodeEntry } from '../../src/service/state/event-log.js';
 import { type Keyspace, keyspace } from '../../src/service/state/keys.js';
 import { writeMarket } from '../../src/service/state/market.js';
 import { createRedis } from '../../src/service/state/redis.js';
 import { Reservations } from '../../src/service/state/reservations.js';
 import { RestrictionStore } from '../../src/service/state/restrictions.js';
-import { RiskStore } from '../../src/service/state/risk-store.js';
 import type { ExecutionRequest } from '../../src/service/venue/types.js';
 import { WebhookVenue } from '../../src/service/venue/webhook.js';
 import { connect, deletePrefix, freshPrefix, redisUrl } from '../helpers/redis.js';
-import { silent } from './harness.js';
+import {
+  auditTrail as kitAuditTrail,
+  sampleJob as kitSampleJob,
+  streamEvents as kitStreamEvents,
+  marketInput,
+  workerDeps,
+} from './queue-kit.js';
 import { eventually } from './wait.js';
 
 /** ms, event time of the sample decision */
@@ -52,27 +54,7 @@ const DECIDED_AT = 1_700_000_000_000;
 const SECRET = 'a-long-enough-webhook-secret';
 
 function sampleJob(account: string, epoch: number): ExecutionJob {
-  return {
-    kind: 'deleverage',
-    account,
-    epoch,
-    decidedAt: DECIDED_AT,
-    orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 2, notional: 200, positionQty: 10 }],
-    market: { 'BTC-PERP': market(100) },
-    decision: {
-      action: 'REDUCE',
-      rule: 'pd-reduce-tier',
-      pd: 0.4,
-      equity: 50,
-      mm: 20,
-      im: 40,
-      marginRatio: 2.5,
-      equityAfter: 49.5,
-      mmAfter: 10,
-      reasons: ['test'],
-    },
-    modelVersion: 'test@1',
-  };
+  return kitSampleJob(account, epoch, { decidedAt: DECIDED_AT });
 }
 
 /** LIQUIDATE of the whole position (10 contracts of BTC-PERP) at `epoch` */
@@ -101,17 +83,7 @@ function restrictJob(account: string): RestrictJob {
 }
 
 /** market inputs at mark `mark` (USD) */
-function market(mark: number) {
-  return {
-    mark,
-    bid: mark - 0.1,
-    ask: mark + 0.1,
-    bidDepth: 50,
-    askDepth: 50,
-    contractSize: 1,
-    liquidationFeeRate: 0.005,
-  };
-}
+const market = marketInput;
 
 /** The evaluators' latest market for BTC-PERP: mark `mark` (USD) as of event time `ts` (ms). */
 const moveMarket = (mark: number, ts: number) =>
@@ -220,34 +192,17 @@ afterEach(async () => {
 afterAll(() => admin.disconnect());
 
 function depsOf(url: string, records?: ExecutionRecords): WorkerDeps {
-  return {
-    ...(records ? { records } : {}),
-    connection: conn,
-    redis,
-    keys,
-    store: new RiskStore(redis, keys, 1, 0.01),
-    restrictions: new RestrictionStore(redis, keys, 1),
-    venue: new WebhookVenue({ url, secret: SECRET, timeoutMs: 5_000 }),
-    audit: new AuditLog(redis, keys),
-    metrics: createMetrics(),
-    log: silent,
-    concurrency: 2,
-    dedupTtlMs: 60_000,
-  };
+  return workerDeps(
+    { conn, redis, keys },
+    new WebhookVenue({ url, secret: SECRET, timeoutMs: 5_000 }),
+    records,
+  );
 }
 
 function start(url: string, attempts: number, records?: ExecutionRecords): ActionProducer {
   producer = new ActionProducer(redis, keys, { attempts, backoffMs: 5 });
   running = startExecutionWorkers(depsOf(url, records));
   return producer;
-}
-
-async function auditTrail() {
-  return (await new AuditLog(redis, keys).list({ limit: 100 })).items.reverse();
-}
-
-async function streamEvents() {
-  return (await redis.xrange(keys.stream, '-', '+')).map(([, f]) => decodeEntry(f));
 }
 
 /** contracts of BTC-PERP another job of `epoch` could still reserve, out of the position's 10 */
@@ -257,6 +212,10 @@ async function room(account: string, epoch: number): Promise<number> {
   await r.release(account, epoch, 'probe', ['BTC-PERP']);
   return grant ?? 0;
 }
+
+/** The audit trail, oldest first. */
+const auditTrail = () => kitAuditTrail(redis, keys);
+const streamEvents = () => kitStreamEvents(redis, keys);
 
 describe('the request sent under an idempotency key', () => {
   for (const outage of ['504', 'reset'] as const) {

@@ -26,7 +26,6 @@ import {
   type WorkerDeps,
 } from '../../src/service/queue/worker.js';
 import { type AuditEntry, AuditLog } from '../../src/service/state/audit.js';
-import { decodeEntry } from '../../src/service/state/event-log.js';
 import { type Keyspace, keyspace } from '../../src/service/state/keys.js';
 import { createRedis } from '../../src/service/state/redis.js';
 import { Reservations } from '../../src/service/state/reservations.js';
@@ -45,6 +44,12 @@ import { WebhookVenue } from '../../src/service/venue/webhook.js';
 import { connect, deletePrefix, freshPrefix, redisUrl } from '../helpers/redis.js';
 import { silent } from './harness.js';
 import { freePort, startRedisOn } from './private-redis.js';
+import {
+  auditTrail as kitAuditTrail,
+  streamEvents as kitStreamEvents,
+  sampleJob,
+  workerDeps,
+} from './queue-kit.js';
 import { eventually } from './wait.js';
 
 /** Counts executions per idempotency key; can fail the first `failures` calls transiently. */
@@ -69,44 +74,6 @@ class CountingVenue implements ExecutionVenue {
     }
     return this.inner.setReduceOnly(req);
   }
-}
-
-function sampleJob(
-  account: string,
-  epoch: number,
-  kind: 'liquidate' | 'deleverage' = 'deleverage',
-): ExecutionJob {
-  return {
-    kind,
-    account,
-    epoch,
-    decidedAt: 1_700_000_000_000 + epoch,
-    orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 2, notional: 200, positionQty: 10 }],
-    market: {
-      'BTC-PERP': {
-        mark: 100,
-        bid: 99.9,
-        ask: 100.1,
-        bidDepth: 50,
-        askDepth: 50,
-        contractSize: 1,
-        liquidationFeeRate: 0.005,
-      },
-    },
-    decision: {
-      action: kind === 'liquidate' ? 'LIQUIDATE' : 'REDUCE',
-      rule: kind === 'liquidate' ? 'equity-below-mm' : 'pd-reduce-tier',
-      pd: 0.4,
-      equity: 50,
-      mm: 20,
-      im: 40,
-      marginRatio: 2.5,
-      equityAfter: 49.5,
-      mmAfter: 10,
-      reasons: ['test'],
-    },
-    modelVersion: 'test@1',
-  };
 }
 
 let prefix: string;
@@ -138,19 +105,7 @@ afterEach(async () => {
 afterAll(() => admin.disconnect());
 
 function depsOf(venue: ExecutionVenue): WorkerDeps {
-  return {
-    connection: conn,
-    redis,
-    keys,
-    store: new RiskStore(redis, keys, 1, 0.01),
-    restrictions: new RestrictionStore(redis, keys, 1),
-    venue,
-    audit: new AuditLog(redis, keys),
-    metrics,
-    log: silent,
-    concurrency: 2,
-    dedupTtlMs: 60_000,
-  };
+  return workerDeps({ conn, redis, keys, metrics }, venue);
 }
 
 function workers(
@@ -216,9 +171,9 @@ function viewAt(account: string, epoch: number) {
   };
 }
 
-async function streamEvents() {
-  return (await redis.xrange(keys.stream, '-', '+')).map(([, f]) => decodeEntry(f));
-}
+/** The audit trail, oldest first. */
+const auditTrail = () => kitAuditTrail(redis, keys);
+const streamEvents = () => kitStreamEvents(redis, keys);
 
 describe('execution queues', () => {
   it('a decision enqueued twice (even concurrently) executes once, and its fills come back as events', async () => {
@@ -258,7 +213,7 @@ describe('execution queues', () => {
   it('liquidations are recorded as liquidation events with the venue fee', async () => {
     producer = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 10 });
     await redis.sadd(keys.instruments, 'BTC-PERP');
-    await producer.enqueue(sampleJob('b', 1, 'liquidate'));
+    await producer.enqueue(sampleJob('b', 1, { kind: 'liquidate' }));
     workers(new SimulatedVenue());
     const events = await eventually(streamEvents, (e) => e.length === 1, 'the liquidation event');
     const ev = events[0];
@@ -273,7 +228,7 @@ describe('execution queues', () => {
     await redis.sadd(keys.instruments, 'BTC-PERP');
     const reduce = sampleJob('h', 4);
     reduce.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 6, notional: 600, positionQty: 10 }];
-    const liquidate = sampleJob('h', 4, 'liquidate');
+    const liquidate = sampleJob('h', 4, { kind: 'liquidate' });
     liquidate.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 10, notional: 1000, positionQty: 10 }];
     await producer.enqueue(reduce);
     await producer.enqueue(liquidate);
@@ -496,11 +451,6 @@ function jobOf(data: ExecutionJob, attemptsMade = 0): Job {
   return { id: jobIdFor(data.kind, data.account, data.epoch), data, attemptsMade } as unknown as Job;
 }
 
-/** The audit trail, oldest first. */
-async function auditTrail() {
-  return (await new AuditLog(redis, keys).list({ limit: 100 })).items.reverse();
-}
-
 /** Makes the next audit writes fail (a real Redis error: the audit key holds a string, not a stream). */
 const breakAudit = () => redis.set(keys.audit, 'not a stream');
 const repairAudit = () => redis.del(keys.audit);
@@ -522,7 +472,7 @@ describe('execution failures and recovery', () => {
     };
     const progress = { shard: 0, group: 'g', consumer: 'c', lastEntryId: '0-0', clock: 0 };
     const outbox = new Outbox();
-    const job = sampleJob('doomed', 1, 'liquidate');
+    const job = sampleJob('doomed', 1, { kind: 'liquidate' });
     const id = jobIdFor('liquidate', 'doomed', 1);
     const q = producer.queues.liquidate;
     outbox.jobs.push(job);
@@ -611,7 +561,7 @@ describe('execution failures and recovery', () => {
       // retried (the venue answers the same execution), not refused at the first answer
       expect(received.map((r) => r.key)).toEqual(['deleverage-acct-1', 'deleverage-acct-1']);
       // the 12 stay reserved: a liquidation of the same epoch closes only the other 8
-      const liquidate = sampleJob('acct', 1, 'liquidate');
+      const liquidate = sampleJob('acct', 1, { kind: 'liquidate' });
       liquidate.orders = [{ symbol: 'BTC-PERP', side: 'sell', qty: 20, notional: 1800, positionQty: 20 }];
       await producer.enqueue(liquidate);
       await eventually(
@@ -659,7 +609,7 @@ describe('execution failures and recovery', () => {
     await redis.sadd(keys.instruments, 'BTC-PERP');
     const venue = new CountingVenue();
     const process = makeProcessor(depsOf(venue));
-    const data = sampleJob('k', 3, 'liquidate');
+    const data = sampleJob('k', 3, { kind: 'liquidate' });
     await breakAudit();
     await expect(process(jobOf(data, 0))).rejects.toThrow(/WRONGTYPE/);
     expect((await streamEvents()).map((e) => e?.type)).toEqual(['liquidation']);
@@ -706,7 +656,7 @@ describe('execution failures and recovery', () => {
       modelVersion: 'test@1',
     };
     const outbox = new Outbox();
-    outbox.jobs.push(sampleJob('m', 1, 'liquidate'), restrict);
+    outbox.jobs.push(sampleJob('m', 1, { kind: 'liquidate' }), restrict);
     await breakAudit();
     await expect(outbox.flush(deps, progress)).rejects.toThrow(/WRONGTYPE/);
     expect(await producer.queues.liquidate.getJob(jobIdFor('liquidate', 'm', 1))).toBeDefined();
@@ -714,7 +664,7 @@ describe('execution failures and recovery', () => {
     await outbox.flush(deps, progress);
     expect(outbox.pending()).toBe(false);
     // decided again (the next mark, or a replay): still one entry each
-    outbox.jobs.push(sampleJob('m', 1, 'liquidate'), restrict);
+    outbox.jobs.push(sampleJob('m', 1, { kind: 'liquidate' }), restrict);
     await outbox.flush(deps, progress);
     const trail = await auditTrail();
     expect(trail.map((e) => `${e.kind}:${e.jobId}`)).toEqual([
@@ -786,7 +736,7 @@ describe('execution failures and recovery', () => {
       },
       setReduceOnly: (req) => inner.setReduceOnly(req),
     };
-    await makeProcessor(depsOf(rebating))(jobOf(sampleJob('r', 1, 'liquidate')));
+    await makeProcessor(depsOf(rebating))(jobOf(sampleJob('r', 1, { kind: 'liquidate' })));
     const [ev] = await streamEvents();
     expect(ev).toMatchObject({ type: 'liquidation', fee: 0 });
     const [entry] = await auditTrail();
