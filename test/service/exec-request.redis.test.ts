@@ -5,7 +5,10 @@
  * key with a fresh request (never blocked by a kept request its reservation no longer covers), a Redis
  * failure after the venue acted keeps the reservation (writes failed by an injected ExecutionRecords
  * subclass), the record and kept request expire together, and a venue's redirect is never followed (the
- * job fails for an operator, its reservation kept).
+ * job fails for an operator, its reservation kept). Generations: a run of the next generation racing the
+ * release of the retired one keeps its share, a 5xx or 408 is never retired, the final audit names only a
+ * generation that kept a request; and record writes whose reply a proxy loses (the 'wait' client resends
+ * them) count once.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -37,13 +40,20 @@ import { writeMarket } from '../../src/service/state/market.js';
 import { createRedis } from '../../src/service/state/redis.js';
 import { Reservations } from '../../src/service/state/reservations.js';
 import { RestrictionStore } from '../../src/service/state/restrictions.js';
-import type { ExecutionRequest } from '../../src/service/venue/types.js';
+import {
+  type ExecutionRequest,
+  type ExecutionResult,
+  type ExecutionVenue,
+  VenueUnavailableError,
+} from '../../src/service/venue/types.js';
 import { WebhookVenue } from '../../src/service/venue/webhook.js';
 import { connect, deletePrefix, freshPrefix, redisUrl } from '../helpers/redis.js';
 import {
+  capturedLog,
   auditTrail as kitAuditTrail,
   sampleJob as kitSampleJob,
   streamEvents as kitStreamEvents,
+  lossyRedisProxy,
   marketInput,
   workerDeps,
 } from './queue-kit.js';
@@ -165,6 +175,8 @@ let conn: Redis;
 let running: ExecutionWorkers | undefined;
 let producer: ActionProducer | undefined;
 let servers: Server[] = [];
+/** run after each test (before the connections close), newest first */
+let cleanups: (() => unknown)[] = [];
 const admin = connect();
 
 beforeEach(async () => {
@@ -176,6 +188,8 @@ beforeEach(async () => {
   await redis.sadd(keys.instruments, 'BTC-PERP');
 });
 afterEach(async () => {
+  for (const f of cleanups.reverse()) await f();
+  cleanups = [];
   await running?.close();
   await producer?.close();
   running = undefined;
@@ -284,11 +298,11 @@ describe('the request sent under an idempotency key', () => {
 
   it('a reduction that failed for good, the venue having executed nothing, runs again on a new decision under a new key with a fresh request', async () => {
     await moveMarket(100, DECIDED_AT + 1_000);
-    // the venue is briefly down (its own 503: not executed) for the first request, as the market moves
+    // the venue turns the first request away (a 429: not processed) as the market moves
     const venue = await httpVenue(async (r, n, _req, res) => {
       if (n === 0 && !r.key.includes('#')) {
         await moveMarket(90, DECIDED_AT + 60_000);
-        res.writeHead(503).end('busy');
+        res.writeHead(429).end('slow down');
         return;
       }
       answerChecked(r, venue.received, res);
@@ -325,10 +339,10 @@ describe('the request sent under an idempotency key', () => {
   });
 
   it('a liquidation whose kept request is no longer covered is not blocked for the epoch: decided again, it sends a fresh request for what it is granted, under a new key', async () => {
-    // epoch 7, a position of 10: the liquidation's first request (10) gets the venue's 503 on every attempt
+    // epoch 7, a position of 10: the liquidation's first request (10) is turned away (429) on every attempt
     const id = jobIdFor('liquidate', 'acct', 7);
     const venue = await httpVenue((r, _n, _req, res) => {
-      if (r.key === id) return void res.writeHead(503).end('busy');
+      if (r.key === id) return void res.writeHead(429).end('slow down');
       answerChecked(r, venue.received, res);
     });
     const p = start(venue.url, 2);
@@ -503,9 +517,9 @@ class FailingRecords extends ExecutionRecords {
     this.blip('redirected');
     await super.redirected(jobId, reason);
   }
-  override async notExecuted(jobId: string, reason: string): Promise<void> {
+  override async notExecuted(jobId: string, n: number, reason: string): Promise<void> {
     this.blip('notExecuted');
-    await super.notExecuted(jobId, reason);
+    await super.notExecuted(jobId, n, reason);
   }
 }
 
@@ -554,10 +568,10 @@ describe('Redis failing after the venue acted', () => {
     });
   }
 
-  it("the venue's own 503 on the last attempt whose record fails: the reservation is kept, and the audit says why", async () => {
+  it('a 429 on the last attempt whose record fails: the reservation is kept, and the audit says why', async () => {
     const id = jobIdFor('deleverage', 'acct', 1);
     const venue = await httpVenue((r, n, _req, res) => {
-      if (n === 0) return void res.writeHead(503).end('busy');
+      if (n === 0) return void res.writeHead(429).end('busy');
       answerChecked(r, venue.received, res);
     });
     const p = start(venue.url, 1, new FailingRecords('notExecuted'));
@@ -569,7 +583,7 @@ describe('Redis failing after the venue acted', () => {
     );
     expect(failures.map((e) => e.data.outcome ?? 'final')).toEqual(['unavailable', 'final']);
     expect(failures[0]?.data).toMatchObject({
-      reason: 'webhook answered 503',
+      reason: 'webhook answered 429: busy',
       reservation: expect.stringMatching(
         /^kept: .*outcome is not recorded.*: Redis blip: notExecuted not written$/,
       ),
@@ -620,6 +634,14 @@ describe('Redis failing after the venue acted', () => {
     expect(venue.received.map((r) => r.key)).toEqual([`${id}#g1`]);
     expect(JSON.parse(venue.received[0]?.raw ?? '{}')).toMatchObject({ orders: [{ qty: 3 }] });
     expect(await room('c', 1)).toBe(0);
+    // the retirement is audited: which generation, why, and the key the fresh request went under
+    const retired = (await auditTrail()).filter((e) => e.data.outcome === 'retired');
+    expect(retired).toHaveLength(1);
+    expect(retired[0]).toMatchObject({ kind: 'failure', jobId: id });
+    expect(retired[0]?.data).toMatchObject({
+      retired: { key: id, gen: 0, next: `${id}#g1` },
+      reason: expect.stringMatching(/not covered by its reservation.*BTC-PERP 3 < 5/),
+    });
   });
 });
 
@@ -639,28 +661,6 @@ describe('the execution record', () => {
     for (const k of execKeys) expect(await redis.pttl(k), k).toBeGreaterThan(KEEP_MS - 60_000);
   });
 
-  it('a request kept under its own key (as 719c9fb did) is adopted into the record and sent as it is', async () => {
-    const venue = await httpVenue((r, _n, _req, res) => answerChecked(r, venue.received, res));
-    const deps = depsOf(venue.url);
-    const data = sampleJob('old', 1);
-    const id = jobIdFor('deleverage', 'old', 1);
-    const request: ExecutionRequest = {
-      idempotencyKey: id,
-      kind: 'deleverage',
-      account: 'old',
-      orders: [{ symbol: 'BTC-PERP', side: 'sell', qty: 2 }],
-      decidedAt: DECIDED_AT + 5,
-      market: data.market,
-    };
-    const body = `${new WebhookVenue({ url: venue.url, secret: SECRET, timeoutMs: 1 }).executionBody(request)} `;
-    const legacyKey = `${prefix}:exec:${id}:request`;
-    await redis.set(legacyKey, JSON.stringify({ request, body, keptAt: 1 }), 'PX', 60_000);
-    const job = { id, data, attemptsMade: 0 } as unknown as Job;
-    expect(await makeProcessor(deps)(job)).toMatchObject({ fills: 1 });
-    expect(venue.received.map((r) => [r.key, r.raw])).toEqual([[id, body]]);
-    expect(await redis.exists(legacyKey)).toBe(0);
-  });
-
   it('a 2xx after a redirect clears the redirect', async () => {
     const r = new ExecutionRecords(redis, keys);
     await r.redirected('j', 'webhook answered 307');
@@ -676,5 +676,225 @@ describe('the execution record', () => {
     const rec = await r.get('j');
     expect(rec.redirected).toBeUndefined();
     expect(rec.answer).toEqual(answer);
+  });
+});
+
+/** The final failure audit of the one job that failed for good (waits for it). */
+async function finalFailure() {
+  const [final] = await eventually(
+    async () => (await auditTrail()).filter((e) => e.kind === 'failure' && e.data.attempts !== undefined),
+    (f) => f.length === 1,
+    'the final failure',
+  );
+  return final;
+}
+
+/** Execution records that run `between` once, right after the first `retire` returns. */
+class RunAfterRetire extends ExecutionRecords {
+  between: (() => Promise<unknown>) | undefined;
+  override async retire(jobId: string, gen: number) {
+    const r = await super.retire(jobId, gen);
+    const f = this.between;
+    this.between = undefined;
+    if (f) await f();
+    return r;
+  }
+}
+
+describe('a job failed for good and run again (generations)', () => {
+  it('a run of the next generation between the retirement and the release keeps what it sends reserved', async () => {
+    const id = jobIdFor('deleverage', 'acct', 1);
+    // the first request is turned away (429: not executed); the run under the new key executes
+    const venue = await httpVenue((r, n, _req, res) => {
+      if (r.key === id && n === 0) return void res.writeHead(429).end('slow down');
+      answerChecked(r, venue.received, res);
+    });
+    const records = new RunAfterRetire(redis, keys);
+    const data = sampleJob('acct', 1);
+    // the failed job run again (a new decision) after the retirement, before its reservation is given back
+    let rerun: unknown;
+    records.between = async () => {
+      rerun = await makeProcessor(depsOf(venue.url))({ id, data, attemptsMade: 0 } as unknown as Job);
+    };
+    start(venue.url, 1, records);
+    await producer?.enqueue(data);
+    const final = await finalFailure();
+    expect(rerun).toMatchObject({ fills: 1 });
+    expect(venue.received.map((r) => r.key)).toEqual([id, `${id}#g1`]);
+    expect(final?.data).toMatchObject({ reservation: 'released', retired: { key: id, next: `${id}#g1` } });
+    // the 2 contracts executed under #g1 stay reserved: no other job of the epoch can close them again
+    expect(await room('acct', 1)).toBe(8);
+    expect(await streamEvents()).toHaveLength(1);
+  });
+
+  for (const status of [500, 503, 408] as const) {
+    it(`a ${status} may have been executed: the reservation is kept, nothing is retired, a new decision resends the same body under the same key`, async () => {
+      const id = jobIdFor('deleverage', 'acct', 1);
+      // the venue executes every request, once per key; the first it answers `status` (a handler failing
+      // after the order was placed, a proxy giving up on it)
+      const executed = new Set<string>();
+      const venue = await httpVenue((r, n, _req, res) => {
+        executed.add(r.key);
+        if (n === 0) return void res.writeHead(status).end('oops');
+        answerChecked(r, venue.received, res);
+      });
+      const p = start(venue.url, 1);
+      const job = sampleJob('acct', 1);
+      await p.enqueue(job);
+      const final = await finalFailure();
+      expect(final?.data).toMatchObject({ reservation: expect.stringMatching(/^kept: .*outcome unknown/) });
+      expect(final?.data.retired).toBeUndefined();
+      expect(await room('acct', 1)).toBe(8);
+      expect(await p.enqueue(job)).toMatchObject({ retried: true });
+      await eventually(
+        () => p.queues.deleverage.getJobCounts('completed'),
+        (c) => c.completed === 1,
+        'the reduction to complete',
+      );
+      expect(venue.received.map((r) => r.key)).toEqual([id, id]);
+      expect(venue.received[1]?.raw).toBe(venue.received[0]?.raw);
+      expect([...executed]).toEqual([id]);
+      expect(await streamEvents()).toHaveLength(1);
+      expect(await room('acct', 1)).toBe(8);
+    });
+  }
+
+  it("the final audit names a retired generation only if it kept a request; the generation's share is given back", async () => {
+    const id = jobIdFor('deleverage', 'acct', 1);
+    const venue = await httpVenue((r, n, _req, res) => {
+      if (r.key === id && n === 0) return void res.writeHead(429).end('slow down');
+      answerChecked(r, venue.received, res);
+    });
+    const p = start(venue.url, 1);
+    const job = sampleJob('acct', 1);
+    await p.enqueue(job);
+    expect((await finalFailure())?.data).toMatchObject({ retired: { key: id, next: `${id}#g1` } });
+    // run again, generation 1 fails before it keeps a request (its market inputs cannot be read)
+    await redis.set(keys.market, 'not a hash');
+    expect(await p.enqueue(job)).toMatchObject({ retried: true });
+    const finals = await eventually(
+      async () => (await auditTrail()).filter((e) => e.kind === 'failure' && e.data.attempts !== undefined),
+      (f) => f.length === 2,
+      'the second final failure',
+    );
+    expect(finals[1]?.data).toMatchObject({
+      reason: expect.stringMatching(/WRONGTYPE/),
+      reservation: 'released',
+    });
+    expect(finals[1]?.data.retired).toBeUndefined();
+    expect(await room('acct', 1)).toBe(10);
+    expect(venue.received.map((r) => r.key)).toEqual([id]);
+  });
+
+  it('a final failure whose audit cannot be written is logged at error level', async () => {
+    const venue = await httpVenue((_r, _n, _req, res) => void res.writeHead(429).end('slow down'));
+    const { log, lines } = capturedLog();
+    producer = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 5 });
+    running = startExecutionWorkers({ ...depsOf(venue.url), log });
+    await redis.set(keys.audit, 'not a stream');
+    await producer.enqueue(sampleJob('acct', 1));
+    const logged = await eventually(
+      () => lines.filter((l) => l.msg === 'the final failure audit was not written'),
+      (l) => l.length === 1,
+      'the error log line',
+    );
+    expect(logged[0]).toMatchObject({
+      level: 50,
+      jobId: jobIdFor('deleverage', 'acct', 1),
+      reservation: 'released',
+      err: expect.stringMatching(/WRONGTYPE/),
+    });
+  });
+});
+
+/** A venue whose executions fail as `outcomes` says, one per call (then it executes), counting calls. */
+class ScriptedVenue implements ExecutionVenue {
+  readonly name = 'scripted';
+  readonly calls: string[] = [];
+  constructor(private readonly outcomes: (() => Error)[]) {}
+  async execute(req: ExecutionRequest): Promise<ExecutionResult> {
+    this.calls.push(req.idempotencyKey);
+    const next = this.outcomes.shift();
+    if (next) throw next();
+    return { venue: this.name, fills: [] };
+  }
+  async setReduceOnly(): Promise<never> {
+    throw new Error('not used');
+  }
+}
+
+describe('execution-record writes whose reply is lost (the client resends them after reconnecting)', () => {
+  /** Execution records on a 'wait' client through a proxy that can lose a reply. */
+  async function lossyRecords() {
+    const proxy = await lossyRedisProxy(redisUrl());
+    const client = createRedis(proxy.url, 'wait');
+    await client.connect();
+    cleanups.push(
+      () => proxy.close(),
+      () => client.disconnect(),
+    );
+    return { proxy, records: new ExecutionRecords(client, keys) };
+  }
+
+  it('a send counted, then marked not executed, each applied twice by Redis, counts once', async () => {
+    const { proxy, records } = await lossyRecords();
+    const req = { orders: [] };
+    await records.keep('j', 0, req, null);
+    proxy.arm('sentAt');
+    const n = await records.sending('j', 0);
+    proxy.arm('notExecuted');
+    await records.notExecuted('j', n, 'refused');
+    expect(proxy.lost).toBe(2);
+    const rec = await records.get('j');
+    expect(rec).toMatchObject({ sends: 1, notExecuted: 1 });
+    // another send, possibly executed: the record says so
+    await records.sending('j', 0);
+    expect(await records.get('j')).toMatchObject({ sends: 2, notExecuted: 1 });
+  });
+
+  it('a job whose one possibly executed send is followed by a not-executed one, marked twice by Redis, keeps its reservation', async () => {
+    const { proxy, records } = await lossyRecords();
+    // attempt 1: the venue fails in a way that does not say it did not execute; attempt 2: nothing sent
+    const venue = new ScriptedVenue([
+      () => new Error('venue bug after placing the order'),
+      () => new VenueUnavailableError('connection refused'),
+    ]);
+    producer = new ActionProducer(redis, keys, { attempts: 2, backoffMs: 5 });
+    running = startExecutionWorkers(workerDeps({ conn, redis, keys }, venue, records));
+    await redis.sadd(keys.instruments, 'BTC-PERP');
+    const id = jobIdFor('deleverage', 'acct', 1);
+    proxy.arm('notExecuted');
+    await producer.enqueue(sampleJob('acct', 1));
+    const final = await finalFailure();
+    expect(proxy.lost).toBe(1);
+    expect(venue.calls).toEqual([id, id]);
+    expect(await new ExecutionRecords(redis, keys).get(id)).toMatchObject({ sends: 2, notExecuted: 1 });
+    expect(final?.data).toMatchObject({ reservation: expect.stringMatching(/^kept: a request was sent/) });
+    expect(final?.data.retired).toBeUndefined();
+    expect(await room('acct', 1)).toBe(8);
+  });
+
+  it("a job's retirement applied twice by Redis retires one generation", async () => {
+    const { proxy, records } = await lossyRecords();
+    const id = jobIdFor('deleverage', 'acct', 1);
+    const venue = await httpVenue((r, n, _req, res) => {
+      if (r.key === id && n === 0) return void res.writeHead(429).end('slow down');
+      answerChecked(r, venue.received, res);
+    });
+    const p = start(venue.url, 1, records);
+    proxy.arm('retiredAt');
+    const job = sampleJob('acct', 1);
+    await p.enqueue(job);
+    const final = await finalFailure();
+    expect(proxy.lost).toBe(1);
+    expect(final?.data).toMatchObject({ reservation: 'released', retired: { key: id, next: `${id}#g1` } });
+    expect((await new ExecutionRecords(redis, keys).get(id)).gen).toBe(1);
+    expect(await p.enqueue(job)).toMatchObject({ retried: true });
+    await eventually(
+      () => p.queues.deleverage.getJobCounts('completed'),
+      (c) => c.completed === 1,
+      'the reduction to complete',
+    );
+    expect(venue.received.map((r) => r.key)).toEqual([id, `${id}#g1`]);
   });
 });

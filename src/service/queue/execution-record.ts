@@ -7,14 +7,18 @@
  *   attempt of that generation sends it as it is, byte for byte, under its idempotency key.
  * - Sends (`sends`, `sentAt`): counted before each send, so a request that may have reached the venue is
  *   known even if what followed could not be written. `notExecuted` counts the sends the venue definitely
- *   did not execute (nothing was sent, the venue's own 5xx/408/429, a refusal), written after the answer.
+ *   did not execute (nothing was sent, a 429, a refusal), written after the answer, each send at most once
+ *   (`ne:<n>` marks send n, so a write the client resends after a reconnect is not counted twice).
  *   While some send is not counted there (`sends > notExecuted`), or the venue answered (`answeredAt`), the
  *   job may have reduced the position: it never gives its reservation back, is never skipped as stale, and
  *   its kept request is the only one it ever sends.
- * - The generation (`gen`): when the job fails for good with every send definitely not executed, its kept
- *   request is retired (`retire`, atomically with that check: an attempt still running can no longer count
- *   a send of it, nor send it), and then its reservation given back: the next run builds a fresh request,
- *   sized to what it is granted then, under a new idempotency key `<jobId>#g<gen>`. A key never carries a
+ * - The generation (`gen`): when the job fails for good with every send definitely not executed, its
+ *   generation is retired (`retire`, atomically with that check: an attempt still running can no longer
+ *   count a send of it, nor send it; its kept request, if any, is dropped), and then that generation's
+ *   reservation given back: the next run builds a fresh request, sized to what it is granted then, under a
+ *   new idempotency key `<jobId>#g<gen>`, reserving under that key (see `Reservations`). A retired generation
+ *   never executed anything, so its reservation may go back whenever: a run of a later generation takes it
+ *   over when it reserves, so a release that comes after it is a no-op. A key never carries a
  *   second body, and a run after a failure for good never reuses the failed key (a venue may keep its
  *   failure); retries within one run do reuse it, with the same body.
  * - The answer: with a usable answer, a retry records exactly that answer instead of asking the venue again,
@@ -22,6 +26,7 @@
  *
  * Restriction jobs keep their request here the same way (generation 0 only: they reserve nothing).
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Keyspace } from '../state/keys.js';
 import type { VenueFill } from '../venue/types.js';
@@ -32,6 +37,11 @@ export const KEEP_MS = 7 * 86_400_000;
 /** The idempotency key of generation `gen` of a job's request: the job id, then `<jobId>#g<gen>`. */
 export function idempotencyKeyFor(jobId: string, gen: number): string {
   return gen === 0 ? jobId : `${jobId}#g${gen}`;
+}
+
+/** The idempotency keys of the generations before `gen` (all retired: none of them executed anything). */
+export function retiredKeysBefore(jobId: string, gen: number): string[] {
+  return Array.from({ length: gen }, (_, g) => idempotencyKeyFor(jobId, g));
 }
 
 /** A usable venue answer and what the job asked for. */
@@ -95,6 +105,13 @@ export function mayHaveExecuted(rec: ExecutionRecord): boolean {
 /** The job's generation moved on (its kept request was retired) since this attempt read it: nothing sent. */
 export class GenerationMovedError extends Error {
   override name = 'GenerationMovedError';
+  constructor(
+    message: string,
+    /** the job's generation now (greater than the attempt's when that one was retired) */
+    readonly current: number,
+  ) {
+    super(message);
+  }
 }
 
 // KEYS: record. ARGV: generation, request JSON, keep ms. {0, gen} if the generation moved on, else
@@ -106,35 +123,61 @@ local set = redis.call('HSETNX', KEYS[1], 'request', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, set, redis.call('HGET', KEYS[1], 'request')}`;
 
-// KEYS: record. ARGV: generation, now (ms), keep ms. 1: counted as possibly sent; 0: the generation moved on
-// or its request is not kept (nothing may be sent)
+// KEYS: record. ARGV: generation, now (ms), keep ms, send token. {1, n}: counted as possibly sent, send
+// number n; {0, gen}: the generation moved on or its request is not kept (nothing may be sent). A token seen
+// before (the same call resent by the client after a reconnect) returns its number without counting again.
 const SENDING = `
+local seen = redis.call('HGET', KEYS[1], 'snd:' .. ARGV[4])
+if seen then return {1, tonumber(seen)} end
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
-if gen ~= tonumber(ARGV[1]) or redis.call('HEXISTS', KEYS[1], 'request') == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'sends', 1)
-redis.call('HSET', KEYS[1], 'sentAt', ARGV[2])
+if gen ~= tonumber(ARGV[1]) or redis.call('HEXISTS', KEYS[1], 'request') == 0 then return {0, gen} end
+local n = redis.call('HINCRBY', KEYS[1], 'sends', 1)
+redis.call('HSET', KEYS[1], 'sentAt', ARGV[2], 'snd:' .. ARGV[4], n)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, n}`;
+
+// KEYS: record. ARGV: send number, reason, keep ms. 1 if counted now, 0 if send n was counted before (a
+// resent call) or is not a send of this record
+const NOT_EXECUTED = `
+local n = tonumber(ARGV[1])
+if n < 1 or n > tonumber(redis.call('HGET', KEYS[1], 'sends') or '0') then return 0 end
+if redis.call('HSETNX', KEYS[1], 'ne:' .. ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'notExecuted', 1)
+redis.call('HSET', KEYS[1], 'notExecutedWhy', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`;
 
-// KEYS: record. ARGV: expected generation ('' = any), now (ms), keep ms.
-// {'moved', gen} | {'answered', gen} | {'sent', gen} | {'retired', gen after, 1 if a request was retired}
+// KEYS: record. ARGV: expected generation, now (ms), keep ms.
+// {'retired', gen after, 1 if that generation had kept a request} (also when it was retired before: a
+// resent call answers as the first did) | {'answered', gen} | {'sent', gen} | {'moved', gen}
 const RETIRE = `
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
-if ARGV[1] ~= '' and gen ~= tonumber(ARGV[1]) then return {'moved', gen} end
+local want = tonumber(ARGV[1])
+if gen ~= want then
+  local done = redis.call('HGET', KEYS[1], 'ret:' .. want)
+  if done then return {'retired', want + 1, tonumber(done)} end
+  return {'moved', gen}
+end
 if redis.call('HEXISTS', KEYS[1], 'answeredAt') == 1 then return {'answered', gen} end
 local sends = tonumber(redis.call('HGET', KEYS[1], 'sends') or '0')
 local ne = tonumber(redis.call('HGET', KEYS[1], 'notExecuted') or '0')
 if sends > ne then return {'sent', gen} end
-if redis.call('HEXISTS', KEYS[1], 'request') == 1 or sends > 0 then
-  redis.call('HDEL', KEYS[1], 'request')
-  redis.call('HSET', KEYS[1], 'gen', gen + 1, 'retiredAt', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {'retired', gen + 1, 1}
-end
-return {'retired', gen, 0}`;
+local had = redis.call('HEXISTS', KEYS[1], 'request')
+redis.call('HDEL', KEYS[1], 'request')
+redis.call('HSET', KEYS[1], 'gen', gen + 1, 'retiredAt', ARGV[2], 'ret:' .. gen, had)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {'retired', gen + 1, had}`;
 
 export type RetireResult =
-  | { status: 'retired'; gen: number; retiredKey?: string }
+  | {
+      status: 'retired';
+      /** the generation now (the retired one + 1) */
+      gen: number;
+      /** the retired generation's idempotency key (its reservation is the one to give back) */
+      retiredKey: string;
+      /** whether the retired generation had kept a request (one may have been built, never executed) */
+      hadRequest: boolean;
+    }
   | { status: 'moved' | 'answered' | 'sent'; gen: number };
 
 export class ExecutionRecords {
@@ -147,18 +190,12 @@ export class ExecutionRecords {
     return `${this.keys.prefix}:exec:${jobId}`;
   }
 
-  /** where 719c9fb kept the request, a key of its own: adopted into the record when found */
-  private legacyRequestKey(jobId: string): string {
-    return `${this.keys.prefix}:exec:${jobId}:request`;
-  }
-
   /** The record and its kept request; reading renews the expiry of both (one key). */
   async get(jobId: string): Promise<ExecutionRecord> {
     const key = this.key(jobId);
     const res = await this.redis.multi().hgetall(key).pexpire(key, KEEP_MS).exec();
     check(res);
-    let h = (res?.[0]?.[1] ?? {}) as Record<string, string>;
-    if (h.request === undefined && (await this.adoptLegacy(jobId))) h = await this.redis.hgetall(key);
+    const h = (res?.[0]?.[1] ?? {}) as Record<string, string>;
     const rec: ExecutionRecord = {
       recorded: h.recorded === '1',
       gen: Number(h.gen ?? 0),
@@ -174,18 +211,6 @@ export class ExecutionRecords {
     return rec;
   }
 
-  /** A request kept under the key of 719c9fb (generation 0) becomes the record's: true if one was found. */
-  private async adoptLegacy(jobId: string): Promise<boolean> {
-    const legacy = await this.redis.get(this.legacyRequestKey(jobId));
-    if (legacy === null) return false;
-    const key = this.key(jobId);
-    // one key per transaction (the two are in different Redis Cluster slots); the old key is deleted only
-    // once the record holds a request (this one, or one kept before it)
-    check(await this.redis.multi().hsetnx(key, 'request', legacy).pexpire(key, KEEP_MS).exec());
-    await this.redis.del(this.legacyRequestKey(jobId));
-    return true;
-  }
-
   /**
    * Keep `request` (and the venue's `body` for it) as the job's request of generation `gen` unless one is
    * kept already, and return the one kept (`mine`: this call kept it; else an earlier or concurrent attempt
@@ -198,7 +223,6 @@ export class ExecutionRecords {
     request: R,
     body: string | null,
   ): Promise<{ kept: SentRequest<R>; mine: boolean }> {
-    await this.adoptLegacy(jobId);
     const value: SentRequest<R> = { request, body, keptAt: Date.now(), gen };
     const out = (await this.redis.eval(KEEP, 1, this.key(jobId), gen, JSON.stringify(value), KEEP_MS)) as [
       number,
@@ -208,6 +232,7 @@ export class ExecutionRecords {
     if (out[0] !== 1)
       throw new GenerationMovedError(
         `the request of ${jobId} was retired (generation ${out[1]}): nothing sent`,
+        Number(out[1]),
       );
     const kept = parseSent<R>(jobId, out[2]);
     if (!kept) throw new Error(`sent request of ${jobId}: not kept`);
@@ -216,49 +241,57 @@ export class ExecutionRecords {
 
   /**
    * Count a send of generation `gen`'s kept request before it is made (the venue may execute it from
-   * then on). Throws GenerationMovedError, and nothing may be sent, if that request was retired meanwhile.
+   * then on), and return its number (for `notExecuted`). Throws GenerationMovedError, and nothing may be
+   * sent, if that request was retired meanwhile. One call counts once, even if the client resends it.
    */
-  async sending(jobId: string, gen: number): Promise<void> {
-    const ok = await this.redis.eval(SENDING, 1, this.key(jobId), gen, Date.now(), KEEP_MS);
-    if (Number(ok) !== 1)
+  async sending(jobId: string, gen: number): Promise<number> {
+    const out = (await this.redis.eval(
+      SENDING,
+      1,
+      this.key(jobId),
+      gen,
+      Date.now(),
+      KEEP_MS,
+      randomUUID(),
+    )) as [number, number];
+    if (Number(out[0]) !== 1)
       throw new GenerationMovedError(
         `the request of ${jobId} (generation ${gen}) was retired before it was sent: nothing sent`,
+        Number(out[1]),
       );
-  }
-
-  /** The latest send was definitely not executed (nothing sent, the venue's own 5xx/408/429, or refused). */
-  async notExecuted(jobId: string, reason: string): Promise<void> {
-    const key = this.key(jobId);
-    check(
-      await this.redis
-        .multi()
-        .hincrby(key, 'notExecuted', 1)
-        .hset(key, { notExecutedWhy: reason })
-        .pexpire(key, KEEP_MS)
-        .exec(),
-    );
+    return Number(out[1]);
   }
 
   /**
-   * Retire the kept request if nothing sent for the job may have executed: the next attempt builds a new
-   * request under the next generation's key. `gen`: only if the job is still at that generation (undefined:
-   * any). Otherwise says why not ('moved': another attempt retired it first; 'answered'/'sent': the venue
-   * may have executed).
+   * Send `n` (as `sending` numbered it) was definitely not executed (nothing sent, a 429, a refusal).
+   * Counted once per send: a resent call (the client resends a command whose reply a reconnect lost) or a
+   * second call for the same send changes nothing.
    */
-  async retire(jobId: string, gen?: number): Promise<RetireResult> {
-    const out = (await this.redis.eval(
-      RETIRE,
-      1,
-      this.key(jobId),
-      gen === undefined ? '' : String(gen),
-      Date.now(),
-      KEEP_MS,
-    )) as [string, number, number?];
-    const [status, next, bumped] = out;
+  async notExecuted(jobId: string, n: number, reason: string): Promise<void> {
+    await this.redis.eval(NOT_EXECUTED, 1, this.key(jobId), n, reason.slice(0, 500), KEEP_MS);
+  }
+
+  /**
+   * Retire generation `gen` if nothing sent for the job may have executed: its kept request (if any) is
+   * dropped and the next attempt builds a new request under the next generation's key. Only if the job is
+   * still at `gen`; a call for a generation retired already (another attempt's, or this call resent by the
+   * client) answers as its retirement did. Otherwise says why not ('answered'/'sent': the venue may have
+   * executed; 'moved': the record is not at `gen` and has no retirement of it).
+   */
+  async retire(jobId: string, gen: number): Promise<RetireResult> {
+    const out = (await this.redis.eval(RETIRE, 1, this.key(jobId), String(gen), Date.now(), KEEP_MS)) as [
+      string,
+      number,
+      number?,
+    ];
+    const [status, next, had] = out;
     if (status === 'retired')
-      return bumped === 1
-        ? { status, gen: next, retiredKey: idempotencyKeyFor(jobId, next - 1) }
-        : { status, gen: next };
+      return {
+        status,
+        gen: next,
+        retiredKey: idempotencyKeyFor(jobId, next - 1),
+        hadRequest: Number(had) === 1,
+      };
     return { status: status as 'moved' | 'answered' | 'sent', gen: next };
   }
 
@@ -328,11 +361,10 @@ function parseSent<R>(jobId: string, raw: unknown): SentRequest<R> | undefined {
     v.request === null ||
     !(v.body === null || typeof v.body === 'string') ||
     typeof v.keptAt !== 'number' ||
-    !(v.gen === undefined || (Number.isInteger(v.gen) && v.gen >= 0))
+    !(typeof v.gen === 'number' && Number.isInteger(v.gen) && v.gen >= 0)
   )
     throw new Error(`sent request of ${jobId}: unreadable (${String(raw).slice(0, 100)})`);
-  // kept before generations existed (719c9fb): generation 0
-  return { request: v.request, body: v.body, keptAt: v.keptAt, gen: v.gen ?? 0 };
+  return { request: v.request, body: v.body, keptAt: v.keptAt, gen: v.gen };
 }
 
 function check(res: [Error | null, unknown][] | null): void {

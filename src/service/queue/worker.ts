@@ -12,12 +12,14 @@
  * the log cannot take (invalid, or refused by it) fail the job at once for an operator (`NEEDS_OPERATOR`),
  * audited. The request sent under a job's key is built once and kept before it is first sent: every retry
  * sends the same bytes. Each send is counted in the execution record before it is made, and counted again as
- * not executed only after a definite non-execution (nothing sent, the venue's own 5xx/408/429, a refusal),
- * so a job whose outcome could not be written (Redis failed after the venue acted) keeps its reservation.
- * A job that fails for good with every send definitely not executed retires its kept request (atomically
- * with that check) and gives its reservation back: run again by a new decision, it builds a fresh request,
- * sized to what it is granted then, under a new idempotency key (`<jobId>#g<n>`). A redirect (3xx) from the venue's endpoint is
- * not followed: the job fails at once for an operator, its reservation kept.
+ * not executed (once per send) only after a definite non-execution (VenueUnavailableError: nothing sent or a
+ * 429; VenueRejectedError: a refusal), so a job whose outcome could not be written (Redis failed after the
+ * venue acted) keeps its reservation, and so does one the venue answered 5xx or 408 (an unknown outcome).
+ * A job that fails for good with every send definitely not executed retires its generation (atomically with
+ * that check) and gives that generation's reservation back: run again by a new decision, it builds a fresh
+ * request, sized to what it is granted then, under a new idempotency key (`<jobId>#g<n>`), reserved under that
+ * key (taking over the retired generation's share if it is not given back yet). A redirect (3xx) from the
+ * venue's endpoint is not followed: the job fails at once for an operator, its reservation kept.
  * `restrict` jobs set or lift an account's reduce-only restriction at the venue, newest version only: a job
  * older than the evaluator's latest change for the account, or than the last version applied, is skipped
  * as superseded (and the venue ignores older versions itself, for the race between two workers).
@@ -50,8 +52,10 @@ import {
   type ExecutedAnswer,
   type ExecutionRecord,
   ExecutionRecords,
+  GenerationMovedError,
   idempotencyKeyFor,
   mayHaveExecuted,
+  retiredKeysBefore,
   type SentRequest,
 } from './execution-record.js';
 import {
@@ -349,20 +353,22 @@ async function execute(
   }
   const kept = prior.kept as SentRequest<ExecutionRequest> | undefined;
   const ready = kept
-    ? await reserveKept(deps, records, data, jobId, kept, prior)
+    ? await reserveKept(deps, records, data, jobId, attempt, kept, prior)
     : await buildRequest(deps, records, data, jobId, prior.gen);
   if ('skipped' in ready) return ready;
   const { request, body, gen } = ready;
   // from here the venue may execute it: counted first, so that an outcome that cannot be written (Redis
   // failing after the venue acted) still keeps the reservation; nothing is sent if this fails
-  await records.sending(jobId, gen);
+  const sendNo = await records
+    .sending(jobId, gen)
+    .catch((e: unknown) => releaseIfRetired(deps, data, jobId, gen, e));
   let result: Awaited<ReturnType<ExecutionVenue['execute']>>;
   try {
     result = await deps.venue.execute(request, body);
   } catch (e) {
     if (e instanceof VenueOutcomeUnknownError) {
-      // the venue took the request, or may have (sent, no answer): keep the reservation, and retry (the
-      // venue answers the same execution)
+      // the venue took the request, or may have (sent, and no answer, or a 5xx/408): keep the reservation,
+      // and retry (the venue answers the same execution)
       if (e.answered) await records.answeredUnknown(jobId, e.message);
       else await records.sentUnanswered(jobId, e.message);
       await deps.audit.append('failure', data.account, jobId, {
@@ -400,7 +406,7 @@ async function execute(
       // the venue did not execute this send: recorded, so that a job failing for good with nothing else
       // possibly executed gives its reservation back. If that cannot be written the send stays counted as
       // possibly executed: the reservation is kept (the safe side), and the audit says why.
-      await records.notExecuted(jobId, e.message).catch(async (w: unknown) => {
+      await records.notExecuted(jobId, sendNo, e.message).catch(async (w: unknown) => {
         const why = (w as Error).message;
         deps.log.error({ jobId, err: why }, 'a definite non-execution could not be recorded');
         await deps.audit
@@ -436,6 +442,38 @@ async function execute(
   return { answer };
 }
 
+/**
+ * `e` came from keeping or counting a request of generation `gen`: if that generation was retired meanwhile
+ * (GenerationMovedError, the job is at a later one), nothing under it executed, and what this attempt
+ * reserved under its key is given back (best effort: the job's next generation takes it over when it
+ * reserves). Always rethrows `e`.
+ */
+async function releaseIfRetired(
+  deps: WorkerDeps,
+  data: ExecutionJob,
+  jobId: string,
+  gen: number,
+  e: unknown,
+): Promise<never> {
+  if (e instanceof GenerationMovedError && e.current > gen) {
+    const key = idempotencyKeyFor(jobId, gen);
+    await new Reservations(deps.redis, deps.keys)
+      .release(
+        data.account,
+        data.epoch,
+        key,
+        data.orders.map((o) => o.symbol),
+      )
+      .catch((w: unknown) =>
+        deps.log.warn(
+          { jobId, key, err: (w as Error).message },
+          'the reservation of a retired generation was not given back (the next generation takes it over)',
+        ),
+      );
+  }
+  throw e;
+}
+
 type Ready =
   | { request: ExecutionRequest; body: string | undefined /** its generation */; gen: number }
   | { skipped: JobOutcome };
@@ -451,11 +489,13 @@ async function buildRequest(
   jobId: string,
   gen: number,
 ): Promise<Ready> {
+  // under this generation's key, taking over what the job's retired generations still hold
   const grants = await new Reservations(deps.redis, deps.keys).reserve(
     data.account,
     data.epoch,
-    jobId,
+    idempotencyKeyFor(jobId, gen),
     data.orders.map((o) => ({ symbol: o.symbol, qty: o.qty, cap: Math.abs(o.positionQty) })),
+    retiredKeysBefore(jobId, gen),
   );
   const orders = data.orders
     .map((o, i) => ({ symbol: o.symbol, side: o.side, qty: grants[i] ?? 0 }))
@@ -480,7 +520,9 @@ async function buildRequest(
     decidedAt: eventTime,
     market,
   };
-  const { kept, mine } = await records.keep(jobId, gen, built, deps.venue.executionBody?.(built) ?? null);
+  const { kept, mine } = await records
+    .keep(jobId, gen, built, deps.venue.executionBody?.(built) ?? null)
+    .catch((e: unknown) => releaseIfRetired(deps, data, jobId, gen, e));
   if (!mine) {
     // an attempt running concurrently (a stalled job picked up twice) kept its request first: sent only if
     // it is this job's and within what this attempt holds (one reservation per job, so normally the same)
@@ -506,18 +548,19 @@ function uncovered(req: ExecutionRequest, data: ExecutionJob, grants: number[]):
 
 /**
  * A later attempt: the kept request is sent again as it is, under the reservation of exactly its orders.
- * The reservation is held from the first grant until the job fails for good with nothing possibly executed,
- * and that same step retires the kept request, so a kept request is normally covered. If it is not (its
- * reservation expired, or it was given back by a version without generations) and nothing sent may have
- * executed, it is retired here and a fresh request built for what is granted now, under the next
- * generation's key. If something sent may have executed, the kept request is the one the venue may have
- * executed, so it is sent again whatever the grant.
+ * The reservation (under the request's key) is held from the first grant until the job fails for good with
+ * nothing possibly executed, and that same step retires the kept request first, so a kept request is
+ * normally covered. If it is not (its reservation expired, or two copies of the attempt raced) and nothing
+ * sent may have executed, it is retired here (audited) and a fresh request built for what is granted now,
+ * under the next generation's key. If something sent may have executed, the kept request is the one the
+ * venue may have executed, so it is sent again whatever the grant.
  */
 async function reserveKept(
   deps: WorkerDeps,
   records: ExecutionRecords,
   data: ExecutionJob,
   jobId: string,
+  attempt: number,
   kept: SentRequest<ExecutionRequest>,
   prior: ExecutionRecord,
 ): Promise<Ready> {
@@ -528,13 +571,14 @@ async function reserveKept(
   const grants = await reservations.reserve(
     data.account,
     data.epoch,
-    jobId,
+    req.idempotencyKey,
     req.orders.map((o) => ({
       symbol: o.symbol,
       qty: o.qty,
       // contracts: |position| at the epoch, of the job's order of that symbol
       cap: Math.abs(data.orders.find((d) => d.symbol === o.symbol)?.positionQty ?? 0),
     })),
+    retiredKeysBefore(jobId, prior.gen),
   );
   const short = req.orders.flatMap((o, i) =>
     (grants[i] ?? 0) + MIN_QTY < o.qty ? [`${o.symbol} ${grants[i] ?? 0} < ${o.qty}`] : [],
@@ -547,10 +591,28 @@ async function reserveKept(
     throw new Error(
       `the request kept under ${req.idempotencyKey} is not covered by its reservation (${short.join(', ')}) and could not be retired (${r.status}): not sent`,
     );
+  const next = idempotencyKeyFor(jobId, r.gen);
+  const why = `the request kept under ${req.idempotencyKey} is not covered by its reservation (contracts granted < kept: ${short.join(', ')}) and nothing sent under it may have executed`;
   deps.log.info(
     { jobId, retired: req.idempotencyKey, gen: r.gen, short },
     'kept request not covered and not executed: retired, a fresh request is built',
   );
+  // audited once per retired generation (this attempt may be retried): which one, why, and the new key
+  await deps.audit
+    .appendOnce(`retired:${req.idempotencyKey}`, 'failure', data.account, jobId, {
+      kind: data.kind,
+      epoch: data.epoch,
+      attempt,
+      outcome: 'retired',
+      reason: why,
+      retired: { key: req.idempotencyKey, gen: prior.gen, next },
+    })
+    .catch((w: unknown) =>
+      deps.log.error(
+        { jobId, retired: req.idempotencyKey, err: (w as Error).message },
+        'the audit of a retired request was not written',
+      ),
+    );
   return buildRequest(deps, records, data, jobId, r.gen);
 }
 
@@ -634,14 +696,17 @@ async function needsOperator(
 
 /** what the audit says of a reservation kept because the venue answered 2xx */
 const KEPT_ANSWERED = 'kept: the venue answered 2xx';
-/** ... or because a request was sent and not answered (timeout, connection reset) */
-const KEPT_UNANSWERED = 'kept: the request may have reached the venue, no answer (outcome unknown)';
+/** ... or because a request was sent and not answered 2xx (timeout, connection reset, 5xx, 408) */
+const KEPT_UNANSWERED =
+  'kept: the request may have reached the venue and no answer says it was not executed (no answer, a 5xx or a 408: outcome unknown)';
 /** ... or because the venue's endpoint answered a redirect (3xx), not followed */
 const KEPT_REDIRECTED =
   'kept: the venue answered a redirect (3xx), not followed; it may have acted on the request (needs an operator)';
 /** ... or because a request was sent and its outcome is not recorded (a write failed, the worker stopped) */
 const KEPT_SENT_UNRECORDED =
   'kept: a request was sent and its outcome is not recorded (a write failed, or the worker stopped mid-send); the venue may have executed it';
+/** ... or because the record is not at the generation the settlement read (it cannot tell what ran since) */
+const KEPT_MOVED = 'kept: the execution record moved on while the job was settled; nothing was retired';
 
 /** A redirect's Location as audited: at most 300 characters, as in the failure message. */
 function auditedLocation(location: string | null): string | null {
@@ -663,33 +728,43 @@ async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Er
   if (typeof data.account === 'string' && typeof data.epoch === 'number' && Array.isArray(data.orders)) {
     try {
       const records = recordsOf(deps);
-      const r = await records.retire(jobId);
-      if (r.status === 'answered') {
-        const rec = await records.get(jobId);
-        reservation = rec.redirected ? KEPT_REDIRECTED : rec.unanswered ? KEPT_UNANSWERED : KEPT_ANSWERED;
-      } else if (r.status !== 'retired') reservation = KEPT_SENT_UNRECORDED;
-      else {
-        if (r.retiredKey) retired = { key: r.retiredKey, next: idempotencyKeyFor(jobId, r.gen) };
+      // the generation to retire, named: a resent or late call retires nothing more
+      const { gen } = await records.get(jobId);
+      const r = await records.retire(jobId, gen);
+      if (r.status === 'retired') {
+        // only that generation's share: a run of the next generation (a new decision, already) reserves
+        // under its own key and has taken this share over if it came first
+        if (r.hadRequest) retired = { key: r.retiredKey, next: idempotencyKeyFor(jobId, r.gen) };
         await new Reservations(deps.redis, deps.keys).release(
           data.account,
           data.epoch,
-          jobId,
+          r.retiredKey,
           data.orders.map((o) => String(o.symbol)),
         );
         reservation = 'released';
-      }
+      } else if (r.status === 'answered') {
+        const rec = await records.get(jobId);
+        reservation = rec.redirected ? KEPT_REDIRECTED : rec.unanswered ? KEPT_UNANSWERED : KEPT_ANSWERED;
+      } else reservation = r.status === 'sent' ? KEPT_SENT_UNRECORDED : KEPT_MOVED;
     } catch (e) {
       reservation = `not released: ${(e as Error).message}`;
     }
   }
-  await deps.audit.append('failure', String(data.account ?? ''), jobId, {
-    kind,
-    attempts: job.attemptsMade,
-    reason: err.message,
-    ...(reservation ? { reservation } : {}),
-    // the venue did not execute what was sent under this key: a new decision sends a fresh request
-    ...(retired ? { retired } : {}),
-  });
+  await deps.audit
+    .append('failure', String(data.account ?? ''), jobId, {
+      kind,
+      attempts: job.attemptsMade,
+      reason: err.message,
+      ...(reservation ? { reservation } : {}),
+      // the venue did not execute what was sent under this key: a new decision sends a fresh request
+      ...(retired ? { retired } : {}),
+    })
+    .catch((w: unknown) =>
+      deps.log.error(
+        { queue: kind, jobId, reservation, retired, reason: err.message, err: (w as Error).message },
+        'the final failure audit was not written',
+      ),
+    );
 }
 
 /** which process executed a job (audited) */
@@ -767,7 +842,13 @@ export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
         { queue: kind, jobId: job?.id, attempt: job?.attemptsMade, final, reason: err.message },
         'job failed',
       );
-      if (final && job) void settleFailed(deps, kind, job, err).catch(() => {});
+      if (final && job)
+        void settleFailed(deps, kind, job, err).catch((e: unknown) =>
+          deps.log.error(
+            { queue: kind, jobId: job.id, err: (e as Error).message },
+            'settling a failed job failed',
+          ),
+        );
     });
     w.on('stalled', (jobId) => deps.log.warn({ queue: kind, jobId }, 'stalled job recovered'));
     w.on('error', (err) => deps.log.error({ queue: kind, err: err.message }, 'worker error'));

@@ -4,18 +4,39 @@
  * atomically before executing (a retry gets its first grant back); a job that finally fails gives its
  * share back. This keeps a REDUCE and a LIQUIDATE of one epoch, racing in two workers, from flipping a
  * position.
+ *
+ * A share is held under the idempotency key the job sends under (field `job:<key>:<symbol>`): the job id,
+ * or `<jobId>#g<n>` once earlier generations of its request were retired (see ExecutionRecords). A
+ * reservation under a generation's key first drops the shares of the keys it supersedes (the job's earlier,
+ * retired generations: nothing sent under them executed), so a run of a new generation takes over what the
+ * job held, and the release of a retired generation's share, coming before or after it, never touches the
+ * share the new generation sends under.
  */
 import type { Redis } from 'ioredis';
 import type { Keyspace } from './keys.js';
 
+// KEYS: reservation hash. ARGV: key, keep ms, n superseded keys, those keys, then symbol, want, cap triples
 const RESERVE = `
 local out = {}
-local jobId = ARGV[1]
-for i = 3, #ARGV, 3 do
+local key = ARGV[1]
+local nOld = tonumber(ARGV[3])
+local first = 4 + nOld
+for i = first, #ARGV, 3 do
+  local sym = ARGV[i]
+  for k = 4, 3 + nOld do
+    local of = 'job:' .. ARGV[k] .. ':' .. sym
+    local had = redis.call('HGET', KEYS[1], of)
+    if had then
+      redis.call('HINCRBYFLOAT', KEYS[1], 'used:' .. sym, '-' .. had)
+      redis.call('HDEL', KEYS[1], of)
+    end
+  end
+end
+for i = first, #ARGV, 3 do
   local sym = ARGV[i]
   local want = tonumber(ARGV[i + 1])
   local cap = tonumber(ARGV[i + 2])
-  local jf = 'job:' .. jobId .. ':' .. sym
+  local jf = 'job:' .. key .. ':' .. sym
   local have = redis.call('HGET', KEYS[1], jf)
   if have then
     out[#out + 1] = have
@@ -64,19 +85,31 @@ export class Reservations {
     return `${this.keys.prefix}:resv:${encodeURIComponent(account)}:${epoch}`;
   }
 
-  /** contracts granted per request, in order (0 = that position is already fully closed by others) */
+  /**
+   * Contracts granted per request, in order (0 = that position is already fully closed by others), held
+   * under `key` (a job's idempotency key). The shares held under `supersedes` (the same job's retired
+   * generations) for these symbols are given back first, in the same step.
+   */
   async reserve(
     account: string,
     epoch: number,
-    jobId: string,
+    key: string,
     reqs: readonly ReservationRequest[],
+    supersedes: readonly string[] = [],
   ): Promise<number[]> {
-    const argv = [jobId, KEEP_MS, ...reqs.flatMap((r) => [r.symbol, r.qty, r.cap])];
+    const argv = [
+      key,
+      KEEP_MS,
+      supersedes.length,
+      ...supersedes,
+      ...reqs.flatMap((r) => [r.symbol, r.qty, r.cap]),
+    ];
     const out = (await this.redis.eval(RESERVE, 1, this.key(account, epoch), ...argv)) as string[];
     return out.map(Number);
   }
 
-  async release(account: string, epoch: number, jobId: string, symbols: readonly string[]): Promise<void> {
-    await this.redis.eval(RELEASE, 1, this.key(account, epoch), jobId, ...symbols);
+  /** Give back the shares held under `key` for `symbols` (none held: nothing changes). */
+  async release(account: string, epoch: number, key: string, symbols: readonly string[]): Promise<void> {
+    await this.redis.eval(RELEASE, 1, this.key(account, epoch), key, ...symbols);
   }
 }

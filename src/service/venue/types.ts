@@ -6,7 +6,7 @@
 import type { MarketInput } from '../queue/job.js';
 
 export interface ExecutionRequest {
-  /** the job id: the venue must execute a key at most once */
+  /** the job id, or `<jobId>#g<n>` after retired generations: the venue must execute a key at most once */
   idempotencyKey: string;
   kind: 'liquidate' | 'deleverage';
   account: string;
@@ -84,7 +84,9 @@ export interface ExecutionVenue {
 
 /**
  * The venue refused the request for good (bad order, unknown account): retrying cannot help. The venue did
- * not execute it (counted as a definite non-execution, like VenueUnavailableError).
+ * not execute it (counted as a definite non-execution, like VenueUnavailableError). A venue throws it only
+ * when that is certain (the webhook: a 4xx other than 408 and 429, which its endpoint must answer only for a
+ * request it did not execute).
  */
 export class VenueRejectedError extends Error {
   readonly code = 'VENUE_REJECTED';
@@ -112,10 +114,12 @@ export class VenueRedirectError extends Error {
 }
 
 /**
- * The venue could not be reached (nothing was sent) or failed transiently on its own (its 5xx but a
- * gateway's 502/504, 408, 429): the job is retried with backoff. The venue did not execute the request: a
- * job whose every send ended in this (or a refusal) gives its reservation back when it fails for good. A
- * venue throws it only when that is certain; any other error counts as possibly executed.
+ * The venue certainly did not execute the request and may take it later: nothing was sent (no connection
+ * made: refused, DNS, TLS before the request was written) or the venue turned it away before processing it
+ * (the webhook: a 429). The job is retried with backoff; a job whose every send ended in this (or a refusal)
+ * gives its reservation back when it fails for good. A venue throws it only when that is certain: an answer
+ * that does not say the request was not executed (any 5xx, a proxy's 503 included, a 408, a timeout) is a
+ * VenueOutcomeUnknownError, and any other error counts as possibly executed too.
  */
 export class VenueUnavailableError extends Error {
   readonly code = 'VENUE_UNAVAILABLE';
@@ -124,17 +128,17 @@ export class VenueUnavailableError extends Error {
 
 /**
  * The venue may have executed, but what it did is unknown: it answered 2xx with an answer that cannot be
- * used (`answered`), or the request was sent and no answer came (a timeout, the connection reset or closed
- * after sending; `answered` false). Retryable (the venue executes an idempotency key at most once, so a
- * retry gets the same execution's answer), and the job's reservation is never given back: the position may
- * already be reduced.
+ * used (`answered`), or the request was sent and no answer says it was not executed (a timeout, the
+ * connection reset or closed after sending, any 5xx, a 408; `answered` false). Retryable under the same
+ * idempotency key (the venue executes a key at most once, so a retry gets the same execution's answer), and
+ * the job's reservation is never given back, nor its request retired: the position may already be reduced.
  */
 export class VenueOutcomeUnknownError extends Error {
   readonly code = 'VENUE_OUTCOME_UNKNOWN';
   override name = 'VenueOutcomeUnknownError';
   constructor(
     message: string,
-    /** true: the venue answered 2xx (unusably); false: the request was sent and not answered */
+    /** true: the venue answered 2xx (unusably); false: sent, and not answered 2xx (no answer, 5xx, 408) */
     readonly answered = true,
   ) {
     super(message);

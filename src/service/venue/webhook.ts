@@ -2,17 +2,21 @@
  * The webhook venue: POSTs each reduction to the venue's endpoint as JSON, signed with HMAC-SHA256 over
  * `timestamp.body` (header `X-Preempt-Signature: t=<ms>,v1=<hex>`) and carrying the job id as
  * `Idempotency-Key`, so a retried job never executes twice at a venue that honours the key. The answer
- * lists the fills. 4xx (but 408/429) is a permanent refusal; 5xx, 408, 429 and a connection that could not
- * be made (refused, DNS, connect timeout: nothing was sent) are retried by the queue. A 2xx whose body is not
- * `{fills: [...]}`, a timeout, and a connection reset or closed once the request may have been sent are an
- * unknown outcome (the venue may have executed): retried too, under the same key, so the venue answers with
- * that execution. A fill without `ts` is stamped with the request's event time (`decidedAt`), never this
- * process's clock. Redirects are not followed (a POST to an execution endpoint is never replayed to another
- * URL): any 3xx throws VenueRedirectError, a configuration error the job fails with for an operator.
+ * lists the fills. What counts as not executed is only what is certain: a connection that could not be made
+ * (refused, DNS, connect timeout, a TLS failure before the request was written: nothing was sent) and a 429
+ * (VenueUnavailableError, retried by the queue), and a 4xx other than 408 and 429 (a permanent refusal,
+ * VenueRejectedError). The endpoint must answer 4xx (408 aside) only for a request it did not execute, and 429
+ * only before processing it. Everything else is an unknown outcome (VenueOutcomeUnknownError: the venue may
+ * have executed): any 5xx (a proxy answers 503 or 502 after forwarding), a 408, a 2xx whose body is not
+ * `{fills: [...]}`, a timeout, and a connection reset or closed once the request may have been sent. Those
+ * are retried too, under the same key, so the venue answers with that execution. A fill without `ts` is
+ * stamped with the request's event time (`decidedAt`), never this process's clock. Redirects are not
+ * followed (a POST to an execution endpoint is never replayed to another URL): any 3xx throws
+ * VenueRedirectError, a configuration error the job fails with for an operator.
  * The body is a pure function of the request (`executionBody`, `restrictionBody`); the worker keeps the
  * bytes of the first attempt and passes them to every retry, so one idempotency key always carries one body.
  * What the worker does with a failure depends on its class: VenueUnavailableError and VenueRejectedError
- * say the venue did not execute (nothing sent, its own 5xx/408/429, a refusal); everything else may have.
+ * say the venue did not execute (nothing sent, a 429, a refusal); everything else may have.
  *
  * Reduce-only restrictions go to the same endpoint, signed the same way, as
  * `{kind: 'restrict', idempotencyKey, account, reduceOnly, version, epoch, decidedAt, reason}`; any 2xx
@@ -33,8 +37,13 @@ import {
   VenueUnavailableError,
 } from './types.js';
 
-/** HTTP statuses a gateway answers when the upstream did not answer in time or answered badly: outcome unknown */
-const GATEWAY_UNKNOWN = new Set([502, 504]);
+/**
+ * Whether an HTTP status (not 2xx, not 3xx) leaves open that the request was executed: every 5xx (a
+ * gateway's 502/504, and a proxy's 503 or 500 after forwarding, as well as the venue's own) and 408.
+ */
+function mayHaveExecutedOn(status: number): boolean {
+  return status >= 500 || status === 408;
+}
 export interface WebhookVenueOptions {
   url: string;
   secret: string;
@@ -144,11 +153,11 @@ export class WebhookVenue implements ExecutionVenue {
   }
 
   /**
-   * POST a signed body. Transient failures before anything was sent (and a venue's own 5xx, 408, 429) throw
-   * VenueUnavailableError, refusals VenueRejectedError; a failure once the request may have been sent (a
-   * timeout, a reset connection, a gateway's 502 or 504, a 2xx whose body cannot be read) throws
-   * VenueOutcomeUnknownError (`answered` false without a 2xx); a 3xx throws VenueRedirectError (not
-   * followed, so fetch never replays the POST elsewhere nor fails with "redirect count exceeded").
+   * POST a signed body. A failure before anything was sent, and a 429, throw VenueUnavailableError; other
+   * 4xx (but 408) VenueRejectedError; a failure once the request may have been sent (a timeout, a reset
+   * connection, any 5xx, a 408, a 2xx whose body cannot be read) throws VenueOutcomeUnknownError (`answered`
+   * false without a 2xx); a 3xx throws VenueRedirectError (not followed, so fetch never replays the POST
+   * elsewhere nor fails with "redirect count exceeded").
    */
   private async post(key: string, body: string, what: string): Promise<string> {
     const now = Date.now();
@@ -184,23 +193,30 @@ export class WebhookVenue implements ExecutionVenue {
         location,
       );
     }
-    // a gateway's 502 or 504: the request may have reached the venue behind it, which may have executed it
-    if (GATEWAY_UNKNOWN.has(res.status))
+    // any 5xx or a 408: the request reached the venue, or a proxy that forwarded it; either may answer so
+    // after the venue executed it (a 500 from a handler that failed once the order was placed, a proxy's 503
+    // or 504 when the venue answered too late), so nothing says it was not executed
+    if (mayHaveExecutedOn(res.status)) {
+      const detail = await res.text().then(
+        (t) => (t === '' ? '' : `: ${t.slice(0, 200)}`),
+        () => '',
+      );
       throw new VenueOutcomeUnknownError(
-        `webhook answered ${res.status}, a gateway's: the ${what} may have reached the venue behind it`,
+        `webhook answered ${res.status}${detail}; the ${what} may have been executed (a 5xx or 408 does not say it was not)`,
         false,
       );
+    }
     let text: string;
     try {
       text = await res.text();
     } catch (e) {
       const why = `webhook answered ${res.status} but its body could not be read: ${describe(e)}`;
       if (res.ok) throw new VenueOutcomeUnknownError(why); // a 2xx: answered, unusably
-      if (res.status >= 500 || res.status === 408 || res.status === 429) throw new VenueUnavailableError(why);
+      if (res.status === 429) throw new VenueUnavailableError(why);
       throw new VenueRejectedError(`webhook refused the ${what} (${res.status}); ${why}`);
     }
-    if (res.status >= 500 || res.status === 408 || res.status === 429)
-      throw new VenueUnavailableError(`webhook answered ${res.status}`);
+    // too many requests: turned away before processing (the endpoint's contract), retried with backoff
+    if (res.status === 429) throw new VenueUnavailableError(`webhook answered 429: ${text.slice(0, 200)}`);
     if (!res.ok)
       throw new VenueRejectedError(`webhook refused the ${what} (${res.status}): ${text.slice(0, 200)}`);
     return text;
