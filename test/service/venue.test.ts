@@ -14,7 +14,7 @@ import {
   VenueRejectedError,
   VenueUnavailableError,
 } from '../../src/service/venue/types.js';
-import { signWebhook, verifyWebhook, WebhookVenue } from '../../src/service/venue/webhook.js';
+import { mayHaveSent, signWebhook, verifyWebhook, WebhookVenue } from '../../src/service/venue/webhook.js';
 
 const market: MarketInput = {
   mark: 100,
@@ -268,6 +268,26 @@ describe('webhook venue', () => {
     await expect(down.execute(request('deleverage', 1, 'job-C'))).rejects.toBeInstanceOf(
       VenueUnavailableError,
     );
+  });
+
+  it('counts as not sent only what certainly stopped the request before it was written', async () => {
+    const fetchError = async (url: string) => {
+      try {
+        await fetch(url, { method: 'POST', body: 'x' });
+      } catch (e) {
+        return e;
+      }
+      throw new Error(`${url} answered`);
+    };
+    // fetch's own refusals before connecting
+    expect(mayHaveSent(await fetchError('http://127.0.0.1:6000/x'))).toBe(false); // a blocked port
+    expect(mayHaveSent(await fetchError('not a url'))).toBe(false);
+    expect(mayHaveSent(new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } }))).toBe(false);
+    // sent or possibly sent, and anything unrecognised
+    expect(mayHaveSent(new TypeError('fetch failed', { cause: { code: 'UND_ERR_SOCKET' } }))).toBe(true);
+    expect(mayHaveSent(new DOMException('timed out', 'TimeoutError'))).toBe(true);
+    expect(mayHaveSent(new TypeError('fetch failed', { cause: new Error('something new') }))).toBe(true);
+    expect(mayHaveSent(new Error('no cause at all'))).toBe(true);
   });
 
   it('a timeout or a connection closed after sending is an unknown outcome; a refused connection is not', async () => {

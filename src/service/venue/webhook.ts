@@ -87,18 +87,20 @@ const NOT_SENT_CODES = new Set([
 ]);
 
 /**
- * Whether a failed fetch may have delivered the request. A timeout (AbortSignal: it cannot tell whether
- * the request went out) or a socket error with any other code (ECONNRESET, EPIPE, ETIMEDOUT,
- * UND_ERR_SOCKET, ...) may have: the venue may have executed. fetch's own refusals before connecting (a
- * blocked port, a bad URL) carry no code: not sent. (fetch's "redirect count exceeded", also without a code
- * but after sending, cannot arise: redirects are not followed.)
+ * Whether a failed fetch may have delivered the request. Only what certainly stopped it before it was
+ * written counts as not sent: a `cause.code` of NOT_SENT_CODES, an invalid URL, or fetch's refusal of a
+ * blocked port ("bad port"). A timeout (AbortSignal: it cannot tell whether the request went out), a socket
+ * error with any other code (ECONNRESET, EPIPE, ETIMEDOUT, UND_ERR_SOCKET, ...) and any error this does not
+ * recognise may have: the venue may have executed (the reservation is kept; an unknown error errs that
+ * way). (fetch's "redirect count exceeded" cannot arise: redirects are not followed.)
  */
 export function mayHaveSent(e: unknown): boolean {
   const name = (e as { name?: unknown } | null)?.name;
   if (name === 'TimeoutError' || name === 'AbortError') return true;
-  const code = (e as { cause?: { code?: unknown } } | null)?.cause?.code;
-  if (typeof code !== 'string') return false;
-  return !NOT_SENT_CODES.has(code);
+  const cause = (e as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+  const code = cause?.code;
+  if (typeof code === 'string') return !(NOT_SENT_CODES.has(code) || code === 'ERR_INVALID_URL');
+  return cause?.message !== 'bad port';
 }
 
 export function signWebhook(secret: string, timestampMs: number, body: string): string {
