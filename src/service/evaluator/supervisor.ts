@@ -48,6 +48,7 @@ export class EvaluatorSupervisor {
   /** ms (wall clock) of the last trim attempt */
   private lastTrimAt = 0;
   private lastTrimBlock: string | undefined;
+  private trimming: Promise<number> | undefined;
 
   constructor(private readonly d: SupervisorDeps) {}
 
@@ -86,11 +87,17 @@ export class EvaluatorSupervisor {
   private async tick(): Promise<void> {
     if (this.closed) return;
     const every = this.d.trimIntervalMs ?? 0;
-    if (every > 0 && Date.now() - this.lastTrimAt >= every) {
+    if (every > 0 && !this.trimming && Date.now() - this.lastTrimAt >= every) {
       this.lastTrimAt = Date.now();
-      await this.trimLog().catch((e: Error) =>
-        this.d.log.warn({ err: e.message }, 'trimming the log failed'),
-      );
+      // in the background: reading every shard's snapshot must not delay the lease renewals below
+      this.trimming = this.trimLog()
+        .catch((e: Error) => {
+          this.d.log.warn({ err: e.message }, 'trimming the log failed');
+          return 0;
+        })
+        .finally(() => {
+          this.trimming = undefined;
+        });
     }
     for (let shard = 0; shard < this.d.shards; shard++) {
       const held = this.held.get(shard);
@@ -157,6 +164,7 @@ export class EvaluatorSupervisor {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.ticking;
+    await this.trimming;
     await Promise.all(
       [...this.held.values()].map(async (h) => {
         await h.runner.stop();
