@@ -64,8 +64,13 @@ export const ConfigSchema = z
      * entries younger than this (audit and debugging)
      */
     PREEMPT_LOG_RETENTION_MS: int(0, 3650 * 86_400_000).default(86_400_000),
-    /** ms between a worker process's attempts to trim the log (any worker may; 0 = this one never trims) */
-    PREEMPT_LOG_TRIM_INTERVAL_MS: int(0, 86_400_000).default(60_000),
+    /**
+     * ms between a worker process's attempts to trim the log (any worker may). 0 (the default) = this one
+     * never trims: opt in. After a trim a restart needs a usable snapshot, and a change of shard count, of
+     * feature parameters or of the snapshot format makes every snapshot unusable (the shards then fail,
+     * visibly, until the log is whole again); a policy change is applied from the restored state on.
+     */
+    PREEMPT_LOG_TRIM_INTERVAL_MS: int(0, 86_400_000).default(0),
     PREEMPT_WORKER_CONCURRENCY: int(1, 1000).default(8),
     PREEMPT_JOB_ATTEMPTS: int(1, 100).default(6),
     /** ms, first retry delay; doubles on each retry */

@@ -111,7 +111,11 @@ async function dump(k: Kit) {
  * The scenario: a first owner evaluates part 1 (writing snapshots every `every` entries, 0 = none), stops;
  * part 2 arrives while no evaluator runs (optionally after trimming the log); a second owner takes over.
  */
-async function scenario(label: string, every: number, opts: { trim?: boolean; tamper?: boolean } = {}) {
+async function scenario(
+  label: string,
+  every: number,
+  opts: { trim?: boolean; tamper?: boolean; otherPolicy?: boolean } = {},
+) {
   const k = await newKit(label);
   const first = await owner(k, 'first#1', { snapshotEveryEntries: every });
   await k.append(part1);
@@ -126,6 +130,10 @@ async function scenario(label: string, every: number, opts: { trim?: boolean; ta
   if (opts.tamper) {
     const meta = JSON.parse((await k.admin.hget(k.keys.shardSnapshot(0), 'meta')) as string);
     await k.admin.hset(k.keys.shardSnapshot(0), 'meta', JSON.stringify({ ...meta, version: 999 }));
+  }
+  if (opts.otherPolicy) {
+    const meta = JSON.parse((await k.admin.hget(k.keys.shardSnapshot(0), 'meta')) as string);
+    await k.admin.hset(k.keys.shardSnapshot(0), 'meta', JSON.stringify({ ...meta, policyHash: 'another' }));
   }
   const snapshot = await readSnapshotMeta(k.admin, k.keys, 0);
   const committedAtStop = first.status().committedEntryId;
@@ -197,6 +205,25 @@ describe('an incompatible snapshot', () => {
     expect(metrics).not.toMatch(/source="snapshot"/);
     expect(await dump(k)).toEqual(expected);
   }, 60_000);
+
+  it('taken under another policy config: a full replay while the log is whole, restored once it is trimmed', async () => {
+    const expected = await baseline();
+    const whole = await scenario('snap-policy-whole', 30, { otherPolicy: true });
+    await evaluatedToTail(whole.k.admin, whole.k.prefix, 1);
+    await whole.second.stop();
+    expect(await whole.k.metricsText()).toMatch(/source="full-replay"\} 1/);
+    expect(await dump(whole.k)).toEqual(expected);
+
+    // trimmed: no replay under the new policy is possible, so the state is restored and the (here equal)
+    // policy applies from there on, where refusing would leave the shard unable to start
+    const trimmed = await scenario('snap-policy-trim', 30, { otherPolicy: true, trim: true });
+    expect(trimmed.trimmed.deleted).toBeGreaterThan(0);
+    await evaluatedToTail(trimmed.k.admin, trimmed.k.prefix, 1);
+    await trimmed.second.stop();
+    expect(await trimmed.k.metricsText()).toMatch(/source="snapshot"\} 1/);
+    expect(trimmed.second.status().failure).toBeUndefined();
+    expect(await dump(trimmed.k)).toEqual(expected);
+  }, 90_000);
 
   it('fails visibly, applying nothing, when the log was trimmed past it', async () => {
     const { k, second } = await scenario('snap-fail', 30, { trim: true, tamper: true });

@@ -326,6 +326,28 @@ export class ShardRunner {
     }
     const { meta, data } = snap;
     let why = refusal(meta, { shard, shards: this.d.shards, policyHash: this.policyHash });
+    // a policy change is applied from the restore on, as by a running shard, when the log no longer holds
+    // what a replay under the new policy needs (trimmed): otherwise a trimmed deployment could never change
+    // its policy. The rebuild's reconciliation then delivers any restriction the new policy lifts or sets.
+    if (
+      why &&
+      meta &&
+      trimmed !== '0-0' &&
+      refusal(
+        { ...meta, policyHash: this.policyHash },
+        {
+          shard,
+          shards: this.d.shards,
+          policyHash: this.policyHash,
+        },
+      ) === undefined
+    ) {
+      this.d.log.warn(
+        { shard, snapshot: meta.entry, trimmed },
+        'state snapshot taken under another policy config: restored (the log is trimmed), the new policy applies from here',
+      );
+      why = undefined;
+    }
     if (!why && meta && !atOrBefore(meta.entry, committed))
       why = `its entry ${meta.entry} is past the committed entry ${committed}`;
     if (!why && meta && !atOrBefore(trimmed, meta.entry))
