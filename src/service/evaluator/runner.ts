@@ -328,7 +328,7 @@ export class ShardRunner {
     let why = refusal(meta, { shard, shards: this.d.shards, policyHash: this.policyHash });
     // a policy change is applied from the restore on, as by a running shard, when the log no longer holds
     // what a replay under the new policy needs (trimmed): otherwise a trimmed deployment could never change
-    // its policy. The rebuild's reconciliation then delivers any restriction the new policy lifts or sets.
+    // its policy. The new policy decides from there on.
     if (
       why &&
       meta &&
