@@ -86,4 +86,16 @@ export class EventGate {
   hasSeen(id: string): boolean {
     return this.seenIds.has(id);
   }
+
+  /** A copy of the whole state (for shard snapshots): symbols declared and ids seen, in insertion order. */
+  state(): { declared: string[]; seenIds: string[] } {
+    return { declared: [...this.declared], seenIds: [...this.seenIds] };
+  }
+
+  static fromState(s: { declared: string[]; seenIds: string[] }): EventGate {
+    const g = new EventGate();
+    for (const d of s.declared) g.declared.add(d);
+    for (const id of s.seenIds) g.seenIds.add(id);
+    return g;
+  }
 }

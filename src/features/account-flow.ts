@@ -214,6 +214,20 @@ export class AccountFlows {
     d[o + K.peakBucket] = b;
   }
 
+  /** A copy of the records in use (for shard snapshots). */
+  state(): { size: number; capacity: number; data: Float64Array } {
+    return { size: this.size, capacity: this.capacity, data: this.data.slice(0, this.size * K.STRIDE) };
+  }
+
+  static fromState(s: { size: number; capacity: number; data: Float64Array }): AccountFlows {
+    if (s.data.length !== s.size * K.STRIDE)
+      throw new RangeError(`account flows: ${s.data.length} values for ${s.size} accounts`);
+    const f = new AccountFlows(s.capacity);
+    f.data.set(s.data);
+    f.size = s.size;
+    return f;
+  }
+
   /** Account `i`'s figures at `ts` (>= its last event), without changing any state. */
   read(i: number, ts: number, norm: RateNorm, out: FlowReading): FlowReading {
     return readFlow(this.data, i, ts, norm, out);

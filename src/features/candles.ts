@@ -23,8 +23,30 @@ export interface Candle {
   volume: number; // contracts traded in public trades during the step
 }
 
+/** Everything a CandleSeries holds (see `CandleSeries.state`). */
+export interface CandleSeriesState {
+  closedCount: number;
+  gapSteps: number;
+  bucket: number;
+  hasMark: boolean;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  lastBucket: number;
+  lastClose: number;
+  last: Candle | undefined;
+  ringBucket: Float64Array;
+  ringClose: Float64Array;
+  ringHead: number;
+  ringSize: number;
+  /** the candles its indicators were fed (CandleIndicators.fedInputs) */
+  indicatorInputs: Float64Array;
+}
+
 export class CandleSeries {
-  readonly indicators: CandleIndicators;
+  indicators: CandleIndicators;
   /** closed candles seen */
   closedCount = 0;
   /** steps with no mark between closed candles, total */
@@ -51,7 +73,7 @@ export class CandleSeries {
 
   constructor(
     readonly stepMs: number,
-    periods: IndicatorPeriods,
+    private readonly periods: IndicatorPeriods,
     /** how many recent closes to keep for `closeAtOrBefore` (0 = none) */
     ringCapacity = 0,
   ) {
@@ -100,6 +122,54 @@ export class CandleSeries {
       if (this.ringBucket[i]! <= bucket) return this.ringClose[i]!;
     }
     return Number.NaN;
+  }
+
+  /** A copy of the whole state (for shard snapshots). */
+  state(): CandleSeriesState {
+    return {
+      closedCount: this.closedCount,
+      gapSteps: this.gapSteps,
+      bucket: this.bucket,
+      hasMark: this.hasMark,
+      open: this.open,
+      high: this.high,
+      low: this.low,
+      close: this.close,
+      volume: this.volume,
+      lastBucket: this.lastBucket,
+      lastClose: this.lastClose,
+      last: this.last ? { ...this.last } : undefined,
+      ringBucket: this.ringBucket.slice(),
+      ringClose: this.ringClose.slice(),
+      ringHead: this.ringHead,
+      ringSize: this.ringSize,
+      indicatorInputs: this.indicators.fedInputs(),
+    };
+  }
+
+  /** Take the state `s` (from `state()` of a series of the same step and ring capacity). */
+  load(s: CandleSeriesState): void {
+    if (s.ringBucket.length !== this.ringBucket.length || s.ringClose.length !== this.ringClose.length)
+      throw new RangeError(
+        `candle ring: ${s.ringBucket.length} closes stored, capacity ${this.ringBucket.length}`,
+      );
+    this.closedCount = s.closedCount;
+    this.gapSteps = s.gapSteps;
+    this.bucket = s.bucket;
+    this.hasMark = s.hasMark;
+    this.open = s.open;
+    this.high = s.high;
+    this.low = s.low;
+    this.close = s.close;
+    this.volume = s.volume;
+    this.lastBucket = s.lastBucket;
+    this.lastClose = s.lastClose;
+    this.last = s.last ? { ...s.last } : undefined;
+    this.ringBucket.set(s.ringBucket);
+    this.ringClose.set(s.ringClose);
+    this.ringHead = s.ringHead;
+    this.ringSize = s.ringSize;
+    this.indicators = CandleIndicators.restore(this.periods, s.indicatorInputs);
   }
 
   private roll(b: number): void {

@@ -16,12 +16,27 @@ import {
   notionalOf,
   upnlOf,
 } from '../margin/index.js';
+import type { MarginBookState } from '../margin/margin-book.js';
 import { AccountFlows } from './account-flow.js';
-import { MarginMirror, SLOTS } from './margin-mirror.js';
-import { InstrumentMarket } from './market-state.js';
+import { MarginMirror, type MarginMirrorState, SLOTS } from './margin-mirror.js';
+import { InstrumentMarket, type InstrumentMarketState } from './market-state.js';
 import { leverageOf } from './row-writer.js';
 
 const NO_PRICES = { prices: false } as const;
+
+/** Everything a FeatureState holds (see `FeatureState.state`). */
+export interface FeatureStateState {
+  book: MarginBookState;
+  flows: ReturnType<AccountFlows['state']>;
+  mirror: MarginMirrorState;
+  /** account ids in row order (the index is rebuilt from it) */
+  ids: string[];
+  /** by the pipeline's instrument index (the symbol index is rebuilt from it) */
+  markets: InstrumentMarketState[];
+  startTs: number;
+  lastAppliedTs: number;
+  version: number;
+}
 
 export class FeatureState {
   readonly book: MarginBook;
@@ -50,6 +65,43 @@ export class FeatureState {
     this.book = new MarginBook(margin);
     this.flows = new AccountFlows(expectedAccounts);
     this.mirror = new MarginMirror(expectedAccounts);
+  }
+
+  /** A copy of the whole state (for shard snapshots; the before* fields are scratch, set on each use). */
+  state(): FeatureStateState {
+    return {
+      book: this.book.state(),
+      flows: this.flows.state(),
+      mirror: this.mirror.state(),
+      ids: [...this.ids],
+      markets: this.markets.map((m) => m.state()),
+      startTs: this.startTs,
+      lastAppliedTs: this.lastAppliedTs,
+      version: this.version,
+    };
+  }
+
+  static fromState(s: FeatureStateState): FeatureState {
+    const st = new FeatureState(undefined, 16);
+    const w = st as unknown as { book: MarginBook; flows: AccountFlows; mirror: MarginMirror };
+    w.book = MarginBook.fromState(s.book);
+    w.flows = AccountFlows.fromState(s.flows);
+    w.mirror = MarginMirror.fromState(s.mirror);
+    s.ids.forEach((id, i) => {
+      st.ids.push(id);
+      st.index.set(id, i);
+    });
+    s.markets.forEach((m, k) => {
+      st.markets.push(InstrumentMarket.fromState(m));
+      st.symbols.push(m.symbol);
+      st.marketIndex.set(m.symbol, k);
+    });
+    if (st.ids.length !== st.flows.size)
+      throw new RangeError(`feature state: ${st.ids.length} accounts, ${st.flows.size} flow records`);
+    st.startTs = s.startTs;
+    st.lastAppliedTs = s.lastAppliedTs;
+    st.version = s.version;
+    return st;
   }
 
   market(symbol: string): InstrumentMarket | undefined {

@@ -9,6 +9,12 @@
  *   is 0, so the log returns are fed shifted by +1 (the standard deviation does not change under a shift);
  * - its `SD` is the population standard deviation (divides by the period, not period - 1).
  * The global `precision` setting of the library is bypassed by passing an identity `format`.
+ *
+ * Snapshots: the library's streaming state lives in generator closures that cannot be read or set, and
+ * several parts of it (SMA's running sum, Wilder smoothing) depend on every value ever fed, in float
+ * arithmetic. So every candle fed is recorded (`inputs`, 4 float64 per candle: 32 bytes) and a restore feeds
+ * the same values to fresh indicators: the restored state is the same, bit for bit. That record grows by one
+ * entry per closed candle, for the life of the series.
  */
 import { ATR, BollingerBands, RSI, SD } from 'technicalindicators';
 
@@ -28,6 +34,9 @@ const identity = (v: number): number => v;
 /** Shift applied to log returns before the library's SD (see the header). */
 const RETURN_SHIFT = 1;
 
+/** float64 values recorded per candle fed (high, low, close, stepReturn) */
+export const INPUT_WIDTH = 4;
+
 export class CandleIndicators {
   private readonly atrInd: ATR;
   private readonly rsiInd: RSI;
@@ -44,6 +53,11 @@ export class CandleIndicators {
   returnStd = Number.NaN;
   /** close of the last candle fed, price */
   lastClose = Number.NaN;
+
+  /** every candle fed: high, low, close, stepReturn (INPUT_WIDTH float64 each); grows by doubling */
+  private inputs = new Float64Array(0);
+  /** candles fed */
+  private fed = 0;
 
   constructor(readonly periods: IndicatorPeriods) {
     this.atrInd = new ATR({ period: periods.atr, high: [], low: [], close: [], format: identity });
@@ -62,6 +76,7 @@ export class CandleIndicators {
    * by sqrt(gap steps)), or NaN for the first candle of a series.
    */
   push(high: number, low: number, close: number, stepReturn: number): void {
+    this.record(high, low, close, stepReturn);
     const atr = this.atrInd.nextValue({ high, low, close });
     if (atr !== undefined) this.atr = atr;
     const rsi = this.rsiInd.nextValue(close);
@@ -76,5 +91,34 @@ export class CandleIndicators {
       if (sd !== undefined) this.returnStd = sd;
     }
     this.lastClose = close;
+  }
+
+  private record(high: number, low: number, close: number, stepReturn: number): void {
+    const o = this.fed * INPUT_WIDTH;
+    if (o + INPUT_WIDTH > this.inputs.length) {
+      const next = new Float64Array(Math.max(64 * INPUT_WIDTH, this.inputs.length * 2));
+      next.set(this.inputs);
+      this.inputs = next;
+    }
+    this.inputs[o] = high;
+    this.inputs[o + 1] = low;
+    this.inputs[o + 2] = close;
+    this.inputs[o + 3] = stepReturn;
+    this.fed++;
+  }
+
+  /** The candles fed so far (a copy: INPUT_WIDTH float64 per candle), from which `restore` rebuilds the state. */
+  fedInputs(): Float64Array {
+    return this.inputs.slice(0, this.fed * INPUT_WIDTH);
+  }
+
+  /** Fresh indicators fed `inputs` (from `fedInputs`): the same state as the ones that recorded them. */
+  static restore(periods: IndicatorPeriods, inputs: Float64Array): CandleIndicators {
+    if (inputs.length % INPUT_WIDTH !== 0)
+      throw new RangeError(`indicator inputs: ${inputs.length} values is not a whole number of candles`);
+    const ind = new CandleIndicators(periods);
+    for (let o = 0; o < inputs.length; o += INPUT_WIDTH)
+      ind.push(inputs[o]!, inputs[o + 1]!, inputs[o + 2]!, inputs[o + 3]!);
+    return ind;
   }
 }

@@ -38,6 +38,20 @@ function sharedLike<T extends Shareable>(a: T, n: number): T {
   return b;
 }
 
+/** Everything a MarginMirror holds (see `MarginMirror.state`); arrays are plain (not shared) copies. */
+export interface MarginMirrorState {
+  capacity: number;
+  cash: Float64Array;
+  known: Uint8Array;
+  count: Uint16Array;
+  inst: Int32Array;
+  qty: Float64Array;
+  entry: Float64Array;
+  overflow: [number, MirrorPosition[]][];
+  dirty: Uint8Array;
+  dirtyList: number[];
+}
+
 export class MarginMirror implements MirrorArrays {
   /** USD, per account */
   cash: Float64Array;
@@ -107,6 +121,42 @@ export class MarginMirror implements MirrorArrays {
       this.qty[o + k] = p.qty;
       this.entry[o + k] = p.avgEntry;
     }
+  }
+
+  /** A copy of the whole state (for shard snapshots). */
+  state(): MarginMirrorState {
+    return {
+      capacity: this.capacity,
+      cash: this.cash.slice(),
+      known: this.known.slice(),
+      count: this.count.slice(),
+      inst: this.inst.slice(),
+      qty: this.qty.slice(),
+      entry: this.entry.slice(),
+      overflow: [...this.overflow].map(([i, ps]) => [i, ps.map((p) => ({ ...p }))]),
+      dirty: this.dirty.slice(),
+      dirtyList: [...this.dirtyList],
+    };
+  }
+
+  static fromState(s: MarginMirrorState): MarginMirror {
+    const m = new MarginMirror(s.capacity);
+    if (m.capacity !== s.capacity || m.cash.length !== s.cash.length || m.inst.length !== s.inst.length)
+      throw new RangeError(`margin mirror: capacity ${s.capacity} does not match its arrays`);
+    m.cash.set(s.cash);
+    m.known.set(s.known);
+    m.count.set(s.count);
+    m.inst.set(s.inst);
+    m.qty.set(s.qty);
+    m.entry.set(s.entry);
+    for (const [i, ps] of s.overflow)
+      m.overflow.set(
+        i,
+        ps.map((p) => ({ ...p })),
+      );
+    m.dirty.set(s.dirty);
+    m.dirtyList = [...s.dirtyList];
+    return m;
   }
 
   markDirty(i: number): void {

@@ -12,7 +12,7 @@
  */
 
 import type { RateNorm } from './account-flow.js';
-import { CandleSeries } from './candles.js';
+import { CandleSeries, type CandleSeriesState } from './candles.js';
 import { decayFactor } from './decay.js';
 import { FEATURE_PARAMS as P } from './schema.js';
 
@@ -81,6 +81,28 @@ export function emptyMarketView(): MarketView {
   };
 }
 
+/** Everything an InstrumentMarket holds (see `InstrumentMarket.state`). */
+export interface InstrumentMarketState {
+  symbol: string;
+  m1: CandleSeriesState;
+  m5: CandleSeriesState;
+  h1: CandleSeriesState;
+  contractSize: number;
+  lastMark: number;
+  lastMarkTs: number;
+  buyUsd: number;
+  sellUsd: number;
+  slowUsd: number;
+  flowTs: number;
+  lastTradeTs: number;
+  bid: number;
+  ask: number;
+  bidDepth: number;
+  askDepth: number;
+  bookTs: number;
+  fundingRate: number;
+}
+
 export class InstrumentMarket {
   readonly m1 = new CandleSeries(MINUTE_MS, PERIODS_FAST, RING_1M);
   readonly m5 = new CandleSeries(5 * MINUTE_MS, PERIODS_FAST);
@@ -143,6 +165,52 @@ export class InstrumentMarket {
     this.m1.advanceTo(ts);
     this.m5.advanceTo(ts);
     this.h1.advanceTo(ts);
+  }
+
+  /** A copy of the whole state (for shard snapshots). */
+  state(): InstrumentMarketState {
+    return {
+      symbol: this.symbol,
+      m1: this.m1.state(),
+      m5: this.m5.state(),
+      h1: this.h1.state(),
+      contractSize: this.contractSize,
+      lastMark: this.lastMark,
+      lastMarkTs: this.lastMarkTs,
+      buyUsd: this.buyUsd,
+      sellUsd: this.sellUsd,
+      slowUsd: this.slowUsd,
+      flowTs: this.flowTs,
+      lastTradeTs: this.lastTradeTs,
+      bid: this.bid,
+      ask: this.ask,
+      bidDepth: this.bidDepth,
+      askDepth: this.askDepth,
+      bookTs: this.bookTs,
+      fundingRate: this.fundingRate,
+    };
+  }
+
+  static fromState(s: InstrumentMarketState): InstrumentMarket {
+    const m = new InstrumentMarket(s.symbol);
+    m.m1.load(s.m1);
+    m.m5.load(s.m5);
+    m.h1.load(s.h1);
+    m.contractSize = s.contractSize;
+    m.lastMark = s.lastMark;
+    m.lastMarkTs = s.lastMarkTs;
+    m.buyUsd = s.buyUsd;
+    m.sellUsd = s.sellUsd;
+    m.slowUsd = s.slowUsd;
+    m.flowTs = s.flowTs;
+    m.lastTradeTs = s.lastTradeTs;
+    m.bid = s.bid;
+    m.ask = s.ask;
+    m.bidDepth = s.bidDepth;
+    m.askDepth = s.askDepth;
+    m.bookTs = s.bookTs;
+    m.fundingRate = s.fundingRate;
+    return m;
   }
 
   private decayTo(ts: number): void {

@@ -17,7 +17,7 @@ import type { CanonicalEvent } from '../events/schema.js';
 import { EventGate } from '../events/validate.js';
 import { type MarginBook, type MarginBookOptions, MarginRuleError } from '../margin/index.js';
 import { emptyFlowReading, rateNorm } from './account-flow.js';
-import { FeatureState } from './feature-state.js';
+import { FeatureState, type FeatureStateState } from './feature-state.js';
 import { MarginSweep, marginInputs } from './margin-sweep.js';
 import { emptyMarketView, type InstrumentMarket, type MarketView } from './market-state.js';
 import { ReorderBuffer } from './reorder-buffer.js';
@@ -76,6 +76,18 @@ export class PipelineBusyError extends Error {
   }
 }
 
+/**
+ * Everything a FeaturePipeline holds (see `FeaturePipeline.saveState`), as plain data (v8-serialisable).
+ * Not in it: scratch buffers and the cache of market views (recomputed from the state on first use).
+ */
+export interface PipelineState {
+  toleranceMs: number;
+  stats: PipelineStats;
+  gate: ReturnType<EventGate['state']>;
+  order: ReturnType<ReorderBuffer<CanonicalEvent>['state']>;
+  features: FeatureStateState;
+}
+
 export type ApplyOutcome = 'accepted' | 'duplicate' | 'late' | 'invalid';
 
 export class SnapshotTimeError extends Error {
@@ -116,6 +128,36 @@ export class FeaturePipeline {
   constructor(opts: FeaturePipelineOptions = {}) {
     this.order = new ReorderBuffer(opts.toleranceMs ?? 0);
     this.state = new FeatureState(opts.margin, opts.expectedAccounts ?? 1024);
+  }
+
+  /**
+   * A copy of the whole state: a pipeline made by `restore` from it and fed the same events gives the same
+   * results, bit for bit. Not while a parallel snapshot runs.
+   */
+  saveState(): PipelineState {
+    if (this.parallelBusy) throw new PipelineBusyError();
+    return {
+      toleranceMs: this.order.toleranceMs,
+      stats: { ...this.stats },
+      gate: this.gate.state(),
+      order: this.order.state(),
+      features: this.state.state(),
+    };
+  }
+
+  static restore(s: PipelineState): FeaturePipeline {
+    const p = new FeaturePipeline({ toleranceMs: s.toleranceMs, expectedAccounts: 16 });
+    const w = p as unknown as {
+      stats: PipelineStats;
+      gate: EventGate;
+      order: ReorderBuffer<CanonicalEvent>;
+      state: FeatureState;
+    };
+    w.stats = { ...s.stats };
+    w.gate = EventGate.fromState(s.gate);
+    w.order = ReorderBuffer.fromState(s.toleranceMs, s.order);
+    w.state = FeatureState.fromState(s.features);
+    return p;
   }
 
   /** The margin state this pipeline drives: read it, do not apply events to it yourself. */

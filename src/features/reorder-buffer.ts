@@ -63,6 +63,22 @@ export class ReorderBuffer<T extends Timed> {
     }
   }
 
+  /** A copy of the whole state (for shard snapshots): the events held, in order, and the two clocks. */
+  state(): { held: T[]; maxSeenTs: number; releasedTs: number } {
+    return { held: this.buf.slice(this.head) as T[], maxSeenTs: this.maxSeenTs, releasedTs: this.releasedTs };
+  }
+
+  static fromState<T extends Timed>(
+    toleranceMs: number,
+    s: { held: T[]; maxSeenTs: number; releasedTs: number },
+  ): ReorderBuffer<T> {
+    const r = new ReorderBuffer<T>(toleranceMs);
+    r.buf = [...s.held];
+    r.maxSeenTs = s.maxSeenTs;
+    r.releasedTs = s.releasedTs;
+    return r;
+  }
+
   /** Release everything held (end of input). */
   drain(release: (ev: T) => void): void {
     this.releaseUpTo(Number.POSITIVE_INFINITY, release);

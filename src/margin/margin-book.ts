@@ -29,6 +29,20 @@ export interface MarginBookOptions {
 /** Latest top of book for a symbol (market context for the policy's depth cap). */
 export type BookTop = Pick<BookEv, 'bid' | 'ask' | 'bidDepth' | 'askDepth' | 'ts'>;
 
+/** Everything a MarginBook holds, maps as entry lists in their iteration order (see `MarginBook.state`). */
+export interface MarginBookState {
+  instruments: [string, InstrumentSpec][];
+  marks: [string, number][];
+  lastPrices: [string, number][];
+  books: [string, BookTop][];
+  volatility: [string, number][];
+  accounts: { id: string; cash: number; breakdown: AccountState['breakdown']; positions: Position[] }[];
+  holders: [string, string[]][];
+  funds: VenueFunds;
+  dynamic: DynamicMarginConfig;
+  lastTs: number;
+}
+
 export class MarginBook implements MarketView {
   private readonly instruments = new Map<string, InstrumentSpec>();
   private readonly marks = new Map<string, number>();
@@ -283,6 +297,53 @@ export class MarginBook implements MarketView {
     }
     Object.assign(b.funds, this.funds);
     b.lastTs = this.lastTs;
+    return b;
+  }
+
+  /**
+   * A copy of the whole state (for shard snapshots). Iteration orders are kept: evaluation order, and so
+   * float rounding, follows them.
+   */
+  state(): MarginBookState {
+    return {
+      instruments: [...this.instruments].map(([k, v]) => [
+        k,
+        { ...v, tiers: v.tiers.map((t) => ({ ...t })) },
+      ]),
+      marks: [...this.marks],
+      lastPrices: [...this.lastPrices],
+      books: [...this.books].map(([k, v]) => [k, { ...v }]),
+      volatility: [...this.volatility],
+      accounts: [...this.accounts.values()].map((a) => ({
+        id: a.id,
+        cash: a.cash,
+        breakdown: { ...a.breakdown },
+        positions: [...a.positions.values()].map((p) => ({ ...p })),
+      })),
+      holders: [...this.holders].map(([k, v]) => [k, [...v]]),
+      funds: { ...this.funds },
+      dynamic: { ...this.dynamic },
+      lastTs: this.lastTs,
+    };
+  }
+
+  static fromState(s: MarginBookState): MarginBook {
+    const b = new MarginBook({ insuranceFund: 0, dynamicMargin: s.dynamic });
+    for (const [k, v] of s.instruments) b.instruments.set(k, { ...v, tiers: v.tiers.map((t) => ({ ...t })) });
+    for (const [k, v] of s.marks) b.marks.set(k, v);
+    for (const [k, v] of s.lastPrices) b.lastPrices.set(k, v);
+    for (const [k, v] of s.books) b.books.set(k, { ...v });
+    for (const [k, v] of s.volatility) b.volatility.set(k, v);
+    for (const a of s.accounts)
+      b.accounts.set(a.id, {
+        id: a.id,
+        cash: a.cash,
+        breakdown: { ...a.breakdown },
+        positions: new Map(a.positions.map((p) => [p.symbol, { ...p }])),
+      });
+    for (const [k, v] of s.holders) b.holders.set(k, new Set(v));
+    Object.assign(b.funds, s.funds);
+    b.lastTs = s.lastTs;
     return b;
   }
 

@@ -53,6 +53,24 @@ export const ConfigSchema = z
     PREEMPT_EVAL_BATCH: int(1, 100_000).default(2000),
     /** ms an evaluator shard lease lasts without renewal (failover time) */
     PREEMPT_SHARD_LEASE_MS: int(1000, 600_000).default(10_000),
+    /**
+     * entries: a shard writes a snapshot of its state every this many log entries (at a committed position,
+     * under its lease); a restart restores it and replays only the entries after it. 0 = never (a restart
+     * replays the whole log, and the log is never trimmed)
+     */
+    PREEMPT_SNAPSHOT_EVERY_ENTRIES: int(0, 100_000_000).default(50_000),
+    /**
+     * ms of log history always kept: the log is trimmed below the oldest shard snapshot, but never below
+     * entries younger than this (audit and debugging)
+     */
+    PREEMPT_LOG_RETENTION_MS: int(0, 3650 * 86_400_000).default(86_400_000),
+    /**
+     * ms between a worker process's attempts to trim the log (any worker may). 0 (the default) = this one
+     * never trims: opt in. After a trim a restart needs a usable snapshot, and a change of shard count, of
+     * feature parameters or of the snapshot format makes every snapshot unusable (the shards then fail,
+     * visibly, until the log is whole again); a policy change is applied from the restored state on.
+     */
+    PREEMPT_LOG_TRIM_INTERVAL_MS: int(0, 86_400_000).default(0),
     PREEMPT_WORKER_CONCURRENCY: int(1, 1000).default(8),
     PREEMPT_JOB_ATTEMPTS: int(1, 100).default(6),
     /** ms, first retry delay; doubles on each retry */

@@ -32,6 +32,13 @@ export interface ServiceMetrics {
   evalFailures: Counter<'shard' | 'stage'>;
   evalFailing: Gauge<'shard'>;
   modelInfo: Gauge<'version' | 'backend' | 'mode'>;
+  snapshotBytes: Gauge<'shard'>;
+  snapshotTimestamp: Gauge<'shard'>;
+  snapshotEntriesBehind: Gauge<'shard'>;
+  snapshotDuration: Histogram<'shard' | 'op'>;
+  snapshotWriteFailures: Counter<'shard'>;
+  rebuilds: Counter<'shard' | 'source'>;
+  logTrimmedEntries: Counter;
 }
 
 export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics {
@@ -191,6 +198,48 @@ export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics
       name: 'preempt_model_info',
       help: 'the model in use (value 1), its version and TF.js backend',
       labelNames: ['version', 'backend', 'mode'],
+      registers: r,
+    }),
+    snapshotBytes: new Gauge({
+      name: 'preempt_snapshot_bytes',
+      help: 'bytes (gzip) of the latest state snapshot a shard wrote or restored from',
+      labelNames: ['shard'],
+      registers: r,
+    }),
+    snapshotTimestamp: new Gauge({
+      name: 'preempt_snapshot_timestamp_seconds',
+      help: 'when (unix seconds) the latest state snapshot a shard wrote or restored from was taken; age = time() - this',
+      labelNames: ['shard'],
+      registers: r,
+    }),
+    snapshotEntriesBehind: new Gauge({
+      name: 'preempt_snapshot_entries_behind',
+      help: 'log entries a shard applied after its latest state snapshot (what a restart would replay)',
+      labelNames: ['shard'],
+      registers: r,
+    }),
+    snapshotDuration: new Histogram({
+      name: 'preempt_snapshot_duration_seconds',
+      help: 'time to write a state snapshot (serialise, compress, store) or to restore one (read, decompress, rebuild)',
+      labelNames: ['shard', 'op'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: r,
+    }),
+    snapshotWriteFailures: new Counter({
+      name: 'preempt_snapshot_write_failures_total',
+      help: 'state snapshots that failed to write (retried at the next committed step)',
+      labelNames: ['shard'],
+      registers: r,
+    }),
+    rebuilds: new Counter({
+      name: 'preempt_evaluator_rebuilds_total',
+      help: 'shard state rebuilds by source: snapshot (restored, then the entries after it), full-replay (the whole log), failed (neither possible: the log was trimmed past what the shard can restore)',
+      labelNames: ['shard', 'source'],
+      registers: r,
+    }),
+    logTrimmedEntries: new Counter({
+      name: 'preempt_log_trimmed_entries_total',
+      help: 'event log entries this process trimmed (below every shard snapshot, older than the retention)',
       registers: r,
     }),
   };

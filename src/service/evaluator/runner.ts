@@ -20,6 +20,13 @@
  * deterministic, so a replay reproduces the same changes with the same versions and job ids. After the
  * rebuild, the replayed restrictions are reconciled with the stored records (a policy change since may
  * have made them differ): the venue is told the replay's state under a newer version.
+ *
+ * Snapshots: every `snapshotEveryEntries` entries, at a committed position (outbox empty, batch finished),
+ * the runner writes its state (`snapshot.ts`) under its lease. A rebuild starts from the shard's snapshot
+ * when it is usable (same format, shard count, policy and parameters; at or before the committed entry;
+ * nothing after it trimmed from the log) and replays only the entries after it; otherwise from the whole
+ * log, unless the log was trimmed (`logTrimmed`): then it fails, visibly (status, readiness, log), rather
+ * than rebuild from a partial log.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -43,8 +50,10 @@ import {
 import type { Keyspace } from '../state/keys.js';
 import type { RestrictionStore } from '../state/restrictions.js';
 import type { RiskStore } from '../state/risk-store.js';
+import { logTrimPoint, readSnapshot, writeSnapshot } from '../state/snapshots.js';
 import { LeaseLostError, Outbox } from './outbox.js';
 import { type Evaluation, type RestrictionChange, ShardState } from './shard-state.js';
+import { atOrBefore, decodeSnapshot, encodeSnapshot, policyHash, refusal } from './snapshot.js';
 import { executionJob, restrictionRecord, restrictJob, riskView } from './views.js';
 
 export interface RunnerDeps {
@@ -79,6 +88,11 @@ export interface RunnerDeps {
    * holds it, checked in the same script as the write (none: unfenced)
    */
   leaseValue?: string;
+  /**
+   * entries: write a state snapshot once this many were applied since the last one (0 or none: never;
+   * needs `leaseValue`, the write is fenced by it)
+   */
+  snapshotEveryEntries?: number;
 }
 
 type Entry = [id: string, fields: string[]];
@@ -118,6 +132,11 @@ export interface RunnerStatus {
 
 export type FailureStage = 'rebuild' | 'read' | 'apply' | 'flush';
 
+/** The log lacks entries the shard needs, and no usable snapshot covers them. */
+export class LogTrimmedError extends Error {
+  readonly code = 'LOG_TRIMMED';
+}
+
 /** An entry threw while being applied (the state may be half-changed). */
 class EntryError extends Error {
   constructor(
@@ -151,8 +170,12 @@ export class ShardRunner {
   /** an entry that threw while being applied, until it is applied */
   private suspect: string | undefined;
   private failure: RunnerStatus['failure'];
+  private readonly policyHash: string;
+  /** the shard's latest snapshot this runner wrote or restored from: its entry and entry count */
+  private snapshotAt: { entry: string; entriesRead: number } | undefined;
 
   constructor(private readonly d: RunnerDeps) {
+    this.policyHash = policyHash(d.policy);
     this.state = new ShardState(d.shard, d.shards, d.policy);
     this.scoring = d.model.status().mode;
     d.metrics.evalRulesOnly.set({ shard: String(d.shard) }, 0);
@@ -211,17 +234,38 @@ export class ShardRunner {
   }
 
   /**
-   * Replay the log up to the committed entry without effects (but for entries an evaluator of an earlier
-   * version left unacknowledged in the group), then reconcile the restrictions. The loop goes on with
-   * effects from there.
+   * Restore the shard's snapshot if usable, then replay the log after it (or from its start) up to the
+   * committed entry without effects (but for entries an evaluator of an earlier version left
+   * unacknowledged in the group), then reconcile the restrictions. The loop goes on with effects from there.
+   * Throws LogTrimmedError when entries it needs were trimmed.
    */
   private async rebuild(): Promise<void> {
     const { redis, keys } = this.d;
+    const shard = String(this.d.shard);
     const { committed, pending, entriesBefore } = await shardPosition(redis, keys, this.group);
     this.committed = committed;
     this.entriesRead = entriesBefore;
-    if (committed === '0-0') return;
-    for await (const page of pagesUpTo(redis, keys, committed)) {
+    const trimmed = await logTrimPoint(redis, keys);
+    if (committed === '0-0') {
+      if (trimmed !== '0-0') this.trimmedPast(`the shard has no committed entry`, trimmed, committed);
+      return;
+    }
+    const restored = await this.restore(committed, trimmed);
+    if (!restored && trimmed !== '0-0')
+      this.trimmedPast('no usable snapshot at or after the trim point', trimmed, committed);
+    let skipped = 0;
+    if (restored) {
+      this.state = restored.state;
+      this.lastApplied = restored.entry;
+      this.entriesRead = restored.entriesRead;
+      // entries an earlier version left pending, already in the snapshot's state: acknowledged here
+      for (const id of pending)
+        if (atOrBefore(id, restored.entry)) {
+          this.outbox.acks.push(id);
+          skipped++;
+        }
+    }
+    for await (const page of pagesUpTo(redis, keys, committed, 2000, restored?.entry)) {
       if (this.stopping) return;
       for (const [id, fields] of page) {
         const effects = pending.has(id);
@@ -229,15 +273,150 @@ export class ShardRunner {
         if (effects) this.outbox.acks.push(id);
       }
     }
+    // a trim while the log was read (by a trimmer that counted on a snapshot this runner could not use)
+    const trimmedNow = await logTrimPoint(redis, keys);
+    if (trimmedNow !== trimmed && !(restored && atOrBefore(trimmedNow, restored.entry)))
+      this.trimmedPast('the log was trimmed while it was replayed', trimmedNow, committed);
     await this.finishBatch();
     await this.flush();
     await this.reconcile();
     // the pending entries are acknowledged now: their consumers (earlier versions) can go
     const pruned = await pruneConsumers(redis, keys, this.group);
+    this.d.metrics.rebuilds.inc({ shard, source: restored ? 'snapshot' : 'full-replay' });
     this.d.log.info(
-      { shard: this.d.shard, lastEntryId: this.lastApplied, committed, reprocessed: pending.size, pruned },
-      'evaluator state rebuilt from the log',
+      {
+        shard: this.d.shard,
+        lastEntryId: this.lastApplied,
+        committed,
+        from: restored ? restored.entry : 'start',
+        reprocessed: pending.size - skipped,
+        pruned,
+      },
+      restored
+        ? 'evaluator state restored from its snapshot and the log after it'
+        : 'evaluator state rebuilt from the log',
     );
+    if (!restored) this.snapshotAt = undefined;
+    await this.maybeSnapshot();
+  }
+
+  /** Fail the rebuild: the log lacks entries this shard needs. */
+  private trimmedPast(why: string, trimmed: string, committed: string): never {
+    this.d.metrics.rebuilds.inc({ shard: String(this.d.shard), source: 'failed' });
+    const msg = `cannot rebuild shard ${this.d.shard}: the log was trimmed below ${trimmed} and ${why} (committed ${committed})`;
+    this.d.log.error({ shard: this.d.shard, trimmed, committed }, msg);
+    throw new LogTrimmedError(msg);
+  }
+
+  /**
+   * The shard's snapshot as a state, if usable: compatible, at or before `committed`, nothing after it
+   * trimmed, and its payload intact. Why not is logged (a full replay follows, or a failure).
+   */
+  private async restore(
+    committed: string,
+    trimmed: string,
+  ): Promise<{ state: ShardState; entry: string; entriesRead: number } | undefined> {
+    const { redis, keys } = this.d;
+    const shard = this.d.shard;
+    const t0 = performance.now();
+    const snap = await readSnapshot(redis, keys, shard);
+    if (!snap) {
+      this.d.log.info({ shard }, 'no state snapshot: rebuilding from the whole log');
+      return undefined;
+    }
+    const { meta, data } = snap;
+    let why = refusal(meta, { shard, shards: this.d.shards, policyHash: this.policyHash });
+    // a policy change is applied from the restore on, as by a running shard, when the log no longer holds
+    // what a replay under the new policy needs (trimmed): otherwise a trimmed deployment could never change
+    // its policy. The new policy decides from there on.
+    if (
+      why &&
+      meta &&
+      trimmed !== '0-0' &&
+      refusal(
+        { ...meta, policyHash: this.policyHash },
+        {
+          shard,
+          shards: this.d.shards,
+          policyHash: this.policyHash,
+        },
+      ) === undefined
+    ) {
+      this.d.log.warn(
+        { shard, snapshot: meta.entry, trimmed },
+        'state snapshot taken under another policy config: restored (the log is trimmed), the new policy applies from here',
+      );
+      why = undefined;
+    }
+    if (!why && meta && !atOrBefore(meta.entry, committed))
+      why = `its entry ${meta.entry} is past the committed entry ${committed}`;
+    if (!why && meta && !atOrBefore(trimmed, meta.entry))
+      why = `the log was trimmed below ${trimmed}, past its entry ${meta.entry}`;
+    if (!why && !data) why = 'no payload';
+    if (why || !meta || !data) {
+      this.d.log.warn({ shard, snapshot: meta?.entry, reason: why }, 'state snapshot refused');
+      return undefined;
+    }
+    let state: ShardState;
+    try {
+      state = await decodeSnapshot(meta, data, this.d.policy);
+    } catch (e) {
+      this.d.log.warn(
+        { shard, snapshot: meta.entry, reason: (e as Error).message },
+        'state snapshot refused: unreadable',
+      );
+      return undefined;
+    }
+    this.snapshotAt = { entry: meta.entry, entriesRead: meta.entriesRead };
+    const s = String(shard);
+    this.d.metrics.snapshotDuration.observe({ shard: s, op: 'restore' }, (performance.now() - t0) / 1000);
+    this.d.metrics.snapshotBytes.set({ shard: s }, meta.bytes);
+    this.d.metrics.snapshotTimestamp.set({ shard: s }, meta.takenAtMs / 1000);
+    return { state, entry: meta.entry, entriesRead: meta.entriesRead };
+  }
+
+  /**
+   * Write a snapshot of the state at the committed entry when `snapshotEveryEntries` entries were applied
+   * since the last one (or there is none). Only at a committed position with nothing pending; a failed
+   * write is logged and counted, and retried at the next committed step.
+   */
+  private async maybeSnapshot(): Promise<void> {
+    const every = this.d.snapshotEveryEntries ?? 0;
+    const leaseValue = this.d.leaseValue;
+    const shard = String(this.d.shard);
+    if (every <= 0 || leaseValue === undefined) return;
+    if (this.committed === '0-0' || this.lastApplied !== this.committed || this.outbox.pending()) return;
+    const behind = this.entriesRead - (this.snapshotAt?.entriesRead ?? Number.NEGATIVE_INFINITY);
+    this.d.metrics.snapshotEntriesBehind.set({ shard }, Number.isFinite(behind) ? behind : this.entriesRead);
+    if (this.snapshotAt !== undefined && behind < every) return;
+    if (this.snapshotAt?.entry === this.committed) return;
+    const t0 = performance.now();
+    const at = { entry: this.committed, entriesRead: this.entriesRead };
+    try {
+      const { meta, data } = await encodeSnapshot(this.state, {
+        ...at,
+        modelVersion: this.d.model.status().info?.version ?? null,
+        policyHash: this.policyHash,
+      });
+      if (!(await writeSnapshot(this.d.redis, this.d.keys, this.d.shard, leaseValue, meta, data)))
+        throw new LeaseLostError(this.d.shard);
+      this.snapshotAt = at;
+      this.d.metrics.snapshotDuration.observe({ shard, op: 'write' }, (performance.now() - t0) / 1000);
+      this.d.metrics.snapshotBytes.set({ shard }, meta.bytes);
+      this.d.metrics.snapshotTimestamp.set({ shard }, meta.takenAtMs / 1000);
+      this.d.metrics.snapshotEntriesBehind.set({ shard }, 0);
+      this.d.log.debug(
+        { shard: this.d.shard, entry: meta.entry, bytes: meta.bytes, rawBytes: meta.rawBytes },
+        'state snapshot written',
+      );
+    } catch (e) {
+      if (e instanceof LeaseLostError) throw e;
+      this.d.metrics.snapshotWriteFailures.inc({ shard });
+      this.d.log.warn(
+        { shard: this.d.shard, err: (e as Error).message },
+        'writing the state snapshot failed',
+      );
+    }
   }
 
   /**
@@ -330,6 +509,7 @@ export class ShardRunner {
         stage = 'flush';
         if (!(await this.holdsLease())) break;
         await this.flush();
+        await this.maybeSnapshot();
         const last = entries[entries.length - 1]?.[0] ?? '0-0';
         this.lagMs = Math.max(0, Date.now() - Number(last.split('-')[0]));
         this.lastStepAt = Date.now();
@@ -381,8 +561,8 @@ export class ShardRunner {
     if (entry !== undefined)
       this.d.log.error(info, 'applying a log entry failed; rebuilding and retrying it');
     else this.d.log.warn(info, 'evaluation step failed; retrying');
-    // an entry that throws will likely throw again: retry it less often than a read or write
-    const capMs = entry !== undefined ? 30_000 : 3000;
+    // an entry that throws (or a trimmed log) will likely fail again: retry less often than a read or write
+    const capMs = entry !== undefined || e instanceof LogTrimmedError ? 30_000 : 3000;
     await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** Math.min(count, 9), capMs)));
   }
 
@@ -426,7 +606,8 @@ export class ShardRunner {
       if (input) this.outbox.market.set(ev.symbol, { input, ts: this.state.clock });
     }
     if (r.account !== undefined) {
-      this.dirty.add(r.account);
+      // (a replay without effects writes no views: those of the entries up to the committed one are written)
+      if (effects) this.dirty.add(r.account);
       const jobId = jobIdOfEvent(ev.id);
       if (effects && jobId) {
         const m = this.state.pipeline.book.snapshot(r.account);
@@ -453,7 +634,7 @@ export class ShardRunner {
       await this.evaluate(this.state.holders(r.markSymbol), ev.ts, effects, true);
     for (const c of this.state.sweep(this.state.clock, r.account)) {
       // the lifted account's view is refreshed at the end of the batch
-      this.dirty.add(c.account);
+      if (effects) this.dirty.add(c.account);
       if (effects) this.queueChange(c, null);
     }
   }

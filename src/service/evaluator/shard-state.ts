@@ -9,7 +9,7 @@
 import type { CanonicalEvent } from '../../events/schema.js';
 import { rateNorm } from '../../features/account-flow.js';
 import { emptyMarketView } from '../../features/market-state.js';
-import { FeaturePipeline } from '../../features/pipeline.js';
+import { FeaturePipeline, type PipelineState } from '../../features/pipeline.js';
 import { FEATURE_COUNT } from '../../features/schema.js';
 import {
   type AccountMargin,
@@ -67,6 +67,18 @@ interface Restriction {
   version: number;
 }
 
+/** Everything a ShardState holds (see `ShardState.saveState`), as plain data (v8-serialisable). */
+export interface ShardStateData {
+  shard: number;
+  shards: number;
+  pipeline: PipelineState;
+  memory: [string, PolicyMemory][];
+  epochs: [string, number][];
+  restrictions: [string, { on: boolean; version: number }][];
+  nextLapseAt: number;
+  clock: number;
+}
+
 /** Events that concern one account (and so one shard). */
 export function accountOf(ev: CanonicalEvent): string | undefined {
   return 'account' in ev ? ev.account : undefined;
@@ -77,7 +89,7 @@ const NO_RATES = rateNorm(0);
 const POSITION_EVENTS = new Set(['fill', 'liquidation', 'adl']);
 
 export class ShardState {
-  readonly pipeline = new FeaturePipeline({ toleranceMs: 0 });
+  pipeline = new FeaturePipeline({ toleranceMs: 0 });
   private readonly memory = new Map<string, PolicyMemory>();
   private readonly epochs = new Map<string, number>();
   /** accounts ever restricted: their state and version */
@@ -92,6 +104,35 @@ export class ShardState {
     readonly shards: number,
     private readonly policy: PolicyConfig,
   ) {}
+
+  /**
+   * A copy of the whole state: `ShardState.restore` of it, fed the same entries, gives the same results bit
+   * for bit (maps keep their iteration order).
+   */
+  saveState(): ShardStateData {
+    return {
+      shard: this.shard,
+      shards: this.shards,
+      pipeline: this.pipeline.saveState(),
+      memory: [...this.memory].map(([a, m]) => [a, structuredClone(m)]),
+      epochs: [...this.epochs],
+      restrictions: [...this.restrictions].map(([a, r]) => [a, { ...r }]),
+      nextLapseAt: this.nextLapseAt,
+      clock: this.clock,
+    };
+  }
+
+  /** The state `s` (from `saveState`) under `policy` (the caller checks it is the policy `s` was built under). */
+  static restore(s: ShardStateData, policy: PolicyConfig): ShardState {
+    const st = new ShardState(s.shard, s.shards, policy);
+    st.pipeline = FeaturePipeline.restore(s.pipeline);
+    for (const [a, m] of s.memory) st.memory.set(a, structuredClone(m));
+    for (const [a, e] of s.epochs) st.epochs.set(a, e);
+    for (const [a, r] of s.restrictions) st.restrictions.set(a, { ...r });
+    st.nextLapseAt = s.nextLapseAt;
+    st.clock = s.clock;
+    return st;
+  }
 
   owns(account: string): boolean {
     return shardOf(account, this.shards) === this.shard;

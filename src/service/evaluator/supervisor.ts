@@ -5,12 +5,17 @@
  * evaluates and the others stand by. Each acquisition has its own lease value, which the shard's runner
  * checks before every read and every write of results (a runner whose process stalled past its lease
  * stops there, without waiting for the next renewal).
+ *
+ * Every `trimIntervalMs` it also trims the event log below the oldest shard snapshot (`trimLog`): any
+ * process may, at the same time as others (the trim only moves forwards and never past what a shard needs).
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { safeTrimPoint, trimLogBelow } from '../state/snapshots.js';
 import { ShardLease } from './lease.js';
 import { type RunnerDeps, type RunnerStatus, ShardRunner } from './runner.js';
+import { policyHash } from './snapshot.js';
 
 export interface SupervisorDeps extends Omit<RunnerDeps, 'shard' | 'consumer' | 'reader'> {
   /** makes a dedicated blocking connection for a shard's reads */
@@ -20,6 +25,10 @@ export interface SupervisorDeps extends Omit<RunnerDeps, 'shard' | 'consumer' | 
   /** most shards this process evaluates; 0 = no limit */
   maxShards: number;
   log: Logger;
+  /** ms between attempts to trim the log (0 or none: never) */
+  trimIntervalMs?: number;
+  /** ms of log history the trim always keeps */
+  logRetentionMs?: number;
 }
 
 interface Held {
@@ -36,6 +45,10 @@ export class EvaluatorSupervisor {
   private closed = false;
   /** acquisitions so far: each lease value is unique */
   private acquisitions = 0;
+  /** ms (wall clock) of the last trim attempt */
+  private lastTrimAt = 0;
+  private lastTrimBlock: string | undefined;
+  private trimming: Promise<number> | undefined;
 
   constructor(private readonly d: SupervisorDeps) {}
 
@@ -73,6 +86,19 @@ export class EvaluatorSupervisor {
 
   private async tick(): Promise<void> {
     if (this.closed) return;
+    const every = this.d.trimIntervalMs ?? 0;
+    if (every > 0 && !this.trimming && Date.now() - this.lastTrimAt >= every) {
+      this.lastTrimAt = Date.now();
+      // in the background: reading every shard's snapshot must not delay the lease renewals below
+      this.trimming = this.trimLog()
+        .catch((e: Error) => {
+          this.d.log.warn({ err: e.message }, 'trimming the log failed');
+          return 0;
+        })
+        .finally(() => {
+          this.trimming = undefined;
+        });
+    }
     for (let shard = 0; shard < this.d.shards; shard++) {
       const held = this.held.get(shard);
       try {
@@ -107,11 +133,38 @@ export class EvaluatorSupervisor {
     }
   }
 
+  /**
+   * Trim the log below the oldest shard snapshot (every shard must have a usable one), keeping
+   * `logRetentionMs` of history. Returns the entries deleted.
+   */
+  async trimLog(): Promise<number> {
+    const { redis, keys, shards, log } = this.d;
+    const safe = await safeTrimPoint(redis, keys, shards, policyHash(this.d.policy));
+    if (safe.point === null) {
+      if (safe.reason !== this.lastTrimBlock) log.info({ reason: safe.reason }, 'log not trimmed');
+      this.lastTrimBlock = safe.reason;
+      return 0;
+    }
+    this.lastTrimBlock = undefined;
+    const { deleted, point } = await trimLogBelow(
+      redis,
+      keys,
+      safe.point,
+      this.d.logRetentionMs ?? 86_400_000,
+    );
+    if (deleted > 0) {
+      this.d.metrics.logTrimmedEntries.inc(deleted);
+      log.info({ deleted, below: point, oldestSnapshot: safe.point }, 'log trimmed');
+    }
+    return deleted;
+  }
+
   /** Stop every runner after its current step, and hand the shards back. */
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.ticking;
+    await this.trimming;
     await Promise.all(
       [...this.held.values()].map(async (h) => {
         await h.runner.stop();

@@ -286,14 +286,15 @@ export async function readAfter(
   return res?.[0]?.[1] ?? [];
 }
 
-/** The log from its start up to `end` (inclusive), in pages of `[id, fields]`. */
+/** The log after `after` (default: from its start) up to `end` (inclusive), in pages of `[id, fields]`. */
 export async function* pagesUpTo(
   redis: Redis,
   keys: Keyspace,
   end: string,
   pageSize = 2000,
+  after?: string,
 ): AsyncGenerator<[string, string[]][]> {
-  let start = '-';
+  let start = after === undefined ? '-' : `(${after}`;
   for (;;) {
     const page = (await redis.xrange(keys.stream, start, end, 'COUNT', pageSize)) as [string, string[]][];
     if (page.length > 0) yield page;

@@ -23,6 +23,10 @@ export interface Keyspace {
   shardLease(shard: number): string;
   /** hash: progress of a shard (last applied entry, lag, last evaluation) */
   shardStatus(shard: number): string;
+  /** hash: a shard's state snapshot (`entry`, `meta` JSON, `data` gzip), written under its lease */
+  shardSnapshot(shard: number): string;
+  /** the id below which the evaluators trimmed the event log ('0-0' or missing: never trimmed) */
+  logTrimmed: string;
   /** consumer group of a shard on the event log */
   shardGroup(shard: number): string;
   /** hash symbol -> latest market JSON (mark, book), written by the evaluators, read by venues */
@@ -48,6 +52,8 @@ export function keyspace(prefix: string): Keyspace {
     restrictionsApplied: (s) => `${prefix}:{s${s}}:restrict-applied`,
     shardLease: (s) => `${prefix}:{s${s}}:lease`,
     shardStatus: (s) => `${prefix}:{s${s}}:status`,
+    shardSnapshot: (s) => `${prefix}:{s${s}}:snapshot`,
+    logTrimmed: `${prefix}:{ev}:trimmed`,
     shardGroup: (s) => `evaluator-s${s}`,
     market: `${prefix}:market`,
     audit: `${prefix}:audit`,

@@ -1,0 +1,267 @@
+/**
+ * Exactness of shard state snapshots, without Redis: a simulated crash day (two instruments, 24 h) is fed
+ * to a ShardState the way the runner feeds it (apply, commit decisions on each mark for the symbol's
+ * holders, sweep, preview evaluations at the end of each batch), recording everything the runner would
+ * write: apply results, feature rows (bit for bit), pds, evaluations (decisions, margins, epochs,
+ * restrictions and their changes), market inputs and margin states after account events. At several batch
+ * boundaries the state is snapshotted (v8 + gzip, as stored), restored and fed the rest of the day: every
+ * record after the snapshot, and the final state, must be identical, byte for byte, to the uninterrupted
+ * run, and to a state rebuilt the runner's way (the whole log replayed up to the same entry, then on).
+ */
+import { serialize } from 'node:v8';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../src/events/schema.js';
+import { FEATURE_COUNT, FEATURE_NAMES } from '../../src/features/schema.js';
+import { resolvePolicyConfig } from '../../src/margin/index.js';
+import type { PdScorer } from '../../src/model/types.js';
+import { ShardState, type ShardStateData } from '../../src/service/evaluator/shard-state.js';
+import {
+  decodeSnapshot,
+  encodeSnapshot,
+  policyHash,
+  refusal,
+  SNAPSHOT_VERSION,
+} from '../../src/service/evaluator/snapshot.js';
+import { MemorySink, simulate } from '../../src/sim/index.js';
+import { logisticScorer } from './test-model.js';
+
+const SHARDS = 2;
+const SHARD = 0;
+/** entries per batch (the runner's read size in the service tests) */
+const BATCH = 100;
+const policy = resolvePolicyConfig({});
+/** pd from the margin ratio (0.5 at ratio 3), as the service tests' model: restrictions happen */
+const scorer: PdScorer = logisticScorer(FEATURE_NAMES, 'margin_ratio_log', 4, Math.log(3));
+
+/**
+ * A canonical text of a value: numbers as the hex of their float64 bits (so -0, NaN and every bit count,
+ * whatever the engine's internal representation), typed arrays as their bytes, keys in their order.
+ */
+function canon(v: unknown): string {
+  if (typeof v === 'number') {
+    const b = Buffer.alloc(8);
+    b.writeDoubleBE(v);
+    return `n${b.toString('hex')}`;
+  }
+  if (v === undefined) return 'u';
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
+  if (ArrayBuffer.isView(v)) return `b${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}`;
+  if (Array.isArray(v)) return `[${v.map(canon).join(',')}]`;
+  if (v instanceof Map) return `M${canon([...v])}`;
+  if (v instanceof Set) return `S${canon([...v])}`;
+  return `{${Object.entries(v as object)
+    .map(([k, x]) => `${JSON.stringify(k)}:${canon(x)}`)
+    .join(',')}}`;
+}
+
+/** Feeds a ShardState as ShardRunner does, recording one v8 buffer per entry of what the runner would write. */
+class Driver {
+  readonly records: string[] = [];
+  private readonly dirty = new Set<string>();
+  private out: unknown[] = [];
+  changes = 0;
+
+  constructor(public state: ShardState) {}
+
+  async entry(ev: CanonicalEvent): Promise<void> {
+    this.out = [];
+    const r = this.state.apply(ev);
+    this.out.push(r);
+    if (r.kind === 'applied') {
+      if ('symbol' in ev && (ev.type === 'mark' || ev.type === 'book' || ev.type === 'instrument'))
+        this.out.push(this.state.marketInput(ev.symbol));
+      if (r.account !== undefined) {
+        this.dirty.add(r.account);
+        this.out.push(this.state.pipeline.book.snapshot(r.account));
+      }
+      if (r.markSymbol !== undefined) await this.evaluate(this.state.holders(r.markSymbol), ev.ts, true);
+      for (const c of this.state.sweep(this.state.clock, r.account)) {
+        this.dirty.add(c.account);
+        this.out.push(c);
+        this.changes++;
+      }
+    }
+    this.records.push(canon(this.out));
+  }
+
+  /** the end of a batch: accounts with own events since their last evaluation get a preview */
+  async finishBatch(): Promise<void> {
+    this.out = [];
+    if (this.dirty.size > 0 && Number.isFinite(this.state.clock)) {
+      const accounts = [...this.dirty].sort();
+      this.dirty.clear();
+      await this.evaluate(accounts, this.state.clock, false);
+    }
+    this.dirty.clear();
+    this.records.push(canon(this.out));
+  }
+
+  private async evaluate(accounts: string[], ts: number, commit: boolean): Promise<void> {
+    if (accounts.length === 0) return;
+    const m = this.state.features(accounts, ts);
+    const pd = await scorer.score(m, accounts.length);
+    const pds = Array.from(pd, (x) => (Number.isFinite(x) ? x : null));
+    const evals = this.state.decide(accounts, pds, ts, commit);
+    if (commit) for (const a of accounts) this.dirty.delete(a);
+    for (const e of evals) if (e.change) this.changes++;
+    this.out.push(Buffer.from(m.buffer, m.byteOffset, m.byteLength), pds, evals);
+  }
+}
+
+let events: CanonicalEvent[] = [];
+
+beforeAll(async () => {
+  const sink = new MemorySink();
+  await simulate('flash-crash', { accounts: 40, seed: 5, sink });
+  // as the runner gets them: decoded from the log's JSON
+  events = sink.events.map((e) => JSON.parse(JSON.stringify(e)) as CanonicalEvent);
+}, 60_000);
+
+/** Feed events [from, to) in batches aligned on multiples of BATCH (as a live runner reads them). */
+async function feed(d: Driver, from: number, to: number): Promise<void> {
+  for (let i = from; i < to; i++) {
+    await d.entry(events[i]!);
+    if ((i + 1) % BATCH === 0 || i + 1 === to) await d.finishBatch();
+  }
+}
+
+function firstDifference(a: string[], b: string[]): number {
+  const n = Math.max(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] === undefined || a[i] !== b[i]) return i;
+  return -1;
+}
+
+const stateText = (s: ShardState): string => canon(s.saveState());
+
+describe('a restored shard state', () => {
+  it('gives the same results, bit for bit, as the state that applied every entry', async () => {
+    const n = events.length;
+    expect(n).toBeGreaterThan(10_000);
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy));
+    // snapshot points: batch boundaries spread over the day (the runner snapshots after a committed batch)
+    const points = [1, 2, 3, 4, 5, 6, 7].map((k) => Math.floor((n * k) / 8 / BATCH) * BATCH);
+    const snaps: { at: number; data: Buffer; records: number; midCandle: boolean; restricted: number }[] = [];
+    let done = 0;
+    for (const at of points) {
+      await feed(live, done, at);
+      done = at;
+      const { data } = await encodeSnapshot(live.state, {
+        entry: `${at}-0`,
+        entriesRead: at,
+        modelVersion: scorer.info.version,
+        policyHash: policyHash(policy),
+      });
+      const saved = live.state.saveState();
+      snaps.push({
+        at,
+        data,
+        records: live.records.length,
+        // the open 1 m candle of some instrument has marks: the snapshot cuts a candle
+        midCandle: saved.pipeline.features.markets.some((m) => m.m1.hasMark),
+        restricted: [...live.state.restrictionStates().values()].filter((r) => r.version > 0).length,
+      });
+    }
+    await feed(live, done, n);
+    // what the points cover: a candle cut in two, and accounts restricted (and lifted) before a snapshot
+    expect(snaps.some((s) => s.midCandle)).toBe(true);
+    expect(snaps.some((s) => s.restricted > 0)).toBe(true);
+    expect(live.changes).toBeGreaterThan(0);
+    const finalLive = stateText(live.state);
+
+    for (const s of snaps) {
+      const meta = {
+        ...(
+          await encodeSnapshot(live.state, {
+            entry: `${s.at}-0`,
+            entriesRead: s.at,
+            modelVersion: null,
+            policyHash: policyHash(policy),
+          })
+        ).meta,
+      };
+      const restored = new Driver(await decodeSnapshot(meta, s.data, policy));
+      await feed(restored, s.at, n);
+      const after = live.records.slice(s.records);
+      expect(restored.records.length).toBe(after.length);
+      expect(firstDifference(restored.records, after), `snapshot at entry ${s.at}`).toBe(-1);
+      expect(stateText(restored.state) === finalLive, `final state from entry ${s.at}`).toBe(true);
+    }
+  }, 300_000);
+
+  it('equals a state rebuilt the runner way: the whole log replayed up to the entry, then fed on', async () => {
+    const n = events.length;
+    const at = Math.floor((n * 3) / 4 / BATCH) * BATCH;
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy));
+    await feed(live, 0, at);
+    const { meta, data } = await encodeSnapshot(live.state, {
+      entry: `${at}-0`,
+      entriesRead: at,
+      modelVersion: null,
+      policyHash: policyHash(policy),
+    });
+    const fromSnapshot = new Driver(await decodeSnapshot(meta, data, policy));
+    // the runner's rebuild: every entry up to the committed one, one preview at the end
+    const replayed = new Driver(new ShardState(SHARD, SHARDS, policy));
+    for (let i = 0; i < at; i++) await replayed.entry(events[i]!);
+    await replayed.finishBatch();
+    await feed(fromSnapshot, at, n);
+    await feed(replayed, at, n);
+    const tail = (d: Driver) => d.records.slice(d.records.length - fromSnapshot.records.length);
+    expect(firstDifference(tail(replayed), fromSnapshot.records)).toBe(-1);
+    expect(stateText(replayed.state) === stateText(fromSnapshot.state)).toBe(true);
+  }, 300_000);
+
+  it('is not exact when its indicators are re-fed only a recent window (why every candle is kept)', async () => {
+    const n = events.length;
+    const at = Math.floor(n / 2 / BATCH) * BATCH;
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy));
+    await feed(live, 0, at);
+    const s: ShardStateData = live.state.saveState();
+    const window = 100; // candles, more than any indicator period (60)
+    for (const m of s.pipeline.features.markets)
+      for (const series of [m.m1, m.m5, m.h1])
+        series.indicatorInputs = series.indicatorInputs.slice(-4 * window);
+    const truncated = new Driver(ShardState.restore(s, policy));
+    const exact = new Driver(ShardState.restore(live.state.saveState(), policy));
+    const tail = live.records.length;
+    await feed(live, at, n);
+    await feed(truncated, at, n);
+    await feed(exact, at, n);
+    expect(firstDifference(exact.records, live.records.slice(tail))).toBe(-1);
+    expect(firstDifference(truncated.records, live.records.slice(tail))).toBeGreaterThanOrEqual(0);
+  }, 300_000);
+});
+
+describe('snapshot metadata', () => {
+  it('is refused for another version, shard, shard count, policy or feature parameters', async () => {
+    const state = new ShardState(SHARD, SHARDS, policy);
+    for (const ev of events.slice(0, 500)) state.apply(ev);
+    const { meta, data } = await encodeSnapshot(state, {
+      entry: '5-0',
+      entriesRead: 5,
+      modelVersion: null,
+      policyHash: policyHash(policy),
+    });
+    const want = { shard: SHARD, shards: SHARDS, policyHash: policyHash(policy) };
+    expect(refusal(meta, want)).toBeUndefined();
+    expect(refusal({ ...meta, version: SNAPSHOT_VERSION + 1 }, want)).toMatch(/format/);
+    expect(refusal({ ...meta, format: 'other' }, want)).toMatch(/format/);
+    expect(refusal(meta, { ...want, shard: 1 })).toMatch(/shard 0, not 1/);
+    expect(refusal(meta, { ...want, shards: 4 })).toMatch(/2 shards, now 4/);
+    const other = policyHash(resolvePolicyConfig({ pdReduce: 0.05 }));
+    expect(other).not.toBe(want.policyHash);
+    expect(refusal(meta, { ...want, policyHash: other })).toMatch(/policy/);
+    expect(refusal({ ...meta, paramsHash: 'x' }, want)).toMatch(/feature parameters/);
+    expect(refusal(undefined, want)).toBe('no snapshot');
+    // a corrupted payload does not decode (gzip's CRC)
+    const bad = Buffer.from(data);
+    bad[bad.length - 6]! ^= 0xff;
+    await expect(decodeSnapshot(meta, bad, policy)).rejects.toThrow();
+    // a payload of another shard is refused whatever its metadata says
+    const raw = gzipSync(serialize({ ...(await decodeSnapshot(meta, data, policy)).saveState(), shard: 1 }));
+    await expect(decodeSnapshot(meta, raw, policy)).rejects.toThrow(/shard 1/);
+    expect(gunzipSync(data).length).toBe(meta.rawBytes);
+    expect(FEATURE_COUNT).toBeGreaterThan(0);
+  });
+});
