@@ -138,7 +138,7 @@ describe('a restored shard state', () => {
   it('gives the same results, bit for bit, as the state that applied every entry', async () => {
     const n = events.length;
     expect(n).toBeGreaterThan(10_000);
-    const live = new Driver(new ShardState(SHARD, SHARDS, policy));
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
     // snapshot points: batch boundaries spread over the day (the runner snapshots after a committed batch)
     const points = [1, 2, 3, 4, 5, 6, 7].map((k) => Math.floor((n * k) / 8 / BATCH) * BATCH);
     const snaps: { at: number; data: Buffer; records: number; midCandle: boolean; restricted: number }[] = [];
@@ -192,7 +192,7 @@ describe('a restored shard state', () => {
   it('equals a state rebuilt the runner way: the whole log replayed up to the entry, then fed on', async () => {
     const n = events.length;
     const at = Math.floor((n * 3) / 4 / BATCH) * BATCH;
-    const live = new Driver(new ShardState(SHARD, SHARDS, policy));
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
     await feed(live, 0, at);
     const { meta, data } = await encodeSnapshot(live.state, {
       entry: `${at}-0`,
@@ -202,7 +202,7 @@ describe('a restored shard state', () => {
     });
     const fromSnapshot = new Driver(await decodeSnapshot(meta, data, policy));
     // the runner's rebuild: every entry up to the committed one, one preview at the end
-    const replayed = new Driver(new ShardState(SHARD, SHARDS, policy));
+    const replayed = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
     for (let i = 0; i < at; i++) await replayed.entry(events[i]!);
     await replayed.finishBatch();
     await feed(fromSnapshot, at, n);
@@ -215,15 +215,15 @@ describe('a restored shard state', () => {
   it('is not exact when its indicators are re-fed only a recent window (why every candle is kept)', async () => {
     const n = events.length;
     const at = Math.floor(n / 2 / BATCH) * BATCH;
-    const live = new Driver(new ShardState(SHARD, SHARDS, policy));
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
     await feed(live, 0, at);
     const s: ShardStateData = live.state.saveState();
     const window = 100; // candles, more than any indicator period (60)
     for (const m of s.pipeline.features.markets)
       for (const series of [m.m1, m.m5, m.h1])
         series.indicatorInputs = series.indicatorInputs.slice(-4 * window);
-    const truncated = new Driver(ShardState.restore(s, policy));
-    const exact = new Driver(ShardState.restore(live.state.saveState(), policy));
+    const truncated = new Driver(await ShardState.restore(s, policy));
+    const exact = new Driver(await ShardState.restore(live.state.saveState(), policy));
     const tail = live.records.length;
     await feed(live, at, n);
     await feed(truncated, at, n);
@@ -235,7 +235,7 @@ describe('a restored shard state', () => {
 
 describe('snapshot metadata', () => {
   it('is refused for another version, shard, shard count, policy or feature parameters', async () => {
-    const state = new ShardState(SHARD, SHARDS, policy);
+    const state = new ShardState(SHARD, SHARDS, policy, { snapshots: true });
     for (const ev of events.slice(0, 500)) state.apply(ev);
     const { meta, data } = await encodeSnapshot(state, {
       entry: '5-0',

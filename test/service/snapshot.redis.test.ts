@@ -290,3 +290,43 @@ describe('concurrent trimmers', () => {
     expect(await k.store.get('late')).toMatchObject({ equity: expect.any(Number) });
   }, 60_000);
 });
+
+describe('with snapshots off (the default)', () => {
+  it('a snapshot left in Redis is not restored while the log is whole: the whole log is replayed', async () => {
+    const k = await newKit('snap-off');
+    const first = await owner(k, 'first#1', { snapshotEveryEntries: 30 });
+    await k.append(part1);
+    await evaluatedToTail(k.admin, k.prefix, 1);
+    await first.stop();
+    expect(await readSnapshotMeta(k.admin, k.keys, 0)).toBeDefined();
+    await k.append(part2);
+    const second = await owner(k, 'second#1', { snapshotEveryEntries: 0 });
+    await evaluatedToTail(k.admin, k.prefix, 1);
+    await second.stop();
+    const metrics = await k.metricsText();
+    expect(metrics).toMatch(/source="full-replay"\} 1/);
+    expect(metrics).not.toMatch(/source="snapshot"/);
+  }, 60_000);
+});
+
+describe('the end of a rebuild', () => {
+  it('writes the view of every account the shard owns, on both paths (full replay and snapshot)', async () => {
+    for (const every of [0, 30]) {
+      const k = await newKit(`snap-views-${every}`);
+      const first = await owner(k, 'first#1', { snapshotEveryEntries: every });
+      await k.append(part1);
+      await evaluatedToTail(k.admin, k.prefix, 1);
+      await first.stop();
+      const before = await k.admin.hkeys(k.keys.risk(0));
+      expect(before.length).toBeGreaterThanOrEqual(40);
+      // the views are gone (as for accounts another shard owned before a change of shard count)
+      await k.admin.del(k.keys.risk(0));
+      await owner(k, 'second#1', { snapshotEveryEntries: every });
+      // no new entry: only the rebuild writes
+      expect((await k.admin.hkeys(k.keys.risk(0))).sort(), `snapshotEveryEntries ${every}`).toEqual(
+        before.sort(),
+      );
+      expect(await k.metricsText()).toMatch(every > 0 ? /source="snapshot"\} 1/ : /source="full-replay"\} 1/);
+    }
+  }, 90_000);
+});

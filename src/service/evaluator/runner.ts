@@ -176,7 +176,7 @@ export class ShardRunner {
 
   constructor(private readonly d: RunnerDeps) {
     this.policyHash = policyHash(d.policy);
-    this.state = new ShardState(d.shard, d.shards, d.policy);
+    this.state = this.freshState();
     this.scoring = d.model.status().mode;
     d.metrics.evalRulesOnly.set({ shard: String(d.shard) }, 0);
     d.metrics.evalFailing.set({ shard: String(d.shard) }, 0);
@@ -225,12 +225,19 @@ export class ShardRunner {
 
   /** Forget everything applied: the next rebuild starts from an empty state. */
   private reset(): void {
-    this.state = new ShardState(this.d.shard, this.d.shards, this.d.policy);
+    this.state = this.freshState();
     this.lastApplied = '0-0';
     this.committed = '0-0';
     this.entriesRead = 0;
     this.outbox = new Outbox();
     this.dirty.clear();
+  }
+
+  /** An empty state; it keeps what a snapshot needs only when snapshots are on (that memory grows). */
+  private freshState(): ShardState {
+    return new ShardState(this.d.shard, this.d.shards, this.d.policy, {
+      snapshots: (this.d.snapshotEveryEntries ?? 0) > 0,
+    });
   }
 
   /**
@@ -250,7 +257,10 @@ export class ShardRunner {
       if (trimmed !== '0-0') this.trimmedPast(`the shard has no committed entry`, trimmed, committed);
       return;
     }
-    const restored = await this.restore(committed, trimmed);
+    // snapshots off: a snapshot left in Redis is not used (the whole log is replayed, as before snapshots
+    // existed), unless the log was trimmed, when it is the only way to rebuild
+    const useSnapshot = (this.d.snapshotEveryEntries ?? 0) > 0 || trimmed !== '0-0';
+    const restored = useSnapshot ? await this.restore(committed, trimmed) : undefined;
     if (!restored && trimmed !== '0-0')
       this.trimmedPast('no usable snapshot at or after the trim point', trimmed, committed);
     let skipped = 0;
@@ -277,6 +287,11 @@ export class ShardRunner {
     const trimmedNow = await logTrimPoint(redis, keys);
     if (trimmedNow !== trimmed && !(restored && atOrBefore(trimmedNow, restored.entry)))
       this.trimmedPast('the log was trimmed while it was replayed', trimmedNow, committed);
+    // the views of every account the shard owns are written, whichever the path (full replay or snapshot):
+    // an account moved here by a change of shard count, or one whose view predates a policy change, gets
+    // its view now, not at its next event; both paths leave the same views
+    this.dirty.clear();
+    for (const a of this.state.pipeline.accounts()) if (this.state.owns(a)) this.dirty.add(a);
     await this.finishBatch();
     await this.flush();
     await this.reconcile();
@@ -606,7 +621,7 @@ export class ShardRunner {
       if (input) this.outbox.market.set(ev.symbol, { input, ts: this.state.clock });
     }
     if (r.account !== undefined) {
-      // (a replay without effects writes no views: those of the entries up to the committed one are written)
+      // (a replay without effects writes no views as it goes: the rebuild writes every account's at its end)
       if (effects) this.dirty.add(r.account);
       const jobId = jobIdOfEvent(ev.id);
       if (effects && jobId) {

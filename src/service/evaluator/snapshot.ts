@@ -122,7 +122,7 @@ export async function decodeSnapshot(
     throw new Error(
       `snapshot payload is of shard ${s.shard}/${s.shards}, its metadata says ${meta.shard}/${meta.shards}`,
     );
-  return ShardState.restore(s, policy);
+  return await ShardState.restore(s, policy);
 }
 
 /** True when `a` is at or before `b` (entry ids). */
