@@ -62,6 +62,12 @@ export const ConfigSchema = z
      */
     PREEMPT_SNAPSHOT_EVERY_ENTRIES: int(0, 100_000_000).default(0),
     /**
+     * bytes (gzip): a snapshot above this is not written (logged, counted in
+     * preempt_snapshot_write_failures_total{reason="too-large"}, retried after a backoff); below Redis's
+     * proto-max-bulk-len (512 MB), above which the write would fail and break the shared connection
+     */
+    PREEMPT_SNAPSHOT_MAX_BYTES: int(1024, 500_000_000).default(256 * 1024 * 1024),
+    /**
      * ms of log history always kept: the log is trimmed below the oldest shard snapshot, but never below
      * entries younger than this (audit and debugging)
      */

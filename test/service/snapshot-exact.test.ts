@@ -12,6 +12,7 @@ import { serialize } from 'node:v8';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
+import { Pacer } from '../../src/features/pace.js';
 import { FEATURE_COUNT, FEATURE_NAMES } from '../../src/features/schema.js';
 import { resolvePolicyConfig } from '../../src/margin/index.js';
 import type { PdScorer } from '../../src/model/types.js';
@@ -264,4 +265,61 @@ describe('snapshot metadata', () => {
     expect(gunzipSync(data).length).toBe(meta.rawBytes);
     expect(FEATURE_COUNT).toBeGreaterThan(0);
   });
+});
+
+describe('a restore', () => {
+  it('rescans restricted flat accounts at its first sweep: a shorter hold (policy change) lapses at once', async () => {
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
+    // feed until some restricted account is flat and held (its lapse in the future)
+    let i = 0;
+    let held: string | undefined;
+    while (i < events.length && held === undefined) {
+      const to = Math.min(events.length, i + BATCH);
+      await feed(live, i, to);
+      i = to;
+      for (const [a, r] of live.state.restrictionStates()) {
+        const v = live.state.restrictionOf(a);
+        if (r.reduceOnly && v.until !== null && v.until > live.state.clock + 60_000) held = a;
+      }
+    }
+    expect(held).toBeDefined();
+    const shorter = resolvePolicyConfig({ reduceOnlyHoldMs: 1000 });
+    // the hint saved under the old policy says no hold lapses before `until`: kept, the sweep finds nothing
+    const saved = live.state.saveState();
+    const hinted = await ShardState.restore(saved, shorter);
+    (hinted as unknown as { nextLapseAt: number }).nextLapseAt = saved.nextLapseAt;
+    expect(hinted.sweep(live.state.clock).map((c) => c.account)).not.toContain(held);
+    // restored: the first sweep rescans, and the hold, now 1 s, has lapsed
+    const restored = await ShardState.restore(saved, shorter);
+    const lifted = restored.sweep(live.state.clock);
+    expect(lifted.map((c) => c.account)).toContain(held);
+    expect(restored.isRestricted(held!)).toBe(false);
+  }, 120_000);
+
+  it('yields to the event loop while it re-feeds candles and re-adds ids (timers run during it)', async () => {
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
+    await feed(live, 0, Math.floor(events.length / 2));
+    const saved = live.state.saveState();
+    const candles = saved.pipeline.features.markets.reduce(
+      (n, m) =>
+        n + (m.m1.indicatorInputs.length + m.m5.indicatorInputs.length + m.h1.indicatorInputs.length) / 4,
+      0,
+    );
+    expect(candles).toBeGreaterThan(1000);
+    let ticks = 0;
+    let running = true;
+    const tick = (): void => {
+      ticks++;
+      if (running) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const pace = new Pacer(256);
+    const restored = await ShardState.restore(saved, policy, pace);
+    running = false;
+    expect(pace.yields).toBeGreaterThanOrEqual(Math.floor(candles / 256));
+    // interleaved callbacks: the loop ran between chunks (a synchronous restore would give 0)
+    expect(ticks).toBeGreaterThanOrEqual(pace.yields - 1);
+    expect(ticks).toBeGreaterThan(2);
+    expect(stateText(restored)).toBe(stateText(await ShardState.restore(saved, policy)));
+  }, 120_000);
 });

@@ -330,3 +330,26 @@ describe('the end of a rebuild', () => {
     }
   }, 90_000);
 });
+
+describe('a snapshot that cannot be written', () => {
+  it('is not sent above the size cap, and is retried after a backoff in entries, not at every step', async () => {
+    const k = await newKit('snap-cap');
+    const every = 10;
+    const r = await owner(k, 'first#1', { snapshotEveryEntries: every, snapshotMaxBytes: 100 });
+    await k.append(part1);
+    await evaluatedToTail(k.admin, k.prefix, 1);
+    const steps = r.status();
+    await r.stop();
+    expect(await k.admin.exists(k.keys.shardSnapshot(0))).toBe(0);
+    const text = await k.metricsText();
+    const failures = Number(
+      /preempt_snapshot_write_failures_total\{shard="0",reason="too-large"\} (\d+)/.exec(text)?.[1] ?? 'NaN',
+    );
+    // 90 entries in batches of 7 (13 committed steps, a retry at each without a backoff): attempts at
+    // the first step, then after 10, 20 and 40 more entries
+    expect(failures).toBeGreaterThanOrEqual(3);
+    expect(failures).toBeLessThanOrEqual(5);
+    expect(text).toMatch(new RegExp(`preempt_snapshot_consecutive_failures\\{shard="0"\\} ${failures}`));
+    expect(steps.lastEntryId).not.toBe('0-0');
+  }, 60_000);
+});

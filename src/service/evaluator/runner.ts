@@ -93,6 +93,18 @@ export interface RunnerDeps {
    * needs `leaseValue`, the write is fenced by it)
    */
   snapshotEveryEntries?: number;
+  /**
+   * bytes (gzip): a snapshot larger than this is not written (logged, counted): one EVAL argument above
+   * Redis's proto-max-bulk-len (512 MB) would fail and break the shared connection. Default 256 MiB.
+   */
+  snapshotMaxBytes?: number;
+}
+
+export const SNAPSHOT_MAX_BYTES = 256 * 1024 * 1024;
+
+/** A snapshot above `snapshotMaxBytes`: not sent. */
+class SnapshotTooLargeError extends Error {
+  readonly code = 'SNAPSHOT_TOO_LARGE';
 }
 
 type Entry = [id: string, fields: string[]];
@@ -173,6 +185,9 @@ export class ShardRunner {
   private readonly policyHash: string;
   /** the shard's latest snapshot this runner wrote or restored from: its entry and entry count */
   private snapshotAt: { entry: string; entriesRead: number } | undefined;
+  /** snapshot writes that failed in a row, and the entry count before which none is tried again */
+  private snapshotFailures = 0;
+  private snapshotRetryAt = 0;
 
   constructor(private readonly d: RunnerDeps) {
     this.policyHash = policyHash(d.policy);
@@ -392,8 +407,10 @@ export class ShardRunner {
 
   /**
    * Write a snapshot of the state at the committed entry when `snapshotEveryEntries` entries were applied
-   * since the last one (or there is none). Only at a committed position with nothing pending; a failed
-   * write is logged and counted, and retried at the next committed step.
+   * since the last one (or there is none). Only at a committed position with nothing pending. A failed
+   * write (or one above `snapshotMaxBytes`, not sent) is logged and counted, and retried after a backoff in
+   * entries: `snapshotEveryEntries` after the first failure, doubling with each failure in a row (at most
+   * 64 times), so a state that cannot be written does not cost a serialisation on every step.
    */
   private async maybeSnapshot(): Promise<void> {
     const every = this.d.snapshotEveryEntries ?? 0;
@@ -405,6 +422,7 @@ export class ShardRunner {
     this.d.metrics.snapshotEntriesBehind.set({ shard }, Number.isFinite(behind) ? behind : this.entriesRead);
     if (this.snapshotAt !== undefined && behind < every) return;
     if (this.snapshotAt?.entry === this.committed) return;
+    if (this.snapshotFailures > 0 && this.entriesRead < this.snapshotRetryAt) return;
     const t0 = performance.now();
     const at = { entry: this.committed, entriesRead: this.entriesRead };
     try {
@@ -413,9 +431,21 @@ export class ShardRunner {
         modelVersion: this.d.model.status().info?.version ?? null,
         policyHash: this.policyHash,
       });
+      const max = this.d.snapshotMaxBytes ?? SNAPSHOT_MAX_BYTES;
+      if (meta.bytes > max)
+        throw new SnapshotTooLargeError(
+          `the snapshot is ${meta.bytes} bytes (gzip), above the cap of ${max}: not written`,
+        );
       if (!(await writeSnapshot(this.d.redis, this.d.keys, this.d.shard, leaseValue, meta, data)))
         throw new LeaseLostError(this.d.shard);
       this.snapshotAt = at;
+      if (this.snapshotFailures > 0)
+        this.d.log.info(
+          { shard: this.d.shard, failures: this.snapshotFailures },
+          'state snapshot written again after failures',
+        );
+      this.snapshotFailures = 0;
+      this.d.metrics.snapshotConsecutiveFailures.set({ shard }, 0);
       this.d.metrics.snapshotDuration.observe({ shard, op: 'write' }, (performance.now() - t0) / 1000);
       this.d.metrics.snapshotBytes.set({ shard }, meta.bytes);
       this.d.metrics.snapshotTimestamp.set({ shard }, meta.takenAtMs / 1000);
@@ -426,10 +456,20 @@ export class ShardRunner {
       );
     } catch (e) {
       if (e instanceof LeaseLostError) throw e;
-      this.d.metrics.snapshotWriteFailures.inc({ shard });
+      const reason = e instanceof SnapshotTooLargeError ? 'too-large' : 'error';
+      this.snapshotFailures++;
+      this.snapshotRetryAt = this.entriesRead + every * 2 ** Math.min(this.snapshotFailures - 1, 6);
+      this.d.metrics.snapshotWriteFailures.inc({ shard, reason });
+      this.d.metrics.snapshotConsecutiveFailures.set({ shard }, this.snapshotFailures);
       this.d.log.warn(
-        { shard: this.d.shard, err: (e as Error).message },
-        'writing the state snapshot failed',
+        {
+          shard: this.d.shard,
+          err: (e as Error).message,
+          reason,
+          failures: this.snapshotFailures,
+          retryAtEntries: this.snapshotRetryAt,
+        },
+        'writing the state snapshot failed; retried after a backoff',
       );
     }
   }

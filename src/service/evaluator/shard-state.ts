@@ -130,7 +130,8 @@ export class ShardState {
   /**
    * The state `s` (from `saveState`) under `policy` (the caller checks it is the policy `s` was built under,
    * or accepts a change of it). Yields to the event loop every `pace.every` candles re-fed or ids re-added,
-   * so that a large restore does not starve timers (the lease renewal).
+   * so that a large restore does not starve timers (the lease renewal). The first sweep after it rescans
+   * every restricted account (`nextLapseAt` is not taken from `s`, see below).
    */
   static async restore(s: ShardStateData, policy: PolicyConfig, pace = new Pacer()): Promise<ShardState> {
     const st = new ShardState(s.shard, s.shards, policy);
@@ -138,7 +139,9 @@ export class ShardState {
     for (const [a, m] of s.memory) st.memory.set(a, structuredClone(m));
     for (const [a, e] of s.epochs) st.epochs.set(a, e);
     for (const [a, r] of s.restrictions) st.restrictions.set(a, { ...r });
-    st.nextLapseAt = s.nextLapseAt;
+    // the first sweep rescans every restricted account: `s.nextLapseAt` was computed under the policy of
+    // the time, and after a policy change (restored from a trimmed log) a shorter hold lapses earlier
+    st.nextLapseAt = Number.NEGATIVE_INFINITY;
     st.clock = s.clock;
     return st;
   }
