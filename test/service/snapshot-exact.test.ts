@@ -19,10 +19,12 @@ import type { PdScorer } from '../../src/model/types.js';
 import { ShardState, type ShardStateData } from '../../src/service/evaluator/shard-state.js';
 import {
   decodeSnapshot,
+  deserialiseState,
   encodeSnapshot,
   policyHash,
   refusal,
   SNAPSHOT_VERSION,
+  serialiseState,
 } from '../../src/service/evaluator/snapshot.js';
 import { MemorySink, simulate } from '../../src/sim/index.js';
 import { logisticScorer } from './test-model.js';
@@ -322,4 +324,34 @@ describe('a restore', () => {
     expect(ticks).toBeGreaterThan(2);
     expect(stateText(restored)).toBe(stateText(await ShardState.restore(saved, policy)));
   }, 120_000);
+});
+
+describe('the snapshot payload', () => {
+  it('is serialised and deserialised in chunks, a turn of the event loop between them, and reads the first format', async () => {
+    const state = new ShardState(SHARD, SHARDS, policy, { snapshots: true });
+    for (const ev of events.slice(0, 5000)) state.apply(ev);
+    const saved = state.saveState();
+    // (the simulated events carry no ids: some, as the log's events do)
+    saved.pipeline.gate.seenIds = Array.from({ length: 5000 }, (_, i) => `ev-${i}`);
+    const ids = saved.pipeline.gate.seenIds.length;
+    let ticks = 0;
+    let running = true;
+    const tick = (): void => {
+      ticks++;
+      if (running) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const raw = await serialiseState(structuredClone(saved), 100);
+    const whileWriting = ticks;
+    const back = await deserialiseState(raw);
+    running = false;
+    // one turn per chunk of 100 ids at least, each way (a single synchronous call would give none)
+    expect(whileWriting).toBeGreaterThanOrEqual(Math.floor(ids / 100) - 1);
+    expect(ticks - whileWriting).toBeGreaterThanOrEqual(Math.floor(ids / 100) - 1);
+    expect(canon(back)).toBe(canon(saved));
+    // a payload of the first format (one v8 serialisation) still reads
+    expect(canon(await deserialiseState(serialize(saved)))).toBe(canon(saved));
+    // a truncated one does not
+    await expect(deserialiseState(raw.subarray(0, raw.length - 3))).rejects.toThrow();
+  }, 60_000);
 });
