@@ -92,10 +92,17 @@ export class EventGate {
     return { declared: [...this.declared], seenIds: [...this.seenIds] };
   }
 
-  static fromState(s: { declared: string[]; seenIds: string[] }): EventGate {
+  /** The gate `s` describes; yields to the event loop as `pace` says (one unit per id). */
+  static async fromState(
+    s: { declared: string[]; seenIds: string[] },
+    pace?: { count(n?: number): boolean; pause(): Promise<void> },
+  ): Promise<EventGate> {
     const g = new EventGate();
     for (const d of s.declared) g.declared.add(d);
-    for (const id of s.seenIds) g.seenIds.add(id);
+    for (const id of s.seenIds) {
+      g.seenIds.add(id);
+      if (pace?.count(1)) await pace.pause();
+    }
     return g;
   }
 }

@@ -12,6 +12,7 @@
  * A candle closes when an event of a later step arrives or when `advanceTo` passes its end.
  */
 import { CandleIndicators, type IndicatorPeriods } from './indicators.js';
+import type { Pacer } from './pace.js';
 
 export interface Candle {
   /** step index: the candle covers [bucket * stepMs, (bucket + 1) * stepMs) */
@@ -76,8 +77,10 @@ export class CandleSeries {
     private readonly periods: IndicatorPeriods,
     /** how many recent closes to keep for `closeAtOrBefore` (0 = none) */
     ringCapacity = 0,
+    /** record every candle fed to the indicators (needed by `state()`, for snapshots) */
+    record = false,
   ) {
-    this.indicators = new CandleIndicators(periods);
+    this.indicators = new CandleIndicators(periods, record);
     this.ringBucket = new Float64Array(ringCapacity);
     this.ringClose = new Float64Array(ringCapacity);
   }
@@ -148,7 +151,7 @@ export class CandleSeries {
   }
 
   /** Take the state `s` (from `state()` of a series of the same step and ring capacity). */
-  load(s: CandleSeriesState): void {
+  async load(s: CandleSeriesState, pace?: Pacer): Promise<void> {
     if (s.ringBucket.length !== this.ringBucket.length || s.ringClose.length !== this.ringClose.length)
       throw new RangeError(
         `candle ring: ${s.ringBucket.length} closes stored, capacity ${this.ringBucket.length}`,
@@ -169,7 +172,7 @@ export class CandleSeries {
     this.ringClose.set(s.ringClose);
     this.ringHead = s.ringHead;
     this.ringSize = s.ringSize;
-    this.indicators = CandleIndicators.restore(this.periods, s.indicatorInputs);
+    this.indicators = await CandleIndicators.restore(this.periods, s.indicatorInputs, pace);
   }
 
   private roll(b: number): void {

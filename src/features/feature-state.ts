@@ -20,6 +20,7 @@ import type { MarginBookState } from '../margin/margin-book.js';
 import { AccountFlows } from './account-flow.js';
 import { MarginMirror, type MarginMirrorState, SLOTS } from './margin-mirror.js';
 import { InstrumentMarket, type InstrumentMarketState } from './market-state.js';
+import type { Pacer } from './pace.js';
 import { leverageOf } from './row-writer.js';
 
 const NO_PRICES = { prices: false } as const;
@@ -61,7 +62,12 @@ export class FeatureState {
   private beforeQty = 0; // contracts of the event's symbol, signed
   private beforeLosing = false; // that position's uPnL < 0
 
-  constructor(margin: MarginBookOptions | undefined, expectedAccounts: number) {
+  constructor(
+    margin: MarginBookOptions | undefined,
+    expectedAccounts: number,
+    /** instruments record the candles fed to their indicators (for snapshots) */
+    readonly record = false,
+  ) {
     this.book = new MarginBook(margin);
     this.flows = new AccountFlows(expectedAccounts);
     this.mirror = new MarginMirror(expectedAccounts);
@@ -81,8 +87,8 @@ export class FeatureState {
     };
   }
 
-  static fromState(s: FeatureStateState): FeatureState {
-    const st = new FeatureState(undefined, 16);
+  static async fromState(s: FeatureStateState, pace?: Pacer): Promise<FeatureState> {
+    const st = new FeatureState(undefined, 16, true);
     const w = st as unknown as { book: MarginBook; flows: AccountFlows; mirror: MarginMirror };
     w.book = MarginBook.fromState(s.book);
     w.flows = AccountFlows.fromState(s.flows);
@@ -91,11 +97,11 @@ export class FeatureState {
       st.ids.push(id);
       st.index.set(id, i);
     });
-    s.markets.forEach((m, k) => {
-      st.markets.push(InstrumentMarket.fromState(m));
+    for (const [k, m] of s.markets.entries()) {
+      st.markets.push(await InstrumentMarket.fromState(m, pace));
       st.symbols.push(m.symbol);
       st.marketIndex.set(m.symbol, k);
-    });
+    }
     if (st.ids.length !== st.flows.size)
       throw new RangeError(`feature state: ${st.ids.length} accounts, ${st.flows.size} flow records`);
     st.startTs = s.startTs;
@@ -136,7 +142,7 @@ export class FeatureState {
         let k = this.marketIndex.get(ev.symbol);
         if (k === undefined) {
           k = this.markets.length;
-          this.markets.push(new InstrumentMarket(ev.symbol));
+          this.markets.push(new InstrumentMarket(ev.symbol, this.record));
           this.symbols.push(ev.symbol);
           this.marketIndex.set(ev.symbol, k);
         }

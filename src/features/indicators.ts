@@ -12,11 +12,14 @@
  *
  * Snapshots: the library's streaming state lives in generator closures that cannot be read or set, and
  * several parts of it (SMA's running sum, Wilder smoothing) depend on every value ever fed, in float
- * arithmetic. So every candle fed is recorded (`inputs`, 4 float64 per candle: 32 bytes) and a restore feeds
- * the same values to fresh indicators: the restored state is the same, bit for bit. That record grows by one
- * entry per closed candle, for the life of the series.
+ * arithmetic. So, when built to `record` (only the evaluator's shard state with snapshots enabled), every
+ * candle fed is recorded (`inputs`, 4 float64 per candle: 32 bytes) and a restore feeds the same values to
+ * fresh indicators: the restored state is the same, bit for bit. That record grows by one entry per closed
+ * candle, for the life of the series. Without `record` (the default: backtests, training, featurize) nothing
+ * is kept and `fedInputs` refuses.
  */
 import { ATR, BollingerBands, RSI, SD } from 'technicalindicators';
+import type { Pacer } from './pace.js';
 
 export interface IndicatorPeriods {
   /** candles */
@@ -59,7 +62,11 @@ export class CandleIndicators {
   /** candles fed */
   private fed = 0;
 
-  constructor(readonly periods: IndicatorPeriods) {
+  constructor(
+    readonly periods: IndicatorPeriods,
+    /** keep every candle fed, for `fedInputs` (snapshots); off: nothing is kept */
+    readonly record = false,
+  ) {
     this.atrInd = new ATR({ period: periods.atr, high: [], low: [], close: [], format: identity });
     this.rsiInd = new RSI({ period: periods.rsi, values: [], format: identity });
     this.bbInd = new BollingerBands({
@@ -76,7 +83,7 @@ export class CandleIndicators {
    * by sqrt(gap steps)), or NaN for the first candle of a series.
    */
   push(high: number, low: number, close: number, stepReturn: number): void {
-    this.record(high, low, close, stepReturn);
+    if (this.record) this.keep(high, low, close, stepReturn);
     const atr = this.atrInd.nextValue({ high, low, close });
     if (atr !== undefined) this.atr = atr;
     const rsi = this.rsiInd.nextValue(close);
@@ -93,7 +100,7 @@ export class CandleIndicators {
     this.lastClose = close;
   }
 
-  private record(high: number, low: number, close: number, stepReturn: number): void {
+  private keep(high: number, low: number, close: number, stepReturn: number): void {
     const o = this.fed * INPUT_WIDTH;
     if (o + INPUT_WIDTH > this.inputs.length) {
       const next = new Float64Array(Math.max(64 * INPUT_WIDTH, this.inputs.length * 2));
@@ -109,16 +116,29 @@ export class CandleIndicators {
 
   /** The candles fed so far (a copy: INPUT_WIDTH float64 per candle), from which `restore` rebuilds the state. */
   fedInputs(): Float64Array {
+    if (!this.record)
+      throw new Error(
+        'indicator inputs were not recorded: build the pipeline with recordForSnapshots to save its state',
+      );
     return this.inputs.slice(0, this.fed * INPUT_WIDTH);
   }
 
-  /** Fresh indicators fed `inputs` (from `fedInputs`): the same state as the ones that recorded them. */
-  static restore(periods: IndicatorPeriods, inputs: Float64Array): CandleIndicators {
+  /**
+   * Fresh (recording) indicators fed `inputs` (from `fedInputs`): the same state as the ones that recorded
+   * them. Yields to the event loop as `pace` says (one unit per candle).
+   */
+  static async restore(
+    periods: IndicatorPeriods,
+    inputs: Float64Array,
+    pace?: Pacer,
+  ): Promise<CandleIndicators> {
     if (inputs.length % INPUT_WIDTH !== 0)
       throw new RangeError(`indicator inputs: ${inputs.length} values is not a whole number of candles`);
-    const ind = new CandleIndicators(periods);
-    for (let o = 0; o < inputs.length; o += INPUT_WIDTH)
+    const ind = new CandleIndicators(periods, true);
+    for (let o = 0; o < inputs.length; o += INPUT_WIDTH) {
       ind.push(inputs[o]!, inputs[o + 1]!, inputs[o + 2]!, inputs[o + 3]!);
+      if (pace?.count(1)) await pace.pause();
+    }
     return ind;
   }
 }

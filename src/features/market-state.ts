@@ -14,6 +14,7 @@
 import type { RateNorm } from './account-flow.js';
 import { CandleSeries, type CandleSeriesState } from './candles.js';
 import { decayFactor } from './decay.js';
+import type { Pacer } from './pace.js';
 import { FEATURE_PARAMS as P } from './schema.js';
 
 const MINUTE_MS = 60_000;
@@ -104,9 +105,9 @@ export interface InstrumentMarketState {
 }
 
 export class InstrumentMarket {
-  readonly m1 = new CandleSeries(MINUTE_MS, PERIODS_FAST, RING_1M);
-  readonly m5 = new CandleSeries(5 * MINUTE_MS, PERIODS_FAST);
-  readonly h1 = new CandleSeries(HOUR_MS, PERIODS_SLOW);
+  readonly m1: CandleSeries;
+  readonly m5: CandleSeries;
+  readonly h1: CandleSeries;
   /** units of base per contract (from the instrument event) */
   contractSize = 1;
   lastMark = Number.NaN; // USD
@@ -125,7 +126,15 @@ export class InstrumentMarket {
   bookTs = -1; // ms
   fundingRate = 0; // fraction per settlement
 
-  constructor(readonly symbol: string) {}
+  constructor(
+    readonly symbol: string,
+    /** record the candles fed to the indicators (for snapshots) */
+    record = false,
+  ) {
+    this.m1 = new CandleSeries(MINUTE_MS, PERIODS_FAST, RING_1M, record);
+    this.m5 = new CandleSeries(5 * MINUTE_MS, PERIODS_FAST, 0, record);
+    this.h1 = new CandleSeries(HOUR_MS, PERIODS_SLOW, 0, record);
+  }
 
   onMark(ts: number, price: number): void {
     this.m1.onMark(ts, price);
@@ -191,11 +200,11 @@ export class InstrumentMarket {
     };
   }
 
-  static fromState(s: InstrumentMarketState): InstrumentMarket {
-    const m = new InstrumentMarket(s.symbol);
-    m.m1.load(s.m1);
-    m.m5.load(s.m5);
-    m.h1.load(s.h1);
+  static async fromState(s: InstrumentMarketState, pace?: Pacer): Promise<InstrumentMarket> {
+    const m = new InstrumentMarket(s.symbol, true);
+    await m.m1.load(s.m1, pace);
+    await m.m5.load(s.m5, pace);
+    await m.h1.load(s.h1, pace);
     m.contractSize = s.contractSize;
     m.lastMark = s.lastMark;
     m.lastMarkTs = s.lastMarkTs;

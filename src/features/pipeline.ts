@@ -20,6 +20,7 @@ import { emptyFlowReading, rateNorm } from './account-flow.js';
 import { FeatureState, type FeatureStateState } from './feature-state.js';
 import { MarginSweep, marginInputs } from './margin-sweep.js';
 import { emptyMarketView, type InstrumentMarket, type MarketView } from './market-state.js';
+import type { Pacer } from './pace.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import { type RowContext, writeRow } from './row-writer.js';
 import { type RowsJob, runRowsJob } from './rows-job.js';
@@ -33,6 +34,12 @@ export interface FeaturePipelineOptions {
   margin?: MarginBookOptions;
   /** expected number of accounts (pre-sizes the per-account arrays) */
   expectedAccounts?: number;
+  /**
+   * keep what `saveState` needs (every candle fed to the indicators, 32 bytes each, for the life of an
+   * instrument): only for a state that is snapshotted (the evaluator with snapshots on). Default off:
+   * nothing grows, and `saveState` refuses.
+   */
+  recordForSnapshots?: boolean;
 }
 
 export interface PipelineStats {
@@ -127,7 +134,12 @@ export class FeaturePipeline {
 
   constructor(opts: FeaturePipelineOptions = {}) {
     this.order = new ReorderBuffer(opts.toleranceMs ?? 0);
-    this.state = new FeatureState(opts.margin, opts.expectedAccounts ?? 1024);
+    this.state = new FeatureState(opts.margin, opts.expectedAccounts ?? 1024, opts.recordForSnapshots);
+  }
+
+  /** Built with `recordForSnapshots` (or restored from a saved state): `saveState` works. */
+  get recordsForSnapshots(): boolean {
+    return this.state.record;
   }
 
   /**
@@ -135,6 +147,10 @@ export class FeaturePipeline {
    * results, bit for bit. Not while a parallel snapshot runs.
    */
   saveState(): PipelineState {
+    if (!this.state.record)
+      throw new Error(
+        'this feature pipeline was built without recordForSnapshots: its indicator state cannot be saved',
+      );
     if (this.parallelBusy) throw new PipelineBusyError();
     return {
       toleranceMs: this.order.toleranceMs,
@@ -145,8 +161,16 @@ export class FeaturePipeline {
     };
   }
 
-  static restore(s: PipelineState): FeaturePipeline {
-    const p = new FeaturePipeline({ toleranceMs: s.toleranceMs, expectedAccounts: 16 });
+  /**
+   * The pipeline `s` describes (recording, as the one saved). Long for a large state (every candle is re-fed
+   * to fresh indicators, every id seen re-added): yields to the event loop as `pace` says.
+   */
+  static async restore(s: PipelineState, pace?: Pacer): Promise<FeaturePipeline> {
+    const p = new FeaturePipeline({
+      toleranceMs: s.toleranceMs,
+      expectedAccounts: 16,
+      recordForSnapshots: true,
+    });
     const w = p as unknown as {
       stats: PipelineStats;
       gate: EventGate;
@@ -154,9 +178,9 @@ export class FeaturePipeline {
       state: FeatureState;
     };
     w.stats = { ...s.stats };
-    w.gate = EventGate.fromState(s.gate);
+    w.gate = await EventGate.fromState(s.gate, pace);
     w.order = ReorderBuffer.fromState(s.toleranceMs, s.order);
-    w.state = FeatureState.fromState(s.features);
+    w.state = await FeatureState.fromState(s.features, pace);
     return p;
   }
 

@@ -55,10 +55,18 @@ export const ConfigSchema = z
     PREEMPT_SHARD_LEASE_MS: int(1000, 600_000).default(10_000),
     /**
      * entries: a shard writes a snapshot of its state every this many log entries (at a committed position,
-     * under its lease); a restart restores it and replays only the entries after it. 0 = never (a restart
-     * replays the whole log, and the log is never trimmed)
+     * under its lease); a restart restores it and replays only the entries after it. 0 (the default) =
+     * never, opt in: a restart replays the whole log and ignores any snapshot in Redis (unless the log was
+     * trimmed), the log is never trimmed, and no candle history is kept (with snapshots on, every closed
+     * candle is kept: 32 bytes per candle, ~56 KB per instrument per day, for the instrument's life)
      */
-    PREEMPT_SNAPSHOT_EVERY_ENTRIES: int(0, 100_000_000).default(50_000),
+    PREEMPT_SNAPSHOT_EVERY_ENTRIES: int(0, 100_000_000).default(0),
+    /**
+     * bytes (gzip): a snapshot above this is not written (logged, counted in
+     * preempt_snapshot_write_failures_total{reason="too-large"}, retried after a backoff); below Redis's
+     * proto-max-bulk-len (512 MB), above which the write would fail and break the shared connection
+     */
+    PREEMPT_SNAPSHOT_MAX_BYTES: int(1024, 500_000_000).default(256 * 1024 * 1024),
     /**
      * ms of log history always kept: the log is trimmed below the oldest shard snapshot, but never below
      * entries younger than this (audit and debugging)

@@ -36,7 +36,8 @@ export interface ServiceMetrics {
   snapshotTimestamp: Gauge<'shard'>;
   snapshotEntriesBehind: Gauge<'shard'>;
   snapshotDuration: Histogram<'shard' | 'op'>;
-  snapshotWriteFailures: Counter<'shard'>;
+  snapshotWriteFailures: Counter<'shard' | 'reason'>;
+  snapshotConsecutiveFailures: Gauge<'shard'>;
   rebuilds: Counter<'shard' | 'source'>;
   logTrimmedEntries: Counter;
 }
@@ -227,7 +228,13 @@ export function createMetrics(opts: { defaults?: boolean } = {}): ServiceMetrics
     }),
     snapshotWriteFailures: new Counter({
       name: 'preempt_snapshot_write_failures_total',
-      help: 'state snapshots that failed to write (retried at the next committed step)',
+      help: 'state snapshots that failed to write, by reason: error (serialise, compress or store failed), too-large (above the size cap, not sent); retried with a backoff in entries',
+      labelNames: ['shard', 'reason'],
+      registers: r,
+    }),
+    snapshotConsecutiveFailures: new Gauge({
+      name: 'preempt_snapshot_consecutive_failures',
+      help: 'state snapshot writes that failed in a row (0 after one succeeds)',
       labelNames: ['shard'],
       registers: r,
     }),

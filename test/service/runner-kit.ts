@@ -98,8 +98,8 @@ export async function runnerKit(
       return r;
     },
     /** a started supervisor of shard 0 (lease `leaseMs`) */
-    async supervisor(leaseMs = 10_000): Promise<EvaluatorSupervisor> {
-      const s = new EvaluatorSupervisor({ ...base, newReader, leaseMs, maxShards: 0 });
+    async supervisor(leaseMs = 10_000, extra: { shards?: number } = {}): Promise<EvaluatorSupervisor> {
+      const s = new EvaluatorSupervisor({ ...base, newReader, leaseMs, maxShards: 0, ...extra });
       supervisors.push(s);
       await s.start();
       return s;

@@ -12,16 +12,19 @@ import { serialize } from 'node:v8';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../src/events/schema.js';
+import { Pacer } from '../../src/features/pace.js';
 import { FEATURE_COUNT, FEATURE_NAMES } from '../../src/features/schema.js';
 import { resolvePolicyConfig } from '../../src/margin/index.js';
 import type { PdScorer } from '../../src/model/types.js';
 import { ShardState, type ShardStateData } from '../../src/service/evaluator/shard-state.js';
 import {
   decodeSnapshot,
+  deserialiseState,
   encodeSnapshot,
   policyHash,
   refusal,
   SNAPSHOT_VERSION,
+  serialiseState,
 } from '../../src/service/evaluator/snapshot.js';
 import { MemorySink, simulate } from '../../src/sim/index.js';
 import { logisticScorer } from './test-model.js';
@@ -138,7 +141,7 @@ describe('a restored shard state', () => {
   it('gives the same results, bit for bit, as the state that applied every entry', async () => {
     const n = events.length;
     expect(n).toBeGreaterThan(10_000);
-    const live = new Driver(new ShardState(SHARD, SHARDS, policy));
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
     // snapshot points: batch boundaries spread over the day (the runner snapshots after a committed batch)
     const points = [1, 2, 3, 4, 5, 6, 7].map((k) => Math.floor((n * k) / 8 / BATCH) * BATCH);
     const snaps: { at: number; data: Buffer; records: number; midCandle: boolean; restricted: number }[] = [];
@@ -192,7 +195,7 @@ describe('a restored shard state', () => {
   it('equals a state rebuilt the runner way: the whole log replayed up to the entry, then fed on', async () => {
     const n = events.length;
     const at = Math.floor((n * 3) / 4 / BATCH) * BATCH;
-    const live = new Driver(new ShardState(SHARD, SHARDS, policy));
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
     await feed(live, 0, at);
     const { meta, data } = await encodeSnapshot(live.state, {
       entry: `${at}-0`,
@@ -202,7 +205,7 @@ describe('a restored shard state', () => {
     });
     const fromSnapshot = new Driver(await decodeSnapshot(meta, data, policy));
     // the runner's rebuild: every entry up to the committed one, one preview at the end
-    const replayed = new Driver(new ShardState(SHARD, SHARDS, policy));
+    const replayed = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
     for (let i = 0; i < at; i++) await replayed.entry(events[i]!);
     await replayed.finishBatch();
     await feed(fromSnapshot, at, n);
@@ -215,15 +218,15 @@ describe('a restored shard state', () => {
   it('is not exact when its indicators are re-fed only a recent window (why every candle is kept)', async () => {
     const n = events.length;
     const at = Math.floor(n / 2 / BATCH) * BATCH;
-    const live = new Driver(new ShardState(SHARD, SHARDS, policy));
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
     await feed(live, 0, at);
     const s: ShardStateData = live.state.saveState();
     const window = 100; // candles, more than any indicator period (60)
     for (const m of s.pipeline.features.markets)
       for (const series of [m.m1, m.m5, m.h1])
         series.indicatorInputs = series.indicatorInputs.slice(-4 * window);
-    const truncated = new Driver(ShardState.restore(s, policy));
-    const exact = new Driver(ShardState.restore(live.state.saveState(), policy));
+    const truncated = new Driver(await ShardState.restore(s, policy));
+    const exact = new Driver(await ShardState.restore(live.state.saveState(), policy));
     const tail = live.records.length;
     await feed(live, at, n);
     await feed(truncated, at, n);
@@ -235,7 +238,7 @@ describe('a restored shard state', () => {
 
 describe('snapshot metadata', () => {
   it('is refused for another version, shard, shard count, policy or feature parameters', async () => {
-    const state = new ShardState(SHARD, SHARDS, policy);
+    const state = new ShardState(SHARD, SHARDS, policy, { snapshots: true });
     for (const ev of events.slice(0, 500)) state.apply(ev);
     const { meta, data } = await encodeSnapshot(state, {
       entry: '5-0',
@@ -264,4 +267,91 @@ describe('snapshot metadata', () => {
     expect(gunzipSync(data).length).toBe(meta.rawBytes);
     expect(FEATURE_COUNT).toBeGreaterThan(0);
   });
+});
+
+describe('a restore', () => {
+  it('rescans restricted flat accounts at its first sweep: a shorter hold (policy change) lapses at once', async () => {
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
+    // feed until some restricted account is flat and held (its lapse in the future)
+    let i = 0;
+    let held: string | undefined;
+    while (i < events.length && held === undefined) {
+      const to = Math.min(events.length, i + BATCH);
+      await feed(live, i, to);
+      i = to;
+      for (const [a, r] of live.state.restrictionStates()) {
+        const v = live.state.restrictionOf(a);
+        if (r.reduceOnly && v.until !== null && v.until > live.state.clock + 60_000) held = a;
+      }
+    }
+    expect(held).toBeDefined();
+    const shorter = resolvePolicyConfig({ reduceOnlyHoldMs: 1000 });
+    // the hint saved under the old policy says no hold lapses before `until`: kept, the sweep finds nothing
+    const saved = live.state.saveState();
+    const hinted = await ShardState.restore(saved, shorter);
+    (hinted as unknown as { nextLapseAt: number }).nextLapseAt = saved.nextLapseAt;
+    expect(hinted.sweep(live.state.clock).map((c) => c.account)).not.toContain(held);
+    // restored: the first sweep rescans, and the hold, now 1 s, has lapsed
+    const restored = await ShardState.restore(saved, shorter);
+    const lifted = restored.sweep(live.state.clock);
+    expect(lifted.map((c) => c.account)).toContain(held);
+    expect(restored.isRestricted(held!)).toBe(false);
+  }, 120_000);
+
+  it('yields to the event loop while it re-feeds candles and re-adds ids (timers run during it)', async () => {
+    const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
+    await feed(live, 0, Math.floor(events.length / 2));
+    const saved = live.state.saveState();
+    const candles = saved.pipeline.features.markets.reduce(
+      (n, m) =>
+        n + (m.m1.indicatorInputs.length + m.m5.indicatorInputs.length + m.h1.indicatorInputs.length) / 4,
+      0,
+    );
+    expect(candles).toBeGreaterThan(1000);
+    let ticks = 0;
+    let running = true;
+    const tick = (): void => {
+      ticks++;
+      if (running) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const pace = new Pacer(256);
+    const restored = await ShardState.restore(saved, policy, pace);
+    running = false;
+    expect(pace.yields).toBeGreaterThanOrEqual(Math.floor(candles / 256));
+    // interleaved callbacks: the loop ran between chunks (a synchronous restore would give 0)
+    expect(ticks).toBeGreaterThanOrEqual(pace.yields - 1);
+    expect(ticks).toBeGreaterThan(2);
+    expect(stateText(restored)).toBe(stateText(await ShardState.restore(saved, policy)));
+  }, 120_000);
+});
+
+describe('the snapshot payload', () => {
+  it('is serialised and deserialised in chunks, a turn of the event loop between them, and reads the first format', async () => {
+    const state = new ShardState(SHARD, SHARDS, policy, { snapshots: true });
+    for (const ev of events.slice(0, 5000)) state.apply(ev);
+    const saved = state.saveState();
+    // (the simulated events carry no ids: some, as the log's events do)
+    saved.pipeline.gate.seenIds = Array.from({ length: 5000 }, (_, i) => `ev-${i}`);
+    const ids = saved.pipeline.gate.seenIds.length;
+    let ticks = 0;
+    let running = true;
+    const tick = (): void => {
+      ticks++;
+      if (running) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const raw = await serialiseState(structuredClone(saved), 100);
+    const whileWriting = ticks;
+    const back = await deserialiseState(raw);
+    running = false;
+    // one turn per chunk of 100 ids at least, each way (a single synchronous call would give none)
+    expect(whileWriting).toBeGreaterThanOrEqual(Math.floor(ids / 100) - 1);
+    expect(ticks - whileWriting).toBeGreaterThanOrEqual(Math.floor(ids / 100) - 1);
+    expect(canon(back)).toBe(canon(saved));
+    // a payload of the first format (one v8 serialisation) still reads
+    expect(canon(await deserialiseState(serialize(saved)))).toBe(canon(saved));
+    // a truncated one does not
+    await expect(deserialiseState(raw.subarray(0, raw.length - 3))).rejects.toThrow();
+  }, 60_000);
 });

@@ -290,3 +290,66 @@ describe('concurrent trimmers', () => {
     expect(await k.store.get('late')).toMatchObject({ equity: expect.any(Number) });
   }, 60_000);
 });
+
+describe('with snapshots off (the default)', () => {
+  it('a snapshot left in Redis is not restored while the log is whole: the whole log is replayed', async () => {
+    const k = await newKit('snap-off');
+    const first = await owner(k, 'first#1', { snapshotEveryEntries: 30 });
+    await k.append(part1);
+    await evaluatedToTail(k.admin, k.prefix, 1);
+    await first.stop();
+    expect(await readSnapshotMeta(k.admin, k.keys, 0)).toBeDefined();
+    await k.append(part2);
+    const second = await owner(k, 'second#1', { snapshotEveryEntries: 0 });
+    await evaluatedToTail(k.admin, k.prefix, 1);
+    await second.stop();
+    const metrics = await k.metricsText();
+    expect(metrics).toMatch(/source="full-replay"\} 1/);
+    expect(metrics).not.toMatch(/source="snapshot"/);
+  }, 60_000);
+});
+
+describe('the end of a rebuild', () => {
+  it('writes the view of every account the shard owns, on both paths (full replay and snapshot)', async () => {
+    for (const every of [0, 30]) {
+      const k = await newKit(`snap-views-${every}`);
+      const first = await owner(k, 'first#1', { snapshotEveryEntries: every });
+      await k.append(part1);
+      await evaluatedToTail(k.admin, k.prefix, 1);
+      await first.stop();
+      const before = await k.admin.hkeys(k.keys.risk(0));
+      expect(before.length).toBeGreaterThanOrEqual(40);
+      // the views are gone (as for accounts another shard owned before a change of shard count)
+      await k.admin.del(k.keys.risk(0));
+      await owner(k, 'second#1', { snapshotEveryEntries: every });
+      // no new entry: only the rebuild writes
+      expect((await k.admin.hkeys(k.keys.risk(0))).sort(), `snapshotEveryEntries ${every}`).toEqual(
+        before.sort(),
+      );
+      expect(await k.metricsText()).toMatch(every > 0 ? /source="snapshot"\} 1/ : /source="full-replay"\} 1/);
+    }
+  }, 90_000);
+});
+
+describe('a snapshot that cannot be written', () => {
+  it('is not sent above the size cap, and is retried after a backoff in entries, not at every step', async () => {
+    const k = await newKit('snap-cap');
+    const every = 10;
+    const r = await owner(k, 'first#1', { snapshotEveryEntries: every, snapshotMaxBytes: 100 });
+    await k.append(part1);
+    await evaluatedToTail(k.admin, k.prefix, 1);
+    const steps = r.status();
+    await r.stop();
+    expect(await k.admin.exists(k.keys.shardSnapshot(0))).toBe(0);
+    const text = await k.metricsText();
+    const failures = Number(
+      /preempt_snapshot_write_failures_total\{shard="0",reason="too-large"\} (\d+)/.exec(text)?.[1] ?? 'NaN',
+    );
+    // 90 entries in batches of 7 (13 committed steps, a retry at each without a backoff): attempts at
+    // the first step, then after 10, 20 and 40 more entries
+    expect(failures).toBeGreaterThanOrEqual(3);
+    expect(failures).toBeLessThanOrEqual(5);
+    expect(text).toMatch(new RegExp(`preempt_snapshot_consecutive_failures\\{shard="0"\\} ${failures}`));
+    expect(steps.lastEntryId).not.toBe('0-0');
+  }, 60_000);
+});

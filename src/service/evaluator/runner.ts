@@ -93,6 +93,18 @@ export interface RunnerDeps {
    * needs `leaseValue`, the write is fenced by it)
    */
   snapshotEveryEntries?: number;
+  /**
+   * bytes (gzip): a snapshot larger than this is not written (logged, counted): one EVAL argument above
+   * Redis's proto-max-bulk-len (512 MB) would fail and break the shared connection. Default 256 MiB.
+   */
+  snapshotMaxBytes?: number;
+}
+
+export const SNAPSHOT_MAX_BYTES = 256 * 1024 * 1024;
+
+/** A snapshot above `snapshotMaxBytes`: not sent. */
+class SnapshotTooLargeError extends Error {
+  readonly code = 'SNAPSHOT_TOO_LARGE';
 }
 
 type Entry = [id: string, fields: string[]];
@@ -173,10 +185,13 @@ export class ShardRunner {
   private readonly policyHash: string;
   /** the shard's latest snapshot this runner wrote or restored from: its entry and entry count */
   private snapshotAt: { entry: string; entriesRead: number } | undefined;
+  /** snapshot writes that failed in a row, and the entry count before which none is tried again */
+  private snapshotFailures = 0;
+  private snapshotRetryAt = 0;
 
   constructor(private readonly d: RunnerDeps) {
     this.policyHash = policyHash(d.policy);
-    this.state = new ShardState(d.shard, d.shards, d.policy);
+    this.state = this.freshState();
     this.scoring = d.model.status().mode;
     d.metrics.evalRulesOnly.set({ shard: String(d.shard) }, 0);
     d.metrics.evalFailing.set({ shard: String(d.shard) }, 0);
@@ -225,12 +240,19 @@ export class ShardRunner {
 
   /** Forget everything applied: the next rebuild starts from an empty state. */
   private reset(): void {
-    this.state = new ShardState(this.d.shard, this.d.shards, this.d.policy);
+    this.state = this.freshState();
     this.lastApplied = '0-0';
     this.committed = '0-0';
     this.entriesRead = 0;
     this.outbox = new Outbox();
     this.dirty.clear();
+  }
+
+  /** An empty state; it keeps what a snapshot needs only when snapshots are on (that memory grows). */
+  private freshState(): ShardState {
+    return new ShardState(this.d.shard, this.d.shards, this.d.policy, {
+      snapshots: (this.d.snapshotEveryEntries ?? 0) > 0,
+    });
   }
 
   /**
@@ -250,7 +272,10 @@ export class ShardRunner {
       if (trimmed !== '0-0') this.trimmedPast(`the shard has no committed entry`, trimmed, committed);
       return;
     }
-    const restored = await this.restore(committed, trimmed);
+    // snapshots off: a snapshot left in Redis is not used (the whole log is replayed, as before snapshots
+    // existed), unless the log was trimmed, when it is the only way to rebuild
+    const useSnapshot = (this.d.snapshotEveryEntries ?? 0) > 0 || trimmed !== '0-0';
+    const restored = useSnapshot ? await this.restore(committed, trimmed) : undefined;
     if (!restored && trimmed !== '0-0')
       this.trimmedPast('no usable snapshot at or after the trim point', trimmed, committed);
     let skipped = 0;
@@ -277,6 +302,11 @@ export class ShardRunner {
     const trimmedNow = await logTrimPoint(redis, keys);
     if (trimmedNow !== trimmed && !(restored && atOrBefore(trimmedNow, restored.entry)))
       this.trimmedPast('the log was trimmed while it was replayed', trimmedNow, committed);
+    // the views of every account the shard owns are written, whichever the path (full replay or snapshot):
+    // an account moved here by a change of shard count, or one whose view predates a policy change, gets
+    // its view now, not at its next event; both paths leave the same views
+    this.dirty.clear();
+    for (const a of this.state.pipeline.accounts()) if (this.state.owns(a)) this.dirty.add(a);
     await this.finishBatch();
     await this.flush();
     await this.reconcile();
@@ -377,8 +407,10 @@ export class ShardRunner {
 
   /**
    * Write a snapshot of the state at the committed entry when `snapshotEveryEntries` entries were applied
-   * since the last one (or there is none). Only at a committed position with nothing pending; a failed
-   * write is logged and counted, and retried at the next committed step.
+   * since the last one (or there is none). Only at a committed position with nothing pending. A failed
+   * write (or one above `snapshotMaxBytes`, not sent) is logged and counted, and retried after a backoff in
+   * entries: `snapshotEveryEntries` after the first failure, doubling with each failure in a row (at most
+   * 64 times), so a state that cannot be written does not cost a serialisation on every step.
    */
   private async maybeSnapshot(): Promise<void> {
     const every = this.d.snapshotEveryEntries ?? 0;
@@ -390,6 +422,7 @@ export class ShardRunner {
     this.d.metrics.snapshotEntriesBehind.set({ shard }, Number.isFinite(behind) ? behind : this.entriesRead);
     if (this.snapshotAt !== undefined && behind < every) return;
     if (this.snapshotAt?.entry === this.committed) return;
+    if (this.snapshotFailures > 0 && this.entriesRead < this.snapshotRetryAt) return;
     const t0 = performance.now();
     const at = { entry: this.committed, entriesRead: this.entriesRead };
     try {
@@ -398,9 +431,21 @@ export class ShardRunner {
         modelVersion: this.d.model.status().info?.version ?? null,
         policyHash: this.policyHash,
       });
+      const max = this.d.snapshotMaxBytes ?? SNAPSHOT_MAX_BYTES;
+      if (meta.bytes > max)
+        throw new SnapshotTooLargeError(
+          `the snapshot is ${meta.bytes} bytes (gzip), above the cap of ${max}: not written`,
+        );
       if (!(await writeSnapshot(this.d.redis, this.d.keys, this.d.shard, leaseValue, meta, data)))
         throw new LeaseLostError(this.d.shard);
       this.snapshotAt = at;
+      if (this.snapshotFailures > 0)
+        this.d.log.info(
+          { shard: this.d.shard, failures: this.snapshotFailures },
+          'state snapshot written again after failures',
+        );
+      this.snapshotFailures = 0;
+      this.d.metrics.snapshotConsecutiveFailures.set({ shard }, 0);
       this.d.metrics.snapshotDuration.observe({ shard, op: 'write' }, (performance.now() - t0) / 1000);
       this.d.metrics.snapshotBytes.set({ shard }, meta.bytes);
       this.d.metrics.snapshotTimestamp.set({ shard }, meta.takenAtMs / 1000);
@@ -411,10 +456,20 @@ export class ShardRunner {
       );
     } catch (e) {
       if (e instanceof LeaseLostError) throw e;
-      this.d.metrics.snapshotWriteFailures.inc({ shard });
+      const reason = e instanceof SnapshotTooLargeError ? 'too-large' : 'error';
+      this.snapshotFailures++;
+      this.snapshotRetryAt = this.entriesRead + every * 2 ** Math.min(this.snapshotFailures - 1, 6);
+      this.d.metrics.snapshotWriteFailures.inc({ shard, reason });
+      this.d.metrics.snapshotConsecutiveFailures.set({ shard }, this.snapshotFailures);
       this.d.log.warn(
-        { shard: this.d.shard, err: (e as Error).message },
-        'writing the state snapshot failed',
+        {
+          shard: this.d.shard,
+          err: (e as Error).message,
+          reason,
+          failures: this.snapshotFailures,
+          retryAtEntries: this.snapshotRetryAt,
+        },
+        'writing the state snapshot failed; retried after a backoff',
       );
     }
   }
@@ -606,7 +661,7 @@ export class ShardRunner {
       if (input) this.outbox.market.set(ev.symbol, { input, ts: this.state.clock });
     }
     if (r.account !== undefined) {
-      // (a replay without effects writes no views: those of the entries up to the committed one are written)
+      // (a replay without effects writes no views as it goes: the rebuild writes every account's at its end)
       if (effects) this.dirty.add(r.account);
       const jobId = jobIdOfEvent(ev.id);
       if (effects && jobId) {

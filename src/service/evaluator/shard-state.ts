@@ -9,6 +9,7 @@
 import type { CanonicalEvent } from '../../events/schema.js';
 import { rateNorm } from '../../features/account-flow.js';
 import { emptyMarketView } from '../../features/market-state.js';
+import { Pacer } from '../../features/pace.js';
 import { FeaturePipeline, type PipelineState } from '../../features/pipeline.js';
 import { FEATURE_COUNT } from '../../features/schema.js';
 import {
@@ -89,7 +90,7 @@ const NO_RATES = rateNorm(0);
 const POSITION_EVENTS = new Set(['fill', 'liquidation', 'adl']);
 
 export class ShardState {
-  pipeline = new FeaturePipeline({ toleranceMs: 0 });
+  pipeline: FeaturePipeline;
   private readonly memory = new Map<string, PolicyMemory>();
   private readonly epochs = new Map<string, number>();
   /** accounts ever restricted: their state and version */
@@ -103,7 +104,11 @@ export class ShardState {
     readonly shard: number,
     readonly shards: number,
     private readonly policy: PolicyConfig,
-  ) {}
+    /** `snapshots`: keep what `saveState` needs (see FeaturePipelineOptions.recordForSnapshots) */
+    opts: { snapshots?: boolean } = {},
+  ) {
+    this.pipeline = new FeaturePipeline({ toleranceMs: 0, recordForSnapshots: opts.snapshots ?? false });
+  }
 
   /**
    * A copy of the whole state: `ShardState.restore` of it, fed the same entries, gives the same results bit
@@ -122,14 +127,21 @@ export class ShardState {
     };
   }
 
-  /** The state `s` (from `saveState`) under `policy` (the caller checks it is the policy `s` was built under). */
-  static restore(s: ShardStateData, policy: PolicyConfig): ShardState {
+  /**
+   * The state `s` (from `saveState`) under `policy` (the caller checks it is the policy `s` was built under,
+   * or accepts a change of it). Yields to the event loop every `pace.every` candles re-fed or ids re-added,
+   * so that a large restore does not starve timers (the lease renewal). The first sweep after it rescans
+   * every restricted account (`nextLapseAt` is not taken from `s`, see below).
+   */
+  static async restore(s: ShardStateData, policy: PolicyConfig, pace = new Pacer()): Promise<ShardState> {
     const st = new ShardState(s.shard, s.shards, policy);
-    st.pipeline = FeaturePipeline.restore(s.pipeline);
+    st.pipeline = await FeaturePipeline.restore(s.pipeline, pace);
     for (const [a, m] of s.memory) st.memory.set(a, structuredClone(m));
     for (const [a, e] of s.epochs) st.epochs.set(a, e);
     for (const [a, r] of s.restrictions) st.restrictions.set(a, { ...r });
-    st.nextLapseAt = s.nextLapseAt;
+    // the first sweep rescans every restricted account: `s.nextLapseAt` was computed under the policy of
+    // the time, and after a policy change (restored from a trimmed log) a shorter hold lapses earlier
+    st.nextLapseAt = Number.NEGATIVE_INFINITY;
     st.clock = s.clock;
     return st;
   }

@@ -62,12 +62,96 @@ export interface SnapshotExpect {
   policyHash: string;
 }
 
-/** Compress the state now (the copy is taken synchronously, before this returns its promise). */
+/**
+ * The arrays of a saved state that grow with the accounts and the events (ids seen, accounts, policy memory,
+ * epochs, restrictions): serialised in chunks of `CHUNK` elements, one v8 frame each, with a turn of the event
+ * loop between frames, so that neither serialising nor deserialising a large state is one long synchronous
+ * call. The rest of the state is one frame.
+ */
+const CHUNKED: readonly (readonly string[])[] = [
+  ['pipeline', 'gate', 'seenIds'],
+  ['pipeline', 'features', 'ids'],
+  ['pipeline', 'features', 'book', 'accounts'],
+  ['memory'],
+  ['epochs'],
+  ['restrictions'],
+];
+const CHUNK = 50_000;
+/** the framed payload starts with this (a plain v8 serialisation, the first payloads, starts with 0xff) */
+const FRAMED = Buffer.from('PSF1');
+
+const turn = (): Promise<void> => new Promise<void>((r) => setImmediate(r));
+
+function parentOf(root: unknown, path: readonly string[]): Record<string, unknown[]> {
+  let o = root as Record<string, unknown>;
+  for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>;
+  return o as Record<string, unknown[]>;
+}
+
+/**
+ * `s` (a private copy, from `saveState`: its big arrays are detached) as framed v8: 'PSF1', then frames
+ * (u32 length, bytes): the state without its big arrays, the chunk counts, then the chunks.
+ */
+export async function serialiseState(s: ShardStateData, chunk = CHUNK): Promise<Buffer> {
+  const big = CHUNKED.map((path) => {
+    const parent = parentOf(s, path);
+    const key = path[path.length - 1]!;
+    const arr = parent[key] ?? [];
+    parent[key] = [];
+    return arr;
+  });
+  const frames: Buffer[] = [serialize(s), serialize(big.map((a) => Math.ceil(a.length / chunk)))];
+  for (const arr of big)
+    for (let i = 0; i < arr.length; i += chunk) {
+      await turn();
+      frames.push(serialize(arr.slice(i, i + chunk)));
+    }
+  const out: Buffer[] = [FRAMED];
+  for (const f of frames) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(f.length);
+    out.push(len, f);
+  }
+  return Buffer.concat(out);
+}
+
+/** The state `serialiseState` (or a plain v8 serialisation, the first format) wrote, a frame per turn. */
+export async function deserialiseState(raw: Buffer): Promise<ShardStateData> {
+  if (!raw.subarray(0, FRAMED.length).equals(FRAMED)) return deserialize(raw) as ShardStateData;
+  let o = FRAMED.length;
+  const next = (): unknown => {
+    if (o + 4 > raw.length) throw new RangeError('snapshot payload: truncated frame');
+    const len = raw.readUInt32BE(o);
+    if (o + 4 + len > raw.length) throw new RangeError('snapshot payload: truncated frame');
+    const v = deserialize(raw.subarray(o + 4, o + 4 + len));
+    o += 4 + len;
+    return v;
+  };
+  const s = next() as ShardStateData;
+  const counts = next() as number[];
+  if (!Array.isArray(counts) || counts.length !== CHUNKED.length)
+    throw new RangeError('snapshot payload: bad chunk counts');
+  for (const [k, path] of CHUNKED.entries()) {
+    const arr: unknown[] = [];
+    for (let c = 0; c < counts[k]!; c++) {
+      await turn();
+      for (const x of next() as unknown[]) arr.push(x);
+    }
+    parentOf(s, path)[path[path.length - 1]!] = arr;
+  }
+  if (o !== raw.length) throw new RangeError('snapshot payload: trailing bytes');
+  return s;
+}
+
+/**
+ * Compress the state now (the copy is taken synchronously, before this returns its promise; serialising
+ * and compressing it then take turns with the event loop).
+ */
 export async function encodeSnapshot(
   state: ShardState,
   at: { entry: string; entriesRead: number; modelVersion: string | null; policyHash: string; now?: number },
 ): Promise<{ meta: SnapshotMeta; data: Buffer }> {
-  const raw = serialize(state.saveState());
+  const raw = await serialiseState(state.saveState());
   const data = await gzipAsync(raw);
   return {
     meta: {
@@ -117,12 +201,12 @@ export async function decodeSnapshot(
   data: Buffer,
   policy: PolicyConfig,
 ): Promise<ShardState> {
-  const s = deserialize(await gunzipAsync(data)) as ShardStateData;
+  const s = await deserialiseState(await gunzipAsync(data));
   if (s.shard !== meta.shard || s.shards !== meta.shards)
     throw new Error(
       `snapshot payload is of shard ${s.shard}/${s.shards}, its metadata says ${meta.shard}/${meta.shards}`,
     );
-  return ShardState.restore(s, policy);
+  return await ShardState.restore(s, policy);
 }
 
 /** True when `a` is at or before `b` (entry ids). */

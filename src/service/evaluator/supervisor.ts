@@ -49,6 +49,8 @@ export class EvaluatorSupervisor {
   private lastTrimAt = 0;
   private lastTrimBlock: string | undefined;
   private trimming: Promise<number> | undefined;
+  /** runners stopping after losing their lease (awaited by `close`) */
+  private readonly stopping = new Set<Promise<void>>();
 
   constructor(private readonly d: SupervisorDeps) {}
 
@@ -106,8 +108,7 @@ export class EvaluatorSupervisor {
           if (!(await held.lease.renew())) {
             this.d.log.warn({ shard }, 'lost the shard lease; stopping its evaluator');
             this.held.delete(shard);
-            await held.runner.stop();
-            held.reader.disconnect();
+            this.stopInBackground(shard, held);
           }
           continue;
         }
@@ -131,6 +132,21 @@ export class EvaluatorSupervisor {
         this.d.log.warn({ shard, err: (e as Error).message }, 'shard supervision failed; retrying');
       }
     }
+  }
+
+  /**
+   * Stop a runner whose lease was lost without waiting for it (its current step may be long, e.g. a
+   * restore): the renewals of the shards after it in this tick must not wait. `close` awaits it.
+   */
+  private stopInBackground(shard: number, held: Held): void {
+    const done: Promise<void> = held.runner
+      .stop()
+      .catch((e: Error) => this.d.log.warn({ shard, err: e.message }, 'stopping a shard evaluator failed'))
+      .finally(() => {
+        held.reader.disconnect();
+        this.stopping.delete(done);
+      });
+    this.stopping.add(done);
   }
 
   /**
@@ -165,6 +181,7 @@ export class EvaluatorSupervisor {
     if (this.timer) clearInterval(this.timer);
     await this.ticking;
     await this.trimming;
+    await Promise.all([...this.stopping]);
     await Promise.all(
       [...this.held.values()].map(async (h) => {
         await h.runner.stop();

@@ -1,0 +1,41 @@
+/**
+ * The candle record that snapshots need (every candle fed to the indicators) is kept only by a pipeline
+ * built for snapshots: every other pipeline (backtests, training, featurize, scoring history) keeps
+ * nothing, and refuses to save a state it could not restore exactly.
+ */
+import { describe, expect, it } from 'vitest';
+import { CandleIndicators } from '../../src/features/indicators.js';
+import { FeaturePipeline } from '../../src/features/pipeline.js';
+import { feed } from './builders.js';
+import { syntheticHistory } from './synthetic-history.js';
+
+const history = syntheticHistory({ seed: 3, accounts: 6, minutes: 300 });
+
+const periods = { atr: 3, rsi: 3, bb: 4, bbStdDev: 2, vol: 4 };
+
+describe('the candle record for snapshots', () => {
+  it('is off by default: nothing is kept and saveState refuses with a clear error', () => {
+    const p = feed(history);
+    expect(p.recordsForSnapshots).toBe(false);
+    expect(() => p.saveState()).toThrow(/recordForSnapshots/);
+    const ind = new CandleIndicators(periods);
+    ind.push(101, 99, 100, Number.NaN);
+    expect(() => ind.fedInputs()).toThrow(/not recorded/);
+  });
+
+  it('is kept when asked: the state saves, and a restore of it records too', async () => {
+    const p = feed(history, { recordForSnapshots: true });
+    expect(p.recordsForSnapshots).toBe(true);
+    const s = p.saveState();
+    const candles = s.features.markets.reduce((n, m) => n + m.m1.indicatorInputs.length, 0);
+    expect(candles).toBeGreaterThan(0);
+    const r = await FeaturePipeline.restore(s);
+    expect(r.recordsForSnapshots).toBe(true);
+    expect(r.saveState().features.markets[0]!.m1.indicatorInputs).toEqual(
+      s.features.markets[0]!.m1.indicatorInputs,
+    );
+    const ind = new CandleIndicators(periods, true);
+    ind.push(101, 99, 100, Number.NaN);
+    expect(ind.fedInputs()).toEqual(new Float64Array([101, 99, 100, Number.NaN]));
+  });
+});
