@@ -113,12 +113,9 @@ export function decodeEntry(fields: string[]): CanonicalEvent | undefined {
   return undefined;
 }
 
-/**
- * Entries of the log after each shard's committed entry (the Redis 7 `lag` of its consumer group, whose
- * position the evaluator sets with the count of entries read), by shard.
- */
-export async function shardBacklogs(redis: Redis, keys: Keyspace): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
+/** Each shard's consumer group on the log (`XINFO GROUPS` fields by name), by shard; none before the log exists. */
+export async function shardGroups(redis: Redis, keys: Keyspace): Promise<Map<number, Map<string, unknown>>> {
+  const out = new Map<number, Map<string, unknown>>();
   let groups: unknown[][];
   try {
     groups = (await redis.xinfo('GROUPS', keys.stream)) as unknown[][];
@@ -129,8 +126,20 @@ export async function shardBacklogs(redis: Redis, keys: Keyspace): Promise<Map<n
     const f = new Map<string, unknown>();
     for (let i = 0; i + 1 < g.length; i += 2) f.set(String(g[i]), g[i + 1]);
     const m = /^evaluator-s(\d+)$/.exec(String(f.get('name')));
+    if (m?.[1]) out.set(Number(m[1]), f);
+  }
+  return out;
+}
+
+/**
+ * Entries of the log after each shard's committed entry (the Redis 7 `lag` of its consumer group, whose
+ * position the evaluator sets with the count of entries read), by shard.
+ */
+export async function shardBacklogs(redis: Redis, keys: Keyspace): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const [shard, f] of await shardGroups(redis, keys)) {
     const lag = f.get('lag');
-    if (m?.[1] && typeof lag === 'number') out.set(Number(m[1]), lag);
+    if (typeof lag === 'number') out.set(shard, lag);
   }
   return out;
 }

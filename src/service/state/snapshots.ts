@@ -7,7 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import { parseMeta, refusal, type SnapshotMeta } from '../evaluator/snapshot.js';
-import { compareIds } from './event-log.js';
+import { compareIds, shardGroups } from './event-log.js';
 import type { Keyspace } from './keys.js';
 
 // KEYS: lease, snapshot. ARGV: lease value, entry, meta JSON, data. 0 (nothing written) without the lease.
@@ -111,18 +111,7 @@ export async function trimLogBelow(
 /** Every shard's committed entry (its consumer group's last-delivered id), by shard. */
 async function committedPositions(redis: Redis, keys: Keyspace): Promise<Map<number, string>> {
   const out = new Map<number, string>();
-  let groups: unknown[][];
-  try {
-    groups = (await redis.xinfo('GROUPS', keys.stream)) as unknown[][];
-  } catch {
-    return out; // no log yet
-  }
-  for (const g of groups) {
-    const f = new Map<string, unknown>();
-    for (let i = 0; i + 1 < g.length; i += 2) f.set(String(g[i]), g[i + 1]);
-    const m = /^evaluator-s(\d+)$/.exec(String(f.get('name')));
-    if (m?.[1]) out.set(Number(m[1]), String(f.get('last-delivered-id')));
-  }
+  for (const [shard, f] of await shardGroups(redis, keys)) out.set(shard, String(f.get('last-delivered-id')));
   return out;
 }
 
