@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CanonicalEventInput } from '../../src/events/schema.js';
 import type { RiskView } from '../../src/service/api/schemas.js';
 import { compareIds } from '../../src/service/state/event-log.js';
+import { VIEWS_PER_WRITE } from '../../src/service/state/risk-store.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
 import { type Kit, runnerKit } from './runner-kit.js';
 import { allAudit, evaluatedToTail } from './settle.js';
@@ -192,5 +193,26 @@ describe('a view write fenced by the lease', () => {
     expect(await k.store.get('a')).toMatchObject({ equity: 6, pd: 0.3 });
     expect(await k.store.get('d')).toBeUndefined();
     expect(await listed()).toEqual([{ account: 'a', pd: 0.3 }]);
+  });
+
+  it('writes more views than one round trip holds, in several, fenced and not', async () => {
+    kit = await runnerKit('svc-view-chunks');
+    const k = kit;
+    const fence = { key: k.keys.shardLease(0), value: 'owner#1' };
+    await k.admin.set(fence.key, 'owner#1');
+    const n = 2 * VIEWS_PER_WRITE + 7;
+    const views = Array.from({ length: n }, (_, i) => viewOf(`v${i}`, i % 2 === 0 ? 0.5 : null, i));
+    expect(await k.store.write(0, views, fence)).toBe(true);
+    expect(await k.admin.hlen(k.keys.risk(0))).toBe(n);
+    expect(await k.admin.zcard(k.keys.atRisk(0))).toBe(VIEWS_PER_WRITE + 4);
+    expect((await k.store.get(`v${n - 1}`))?.equity).toBe(n - 1);
+    // unfenced: the same, over the first
+    expect(
+      await k.store.write(
+        0,
+        views.map((v) => ({ ...v, equity: v.equity + 1 })),
+      ),
+    ).toBe(true);
+    expect((await k.store.get(`v${n - 1}`))?.equity).toBe(n);
   });
 });

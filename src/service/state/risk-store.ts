@@ -24,6 +24,9 @@ for i = 2, #ARGV, 3 do
 end
 return 1`;
 
+/** views per round trip of `RiskStore.write` (a view is about 1-2 KB of JSON) */
+export const VIEWS_PER_WRITE = 2_000;
+
 export class RiskStore {
   constructor(
     private readonly redis: Redis,
@@ -34,11 +37,18 @@ export class RiskStore {
   ) {}
 
   /**
-   * Write one shard's fresh views in one round trip; with a `fence`, atomically and only while the fence
-   * holds (false, nothing written, when it does not: a writer that lost the shard's lease never replaces
-   * the new owner's views).
+   * Write one shard's fresh views, `VIEWS_PER_WRITE` to a round trip (a rebuild writes every account the
+   * shard owns: one command for a million views would pass Redis's limit on a client's query buffer); with a
+   * `fence`, each round trip atomically and only while the fence holds (false, and nothing more written, once
+   * it does not: a writer that lost the shard's lease never replaces the new owner's views).
    */
   async write(shard: number, views: readonly RiskView[], fence?: WriteFence): Promise<boolean> {
+    for (let i = 0; i < views.length; i += VIEWS_PER_WRITE)
+      if (!(await this.writeChunk(shard, views.slice(i, i + VIEWS_PER_WRITE), fence))) return false;
+    return true;
+  }
+
+  private async writeChunk(shard: number, views: readonly RiskView[], fence?: WriteFence): Promise<boolean> {
     if (views.length === 0) return true;
     if (fence) {
       const argv: string[] = [fence.value];
