@@ -107,6 +107,9 @@ class SnapshotTooLargeError extends Error {
   readonly code = 'SNAPSHOT_TOO_LARGE';
 }
 
+/** accounts per evaluation when a rebuild writes the views of every account the shard owns */
+const REBUILD_VIEW_SLICE = 5_000;
+
 type Entry = [id: string, fields: string[]];
 
 interface Scored {
@@ -305,9 +308,17 @@ export class ShardRunner {
     // the views of every account the shard owns are written, whichever the path (full replay or snapshot):
     // an account moved here by a change of shard count, or one whose view predates a policy change, gets
     // its view now, not at its next event; both paths leave the same views
+    // written REBUILD_VIEW_SLICE accounts at a time, a turn of the event loop between slices: one evaluation
+    // of a million accounts would block the loop for seconds (past the lease) and hold every view at once
+    const owned = [...this.state.pipeline.accounts()].filter((a) => this.state.owns(a)).sort();
     this.dirty.clear();
-    for (const a of this.state.pipeline.accounts()) if (this.state.owns(a)) this.dirty.add(a);
-    await this.finishBatch();
+    for (let i = 0; i < owned.length; i += REBUILD_VIEW_SLICE) {
+      if (this.stopping) return;
+      for (const a of owned.slice(i, i + REBUILD_VIEW_SLICE)) this.dirty.add(a);
+      await this.finishBatch();
+      await this.flush();
+      await new Promise<void>((r) => setImmediate(r));
+    }
     await this.flush();
     await this.reconcile();
     // the pending entries are acknowledged now: their consumers (earlier versions) can go
