@@ -1,11 +1,4 @@
-/**
- * What the execution-queue tests share: a sample job, market inputs, the workers' dependencies on a test's
- * Redis and keyspace, reads of what the workers wrote (the audit trail, the log's events), a logger whose
- * lines a test reads, and a TCP proxy to Redis that loses the reply to a chosen command.
- */
-import net from 'node:net';
 import { Writable } from 'node:stream';
-import { URL } from 'node:url';
 import type { Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
 import { createMetrics, type ServiceMetrics } from '../../src/service/metrics.js';
@@ -111,59 +104,4 @@ export function capturedLog(): { log: Logger; lines: Record<string, unknown>[] }
     }),
   );
   return { log, lines };
-}
-
-/**
- * A TCP proxy to the Redis at `redisUrl`. Once armed with a marker, the next client write containing it is
- * passed to Redis (which runs it), and then its reply is lost: the connection drops before the reply gets
- * back, as in a network cut. A client that resends unfulfilled commands after reconnecting (the workers'
- * 'wait' role) sends that command again. `lost` counts the replies lost so far.
- */
-export async function lossyRedisProxy(redisUrl: string) {
-  const target = new URL(redisUrl);
-  let marker: string | undefined;
-  let lost = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port || 6379), target.hostname);
-    sockets.add(client);
-    sockets.add(upstream);
-    let dropping = false;
-    client.on('data', (d) => {
-      if (marker !== undefined && d.includes(marker)) {
-        dropping = true;
-        marker = undefined;
-      }
-      upstream.write(d);
-    });
-    upstream.on('data', (d) => {
-      if (!dropping) return void client.write(d);
-      lost++;
-      client.destroy();
-      upstream.destroy();
-    });
-    for (const s of [client, upstream]) {
-      s.on('error', () => {});
-      s.on('close', () => sockets.delete(s));
-    }
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as net.AddressInfo;
-  const auth = target.password ? `${target.username}:${target.password}@` : '';
-  return {
-    url: `redis://${auth}127.0.0.1:${port}${target.pathname}`,
-    /** lose the reply to the next write containing `m` */
-    arm(m: string): void {
-      marker = m;
-    },
-    get lost(): number {
-      return lost;
-    },
-    close(): Promise<void> {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((r) => server.close(() => r()));
-    },
-  };
 }

@@ -175,6 +175,19 @@ function viewAt(account: string, epoch: number) {
 const auditTrail = () => kitAuditTrail(redis, keys);
 const streamEvents = () => kitStreamEvents(redis, keys);
 
+/** What an evaluator's outbox writes through, on this test's Redis and keyspace. */
+function outboxDeps(p: ActionProducer): OutboxDeps {
+  return {
+    redis,
+    keys,
+    store: new RiskStore(redis, keys, 1, 0.01),
+    restrictions: new RestrictionStore(redis, keys, 1),
+    producer: p,
+    audit: new AuditLog(redis, keys),
+    metrics,
+  };
+}
+
 describe('execution queues', () => {
   it('a decision enqueued twice (even concurrently) executes once, and its fills come back as events', async () => {
     producer = new ActionProducer(redis, keys, { attempts: 3, backoffMs: 10 });
@@ -461,15 +474,7 @@ describe('execution failures and recovery', () => {
     await redis.sadd(keys.instruments, 'BTC-PERP');
     const venue = new CountingVenue(2); // down for both attempts
     workers(venue);
-    const deps: OutboxDeps = {
-      redis,
-      keys,
-      store: new RiskStore(redis, keys, 1, 0.01),
-      restrictions: new RestrictionStore(redis, keys, 1),
-      producer,
-      audit: new AuditLog(redis, keys),
-      metrics,
-    };
+    const deps = outboxDeps(producer);
     const progress = { shard: 0, group: 'g', consumer: 'c', lastEntryId: '0-0', clock: 0 };
     const outbox = new Outbox();
     const job = sampleJob('doomed', 1, { kind: 'liquidate' });
@@ -634,15 +639,7 @@ describe('execution failures and recovery', () => {
 
   it("a decision's or restriction's audit entry is written once, even when the write failed after the job was added", async () => {
     producer = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 5 });
-    const deps: OutboxDeps = {
-      redis,
-      keys,
-      store: new RiskStore(redis, keys, 1, 0.01),
-      restrictions: new RestrictionStore(redis, keys, 1),
-      producer,
-      audit: new AuditLog(redis, keys),
-      metrics,
-    };
+    const deps = outboxDeps(producer);
     const progress = { shard: 0, group: 'g', consumer: 'c', lastEntryId: '0-0', clock: 0 };
     const restrict: RestrictJob = {
       kind: 'restrict',

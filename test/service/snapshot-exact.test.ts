@@ -137,6 +137,25 @@ function firstDifference(a: string[], b: string[]): number {
 
 const stateText = (s: ShardState): string => canon(s.saveState());
 
+/** Counts the turns of the event loop (a setImmediate callback re-armed each turn) until `stop`. */
+function loopTurns(): { readonly turns: number; stop(): void } {
+  let turns = 0;
+  let running = true;
+  const tick = (): void => {
+    turns++;
+    if (running) setImmediate(tick);
+  };
+  setImmediate(tick);
+  return {
+    get turns() {
+      return turns;
+    },
+    stop() {
+      running = false;
+    },
+  };
+}
+
 describe('a restored shard state', () => {
   it('gives the same results, bit for bit, as the state that applied every entry', async () => {
     const n = events.length;
@@ -308,20 +327,14 @@ describe('a restore', () => {
       0,
     );
     expect(candles).toBeGreaterThan(1000);
-    let ticks = 0;
-    let running = true;
-    const tick = (): void => {
-      ticks++;
-      if (running) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const loop = loopTurns();
     const pace = new Pacer(256);
     const restored = await ShardState.restore(saved, policy, pace);
-    running = false;
+    loop.stop();
     expect(pace.yields).toBeGreaterThanOrEqual(Math.floor(candles / 256));
     // interleaved callbacks: the loop ran between chunks (a synchronous restore would give 0)
-    expect(ticks).toBeGreaterThanOrEqual(pace.yields - 1);
-    expect(ticks).toBeGreaterThan(2);
+    expect(loop.turns).toBeGreaterThanOrEqual(pace.yields - 1);
+    expect(loop.turns).toBeGreaterThan(2);
     expect(stateText(restored)).toBe(stateText(await ShardState.restore(saved, policy)));
   }, 120_000);
 });
@@ -334,20 +347,14 @@ describe('the snapshot payload', () => {
     // (the simulated events carry no ids: some, as the log's events do)
     saved.pipeline.gate.seenIds = Array.from({ length: 5000 }, (_, i) => `ev-${i}`);
     const ids = saved.pipeline.gate.seenIds.length;
-    let ticks = 0;
-    let running = true;
-    const tick = (): void => {
-      ticks++;
-      if (running) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const loop = loopTurns();
     const raw = await serialiseState(structuredClone(saved), 100);
-    const whileWriting = ticks;
+    const whileWriting = loop.turns;
     const back = await deserialiseState(raw);
-    running = false;
+    loop.stop();
     // one turn per chunk of 100 ids at least, each way (a single synchronous call would give none)
     expect(whileWriting).toBeGreaterThanOrEqual(Math.floor(ids / 100) - 1);
-    expect(ticks - whileWriting).toBeGreaterThanOrEqual(Math.floor(ids / 100) - 1);
+    expect(loop.turns - whileWriting).toBeGreaterThanOrEqual(Math.floor(ids / 100) - 1);
     expect(canon(back)).toBe(canon(saved));
     // a payload of the first format (one v8 serialisation) still reads
     expect(canon(await deserialiseState(serialize(saved)))).toBe(canon(saved));
