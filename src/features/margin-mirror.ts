@@ -39,14 +39,8 @@ function sharedLike<T extends Shareable>(a: T, n: number): T {
 }
 
 /** Everything a MarginMirror holds (see `MarginMirror.state`); arrays are plain (not shared) copies. */
-export interface MarginMirrorState {
+export interface MarginMirrorState extends Omit<MirrorArrays, 'overflow'> {
   capacity: number;
-  cash: Float64Array;
-  known: Uint8Array;
-  count: Uint16Array;
-  inst: Int32Array;
-  qty: Float64Array;
-  entry: Float64Array;
   overflow: [number, MirrorPosition[]][];
   dirty: Uint8Array;
   dirtyList: number[];
