@@ -40,12 +40,93 @@ export interface ModelEvaluation {
   /** `model`, then each stored baseline (`margin-rule`, `logistic`) */
   metrics: Record<string, Metrics>;
   reliability: Record<string, PdBand[]>;
+  /** length of the periods of `byPeriod`, ms */
+  periodMs: number;
+  /** calibration over time: per period, the defaults observed beside those each scorer expected */
+  byPeriod: PeriodRow[];
+  /** with `exclude`: the same metrics on the rows outside the excluded windows */
+  outside?: { windows: TimeWindow[]; rows: number; positives: number; metrics: Record<string, Metrics> };
+}
+
+/** [fromMs, toMs): snapshot times, epoch ms */
+export interface TimeWindow {
+  fromMs: number;
+  toMs: number;
+}
+
+export interface PeriodRow {
+  /** start of the period, epoch ms (a multiple of `periodMs`) */
+  startMs: number;
+  rows: number;
+  /** rows liquidated within the horizon (defaults, a count) */
+  observed: number;
+  /** per scorer: the sum of its pds over the period's rows, the defaults it expected (a count) */
+  expected: Record<string, number>;
 }
 
 export interface EvaluateModelOptions {
   model: string;
   events: string[];
+  /** period of the calibration-over-time table, ms (default 1 h) */
+  periodMs?: number;
+  /** snapshot-time windows whose rows are left out of a second set of metrics (`outside`) */
+  exclude?: TimeWindow[];
   onProgress?: (p: { file: string; events: number }) => void;
+}
+
+/** Observed and expected defaults per `periodMs` of snapshot time (periods without rows are left out). */
+export function byPeriod(
+  ts: Float64Array,
+  y: ArrayLike<number>,
+  pd: Record<string, ArrayLike<number>>,
+  periodMs: number,
+): PeriodRow[] {
+  if (!(periodMs > 0)) throw new RangeError(`period ${periodMs} ms is not positive`);
+  const names = Object.keys(pd);
+  const rows = new Map<number, PeriodRow>();
+  for (let i = 0; i < ts.length; i++) {
+    const start = Math.floor((ts[i] as number) / periodMs) * periodMs;
+    let r = rows.get(start);
+    if (!r) {
+      r = { startMs: start, rows: 0, observed: 0, expected: Object.fromEntries(names.map((n) => [n, 0])) };
+      rows.set(start, r);
+    }
+    r.rows++;
+    r.observed += y[i] as number;
+    for (const n of names) (r.expected[n] as number) += (pd[n] as ArrayLike<number>)[i] as number;
+  }
+  return [...rows.values()].sort((a, b) => a.startMs - b.startMs);
+}
+
+/** The rows of `m` whose snapshot time is in none of `windows`. */
+export function outsideWindows(
+  m: SplitMatrix,
+  windows: readonly TimeWindow[],
+): { rows: SplitMatrix; keep: Uint32Array } {
+  const keepList: number[] = [];
+  for (let i = 0; i < m.rows; i++) {
+    const t = m.ts[i] as number;
+    if (!windows.some((w) => t >= w.fromMs && t < w.toMs)) keepList.push(i);
+  }
+  const keep = Uint32Array.from(keepList);
+  const cols = m.cols;
+  const out: SplitMatrix = {
+    x: new Float32Array(keep.length * cols),
+    y: new Float32Array(keep.length),
+    ts: new Float64Array(keep.length),
+    account: new Uint32Array(keep.length),
+    unseen: new Uint8Array(keep.length),
+    rows: keep.length,
+    cols,
+  };
+  keep.forEach((i, r) => {
+    out.x.set(m.x.subarray(i * cols, (i + 1) * cols), r * cols);
+    out.y[r] = m.y[i] as number;
+    out.ts[r] = m.ts[i] as number;
+    out.account[r] = m.account[i] as number;
+    out.unseen[r] = m.unseen[i] as number;
+  });
+  return { rows: out, keep };
 }
 
 const MarginRuleSchema = z.object({ feature: z.string(), a: z.number(), b: z.number() });
@@ -133,5 +214,35 @@ export async function evaluateModel(opts: EvaluateModelOptions): Promise<ModelEv
   }
   let positives = 0;
   for (const v of test.y) positives += v;
-  return { model: opts.model, files: [...opts.events], rows: test.rows, positives, metrics, reliability };
+  const periodMs = opts.periodMs ?? 3_600_000;
+  const result: ModelEvaluation = {
+    model: opts.model,
+    files: [...opts.events],
+    rows: test.rows,
+    positives,
+    metrics,
+    reliability,
+    periodMs,
+    byPeriod: byPeriod(test.ts, test.y, pd, periodMs),
+  };
+  if (opts.exclude && opts.exclude.length > 0) {
+    const { rows: rest, keep } = outsideWindows(test, opts.exclude);
+    const restMetrics: Record<string, Metrics> = {};
+    for (const [name, p] of Object.entries(pd))
+      restMetrics[name] = evaluate(
+        Float32Array.from(keep, (i) => p[i] as number),
+        rest,
+        liquidations,
+        meta.everyMs,
+      );
+    let restPositives = 0;
+    for (const v of rest.y) restPositives += v;
+    result.outside = {
+      windows: [...opts.exclude],
+      rows: rest.rows,
+      positives: restPositives,
+      metrics: restMetrics,
+    };
+  }
+  return result;
 }
