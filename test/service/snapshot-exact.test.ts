@@ -18,6 +18,8 @@ import { resolvePolicyConfig } from '../../src/margin/index.js';
 import type { PdScorer } from '../../src/model/types.js';
 import { ShardState, type ShardStateData } from '../../src/service/evaluator/shard-state.js';
 import {
+  type DecodeProgress,
+  DecodeStoppedError,
   decodeSnapshot,
   deserialiseState,
   encodeSnapshot,
@@ -360,5 +362,52 @@ describe('the snapshot payload', () => {
     expect(canon(await deserialiseState(serialize(saved)))).toBe(canon(saved));
     // a truncated one does not
     await expect(deserialiseState(raw.subarray(0, raw.length - 3))).rejects.toThrow();
+  }, 60_000);
+
+  it('is decoded to its end under a control that never stops, and abandoned at the first yield after a stop', async () => {
+    const state = new ShardState(SHARD, SHARDS, policy, { snapshots: true });
+    for (const ev of events.slice(0, 5000)) state.apply(ev);
+    const saved = state.saveState();
+    // ids enough for the restore's pacer (every 4096) to yield after the chunks
+    saved.pipeline.gate.seenIds = Array.from({ length: 10_000 }, (_, i) => `ev-${i}`);
+    const raw = await serialiseState(structuredClone(saved), 100);
+    const data = gzipSync(raw);
+    const { meta } = await encodeSnapshot(state, {
+      entry: '5-0',
+      entriesRead: 5,
+      modelVersion: null,
+      policyHash: policyHash(policy),
+    });
+    const whole = stateText(await decodeSnapshot(meta, data, policy));
+    /** a decode of `data` stopped once `stop` says so (never: to its end); every progress reported */
+    const decode = (stop: (p: DecodeProgress) => boolean) => {
+      const seen: DecodeProgress[] = [];
+      const done = decodeSnapshot(meta, data, policy, {
+        onYield: (p) => seen.push(p),
+        isStopped: () => seen.length > 0 && stop(seen[seen.length - 1]!),
+      });
+      return { done, seen };
+    };
+
+    const full = decode(() => false);
+    expect(stateText(await full.done)).toBe(whole);
+    const end = full.seen[full.seen.length - 1]!;
+    expect(end.chunksTotal).toBeGreaterThanOrEqual(100);
+    expect(end.chunks).toBe(end.chunksTotal);
+    // the pacer's yields (ids re-added) come after the chunks'
+    expect(end.yields).toBeGreaterThanOrEqual(end.chunksTotal + 2);
+
+    // between chunks: stopped at the third yield, two chunks read
+    const early = decode((p) => p.yields >= 3);
+    await expect(early.done).rejects.toThrow(DecodeStoppedError);
+    await early.done.catch((e: DecodeStoppedError) =>
+      expect(e.progress).toEqual({ yields: 3, chunks: 2, chunksTotal: end.chunksTotal }),
+    );
+    expect(early.seen).toHaveLength(3);
+    // while the ids are re-added (after every chunk): stopped at the pacer's first yield
+    const late = decode((p) => p.yields > p.chunksTotal);
+    await expect(late.done).rejects.toThrow(DecodeStoppedError);
+    expect(late.seen).toHaveLength(end.chunksTotal + 1);
+    expect(late.seen[late.seen.length - 1]!.chunks).toBe(end.chunksTotal);
   }, 60_000);
 });

@@ -4,19 +4,29 @@
  * records, market inputs, jobs, audit, lag) as a run that never wrote one; so does a restart after the log
  * was trimmed below the snapshot. An incompatible snapshot is refused: a full replay when the log is whole,
  * a visible failure (status, readiness 503 with the reason, no entry applied) when it was trimmed.
- * Concurrent trimmers never trim past the oldest snapshot, nor move the trim point back.
+ * Concurrent trimmers never trim past the oldest snapshot, nor move the trim point back. A stop during a
+ * restore abandons it at its next yield, applying and writing nothing.
  */
+import { gzipSync } from 'node:zlib';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolvePolicyConfig } from '../../src/margin/index.js';
 import type { RunnerDeps } from '../../src/service/evaluator/runner.js';
-import { policyHash } from '../../src/service/evaluator/snapshot.js';
+import {
+  type DecodeProgress,
+  decodeSnapshot,
+  policyHash,
+  serialiseState,
+} from '../../src/service/evaluator/snapshot.js';
 import { serveOps } from '../../src/service/ops-server.js';
 import { compareIds } from '../../src/service/state/event-log.js';
 import {
   logTrimPoint,
+  readSnapshot,
   readSnapshotMeta,
   safeTrimPoint,
   trimLogBelow,
+  writeSnapshot,
 } from '../../src/service/state/snapshots.js';
 import { crashHistory } from './crash-history.js';
 import { deposit, fill, mark, T0 } from './events-fixtures.js';
@@ -351,5 +361,76 @@ describe('a snapshot that cannot be written', () => {
     expect(failures).toBeLessThanOrEqual(5);
     expect(text).toMatch(new RegExp(`preempt_snapshot_consecutive_failures\\{shard="0"\\} ${failures}`));
     expect(steps.lastEntryId).not.toBe('0-0');
+  }, 60_000);
+});
+
+describe('a stop during a restore', () => {
+  it('abandons the decode at its next yield: nothing applied, nothing written, and start returns', async () => {
+    const k = await newKit('snap-stop');
+    const first = await owner(k, 'first#1', { snapshotEveryEntries: 30 });
+    await k.append(part1);
+    await evaluatedToTail(k.admin, k.prefix, 1);
+    await first.stop();
+    // the first owner's snapshot framed again in chunks of one element (its state unchanged): restoring it
+    // takes a yield per account, id, epoch, ... (a large state takes as many with chunks of 50,000)
+    const stored = await readSnapshot(k.admin, k.keys, 0);
+    if (!stored?.meta || !stored.data) throw new Error('the first owner wrote no snapshot');
+    const state = await decodeSnapshot(stored.meta, stored.data, resolvePolicyConfig({}));
+    const raw = await serialiseState(state.saveState(), 1);
+    const data = gzipSync(raw);
+    const meta = { ...stored.meta, rawBytes: raw.length, bytes: data.length };
+    expect(await writeSnapshot(k.admin, k.keys, 0, 'first#1', meta, data)).toBe(true);
+    // the views deleted: a rebuild that got to its end would write every one again
+    await k.admin.del(k.keys.risk(0));
+    const written = async () => ({
+      ...(await dump(k)),
+      status: await k.admin.hgetall(k.keys.shardStatus(0)),
+      snapshot: await k.admin.hgetallBuffer(k.keys.shardSnapshot(0)),
+    });
+    const before = await written();
+    expect(before.status.lastEntryId).toBe(await k.tail());
+
+    const records: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => records.push(JSON.parse(line)) });
+    /** the decode's yield at which the stop is asked for */
+    const STOP_AT = 3;
+    const seen: DecodeProgress[] = [];
+    let stopped: Promise<void> | undefined;
+    const lease = k.keys.shardLease(0);
+    await k.admin.set(lease, 'second#1');
+    const second = k.runner('second#1', {
+      leaseValue: 'second#1',
+      fence: async () => (await k.admin.get(lease)) === 'second#1',
+      batch: 7,
+      snapshotEveryEntries: 30,
+      log,
+      onRestoreYield: (p) => {
+        seen.push(p);
+        if (p.yields === STOP_AT) stopped = second.stop();
+      },
+    });
+    // resolves once stopped, as for a stop during the replay of the log
+    await second.start();
+    expect(stopped).toBeDefined();
+    await stopped;
+
+    // the decode went no further than the yield at which the stop came: a few chunks of many
+    expect(seen.map((p) => p.yields)).toEqual([1, 2, 3]);
+    const last = seen[seen.length - 1]!;
+    expect(last.chunksTotal).toBeGreaterThan(10 * STOP_AT);
+    expect(last.chunks).toBe(STOP_AT - 1);
+    const abandoned = records.filter((r) => /restore abandoned/.test(String(r.msg)));
+    expect(abandoned).toHaveLength(1);
+    expect(abandoned[0]).toMatchObject({ level: 30, chunks: last.chunks, chunksTotal: last.chunksTotal });
+    // nothing applied
+    expect(second.status().lastEntryId).toBe('0-0');
+    expect([...second.state.pipeline.accounts()]).toEqual([]);
+    expect(second.status()).toMatchObject({ leaseLost: false, steps: 0 });
+    expect(second.status().failure).toBeUndefined();
+    // nothing written: views, status, snapshot, restrictions, market, jobs, audit, the group's position
+    expect(await written()).toEqual(before);
+    const text = await k.metricsText();
+    expect(text).not.toMatch(/preempt_evaluator_rebuilds_total\{shard="0",source="snapshot"\}/);
+    expect(text).not.toMatch(/preempt_snapshot_duration_seconds_count\{shard="0",op="restore"\}/);
   }, 60_000);
 });

@@ -1,12 +1,15 @@
 /**
  * What two owners of one shard write while they overlap (the previous owner has not noticed yet that its
- * lease was taken): the settlement of each fill is audited once, and a view written under a lost lease
- * never replaces the new owner's.
+ * lease was taken): the settlement of each fill is audited once, and a view or a shard status written under
+ * a lost lease never replaces the new owner's.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CanonicalEventInput } from '../../src/events/schema.js';
 import type { RiskView } from '../../src/service/api/schemas.js';
+import { LeaseLostError, Outbox, type OutboxDeps } from '../../src/service/evaluator/outbox.js';
+import { AuditLog } from '../../src/service/state/audit.js';
 import { compareIds } from '../../src/service/state/event-log.js';
+import { RestrictionStore } from '../../src/service/state/restrictions.js';
 import { VIEWS_PER_WRITE } from '../../src/service/state/risk-store.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
 import { type Kit, runnerKit } from './runner-kit.js';
@@ -214,5 +217,55 @@ describe('a view write fenced by the lease', () => {
       ),
     ).toBe(true);
     expect((await k.store.get(`v${n - 1}`))?.equity).toBe(n);
+  });
+});
+
+describe("the shard's status, written by a flush fenced by the lease", () => {
+  it('is written while the lease holds the writer value, and left as it is under a lost or expired lease', async () => {
+    kit = await runnerKit('svc-status-fence');
+    const k = kit;
+    const deps: OutboxDeps = {
+      redis: k.redis,
+      keys: k.keys,
+      store: k.store,
+      restrictions: new RestrictionStore(k.redis, k.keys, 1),
+      producer: k.producer,
+      audit: new AuditLog(k.redis, k.keys),
+      metrics: k.metrics,
+    };
+    const lease = k.keys.shardLease(0);
+    const status = k.keys.shardStatus(0);
+    /** a flush of one acknowledgement (it writes the status) by the runner holding the lease as `value` */
+    const flush = (value: string, lastEntryId: string, clock: number): Promise<void> => {
+      const o = new Outbox();
+      o.acks.push(lastEntryId);
+      return o.flush(deps, {
+        shard: 0,
+        group: k.keys.shardGroup(0),
+        consumer: value,
+        lastEntryId,
+        clock,
+        fence: { key: lease, value },
+      });
+    };
+    await k.admin.set(lease, 'next#1');
+    await flush('next#1', '20-0', 2000);
+    const written = await k.admin.hgetall(status);
+    expect(written).toMatchObject({ lastEntryId: '20-0', clock: '2000', consumer: 'next#1' });
+    // the previous owner (paused past its lease, now back) flushes an older entry: refused, nothing written
+    await expect(flush('previous#1', '10-0', 1000)).rejects.toThrow(LeaseLostError);
+    expect(await k.admin.hgetall(status)).toEqual(written);
+    // no lease at all (expired): refused too
+    await k.admin.del(lease);
+    await expect(flush('next#1', '30-0', 3000)).rejects.toThrow(LeaseLostError);
+    expect(await k.admin.hgetall(status)).toEqual(written);
+    // the holder writes on
+    await k.admin.set(lease, 'next#1');
+    await flush('next#1', '30-0', 3000);
+    expect(await k.admin.hgetall(status)).toMatchObject({
+      lastEntryId: '30-0',
+      clock: '3000',
+      consumer: 'next#1',
+    });
   });
 });

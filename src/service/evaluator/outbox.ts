@@ -4,9 +4,9 @@
  * for the next attempt; every write is idempotent (views overwrite, jobs have fixed ids, a job's audit entry
  * is written once per job id whichever attempt created the job, a settlement's once per log entry, acks
  * repeat), so also when two owners of a shard briefly overlap. A decision made again for a job that failed
- * for good retries it (see `ActionProducer.enqueue`), audited and counted. Views are written under the
- * shard's lease when the runner has one: a runner that lost it writes none (`LeaseLostError`), so a stale
- * view never replaces the new owner's.
+ * for good retries it (see `ActionProducer.enqueue`), audited and counted. Views and the shard's status
+ * are written under the shard's lease when the runner has one: a runner that lost it writes neither
+ * (`LeaseLostError`), so a stale view or status never replaces the new owner's.
  */
 import type { Redis } from 'ioredis';
 import type { RiskView } from '../api/schemas.js';
@@ -18,6 +18,7 @@ import type { Keyspace } from '../state/keys.js';
 import { type MarketRecord, writeMarket } from '../state/market.js';
 import type { RestrictionRecord, RestrictionStore } from '../state/restrictions.js';
 import type { RiskStore, WriteFence } from '../state/risk-store.js';
+import { writeShardStatus } from '../state/shard-status.js';
 
 export interface SettledAudit {
   /** the log entry of the fill: a settlement is audited once per entry, whichever owner applies it */
@@ -52,7 +53,7 @@ export interface ShardProgress {
   lastEntryId: string;
   /** ms, event time */
   clock: number;
-  /** the shard's lease as this runner holds it; none: views are written unfenced */
+  /** the shard's lease as this runner holds it; none: views and status are written unfenced */
   fence?: WriteFence;
 }
 
@@ -145,12 +146,20 @@ export class Outbox {
     if (this.acks.length > 0) {
       await d.redis.xack(d.keys.stream, progress.group, ...this.acks);
       this.acks = [];
-      await d.redis.hset(d.keys.shardStatus(progress.shard), {
-        lastEntryId: progress.lastEntryId,
-        clock: String(progress.clock),
-        consumer: progress.consumer,
-        updatedAt: String(Date.now()),
-      });
+      // fenced as the views: a runner that lost the lease never replaces the new owner's status
+      const written = await writeShardStatus(
+        d.redis,
+        d.keys,
+        progress.shard,
+        {
+          lastEntryId: progress.lastEntryId,
+          clock: progress.clock,
+          consumer: progress.consumer,
+          updatedAt: Date.now(),
+        },
+        progress.fence,
+      );
+      if (!written) throw new LeaseLostError(progress.shard);
     }
   }
 }

@@ -11,9 +11,10 @@
  * on from there with effects: entries after it are re-processed with their effects (job ids, decision
  * epochs and restriction versions make that safe, also while a previous owner is finishing its step).
  * Before each read and each write of results it checks that it still holds the shard's lease (`fence`):
- * a runner that lost it stops at once and leaves its step to the new owner. Its views are written in one
- * script with a check of the lease value (`leaseValue`), so a runner paused between that check and its write
- * never replaces the new owner's views: the write is refused and the runner stops the same way.
+ * a runner that lost it stops at once and leaves its step to the new owner. Its views and the shard's status
+ * are each written in one script with a check of the lease value (`leaseValue`), so a runner paused between
+ * that check and its write never replaces the new owner's: the write is refused and the runner stops the same
+ * way.
  *
  * The restriction follows the committed decisions (`Decision.reduceOnly`); a flat account is no longer
  * scored, so its lift comes from a sweep in event time (`ShardState.sweep`, after every applied entry):
@@ -26,7 +27,8 @@
  * when it is usable (same format, shard count, policy and parameters; at or before the committed entry;
  * nothing after it trimmed from the log) and replays only the entries after it; otherwise from the whole
  * log, unless the log was trimmed (`logTrimmed`): then it fails, visibly (status, readiness, log), rather
- * than rebuild from a partial log.
+ * than rebuild from a partial log. A stop during the restore abandons it at the decode's next yield: nothing
+ * applied, nothing written.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -53,7 +55,15 @@ import type { RiskStore } from '../state/risk-store.js';
 import { logTrimPoint, readSnapshot, writeSnapshot } from '../state/snapshots.js';
 import { LeaseLostError, Outbox } from './outbox.js';
 import { type Evaluation, type RestrictionChange, ShardState } from './shard-state.js';
-import { atOrBefore, decodeSnapshot, encodeSnapshot, policyHash, refusal } from './snapshot.js';
+import {
+  atOrBefore,
+  type DecodeProgress,
+  DecodeStoppedError,
+  decodeSnapshot,
+  encodeSnapshot,
+  policyHash,
+  refusal,
+} from './snapshot.js';
 import { executionJob, restrictionRecord, restrictJob, riskView } from './views.js';
 
 export interface RunnerDeps {
@@ -84,8 +94,8 @@ export interface RunnerDeps {
   /** whether this runner still holds the shard's lease (none: always) */
   fence?: () => Promise<boolean>;
   /**
-   * the value of the shard's lease this runner was started under: views are written only while the lease
-   * holds it, checked in the same script as the write (none: unfenced)
+   * the value of the shard's lease this runner was started under: views and the shard's status are written
+   * only while the lease holds it, checked in the same script as the write (none: unfenced)
    */
   leaseValue?: string;
   /**
@@ -98,6 +108,8 @@ export interface RunnerDeps {
    * Redis's proto-max-bulk-len (512 MB) would fail and break the shared connection. Default 256 MiB.
    */
   snapshotMaxBytes?: number;
+  /** called at every yield of a snapshot restore, with its progress (tests) */
+  onRestoreYield?: (progress: Readonly<DecodeProgress>) => void;
 }
 
 export const SNAPSHOT_MAX_BYTES = 256 * 1024 * 1024;
@@ -279,6 +291,8 @@ export class ShardRunner {
     // existed), unless the log was trimmed, when it is the only way to rebuild
     const useSnapshot = (this.d.snapshotEveryEntries ?? 0) > 0 || trimmed !== '0-0';
     const restored = useSnapshot ? await this.restore(committed, trimmed) : undefined;
+    // stopped during the restore (abandoned, or finished after the stop): nothing applied, nothing written
+    if (this.stopping) return;
     if (!restored && trimmed !== '0-0')
       this.trimmedPast('no usable snapshot at or after the trim point', trimmed, committed);
     let skipped = 0;
@@ -351,7 +365,8 @@ export class ShardRunner {
 
   /**
    * The shard's snapshot as a state, if usable: compatible, at or before `committed`, nothing after it
-   * trimmed, and its payload intact. Why not is logged (a full replay follows, or a failure).
+   * trimmed, and its payload intact. Why not is logged (a full replay follows, or a failure). A stop during
+   * the decode abandons it at its next yield (logged; undefined, and the rebuild returns at once).
    */
   private async restore(
     committed: string,
@@ -400,8 +415,19 @@ export class ShardRunner {
     }
     let state: ShardState;
     try {
-      state = await decodeSnapshot(meta, data, this.d.policy);
+      // a stop (shutdown, lost lease) abandons the decode at its next yield: a large state takes seconds
+      state = await decodeSnapshot(meta, data, this.d.policy, {
+        isStopped: () => this.stopping,
+        ...(this.d.onRestoreYield ? { onYield: this.d.onRestoreYield } : {}),
+      });
     } catch (e) {
+      if (e instanceof DecodeStoppedError) {
+        this.d.log.info(
+          { shard, snapshot: meta.entry, ...e.progress },
+          'state snapshot restore abandoned by a stop: nothing applied',
+        );
+        return undefined;
+      }
       this.d.log.warn(
         { shard, snapshot: meta.entry, reason: (e as Error).message },
         'state snapshot refused: unreadable',

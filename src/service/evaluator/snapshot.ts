@@ -4,12 +4,14 @@
  * order survive) and gzip-compressed (its CRC32 catches a corrupted payload). The metadata, kept apart so
  * that a trimmer reads it without the payload, names the format version, the shard, the shard count, the
  * policy config and the feature parameters the state was built under, and the log entry it describes.
- * A restore refuses a snapshot whose metadata differs from the evaluator's own (see `refusal`).
+ * A restore refuses a snapshot whose metadata differs from the evaluator's own (see `refusal`). A decode
+ * yields to the event loop as it goes, and its caller can abandon it at any yield (`DecodeControl`).
  */
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
 import { gunzip, gzip } from 'node:zlib';
+import { Pacer } from '../../features/pace.js';
 import { FEATURE_PARAMS } from '../../features/schema.js';
 import type { PolicyConfig } from '../../margin/index.js';
 import { compareIds } from '../state/event-log.js';
@@ -82,6 +84,73 @@ const FRAMED = Buffer.from('PSF1');
 
 const turn = (): Promise<void> => new Promise<void>((r) => setImmediate(r));
 
+/** How far a decode went. */
+export interface DecodeProgress {
+  /** turns of the event loop it yielded: between chunks, then while candles and ids are re-fed */
+  yields: number;
+  /** chunks of the growing arrays deserialised */
+  chunks: number;
+  /** chunks the payload holds (0 until its counts are read, and for a payload of the first format) */
+  chunksTotal: number;
+}
+
+/** How a caller stops a decode (`decodeSnapshot`, `deserialiseState`) part-way, and watches it. */
+export interface DecodeControl {
+  /**
+   * checked after decompressing and after every yield: true abandons the decode there (it throws
+   * `DecodeStoppedError`, returning nothing), so a stop waits for one chunk, not the whole state
+   */
+  isStopped?: () => boolean;
+  /** called after every yield, before `isStopped` is checked, with the progress so far (tests) */
+  onYield?: (progress: Readonly<DecodeProgress>) => void;
+}
+
+/** A decode abandoned because its caller stopped (`DecodeControl.isStopped`): no state came of it. */
+export class DecodeStoppedError extends Error {
+  readonly code = 'DECODE_STOPPED';
+  constructor(readonly progress: Readonly<DecodeProgress>) {
+    super(
+      `snapshot decode stopped after ${progress.chunks} of ${progress.chunksTotal} chunks (${progress.yields} yields)`,
+    );
+  }
+}
+
+/** The yields of one decode: counted, reported and checked for a stop. */
+class DecodeTurns {
+  readonly progress: DecodeProgress = { yields: 0, chunks: 0, chunksTotal: 0 };
+
+  constructor(private readonly control: DecodeControl) {}
+
+  /** Throws `DecodeStoppedError` once the caller stopped. */
+  check(): void {
+    if (this.control.isStopped?.()) throw new DecodeStoppedError({ ...this.progress });
+  }
+
+  /** After a yield: count it, report it, check for a stop. */
+  yielded(): void {
+    this.progress.yields++;
+    this.control.onYield?.({ ...this.progress });
+    this.check();
+  }
+
+  async turn(): Promise<void> {
+    await turn();
+    this.yielded();
+  }
+}
+
+/** The pacer of a state restore (every 4096 candles re-fed or ids re-added) whose yields are the decode's. */
+class DecodePacer extends Pacer {
+  constructor(private readonly turns: DecodeTurns) {
+    super();
+  }
+
+  override async pause(): Promise<void> {
+    await super.pause();
+    this.turns.yielded();
+  }
+}
+
 function parentOf(root: unknown, path: readonly string[]): Record<string, unknown[]> {
   let o = root as Record<string, unknown>;
   for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>;
@@ -115,8 +184,15 @@ export async function serialiseState(s: ShardStateData, chunk = CHUNK): Promise<
   return Buffer.concat(out);
 }
 
-/** The state `serialiseState` (or a plain v8 serialisation, the first format) wrote, a frame per turn. */
-export async function deserialiseState(raw: Buffer): Promise<ShardStateData> {
+/**
+ * The state `serialiseState` (or a plain v8 serialisation, the first format) wrote, a frame per turn; with
+ * `control`, abandoned at a yield once its caller stops (`DecodeStoppedError`).
+ */
+export async function deserialiseState(raw: Buffer, control: DecodeControl = {}): Promise<ShardStateData> {
+  return readState(raw, new DecodeTurns(control));
+}
+
+async function readState(raw: Buffer, turns: DecodeTurns): Promise<ShardStateData> {
   if (!raw.subarray(0, FRAMED.length).equals(FRAMED)) return deserialize(raw) as ShardStateData;
   let o = FRAMED.length;
   const next = (): unknown => {
@@ -131,11 +207,13 @@ export async function deserialiseState(raw: Buffer): Promise<ShardStateData> {
   const counts = next() as number[];
   if (!Array.isArray(counts) || counts.length !== CHUNKED.length)
     throw new RangeError('snapshot payload: bad chunk counts');
+  turns.progress.chunksTotal = counts.reduce((a, b) => a + b, 0);
   for (const [k, path] of CHUNKED.entries()) {
     const arr: unknown[] = [];
     for (let c = 0; c < counts[k]!; c++) {
-      await turn();
+      await turns.turn();
       for (const x of next() as unknown[]) arr.push(x);
+      turns.progress.chunks++;
     }
     parentOf(s, path)[path[path.length - 1]!] = arr;
   }
@@ -195,18 +273,26 @@ export function parseMeta(json: string | null | undefined): SnapshotMeta | undef
   }
 }
 
-/** The state a snapshot holds (throws on a corrupted payload or one of another shard). */
+/**
+ * The state a snapshot holds (throws on a corrupted payload or one of another shard). With `control`, it is
+ * abandoned at the first check (after decompressing, then at every yield: between chunks, and while candles
+ * and ids are re-fed) after its caller stops: it throws `DecodeStoppedError` and no state comes of it.
+ */
 export async function decodeSnapshot(
   meta: SnapshotMeta,
   data: Buffer,
   policy: PolicyConfig,
+  control: DecodeControl = {},
 ): Promise<ShardState> {
-  const s = await deserialiseState(await gunzipAsync(data));
+  const turns = new DecodeTurns(control);
+  const raw = await gunzipAsync(data);
+  turns.check();
+  const s = await readState(raw, turns);
   if (s.shard !== meta.shard || s.shards !== meta.shards)
     throw new Error(
       `snapshot payload is of shard ${s.shard}/${s.shards}, its metadata says ${meta.shard}/${meta.shards}`,
     );
-  return await ShardState.restore(s, policy);
+  return await ShardState.restore(s, policy, new DecodePacer(turns));
 }
 
 /** True when `a` is at or before `b` (entry ids). */
