@@ -4,6 +4,7 @@
  * `id`s. The same gate serves the file reader, the HTTP ingest and the simulator's self-check.
  */
 import type { z } from 'zod';
+import { IdMemory, type IdMemoryState } from './id-memory.js';
 import { type CanonicalEvent, EventSchema, eventSymbol } from './schema.js';
 
 export interface EventIssue {
@@ -52,13 +53,27 @@ export type GateResult =
   | { kind: 'duplicate'; event: CanonicalEvent }
   | ({ kind: 'invalid' } & EventIssue);
 
+/** What `EventGate.state` saves (`seenIds` in the first format's place, so that an older reader still reads it). */
+export interface EventGateState {
+  declared: string[];
+  /** every id remembered, in arrival order */
+  seenIds: string[];
+  /** how the ids split into generations, and the window (absent: the first format, one set kept for ever) */
+  idMemory?: Omit<IdMemoryState, 'ids'>;
+}
+
 /**
  * Stateful validation across a stream. Nothing is recorded for an invalid event, so a rejected event
- * changes nothing. Memory grows with the number of distinct ids and symbols, never with the stream.
+ * changes nothing. Memory grows with the number of distinct symbols and ids (see `IdMemory`: past V8's 2^24
+ * limit of one Set, and with `idWindowMs` only the ids of that much event time), never with the stream.
  */
 export class EventGate {
   private readonly declared = new Set<string>();
-  private readonly seenIds = new Set<string>();
+  private seenIds: IdMemory;
+
+  constructor(opts: { idWindowMs?: number } = {}) {
+    this.seenIds = new IdMemory(opts.idWindowMs ?? Number.POSITIVE_INFINITY);
+  }
 
   check(raw: unknown): GateResult {
     const parsed = parseEvent(raw);
@@ -73,7 +88,7 @@ export class EventGate {
       return { kind: 'invalid', field: 'symbol', reason: `undeclared instrument "${symbol}"` };
     if (event.id !== undefined) {
       if (this.seenIds.has(event.id)) return { kind: 'duplicate', event };
-      this.seenIds.add(event.id);
+      this.seenIds.add(event.id, event.ts);
     }
     if (event.type === 'instrument') this.declared.add(event.symbol);
     return { kind: 'event', event };
@@ -87,22 +102,38 @@ export class EventGate {
     return this.seenIds.has(id);
   }
 
-  /** A copy of the whole state (for shard snapshots): symbols declared and ids seen, in insertion order. */
-  state(): { declared: string[]; seenIds: string[] } {
-    return { declared: [...this.declared], seenIds: [...this.seenIds] };
+  /** ids remembered now */
+  get idsRemembered(): number {
+    return this.seenIds.size;
   }
 
-  /** The gate `s` describes; yields to the event loop as `pace` says (one unit per id). */
+  /** A copy of the whole state (for shard snapshots): symbols declared and ids seen, in insertion order. */
+  state(): EventGateState {
+    const { ids, ...idMemory } = this.seenIds.state();
+    return { declared: [...this.declared], seenIds: ids, idMemory };
+  }
+
+  /**
+   * The gate `s` describes; yields to the event loop as `pace` says (one unit per id). `legacyTs` (ms): the
+   * event time a first-format state's ids are taken to be from (the restoring pipeline's newest event).
+   */
   static async fromState(
-    s: { declared: string[]; seenIds: string[] },
+    s: EventGateState,
     pace?: { count(n?: number): boolean; pause(): Promise<void> },
+    opts: { legacyTs?: number; idWindowMs?: number } = {},
   ): Promise<EventGate> {
     const g = new EventGate();
     for (const d of s.declared) g.declared.add(d);
-    for (const id of s.seenIds) {
-      g.seenIds.add(id);
-      if (pace?.count(1)) await pace.pause();
-    }
+    g.seenIds = await IdMemory.fromState(
+      {
+        ...s.idMemory,
+        // the restoring process's window (its configuration) over the saved one
+        ...(opts.idWindowMs !== undefined ? { windowMs: opts.idWindowMs } : {}),
+        ids: s.seenIds,
+      },
+      opts.legacyTs === undefined ? {} : { legacyTs: opts.legacyTs },
+      pace,
+    );
     return g;
   }
 }

@@ -40,6 +40,11 @@ export interface FeaturePipelineOptions {
    * nothing grows, and `saveState` refuses.
    */
   recordForSnapshots?: boolean;
+  /**
+   * ms of event time an event id is remembered for, to recognise a resend (default: for ever). The service
+   * sets its dedup TTL: past it a resend is older than any ordering tolerance and refused as late anyway.
+   */
+  idWindowMs?: number;
 }
 
 export interface PipelineStats {
@@ -120,7 +125,7 @@ export class FeaturePipeline {
     invalid: 0,
     rejected: 0,
   };
-  private readonly gate = new EventGate();
+  private readonly gate: EventGate;
   private readonly order: ReorderBuffer<CanonicalEvent>;
   private readonly state: FeatureState;
   private readonly sweep = new MarginSweep();
@@ -134,6 +139,7 @@ export class FeaturePipeline {
 
   constructor(opts: FeaturePipelineOptions = {}) {
     this.order = new ReorderBuffer(opts.toleranceMs ?? 0);
+    this.gate = new EventGate(opts.idWindowMs === undefined ? {} : { idWindowMs: opts.idWindowMs });
     this.state = new FeatureState(opts.margin, opts.expectedAccounts ?? 1024, opts.recordForSnapshots);
   }
 
@@ -163,9 +169,14 @@ export class FeaturePipeline {
 
   /**
    * The pipeline `s` describes (recording, as the one saved). Long for a large state (every candle is re-fed
-   * to fresh indicators, every id seen re-added): yields to the event loop as `pace` says.
+   * to fresh indicators, every id seen re-added): yields to the event loop as `pace` says. `idWindowMs`: the
+   * restoring process's id window (default: the saved one).
    */
-  static async restore(s: PipelineState, pace?: Pacer): Promise<FeaturePipeline> {
+  static async restore(
+    s: PipelineState,
+    pace?: Pacer,
+    opts: { idWindowMs?: number } = {},
+  ): Promise<FeaturePipeline> {
     const p = new FeaturePipeline({
       toleranceMs: s.toleranceMs,
       expectedAccounts: 16,
@@ -178,7 +189,8 @@ export class FeaturePipeline {
       state: FeatureState;
     };
     w.stats = { ...s.stats };
-    w.gate = await EventGate.fromState(s.gate, pace);
+    // ids of a first-format state (no event times) count as seen at the newest event
+    w.gate = await EventGate.fromState(s.gate, pace, { ...opts, legacyTs: s.order.maxSeenTs });
     w.order = ReorderBuffer.fromState(s.toleranceMs, s.order);
     w.state = await FeatureState.fromState(s.features, pace);
     return p;

@@ -348,6 +348,7 @@ describe('the snapshot payload', () => {
     const saved = state.saveState();
     // (the simulated events carry no ids: some, as the log's events do)
     saved.pipeline.gate.seenIds = Array.from({ length: 5000 }, (_, i) => `ev-${i}`);
+    delete saved.pipeline.gate.idMemory;
     const ids = saved.pipeline.gate.seenIds.length;
     const loop = loopTurns();
     const raw = await serialiseState(structuredClone(saved), 100);
@@ -370,6 +371,8 @@ describe('the snapshot payload', () => {
     const saved = state.saveState();
     // ids enough for the restore's pacer (every 4096) to yield after the chunks
     saved.pipeline.gate.seenIds = Array.from({ length: 10_000 }, (_, i) => `ev-${i}`);
+    // ids without their generations: the first gate format, read as one list
+    delete saved.pipeline.gate.idMemory;
     const raw = await serialiseState(structuredClone(saved), 100);
     const data = gzipSync(raw);
     const { meta } = await encodeSnapshot(state, {

@@ -108,6 +108,11 @@ export interface RunnerDeps {
    * Redis's proto-max-bulk-len (512 MB) would fail and break the shared connection. Default 256 MiB.
    */
   snapshotMaxBytes?: number;
+  /**
+   * ms of event time an event id is remembered for, to recognise a resend (the API's dedup TTL; none: for
+   * ever, and a shard's memory grows with every id it applies)
+   */
+  idWindowMs?: number;
   /** called at every yield of a snapshot restore, with its progress (tests) */
   onRestoreYield?: (progress: Readonly<DecodeProgress>) => void;
 }
@@ -267,6 +272,7 @@ export class ShardRunner {
   private freshState(): ShardState {
     return new ShardState(this.d.shard, this.d.shards, this.d.policy, {
       snapshots: (this.d.snapshotEveryEntries ?? 0) > 0,
+      ...(this.d.idWindowMs === undefined ? {} : { idWindowMs: this.d.idWindowMs }),
     });
   }
 
@@ -416,10 +422,16 @@ export class ShardRunner {
     let state: ShardState;
     try {
       // a stop (shutdown, lost lease) abandons the decode at its next yield: a large state takes seconds
-      state = await decodeSnapshot(meta, data, this.d.policy, {
-        isStopped: () => this.stopping,
-        ...(this.d.onRestoreYield ? { onYield: this.d.onRestoreYield } : {}),
-      });
+      state = await decodeSnapshot(
+        meta,
+        data,
+        this.d.policy,
+        {
+          isStopped: () => this.stopping,
+          ...(this.d.onRestoreYield ? { onYield: this.d.onRestoreYield } : {}),
+        },
+        this.d.idWindowMs === undefined ? {} : { idWindowMs: this.d.idWindowMs },
+      );
     } catch (e) {
       if (e instanceof DecodeStoppedError) {
         this.d.log.info(

@@ -104,10 +104,17 @@ export class ShardState {
     readonly shard: number,
     readonly shards: number,
     private readonly policy: PolicyConfig,
-    /** `snapshots`: keep what `saveState` needs (see FeaturePipelineOptions.recordForSnapshots) */
-    opts: { snapshots?: boolean } = {},
+    /**
+     * `snapshots`: keep what `saveState` needs (see FeaturePipelineOptions.recordForSnapshots); `idWindowMs`:
+     * ms of event time an event id is remembered for (the dedup TTL; default for ever)
+     */
+    opts: { snapshots?: boolean; idWindowMs?: number } = {},
   ) {
-    this.pipeline = new FeaturePipeline({ toleranceMs: 0, recordForSnapshots: opts.snapshots ?? false });
+    this.pipeline = new FeaturePipeline({
+      toleranceMs: 0,
+      recordForSnapshots: opts.snapshots ?? false,
+      ...(opts.idWindowMs === undefined ? {} : { idWindowMs: opts.idWindowMs }),
+    });
   }
 
   /**
@@ -133,9 +140,14 @@ export class ShardState {
    * so that a large restore does not starve timers (the lease renewal). The first sweep after it rescans
    * every restricted account (`nextLapseAt` is not taken from `s`, see below).
    */
-  static async restore(s: ShardStateData, policy: PolicyConfig, pace = new Pacer()): Promise<ShardState> {
+  static async restore(
+    s: ShardStateData,
+    policy: PolicyConfig,
+    pace = new Pacer(),
+    opts: { idWindowMs?: number } = {},
+  ): Promise<ShardState> {
     const st = new ShardState(s.shard, s.shards, policy);
-    st.pipeline = await FeaturePipeline.restore(s.pipeline, pace);
+    st.pipeline = await FeaturePipeline.restore(s.pipeline, pace, opts);
     for (const [a, m] of s.memory) st.memory.set(a, structuredClone(m));
     for (const [a, e] of s.epochs) st.epochs.set(a, e);
     for (const [a, r] of s.restrictions) st.restrictions.set(a, { ...r });

@@ -283,6 +283,8 @@ export async function decodeSnapshot(
   data: Buffer,
   policy: PolicyConfig,
   control: DecodeControl = {},
+  /** `idWindowMs`: the restoring evaluator's event-id window (see ShardState) */
+  opts: { idWindowMs?: number } = {},
 ): Promise<ShardState> {
   const turns = new DecodeTurns(control);
   const raw = await gunzipAsync(data);
@@ -292,7 +294,7 @@ export async function decodeSnapshot(
     throw new Error(
       `snapshot payload is of shard ${s.shard}/${s.shards}, its metadata says ${meta.shard}/${meta.shards}`,
     );
-  return await ShardState.restore(s, policy, new DecodePacer(turns));
+  return await ShardState.restore(s, policy, new DecodePacer(turns), opts);
 }
 
 /** True when `a` is at or before `b` (entry ids). */

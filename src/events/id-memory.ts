@@ -1,0 +1,156 @@
+/**
+ * The event ids a stream has seen, for recognising a resent event (the spec: an event whose `id` was already
+ * seen is a duplicate, ignored and counted).
+ *
+ * One `Set` cannot hold them: V8 caps a Set at 2^24 (16,777,216) entries and throws "Set maximum size
+ * exceeded" past it, which a venue's history of a few weeks reaches (a shard replaying its log would fail
+ * at the same entry on every restart). The ids are kept in generations of at most `generationIds` each, in
+ * arrival order, and a lookup asks each generation.
+ *
+ * With a finite `windowMs` (event time, the service's `PREEMPT_DEDUP_TTL_MS`) memory is bounded too: a new
+ * generation starts once the current one spans a quarter of the window, and a generation is forgotten once
+ * the newest event it holds is more than `windowMs` behind the newest event seen. So an id is remembered for
+ * at least `windowMs` of event time after its event (at most 1.25 windows' worth of ids are held). A resend
+ * of an event older than that is past any ordering tolerance shorter than the window: the pipeline refuses it
+ * as late, so it is still never applied twice. Without a window (files, training) nothing is forgotten.
+ */
+
+/** ids per generation: well below V8's 2^24 Set limit */
+export const GENERATION_IDS = 1 << 22;
+
+interface Generation {
+  ids: Set<string>;
+  /** ms, event time: the oldest and the newest event whose id this generation holds */
+  oldestTs: number;
+  newestTs: number;
+}
+
+/** What `IdMemory.state` saves: every id, oldest generation first, and where each generation ends. */
+export interface IdMemoryState {
+  /** every id held, in arrival order */
+  ids: string[];
+  /** ids per generation, in order (absent: one generation, the first state format) */
+  generationSizes?: number[];
+  /** ms, event time, per generation: its oldest and newest event */
+  generationOldestTs?: number[];
+  generationNewestTs?: number[];
+  /** ms of event time an id is remembered for (absent or null: for ever) */
+  windowMs?: number | null;
+}
+
+export class IdMemory {
+  private gens: Generation[] = [];
+  /** ms: the newest event time added */
+  private newestTs = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    /** ms of event time an id is remembered for at least; Infinity: for ever */
+    readonly windowMs = Number.POSITIVE_INFINITY,
+    /** ids per generation (tests use a small one) */
+    readonly generationIds = GENERATION_IDS,
+  ) {
+    if (!(windowMs > 0)) throw new RangeError(`id window ${windowMs} ms is not positive`);
+    if (!(Number.isInteger(generationIds) && generationIds > 0 && generationIds <= GENERATION_IDS))
+      throw new RangeError(`ids per generation ${generationIds} is not in 1..${GENERATION_IDS}`);
+  }
+
+  /** ids held now */
+  get size(): number {
+    let n = 0;
+    for (const g of this.gens) n += g.ids.size;
+    return n;
+  }
+
+  /** generations held now */
+  get generations(): number {
+    return this.gens.length;
+  }
+
+  has(id: string): boolean {
+    const gens = this.gens;
+    // newest first: a resend usually follows its original closely
+    for (let k = gens.length - 1; k >= 0; k--) if ((gens[k] as Generation).ids.has(id)) return true;
+    return false;
+  }
+
+  /** Remember `id` of an event at `ts` (epoch ms); forget the generations the window has passed. */
+  add(id: string, ts: number): void {
+    if (ts > this.newestTs) this.newestTs = ts;
+    let cur = this.gens[this.gens.length - 1];
+    if (
+      !cur ||
+      cur.ids.size >= this.generationIds ||
+      (Number.isFinite(this.windowMs) && ts - cur.oldestTs >= this.windowMs / 4)
+    ) {
+      cur = { ids: new Set(), oldestTs: ts, newestTs: ts };
+      this.gens.push(cur);
+    }
+    cur.ids.add(id);
+    if (ts < cur.oldestTs) cur.oldestTs = ts;
+    if (ts > cur.newestTs) cur.newestTs = ts;
+    this.forget();
+  }
+
+  private forget(): void {
+    if (!Number.isFinite(this.windowMs)) return;
+    const horizon = this.newestTs - this.windowMs;
+    let drop = 0;
+    while (drop < this.gens.length - 1 && (this.gens[drop] as Generation).newestTs < horizon) drop++;
+    if (drop > 0) this.gens.splice(0, drop);
+  }
+
+  state(): IdMemoryState {
+    const ids: string[] = [];
+    for (const g of this.gens) for (const id of g.ids) ids.push(id);
+    return {
+      ids,
+      generationSizes: this.gens.map((g) => g.ids.size),
+      generationOldestTs: this.gens.map((g) => g.oldestTs),
+      generationNewestTs: this.gens.map((g) => g.newestTs),
+      windowMs: Number.isFinite(this.windowMs) ? this.windowMs : null,
+    };
+  }
+
+  /**
+   * The memory `s` describes. A state of the first format (ids only) becomes generations of the given size
+   * stamped `legacyTs` (the restoring pipeline's newest event time): remembered one window from there.
+   * Yields to the event loop as `pace` says (one unit per id).
+   */
+  static async fromState(
+    s: IdMemoryState,
+    opts: { legacyTs?: number; generationIds?: number } = {},
+    pace?: { count(n?: number): boolean; pause(): Promise<void> },
+  ): Promise<IdMemory> {
+    const window = s.windowMs === null || s.windowMs === undefined ? Number.POSITIVE_INFINITY : s.windowMs;
+    const m = new IdMemory(window, opts.generationIds ?? GENERATION_IDS);
+    const sizes = s.generationSizes ?? [];
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (s.generationSizes && total !== s.ids.length)
+      throw new RangeError(`id memory state: generations hold ${total} ids, the list ${s.ids.length}`);
+    const legacy = opts.legacyTs ?? Number.NEGATIVE_INFINITY;
+    let i = 0;
+    const push = (oldestTs: number, newestTs: number): Generation => {
+      const g = { ids: new Set<string>(), oldestTs, newestTs };
+      m.gens.push(g);
+      return g;
+    };
+    if (s.generationSizes) {
+      for (let k = 0; k < sizes.length; k++) {
+        const g = push(s.generationOldestTs?.[k] ?? legacy, s.generationNewestTs?.[k] ?? legacy);
+        for (const end = i + (sizes[k] as number); i < end; i++) {
+          g.ids.add(s.ids[i] as string);
+          if (pace?.count(1)) await pace.pause();
+        }
+      }
+    } else {
+      let g: Generation | undefined;
+      for (; i < s.ids.length; i++) {
+        if (!g || g.ids.size >= m.generationIds) g = push(legacy, legacy);
+        g.ids.add(s.ids[i] as string);
+        if (pace?.count(1)) await pace.pause();
+      }
+    }
+    for (const g of m.gens) if (g.newestTs > m.newestTs) m.newestTs = g.newestTs;
+    return m;
+  }
+}

@@ -1,0 +1,114 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { GENERATION_IDS, IdMemory } from '../../src/events/id-memory.js';
+import { EventGate } from '../../src/events/validate.js';
+import { FeaturePipeline } from '../../src/features/pipeline.js';
+import { deposit, instrument, mark, T0 } from '../features/builders.js';
+
+describe('IdMemory', () => {
+  it('keeps ids past one generation, in generations of at most the given size', () => {
+    const m = new IdMemory(Number.POSITIVE_INFINITY, 3);
+    for (let i = 0; i < 10; i++) m.add(`e${i}`, i);
+    expect(m.size).toBe(10);
+    expect(m.generations).toBe(4);
+    for (let i = 0; i < 10; i++) expect(m.has(`e${i}`)).toBe(true);
+    expect(m.has('e10')).toBe(false);
+  });
+
+  it('without a window forgets nothing, however far event time moves', () => {
+    const m = new IdMemory();
+    m.add('old', 0);
+    m.add('new', 365 * 86_400_000);
+    expect(m.has('old')).toBe(true);
+    expect(m.generations).toBe(1);
+  });
+
+  it('with a window remembers an id at least that long and forgets it within 1.25 windows (event time)', () => {
+    const window = 1_000;
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 1, maxLength: 300 }), (steps) => {
+        const m = new IdMemory(window, 7);
+        const added: [string, number][] = [];
+        let ts = 0;
+        steps.forEach((dt, i) => {
+          ts += dt;
+          m.add(`e${i}`, ts);
+          added.push([`e${i}`, ts]);
+          for (const [id, t] of added) {
+            if (t >= ts - window) expect(m.has(id)).toBe(true);
+            if (t < ts - 1.25 * window) expect(m.has(id)).toBe(false);
+          }
+        });
+      }),
+      { seed: 7, numRuns: 200 },
+    );
+  });
+
+  it('restores from its state to the same ids, generations and forgetting', () => {
+    const a = new IdMemory(1_000, 4);
+    for (let i = 0; i < 30; i++) a.add(`e${i}`, i * 97);
+    return IdMemory.fromState(structuredClone(a.state()), { generationIds: 4 }).then((b) => {
+      expect(b.state()).toEqual(a.state());
+      for (let i = 30; i < 60; i++) {
+        a.add(`e${i}`, i * 97);
+        b.add(`e${i}`, i * 97);
+      }
+      expect(b.state()).toEqual(a.state());
+      expect(b.has('e0')).toBe(a.has('e0'));
+      expect(a.has('e0')).toBe(false);
+    });
+  });
+
+  it('reads the first state format (ids only) as seen at the given event time', async () => {
+    const m = await IdMemory.fromState(
+      { ids: ['a', 'b', 'c'], windowMs: 1_000 },
+      { legacyTs: 5_000, generationIds: 2 },
+    );
+    expect(m.generations).toBe(2);
+    m.add('d', 6_000);
+    expect(m.has('a')).toBe(true); // 1,000 ms after the time it was taken to be from: still remembered
+    m.add('e', 6_001);
+    expect(m.has('a')).toBe(false);
+    expect(m.has('d')).toBe(true);
+  });
+
+  it('refuses a state whose generations do not add up, and bad parameters', async () => {
+    await expect(IdMemory.fromState({ ids: ['a'], generationSizes: [2] })).rejects.toThrow(/hold 2 ids/);
+    expect(() => new IdMemory(0)).toThrow(RangeError);
+    expect(() => new IdMemory(10, GENERATION_IDS + 1)).toThrow(RangeError);
+  });
+});
+
+describe('EventGate and the pipeline with an id window', () => {
+  it('saves the ids as one list an older reader reads, and restores the window and generations', async () => {
+    const g = new EventGate({ idWindowMs: 60_000 });
+    g.checkParsed(instrument(T0));
+    for (let i = 0; i < 5; i++) g.checkParsed({ ...deposit(T0 + i * 20_000, 'a', 1), id: `d${i}` });
+    const s = g.state();
+    // d0 (at T0) is more than the window behind the newest (T0 + 80 s): forgotten; d1 (T0 + 20 s) is not
+    expect(s.seenIds).toEqual(['d1', 'd2', 'd3', 'd4']);
+    expect(s.idMemory?.windowMs).toBe(60_000);
+    const back = await EventGate.fromState(structuredClone(s));
+    expect(back.state()).toEqual(s);
+    expect(back.checkParsed({ ...deposit(T0 + 80_000, 'a', 1), id: 'd4' }).kind).toBe('duplicate');
+    // the restoring process's window wins over the saved one
+    const longer = await EventGate.fromState(structuredClone(s), undefined, { idWindowMs: 3_600_000 });
+    expect(longer.state().idMemory?.windowMs).toBe(3_600_000);
+  });
+
+  it('a resend past the window is late, not applied twice; within it, a duplicate', () => {
+    const p = new FeaturePipeline({ idWindowMs: 60_000 });
+    p.apply(instrument(T0));
+    p.apply(mark(T0, 100));
+    const first = { ...deposit(T0 + 1_000, 'a', 1_000), id: 'dep-1' };
+    expect(p.apply(first)).toBe('accepted');
+    expect(p.apply(mark(T0 + 50_000, 100))).toBe('accepted');
+    expect(p.apply(first)).toBe('duplicate');
+    for (let k = 1; k <= 4; k++) p.apply({ ...mark(T0 + 50_000 + k * 30_000, 100), id: `m${k}` });
+    expect(p.apply(first)).toBe('late');
+    expect(p.stats.applied).toBe(8);
+    expect(p.stats.duplicates).toBe(1);
+    expect(p.stats.late).toBe(1);
+    expect(p.book.snapshot('a')?.cash).toBe(1_000);
+  });
+});
