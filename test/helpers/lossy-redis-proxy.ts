@@ -1,16 +1,21 @@
-/** A TCP proxy in front of a real Redis that loses one reply on demand (a network cut after Redis ran a command). */
+/**
+ * A TCP proxy in front of a real Redis that loses one reply on demand (a network cut after Redis ran a
+ * command), or one request (a cut before Redis got it).
+ */
 import net from 'node:net';
 import { URL } from 'node:url';
 
 /**
  * A TCP proxy to the Redis at `redisUrl`. Once armed with a marker, the next client write containing it is
  * passed to Redis (which runs it), and then its reply is lost: the connection drops before the reply gets
- * back, as in a network cut. A client that resends unfulfilled commands after reconnecting (the workers'
- * 'wait' role) sends that command again. `lost` counts the replies lost so far.
+ * back, as in a network cut. Armed to lose the request instead, that write is not passed to Redis (nothing
+ * in it runs) and the connection drops. A client that resends unfulfilled commands after reconnecting (the
+ * workers' 'wait' role) sends that command again. `lost` counts the replies and requests lost so far.
  */
 export async function lossyRedisProxy(redisUrl: string) {
   const target = new URL(redisUrl);
   let marker: string | undefined;
+  let losing: 'reply' | 'request' = 'reply';
   let lost = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
@@ -20,8 +25,14 @@ export async function lossyRedisProxy(redisUrl: string) {
     let dropping = false;
     client.on('data', (d) => {
       if (marker !== undefined && d.includes(marker)) {
-        dropping = true;
         marker = undefined;
+        if (losing === 'request') {
+          lost++;
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        dropping = true;
       }
       upstream.write(d);
     });
@@ -43,9 +54,13 @@ export async function lossyRedisProxy(redisUrl: string) {
   const auth = target.password ? `${target.username}:${target.password}@` : '';
   return {
     url: `redis://${auth}127.0.0.1:${port}${target.pathname}`,
-    /** lose the reply to the next write containing `m` */
-    arm(m: string): void {
+    /**
+     * lose the reply to the next write containing `m` (or, `lose: 'request'`, that write itself, with any
+     * other command sent in the same write)
+     */
+    arm(m: string, lose: 'reply' | 'request' = 'reply'): void {
       marker = m;
+      losing = lose;
     },
     get lost(): number {
       return lost;

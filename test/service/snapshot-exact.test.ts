@@ -413,4 +413,42 @@ describe('the snapshot payload', () => {
     expect(late.seen).toHaveLength(end.chunksTotal + 1);
     expect(late.seen[late.seen.length - 1]!.chunks).toBe(end.chunksTotal);
   }, 60_000);
+
+  it('is not decompressed once its caller stopped before the decode began', async () => {
+    const state = new ShardState(SHARD, SHARDS, policy, { snapshots: true });
+    for (const ev of events.slice(0, 100)) state.apply(ev);
+    const { meta, data } = await encodeSnapshot(state, {
+      entry: '1-0',
+      entriesRead: 1,
+      modelVersion: null,
+      policyHash: policyHash(policy),
+    });
+    // not gzip: decompressing it throws (so a decode that got that far would reject with gunzip's error)
+    const notGzip = Buffer.from('not a gzip stream, never decompressed');
+    await expect(decodeSnapshot(meta, notGzip, policy)).rejects.toThrow(/incorrect header check/);
+    /** a decode of `payload` under a control stopped from the start: its checks and yields counted */
+    const stoppedDecode = async (payload: Buffer) => {
+      let checks = 0;
+      const yields: DecodeProgress[] = [];
+      const error = await decodeSnapshot(meta, payload, policy, {
+        isStopped: () => {
+          checks++;
+          return true;
+        },
+        onYield: (p) => yields.push(p),
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      return { error, checks, yields };
+    };
+    // the stop is seen before the payload is touched: the rejection is the stop, not gunzip's error
+    for (const payload of [notGzip, data]) {
+      const r = await stoppedDecode(payload);
+      expect(r.error).toBeInstanceOf(DecodeStoppedError);
+      expect((r.error as DecodeStoppedError).progress).toEqual({ yields: 0, chunks: 0, chunksTotal: 0 });
+      expect(r.checks).toBe(1);
+      expect(r.yields).toEqual([]);
+    }
+  });
 });

@@ -364,56 +364,73 @@ describe('a snapshot that cannot be written', () => {
   }, 60_000);
 });
 
+/** the decode's yield at which the stop is asked for */
+const STOP_AT = 3;
+
+/**
+ * A second owner stopped at the 3rd yield of restoring the first owner's snapshot (framed again in chunks
+ * of one element, so that the restore yields many times), optionally after the log was trimmed below the
+ * snapshot's entry (the snapshot is then the only way to rebuild). What it did, logged and wrote.
+ */
+async function stopDuringRestore(label: string, opts: { trim?: boolean } = {}) {
+  const k = await newKit(label);
+  const first = await owner(k, 'first#1', { snapshotEveryEntries: 30 });
+  await k.append(part1);
+  await evaluatedToTail(k.admin, k.prefix, 1);
+  await first.stop();
+  // the first owner's snapshot framed again in chunks of one element (its state unchanged): restoring it
+  // takes a yield per account, id, epoch, ... (a large state takes as many with chunks of 50,000)
+  const stored = await readSnapshot(k.admin, k.keys, 0);
+  if (!stored?.meta || !stored.data) throw new Error('the first owner wrote no snapshot');
+  const state = await decodeSnapshot(stored.meta, stored.data, resolvePolicyConfig({}));
+  const raw = await serialiseState(state.saveState(), 1);
+  const data = gzipSync(raw);
+  const meta = { ...stored.meta, rawBytes: raw.length, bytes: data.length };
+  expect(await writeSnapshot(k.admin, k.keys, 0, 'first#1', meta, data)).toBe(true);
+  if (opts.trim) {
+    // the entries before the snapshot's gone: a rebuild cannot do without it
+    const trimmed = await trimLogBelow(k.admin, k.keys, meta.entry, 0);
+    expect(trimmed.deleted).toBeGreaterThan(0);
+    expect(trimmed.point).toBe(meta.entry);
+    expect(await logTrimPoint(k.admin, k.keys)).toBe(meta.entry);
+  }
+  // the views deleted: a rebuild that got to its end would write every one again
+  await k.admin.del(k.keys.risk(0));
+  const written = async () => ({
+    ...(await dump(k)),
+    status: await k.admin.hgetall(k.keys.shardStatus(0)),
+    snapshot: await k.admin.hgetallBuffer(k.keys.shardSnapshot(0)),
+  });
+  const before = await written();
+  expect(before.status.lastEntryId).toBe(await k.tail());
+
+  const records: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => records.push(JSON.parse(line)) });
+  const seen: DecodeProgress[] = [];
+  let stopped: Promise<void> | undefined;
+  const lease = k.keys.shardLease(0);
+  await k.admin.set(lease, 'second#1');
+  const second = k.runner('second#1', {
+    leaseValue: 'second#1',
+    fence: async () => (await k.admin.get(lease)) === 'second#1',
+    batch: 7,
+    snapshotEveryEntries: 30,
+    log,
+    onRestoreYield: (p) => {
+      seen.push(p);
+      if (p.yields === STOP_AT) stopped = second.stop();
+    },
+  });
+  // resolves once stopped, as for a stop during the replay of the log
+  await second.start();
+  expect(stopped).toBeDefined();
+  await stopped;
+  return { k, second, seen, records, before, after: await written(), metrics: await k.metricsText() };
+}
+
 describe('a stop during a restore', () => {
   it('abandons the decode at its next yield: nothing applied, nothing written, and start returns', async () => {
-    const k = await newKit('snap-stop');
-    const first = await owner(k, 'first#1', { snapshotEveryEntries: 30 });
-    await k.append(part1);
-    await evaluatedToTail(k.admin, k.prefix, 1);
-    await first.stop();
-    // the first owner's snapshot framed again in chunks of one element (its state unchanged): restoring it
-    // takes a yield per account, id, epoch, ... (a large state takes as many with chunks of 50,000)
-    const stored = await readSnapshot(k.admin, k.keys, 0);
-    if (!stored?.meta || !stored.data) throw new Error('the first owner wrote no snapshot');
-    const state = await decodeSnapshot(stored.meta, stored.data, resolvePolicyConfig({}));
-    const raw = await serialiseState(state.saveState(), 1);
-    const data = gzipSync(raw);
-    const meta = { ...stored.meta, rawBytes: raw.length, bytes: data.length };
-    expect(await writeSnapshot(k.admin, k.keys, 0, 'first#1', meta, data)).toBe(true);
-    // the views deleted: a rebuild that got to its end would write every one again
-    await k.admin.del(k.keys.risk(0));
-    const written = async () => ({
-      ...(await dump(k)),
-      status: await k.admin.hgetall(k.keys.shardStatus(0)),
-      snapshot: await k.admin.hgetallBuffer(k.keys.shardSnapshot(0)),
-    });
-    const before = await written();
-    expect(before.status.lastEntryId).toBe(await k.tail());
-
-    const records: Record<string, unknown>[] = [];
-    const log = pino({ level: 'info' }, { write: (line: string) => records.push(JSON.parse(line)) });
-    /** the decode's yield at which the stop is asked for */
-    const STOP_AT = 3;
-    const seen: DecodeProgress[] = [];
-    let stopped: Promise<void> | undefined;
-    const lease = k.keys.shardLease(0);
-    await k.admin.set(lease, 'second#1');
-    const second = k.runner('second#1', {
-      leaseValue: 'second#1',
-      fence: async () => (await k.admin.get(lease)) === 'second#1',
-      batch: 7,
-      snapshotEveryEntries: 30,
-      log,
-      onRestoreYield: (p) => {
-        seen.push(p);
-        if (p.yields === STOP_AT) stopped = second.stop();
-      },
-    });
-    // resolves once stopped, as for a stop during the replay of the log
-    await second.start();
-    expect(stopped).toBeDefined();
-    await stopped;
-
+    const { second, seen, records, before, after, metrics } = await stopDuringRestore('snap-stop');
     // the decode went no further than the yield at which the stop came: a few chunks of many
     expect(seen.map((p) => p.yields)).toEqual([1, 2, 3]);
     const last = seen[seen.length - 1]!;
@@ -428,9 +445,28 @@ describe('a stop during a restore', () => {
     expect(second.status()).toMatchObject({ leaseLost: false, steps: 0 });
     expect(second.status().failure).toBeUndefined();
     // nothing written: views, status, snapshot, restrictions, market, jobs, audit, the group's position
-    expect(await written()).toEqual(before);
-    const text = await k.metricsText();
-    expect(text).not.toMatch(/preempt_evaluator_rebuilds_total\{shard="0",source="snapshot"\}/);
-    expect(text).not.toMatch(/preempt_snapshot_duration_seconds_count\{shard="0",op="restore"\}/);
+    expect(after).toEqual(before);
+    expect(metrics).not.toMatch(/preempt_evaluator_rebuilds_total\{shard="0",source="snapshot"\}/);
+    expect(metrics).not.toMatch(/preempt_snapshot_duration_seconds_count\{shard="0",op="restore"\}/);
+  }, 60_000);
+
+  it('after the log was trimmed below the snapshot, is a stop, not a failed rebuild', async () => {
+    const { second, seen, records, before, after, metrics } = await stopDuringRestore('snap-stop-trim', {
+      trim: true,
+    });
+    expect(seen.map((p) => p.yields)).toEqual([1, 2, 3]);
+    const abandoned = records.filter((r) => /restore abandoned/.test(String(r.msg)));
+    expect(abandoned).toHaveLength(1);
+    // no failed rebuild: not counted, not logged as an error, not in the status
+    expect(metrics).not.toMatch(/preempt_evaluator_rebuilds_total\{shard="0",source="failed"\}/);
+    expect(metrics).not.toMatch(/preempt_evaluation_failures_total\{shard="0",stage="rebuild"\}/);
+    expect(records.filter((r) => Number(r.level) >= 40)).toEqual([]);
+    expect(second.status().failure).toBeUndefined();
+    // nothing applied, nothing written
+    expect(second.status().lastEntryId).toBe('0-0');
+    expect([...second.state.pipeline.accounts()]).toEqual([]);
+    expect(second.status()).toMatchObject({ leaseLost: false, steps: 0 });
+    expect(after).toEqual(before);
+    expect(metrics).not.toMatch(/preempt_evaluator_rebuilds_total\{shard="0",source="snapshot"\}/);
   }, 60_000);
 });

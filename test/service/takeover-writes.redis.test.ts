@@ -9,8 +9,11 @@ import type { RiskView } from '../../src/service/api/schemas.js';
 import { LeaseLostError, Outbox, type OutboxDeps } from '../../src/service/evaluator/outbox.js';
 import { AuditLog } from '../../src/service/state/audit.js';
 import { compareIds } from '../../src/service/state/event-log.js';
+import { connectRedis } from '../../src/service/state/redis.js';
 import { RestrictionStore } from '../../src/service/state/restrictions.js';
 import { VIEWS_PER_WRITE } from '../../src/service/state/risk-store.js';
+import { lossyRedisProxy } from '../helpers/lossy-redis-proxy.js';
+import { redisUrl } from '../helpers/redis.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
 import { type Kit, runnerKit } from './runner-kit.js';
 import { allAudit, evaluatedToTail } from './settle.js';
@@ -267,5 +270,72 @@ describe("the shard's status, written by a flush fenced by the lease", () => {
       clock: '3000',
       consumer: 'next#1',
     });
+  });
+
+  it('is written by the retried flush when its write was lost on the network, the entries acknowledged again', async () => {
+    kit = await runnerKit('svc-status-retry');
+    const k = kit;
+    // the runner's connection (fail-fast) through a proxy that loses the status write before Redis gets it
+    const proxy = await lossyRedisProxy(redisUrl());
+    const redis = await connectRedis(proxy.url, 'fail-fast', 'status-retry');
+    try {
+      const deps: OutboxDeps = {
+        redis,
+        keys: k.keys,
+        store: k.store,
+        restrictions: new RestrictionStore(k.redis, k.keys, 1),
+        producer: k.producer,
+        audit: new AuditLog(k.redis, k.keys),
+        metrics: k.metrics,
+      };
+      const group = k.keys.shardGroup(0);
+      const lease = k.keys.shardLease(0);
+      const status = k.keys.shardStatus(0);
+      // three entries read by the shard's group, pending until acknowledged
+      const ids = await k.append([instrument(), mark(100, T0 + 1), deposit('a', 10_000, T0 + 2)]);
+      await k.admin.xgroup('CREATE', k.keys.stream, group, '0');
+      await k.admin.xreadgroup('GROUP', group, 'owner#1', 'STREAMS', k.keys.stream, '>');
+      /** entries of the group read and not acknowledged */
+      const pending = async () => ((await k.admin.xpending(k.keys.stream, group)) as [number])[0];
+      expect(await pending()).toBe(3);
+      await k.admin.set(lease, 'owner#1');
+      const o = new Outbox();
+      o.acks.push(...ids);
+      const progress = {
+        shard: 0,
+        group,
+        consumer: 'owner#1',
+        lastEntryId: ids[2]!,
+        clock: T0 + 2,
+        fence: { key: lease, value: 'owner#1' },
+      };
+
+      // the acknowledgement goes through; the status write is lost before Redis runs it
+      proxy.arm(status, 'request');
+      await expect(o.flush(deps, progress)).rejects.toThrow();
+      expect(proxy.lost).toBe(1);
+      expect(await pending()).toBe(0);
+      expect(await k.admin.exists(status)).toBe(0);
+      // still pending in the outbox: the runner's loop flushes again
+      expect(o.pending()).toBe(true);
+
+      await eventually(
+        () => redis.status,
+        (st) => st === 'ready',
+        'the client to reconnect',
+      );
+      // the retried flush acknowledges again (a no-op) and writes the status
+      await o.flush(deps, progress);
+      expect(await k.admin.hgetall(status)).toMatchObject({
+        lastEntryId: ids[2],
+        clock: String(T0 + 2),
+        consumer: 'owner#1',
+      });
+      expect(o.pending()).toBe(false);
+      expect(o.acks).toEqual([]);
+    } finally {
+      redis.disconnect();
+      await proxy.close();
+    }
   });
 });

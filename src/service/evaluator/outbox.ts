@@ -1,11 +1,12 @@
 /**
  * What one evaluation step must write: risk views, jobs (with their decision or restriction audit), the
- * restriction records, settlement audits, market inputs, and the entries to acknowledge last. A write that fails leaves the rest in the outbox
- * for the next attempt; every write is idempotent (views overwrite, jobs have fixed ids, a job's audit entry
- * is written once per job id whichever attempt created the job, a settlement's once per log entry, acks
- * repeat), so also when two owners of a shard briefly overlap. A decision made again for a job that failed
- * for good retries it (see `ActionProducer.enqueue`), audited and counted. Views and the shard's status
- * are written under the shard's lease when the runner has one: a runner that lost it writes neither
+ * restriction records, settlement audits, market inputs, and the entries to acknowledge last, then the
+ * shard's status (the acks stay in the outbox until it is written). A write that fails leaves the rest in
+ * the outbox for the next attempt; every write is idempotent (views overwrite, jobs have fixed ids, a job's
+ * audit entry is written once per job id whichever attempt created the job, a settlement's once per log
+ * entry, acks repeat), so also when two owners of a shard briefly overlap. A decision made again for a job
+ * that failed for good retries it (see `ActionProducer.enqueue`), audited and counted. Views and the shard's
+ * status are written under the shard's lease when the runner has one: a runner that lost it writes neither
  * (`LeaseLostError`), so a stale view or status never replaces the new owner's.
  */
 import type { Redis } from 'ioredis';
@@ -144,9 +145,11 @@ export class Outbox {
       this.market.clear();
     }
     if (this.acks.length > 0) {
+      const acked = this.acks.length;
       await d.redis.xack(d.keys.stream, progress.group, ...this.acks);
-      this.acks = [];
-      // fenced as the views: a runner that lost the lease never replaces the new owner's status
+      // the acks are kept until the status is written: a flush retried after a failed status write
+      // acknowledges them again (a no-op) and writes the status, instead of skipping it until the next batch.
+      // Fenced as the views: a runner that lost the lease never replaces the new owner's status
       const written = await writeShardStatus(
         d.redis,
         d.keys,
@@ -160,6 +163,7 @@ export class Outbox {
         progress.fence,
       );
       if (!written) throw new LeaseLostError(progress.shard);
+      this.acks.splice(0, acked);
     }
   }
 }

@@ -97,8 +97,8 @@ export interface DecodeProgress {
 /** How a caller stops a decode (`decodeSnapshot`, `deserialiseState`) part-way, and watches it. */
 export interface DecodeControl {
   /**
-   * checked after decompressing and after every yield: true abandons the decode there (it throws
-   * `DecodeStoppedError`, returning nothing), so a stop waits for one chunk, not the whole state
+   * checked before and after decompressing and after every yield: true abandons the decode there (it
+   * throws `DecodeStoppedError`, returning nothing), so a stop waits for one chunk, not the whole state
    */
   isStopped?: () => boolean;
   /** called after every yield, before `isStopped` is checked, with the progress so far (tests) */
@@ -275,8 +275,9 @@ export function parseMeta(json: string | null | undefined): SnapshotMeta | undef
 
 /**
  * The state a snapshot holds (throws on a corrupted payload or one of another shard). With `control`, it is
- * abandoned at the first check (after decompressing, then at every yield: between chunks, and while candles
- * and ids are re-fed) after its caller stops: it throws `DecodeStoppedError` and no state comes of it.
+ * abandoned at the first check (before decompressing, after it, then at every yield: between chunks, and
+ * while candles and ids are re-fed) after its caller stops: it throws `DecodeStoppedError` and no state
+ * comes of it.
  */
 export async function decodeSnapshot(
   meta: SnapshotMeta,
@@ -287,6 +288,8 @@ export async function decodeSnapshot(
   opts: { idWindowMs?: number } = {},
 ): Promise<ShardState> {
   const turns = new DecodeTurns(control);
+  // a stop that came while the payload was read (up to 256 MiB) does not wait for it to be decompressed
+  turns.check();
   const raw = await gunzipAsync(data);
   turns.check();
   const s = await readState(raw, turns);
