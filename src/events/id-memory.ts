@@ -8,11 +8,15 @@
  * arrival order, and a lookup asks each generation.
  *
  * With a finite `windowMs` (event time, the service's `PREEMPT_DEDUP_TTL_MS`) memory is bounded too: a new
- * generation starts once the current one spans a quarter of the window, and a generation is forgotten once
- * the newest event it holds is more than `windowMs` behind the newest event seen. So an id is remembered for
- * at least `windowMs` of event time after its event (at most 1.25 windows' worth of ids are held). A resend
- * of an event older than that is past any ordering tolerance shorter than the window: the pipeline refuses it
- * as late, so it is still never applied twice. Without a window (files, training) nothing is forgotten.
+ * generation starts once the newest event time seen has moved half a window past where it was when the
+ * current generation started, and a generation is forgotten once the newest event it holds is more than
+ * `windowMs` behind the newest event seen. So an id is remembered for at least `windowMs` of event time after
+ * its event, whatever order events come in, and the ids held are those that arrived while the newest event
+ * time moved by at most 1.5 windows (a lookup asks about three generations). Events arriving out of order do
+ * not split generations (the start is taken from the newest time seen, which never goes back). The caller
+ * must refuse an event with an id older than the window behind its clock, as it cannot be told from a
+ * forgotten one: the evaluator shards do (`ShardState.apply`, reason `expired`). Without a window (files,
+ * training) nothing is forgotten.
  */
 
 /** ids per generation: well below V8's 2^24 Set limit */
@@ -20,8 +24,9 @@ export const GENERATION_IDS = 1 << 22;
 
 interface Generation {
   ids: Set<string>;
-  /** ms, event time: the oldest and the newest event whose id this generation holds */
-  oldestTs: number;
+  /** ms, event time: the newest event seen (any generation) when this one started */
+  startTs: number;
+  /** ms, event time: the newest event whose id this generation holds */
   newestTs: number;
 }
 
@@ -31,8 +36,8 @@ export interface IdMemoryState {
   ids: string[];
   /** ids per generation, in order (absent: one generation, the first state format) */
   generationSizes?: number[];
-  /** ms, event time, per generation: its oldest and newest event */
-  generationOldestTs?: number[];
+  /** ms, event time, per generation: the newest event seen when it started, and the newest it holds */
+  generationStartTs?: number[];
   generationNewestTs?: number[];
   /** ms of event time an id is remembered for (absent or null: for ever) */
   windowMs?: number | null;
@@ -80,13 +85,12 @@ export class IdMemory {
     if (
       !cur ||
       cur.ids.size >= this.generationIds ||
-      (Number.isFinite(this.windowMs) && ts - cur.oldestTs >= this.windowMs / 4)
+      (Number.isFinite(this.windowMs) && this.newestTs - cur.startTs >= this.windowMs / 2)
     ) {
-      cur = { ids: new Set(), oldestTs: ts, newestTs: ts };
+      cur = { ids: new Set(), startTs: this.newestTs, newestTs: ts };
       this.gens.push(cur);
     }
     cur.ids.add(id);
-    if (ts < cur.oldestTs) cur.oldestTs = ts;
     if (ts > cur.newestTs) cur.newestTs = ts;
     this.forget();
   }
@@ -105,7 +109,7 @@ export class IdMemory {
     return {
       ids,
       generationSizes: this.gens.map((g) => g.ids.size),
-      generationOldestTs: this.gens.map((g) => g.oldestTs),
+      generationStartTs: this.gens.map((g) => g.startTs),
       generationNewestTs: this.gens.map((g) => g.newestTs),
       windowMs: Number.isFinite(this.windowMs) ? this.windowMs : null,
     };
@@ -125,18 +129,26 @@ export class IdMemory {
     const m = new IdMemory(window, opts.generationIds ?? GENERATION_IDS);
     const sizes = s.generationSizes ?? [];
     const total = sizes.reduce((a, b) => a + b, 0);
-    if (s.generationSizes && total !== s.ids.length)
-      throw new RangeError(`id memory state: generations hold ${total} ids, the list ${s.ids.length}`);
+    if (s.generationSizes) {
+      if (!sizes.every((n) => Number.isInteger(n) && n > 0))
+        throw new RangeError('id memory state: a generation size is not a whole number above 0');
+      if (total !== s.ids.length)
+        throw new RangeError(`id memory state: generations hold ${total} ids, the list ${s.ids.length}`);
+      if (s.generationStartTs?.length !== sizes.length || s.generationNewestTs?.length !== sizes.length)
+        throw new RangeError(
+          `id memory state: ${sizes.length} generations but ${s.generationStartTs?.length ?? 0} start and ${s.generationNewestTs?.length ?? 0} newest times`,
+        );
+    }
     const legacy = opts.legacyTs ?? Number.NEGATIVE_INFINITY;
     let i = 0;
-    const push = (oldestTs: number, newestTs: number): Generation => {
-      const g = { ids: new Set<string>(), oldestTs, newestTs };
+    const push = (startTs: number, newestTs: number): Generation => {
+      const g = { ids: new Set<string>(), startTs, newestTs };
       m.gens.push(g);
       return g;
     };
     if (s.generationSizes) {
       for (let k = 0; k < sizes.length; k++) {
-        const g = push(s.generationOldestTs?.[k] ?? legacy, s.generationNewestTs?.[k] ?? legacy);
+        const g = push(s.generationStartTs?.[k] as number, s.generationNewestTs?.[k] as number);
         for (const end = i + (sizes[k] as number); i < end; i++) {
           g.ids.add(s.ids[i] as string);
           if (pace?.count(1)) await pace.pause();

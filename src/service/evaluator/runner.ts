@@ -701,7 +701,10 @@ export class ShardRunner {
     if (r.kind === 'foreign') return;
     if (r.kind === 'refused') {
       this.d.metrics.eventsRefused.inc({ shard, code: r.reason });
-      this.d.log.debug({ shard, entry: id, reason: r.reason, detail: r.detail }, 'event refused');
+      // an account event refused as expired (a fill, a deposit) is lost to the shard: say so loudly
+      if (r.reason === 'expired')
+        this.d.log.warn({ shard, entry: id, reason: r.reason, detail: r.detail }, 'event refused');
+      else this.d.log.debug({ shard, entry: id, reason: r.reason, detail: r.detail }, 'event refused');
       return;
     }
     this.d.metrics.eventsApplied.inc({ shard });

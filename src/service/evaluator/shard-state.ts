@@ -27,7 +27,7 @@ import { shardOf } from '../state/keys.js';
 export type ApplyResult =
   | { kind: 'applied'; account?: string; markSymbol?: string; restamped: boolean }
   | { kind: 'foreign' }
-  | { kind: 'refused'; reason: 'late' | 'invalid' | 'rejected' | 'duplicate'; detail: string };
+  | { kind: 'refused'; reason: 'late' | 'invalid' | 'rejected' | 'duplicate' | 'expired'; detail: string };
 
 export interface Evaluation {
   account: string;
@@ -99,6 +99,8 @@ export class ShardState {
   private nextLapseAt = Number.POSITIVE_INFINITY;
   /** ms: newest event time applied (events are applied in stream order) */
   clock = Number.NEGATIVE_INFINITY;
+  /** ms of event time an event id is remembered for (Infinity: for ever) */
+  private readonly idWindowMs: number;
 
   constructor(
     readonly shard: number,
@@ -110,6 +112,7 @@ export class ShardState {
      */
     opts: { snapshots?: boolean; idWindowMs?: number } = {},
   ) {
+    this.idWindowMs = opts.idWindowMs ?? Number.POSITIVE_INFINITY;
     this.pipeline = new FeaturePipeline({
       toleranceMs: 0,
       recordForSnapshots: opts.snapshots ?? false,
@@ -146,7 +149,7 @@ export class ShardState {
     pace = new Pacer(),
     opts: { idWindowMs?: number } = {},
   ): Promise<ShardState> {
-    const st = new ShardState(s.shard, s.shards, policy);
+    const st = new ShardState(s.shard, s.shards, policy, opts);
     st.pipeline = await FeaturePipeline.restore(s.pipeline, pace, opts);
     for (const [a, m] of s.memory) st.memory.set(a, structuredClone(m));
     for (const [a, e] of s.epochs) st.epochs.set(a, e);
@@ -165,11 +168,20 @@ export class ShardState {
   /**
    * Apply one logged event. Account events of other shards are skipped. The log's order is the truth:
    * an account event stamped earlier than what was already applied (two producers racing) is applied
-   * now rather than lost (a fill must never be dropped); a late market event is stale and refused.
+   * now rather than lost (a fill must never be dropped); a late market event is stale and refused. Except
+   * an event with an id stamped more than the id window behind the clock: its id may have been forgotten,
+   * so it cannot be told from a resend of an event already applied, and it is refused (`expired`) rather
+   * than risk applying it twice.
    */
   apply(ev: CanonicalEvent): ApplyResult {
     const account = accountOf(ev);
     if (account !== undefined && !this.owns(account)) return { kind: 'foreign' };
+    if (ev.id !== undefined && ev.ts < this.clock - this.idWindowMs)
+      return {
+        kind: 'refused',
+        reason: 'expired',
+        detail: `${ev.type} ${ev.id} at ${ev.ts}: more than the id window (${this.idWindowMs} ms) behind the shard's clock ${this.clock}: it cannot be told from a resend of an event already applied`,
+      };
     let event = ev;
     let restamped = false;
     if (ev.ts < this.clock && account !== undefined) {
