@@ -13,10 +13,13 @@
  * `windowMs` behind the newest event seen. So an id is remembered for at least `windowMs` of event time after
  * its event, whatever order events come in, and the ids held are those that arrived while the newest event
  * time moved by at most 1.5 windows (a lookup asks about three generations). Events arriving out of order do
- * not split generations (the start is taken from the newest time seen, which never goes back). The caller
- * must refuse an event with an id older than the window behind its clock, as it cannot be told from a
- * forgotten one: the evaluator shards do (`ShardState.apply`, reason `expired`). Without a window (files,
- * training) nothing is forgotten.
+ * not split generations (the start is taken from the newest time seen, which never goes back).
+ *
+ * `forgottenThroughTs` is the newest event time of any generation forgotten: an event stamped at or before it
+ * may have had its id forgotten, so it cannot be told from a resend, and the caller must refuse it (the
+ * evaluator shards do, `ShardState.apply`, reason `expired`); an event stamped after it is either remembered
+ * or new, whatever the window was when the ids were forgotten (it travels with the state, so a restart with
+ * another window keeps it). Without a window (files, training) nothing is forgotten.
  */
 
 /** ids per generation: well below V8's 2^24 Set limit */
@@ -41,12 +44,18 @@ export interface IdMemoryState {
   generationNewestTs?: number[];
   /** ms of event time an id is remembered for (absent or null: for ever) */
   windowMs?: number | null;
+  /** ms: see `IdMemory.forgottenThroughTs` (absent or null: nothing forgotten) */
+  forgottenThroughTs?: number | null;
+  /** the start times' name in the first windowed format (read when `generationStartTs` is absent) */
+  generationOldestTs?: number[];
 }
 
 export class IdMemory {
   private gens: Generation[] = [];
   /** ms: the newest event time added */
   private newestTs = Number.NEGATIVE_INFINITY;
+  /** ms: the newest event time of any generation forgotten (-Infinity: none) */
+  private forgottenTs = Number.NEGATIVE_INFINITY;
 
   constructor(
     /** ms of event time an id is remembered for at least; Infinity: for ever */
@@ -64,6 +73,14 @@ export class IdMemory {
     let n = 0;
     for (const g of this.gens) n += g.ids.size;
     return n;
+  }
+
+  /**
+   * ms, event time: the newest event of any generation forgotten; an event stamped at or before it may have
+   * had its id forgotten (-Infinity: nothing was)
+   */
+  get forgottenThroughTs(): number {
+    return this.forgottenTs;
   }
 
   /** generations held now */
@@ -99,7 +116,11 @@ export class IdMemory {
     if (!Number.isFinite(this.windowMs)) return;
     const horizon = this.newestTs - this.windowMs;
     let drop = 0;
-    while (drop < this.gens.length - 1 && (this.gens[drop] as Generation).newestTs < horizon) drop++;
+    while (drop < this.gens.length - 1 && (this.gens[drop] as Generation).newestTs < horizon) {
+      const t = (this.gens[drop] as Generation).newestTs;
+      if (t > this.forgottenTs) this.forgottenTs = t;
+      drop++;
+    }
     if (drop > 0) this.gens.splice(0, drop);
   }
 
@@ -112,6 +133,7 @@ export class IdMemory {
       generationStartTs: this.gens.map((g) => g.startTs),
       generationNewestTs: this.gens.map((g) => g.newestTs),
       windowMs: Number.isFinite(this.windowMs) ? this.windowMs : null,
+      forgottenThroughTs: Number.isFinite(this.forgottenTs) ? this.forgottenTs : null,
     };
   }
 
@@ -127,6 +149,7 @@ export class IdMemory {
   ): Promise<IdMemory> {
     const window = s.windowMs === null || s.windowMs === undefined ? Number.POSITIVE_INFINITY : s.windowMs;
     const m = new IdMemory(window, opts.generationIds ?? GENERATION_IDS);
+    const starts = s.generationStartTs ?? s.generationOldestTs;
     const sizes = s.generationSizes ?? [];
     const total = sizes.reduce((a, b) => a + b, 0);
     if (s.generationSizes) {
@@ -134,9 +157,9 @@ export class IdMemory {
         throw new RangeError('id memory state: a generation size is not a whole number above 0');
       if (total !== s.ids.length)
         throw new RangeError(`id memory state: generations hold ${total} ids, the list ${s.ids.length}`);
-      if (s.generationStartTs?.length !== sizes.length || s.generationNewestTs?.length !== sizes.length)
+      if (starts?.length !== sizes.length || s.generationNewestTs?.length !== sizes.length)
         throw new RangeError(
-          `id memory state: ${sizes.length} generations but ${s.generationStartTs?.length ?? 0} start and ${s.generationNewestTs?.length ?? 0} newest times`,
+          `id memory state: ${sizes.length} generations but ${starts?.length ?? 0} start and ${s.generationNewestTs?.length ?? 0} newest times`,
         );
     }
     const legacy = opts.legacyTs ?? Number.NEGATIVE_INFINITY;
@@ -148,7 +171,7 @@ export class IdMemory {
     };
     if (s.generationSizes) {
       for (let k = 0; k < sizes.length; k++) {
-        const g = push(s.generationStartTs?.[k] as number, s.generationNewestTs?.[k] as number);
+        const g = push(starts?.[k] as number, s.generationNewestTs?.[k] as number);
         for (const end = i + (sizes[k] as number); i < end; i++) {
           g.ids.add(s.ids[i] as string);
           if (pace?.count(1)) await pace.pause();
@@ -163,6 +186,7 @@ export class IdMemory {
       }
     }
     for (const g of m.gens) if (g.newestTs > m.newestTs) m.newestTs = g.newestTs;
+    if (typeof s.forgottenThroughTs === 'number') m.forgottenTs = s.forgottenThroughTs;
     return m;
   }
 }

@@ -102,6 +102,11 @@ export class EventGate {
     return this.seenIds.has(id);
   }
 
+  /** ms, event time: an event stamped at or before it may have had its id forgotten (see IdMemory) */
+  get idsForgottenThroughTs(): number {
+    return this.seenIds.forgottenThroughTs;
+  }
+
   /** ids remembered now */
   get idsRemembered(): number {
     return this.seenIds.size;

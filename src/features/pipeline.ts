@@ -221,6 +221,7 @@ export class FeaturePipeline {
     }
     if (!this.order.push(ev, this.release)) {
       this.stats.late++;
+      this.stats.lastRefusal = `${ev.type} at ${ev.ts}: ts: earlier than ${this.order.releasedTs}, already applied past`;
       return 'late';
     }
     return 'accepted';
@@ -229,6 +230,16 @@ export class FeaturePipeline {
   /** Apply everything still held (end of a file). */
   flush(): void {
     this.order.drain(this.release);
+  }
+
+  /** ms, event time: everything at or before it was released (applied or refused); older arrivals are late */
+  get releasedTs(): number {
+    return this.order.releasedTs;
+  }
+
+  /** ms, event time: an event stamped at or before it may have had its id forgotten (id window) */
+  get idsForgottenThroughTs(): number {
+    return this.gate.idsForgottenThroughTs;
   }
 
   /** Events held for reordering. */

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GENERATION_IDS, IdMemory } from '../../src/events/id-memory.js';
+import type { CanonicalEvent } from '../../src/events/schema.js';
 import { EventGate } from '../../src/events/validate.js';
 import { FeaturePipeline } from '../../src/features/pipeline.js';
 import { resolvePolicyConfig } from '../../src/margin/index.js';
@@ -29,7 +30,11 @@ describe('IdMemory', () => {
   it('with a window remembers an id at least that long and forgets it within 1.5 windows, in any order', () => {
     const window = 1_000;
     // steps of event time, some back (events out of order, up to two windows late)
-    const step = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: -2_000, max: -1 }));
+    const step = fc.oneof(
+      fc.integer({ min: 0, max: 300 }),
+      fc.integer({ min: -2_000, max: -1 }),
+      fc.integer({ min: 1_000, max: 4_000 }),
+    );
     for (const cap of [7, GENERATION_IDS])
       fc.assert(
         fc.property(fc.array(step, { minLength: 1, maxLength: 300 }), (steps) => {
@@ -39,7 +44,7 @@ describe('IdMemory', () => {
           let ts = 0;
           let newest = 0;
           steps.forEach((dt, i) => {
-            ts = dt >= 0 ? newest + dt : newest + dt;
+            ts = newest + dt; // dt < 0: an event behind the newest
             newest = Math.max(newest, ts);
             m.add(`e${i}`, ts);
             added.push([`e${i}`, ts, newest]);
@@ -48,7 +53,7 @@ describe('IdMemory', () => {
               if (arrivedAt < newest - 1.5 * window) expect(m.has(id)).toBe(false);
             }
             // events out of order do not split generations: about three a window and a half
-            if (cap === GENERATION_IDS) expect(m.generations).toBeLessThanOrEqual(4);
+            if (cap === GENERATION_IDS) expect(m.generations).toBeLessThanOrEqual(3);
           });
         }),
         { seed: 7, numRuns: 200 },
@@ -134,7 +139,7 @@ describe('EventGate and the pipeline with an id window', () => {
     expect(p.book.snapshot('a')?.cash).toBe(1_000);
   });
 
-  it('a shard refuses an event with an id older than the window (it cannot tell a resend), also after a restore', async () => {
+  it('a shard refuses an account event whose id may have been forgotten (it cannot tell a resend), also after a restore under another window', async () => {
     const policy = resolvePolicyConfig({});
     const DAY = 86_400_000;
     const shard = new ShardState(0, 1, policy, { snapshots: true, idWindowMs: 7 * DAY });
@@ -143,31 +148,110 @@ describe('EventGate and the pipeline with an id window', () => {
     const dep = { ...deposit(T0 + 1_000, 'a', 1_000), id: 'dep-1' };
     expect(shard.apply(dep).kind).toBe('applied');
     for (let d = 1; d <= 6; d++) shard.apply({ ...mark(T0 + d * DAY, 100), id: `m${d}` });
-    // behind the clock but within the window: recognised, not re-stamped and applied again
+    // behind the clock but remembered: recognised, not re-stamped and applied again
     expect(shard.apply(dep)).toMatchObject({ kind: 'refused', reason: 'duplicate' });
-    for (let d = 7; d <= 9; d++) shard.apply({ ...mark(T0 + d * DAY, 100), id: `m${d}` });
+    expect(shard.pipeline.idsForgottenThroughTs).toBe(Number.NEGATIVE_INFINITY);
+    for (let d = 7; d <= 12; d++) shard.apply({ ...mark(T0 + d * DAY, 100), id: `m${d}` });
+    // the first generation (dep-1 to m3, started at T0 + 1 s) is forgotten: its newest event is m3's
+    expect(shard.pipeline.idsForgottenThroughTs).toBe(T0 + 3 * DAY);
     const cash = () => shard.pipeline.book.snapshot('a')?.cash;
-    // past the window: an account event would be re-stamped to the clock, so it is refused instead
+    // an account event would be re-stamped to the clock, so it is refused instead
     const again = shard.apply(dep);
     expect(again).toMatchObject({ kind: 'refused', reason: 'expired' });
     expect(again.kind === 'refused' && again.detail).toMatch(/cannot be told from a resend/);
     expect(cash()).toBe(1_000);
-    // a new event without an id that late is still applied (re-stamped), as before
+    // a new event without an id that late is still applied (re-stamped), as before; one with a new id
+    // stamped after the forgotten ones too
     expect(shard.apply(deposit(T0 + 2_000, 'a', 5)).kind).toBe('applied');
-    expect(cash()).toBe(1_005);
-    // the same after a snapshot and a restore (the generations travel in the chunked payload)
+    expect(shard.apply({ ...deposit(T0 + 3 * DAY + 1, 'a', 10), id: 'dep-2' })).toMatchObject({
+      kind: 'applied',
+      restamped: true,
+    });
+    expect(cash()).toBe(1_015);
+    // the same after a snapshot and restores under a longer window, or none: what was forgotten stays so
     const { meta, data } = await encodeSnapshot(shard, {
       entry: '9-0',
       entriesRead: 9,
       modelVersion: null,
       policyHash: policyHash(policy),
     });
-    const back = await decodeSnapshot(meta, data, policy, {}, { idWindowMs: 7 * DAY });
-    expect(back.pipeline.saveState().gate).toEqual(shard.pipeline.saveState().gate);
-    expect(back.apply(dep)).toMatchObject({ kind: 'refused', reason: 'expired' });
-    expect(back.apply({ ...mark(T0 + 9 * DAY, 100), id: 'm9' })).toMatchObject({
-      kind: 'refused',
-      reason: 'duplicate',
+    for (const opts of [{ idWindowMs: 7 * DAY }, { idWindowMs: 30 * DAY }, {}]) {
+      const back = await decodeSnapshot(meta, data, policy, {}, opts);
+      expect(back.pipeline.idsForgottenThroughTs).toBe(T0 + 3 * DAY);
+      expect(back.apply(dep)).toMatchObject({ kind: 'refused', reason: 'expired' });
+      expect(back.apply({ ...deposit(T0 + 3 * DAY + 1, 'a', 10), id: 'dep-2' })).toMatchObject({
+        kind: 'refused',
+        reason: 'duplicate',
+      });
+      expect(back.pipeline.book.snapshot('a')?.cash).toBe(1_015);
+    }
+  });
+
+  it('a shard never applies an id twice: random events, resends, late and future stamps, restores under other windows', async () => {
+    const policy = resolvePolicyConfig({});
+    type Op = { kind: 'dep' | 'mark' | 'resend' | 'restore'; dt: number; pick: number; window: number };
+    const op = fc.record({
+      kind: fc.constantFrom<Op['kind']>('dep', 'dep', 'mark', 'resend', 'resend', 'restore'),
+      dt: fc.oneof(fc.integer({ min: -3_000, max: 3_000 }), fc.integer({ min: 0, max: 20_000 })),
+      pick: fc.nat(),
+      window: fc.constantFrom(500, 1_000, 5_000, 0),
     });
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
+        let shard = new ShardState(0, 1, policy, { snapshots: true, idWindowMs: 1_000 });
+        shard.apply(instrument(T0));
+        shard.apply(mark(T0, 100));
+        const sent: CanonicalEvent[] = [];
+        const applied = new Map<string, number>();
+        let ts = T0;
+        let n = 0;
+        for (const o of ops) {
+          ts += o.dt;
+          if (o.kind === 'restore') {
+            const { meta, data } = await encodeSnapshot(shard, {
+              entry: `${n}-0`,
+              entriesRead: n,
+              modelVersion: null,
+              policyHash: policyHash(policy),
+            });
+            shard = await decodeSnapshot(meta, data, policy, {}, o.window ? { idWindowMs: o.window } : {});
+            continue;
+          }
+          const ev: CanonicalEvent =
+            o.kind === 'resend' && sent.length > 0
+              ? (sent[o.pick % sent.length] as CanonicalEvent)
+              : o.kind === 'mark'
+                ? { ...mark(ts, 100), id: `m${n++}` }
+                : { ...deposit(ts, 'a', 1), id: `d${n++}` };
+          if (o.kind !== 'resend') sent.push(ev);
+          if (shard.apply(ev).kind === 'applied') {
+            const id = ev.id as string;
+            applied.set(id, (applied.get(id) ?? 0) + 1);
+            expect(applied.get(id)).toBe(1);
+          }
+        }
+      }),
+      { seed: 11, numRuns: 150 },
+    );
+  });
+
+  it('a shard applies a late account event after one the margin core refused (it moved the released time, not the clock)', () => {
+    const shard = new ShardState(0, 1, resolvePolicyConfig({}));
+    shard.apply(instrument(T0));
+    shard.apply(mark(T0, 100));
+    // refused when applied (the margin core never saw the account), but released at T0 + 60 s
+    expect(shard.apply({ type: 'bankruptcy', ts: T0 + 60_000, account: 'ghost', deficit: 10 })).toMatchObject(
+      {
+        kind: 'refused',
+        reason: 'rejected',
+      },
+    );
+    // before: refused as late (a deposit lost); now applied at the released time
+    expect(shard.apply(deposit(T0 + 10, 'a', 50))).toMatchObject({ kind: 'applied', restamped: true });
+    expect(shard.pipeline.book.snapshot('a')?.cash).toBe(50);
+    // a late market event is still refused, and says why
+    const late = shard.apply(mark(T0 + 20, 101));
+    expect(late).toMatchObject({ kind: 'refused', reason: 'late' });
+    expect(late.kind === 'refused' && late.detail).toMatch(/mark at \d+: ts: earlier than/);
   });
 });

@@ -99,8 +99,6 @@ export class ShardState {
   private nextLapseAt = Number.POSITIVE_INFINITY;
   /** ms: newest event time applied (events are applied in stream order) */
   clock = Number.NEGATIVE_INFINITY;
-  /** ms of event time an event id is remembered for (Infinity: for ever) */
-  private readonly idWindowMs: number;
 
   constructor(
     readonly shard: number,
@@ -112,7 +110,6 @@ export class ShardState {
      */
     opts: { snapshots?: boolean; idWindowMs?: number } = {},
   ) {
-    this.idWindowMs = opts.idWindowMs ?? Number.POSITIVE_INFINITY;
     this.pipeline = new FeaturePipeline({
       toleranceMs: 0,
       recordForSnapshots: opts.snapshots ?? false,
@@ -168,24 +165,27 @@ export class ShardState {
   /**
    * Apply one logged event. Account events of other shards are skipped. The log's order is the truth:
    * an account event stamped earlier than what was already applied (two producers racing) is applied
-   * now rather than lost (a fill must never be dropped); a late market event is stale and refused. Except
-   * an event with an id stamped more than the id window behind the clock: its id may have been forgotten,
-   * so it cannot be told from a resend of an event already applied, and it is refused (`expired`) rather
-   * than risk applying it twice.
+   * now, at the newest time the pipeline has released (a fill must never be dropped); a late market event
+   * is stale and refused. Except an account event with an id stamped at or before the time through which
+   * the id window has forgotten ids (`idsForgottenThroughTs`, kept across restores whatever the window): it
+   * cannot be told from a resend of an event already applied, and it is refused (`expired`) rather than risk
+   * applying it twice. (A market event that old is refused as late anyway.)
    */
   apply(ev: CanonicalEvent): ApplyResult {
     const account = accountOf(ev);
     if (account !== undefined && !this.owns(account)) return { kind: 'foreign' };
-    if (ev.id !== undefined && ev.ts < this.clock - this.idWindowMs)
+    if (account !== undefined && ev.id !== undefined && ev.ts <= this.pipeline.idsForgottenThroughTs)
       return {
         kind: 'refused',
         reason: 'expired',
-        detail: `${ev.type} ${ev.id} at ${ev.ts}: more than the id window (${this.idWindowMs} ms) behind the shard's clock ${this.clock}: it cannot be told from a resend of an event already applied`,
+        detail: `${ev.type} ${ev.id} at ${ev.ts}: ids of events up to ${this.pipeline.idsForgottenThroughTs} are forgotten (the id window): it cannot be told from a resend of an event already applied`,
       };
     let event = ev;
     let restamped = false;
-    if (ev.ts < this.clock && account !== undefined) {
-      event = { ...ev, ts: this.clock } as CanonicalEvent;
+    // the pipeline's released time, not only the clock: a refused (rejected) event moves it too
+    const now = Math.max(this.clock, this.pipeline.releasedTs);
+    if (ev.ts < now && account !== undefined) {
+      event = { ...ev, ts: now } as CanonicalEvent;
       restamped = true;
     }
     const rejectedBefore = this.pipeline.stats.rejected;
