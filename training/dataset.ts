@@ -60,7 +60,8 @@ class Growable {
 }
 
 export async function buildHistoryRows(file: string, opts: BuildOptions): Promise<HistoryRows> {
-  const pipeline = new FeaturePipeline();
+  // readEventsFile refuses duplicate ids: the pipeline need not remember them a second time
+  const pipeline = new FeaturePipeline({ idsCheckedUpstream: true });
   const accountIndex = new Map<string, number>();
   const accounts: string[] = [];
   const indexOf = (id: string): number => {

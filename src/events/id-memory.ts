@@ -7,7 +7,7 @@
  * at the same entry on every restart). The ids are kept in generations of at most `generationIds` each, in
  * arrival order, and a lookup asks each generation.
  *
- * With a finite `windowMs` (event time, the service's `PREEMPT_DEDUP_TTL_MS`) memory is bounded too: a new
+ * With a finite `windowMs` (event time, the shards' `PREEMPT_SHARD_ID_WINDOW_MS`) memory is bounded too: a new
  * generation starts once the newest event time seen has moved half a window past where it was when the
  * current generation started, and a generation is forgotten once the newest event it holds is more than
  * `windowMs` behind the newest event seen. So an id is remembered for at least `windowMs` of event time after

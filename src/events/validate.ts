@@ -60,6 +60,25 @@ export interface EventGateState {
   seenIds: string[];
   /** how the ids split into generations, and the window (absent: the first format, one set kept for ever) */
   idMemory?: Omit<IdMemoryState, 'ids'>;
+  /** with `marketIdsAtFrontier`: the newest market event time, ms, and the market-event ids seen at it */
+  marketFrontier?: { ts: number; ids: string[] };
+}
+
+export interface EventGateOptions {
+  /** ms of event time an id is remembered for (default: for ever; see IdMemory) */
+  idWindowMs?: number;
+  /**
+   * Remember a market event's id (one without an `account`) only while no later market event has come: for
+   * a stream applied in ts order with no reordering tolerance (the evaluator shards), where a market event
+   * stamped before the newest one is refused as late whatever its id, so only a resend at the newest time
+   * needs its id. Market events are most of a venue's stream; their ids then cost nothing that grows.
+   */
+  marketIdsAtFrontier?: boolean;
+  /**
+   * keep no ids: the events were de-duplicated before (by `readEventsFile`'s own gate), so a second memory of
+   * every id of a large file would only double its cost
+   */
+  idsCheckedUpstream?: boolean;
 }
 
 /**
@@ -70,9 +89,16 @@ export interface EventGateState {
 export class EventGate {
   private readonly declared = new Set<string>();
   private seenIds: IdMemory;
+  private readonly marketIdsAtFrontier: boolean;
+  private readonly idsCheckedUpstream: boolean;
+  /** ms: the newest market event time seen (with `marketIdsAtFrontier`) */
+  private frontierTs = Number.NEGATIVE_INFINITY;
+  private frontierIds = new Set<string>();
 
-  constructor(opts: { idWindowMs?: number } = {}) {
+  constructor(opts: EventGateOptions = {}) {
     this.seenIds = new IdMemory(opts.idWindowMs ?? Number.POSITIVE_INFINITY);
+    this.marketIdsAtFrontier = opts.marketIdsAtFrontier ?? false;
+    this.idsCheckedUpstream = opts.idsCheckedUpstream ?? false;
   }
 
   check(raw: unknown): GateResult {
@@ -86,9 +112,21 @@ export class EventGate {
     const symbol = eventSymbol(event);
     if (symbol !== undefined && !this.declared.has(symbol))
       return { kind: 'invalid', field: 'symbol', reason: `undeclared instrument "${symbol}"` };
-    if (event.id !== undefined) {
-      if (this.seenIds.has(event.id)) return { kind: 'duplicate', event };
-      this.seenIds.add(event.id, event.ts);
+    if (event.id !== undefined && !this.idsCheckedUpstream) {
+      if (this.marketIdsAtFrontier && !('account' in event)) {
+        if (event.ts > this.frontierTs) {
+          this.frontierTs = event.ts;
+          this.frontierIds.clear();
+        }
+        if (event.ts === this.frontierTs) {
+          if (this.frontierIds.has(event.id)) return { kind: 'duplicate', event };
+          this.frontierIds.add(event.id);
+        }
+        // older: not remembered, and refused as late by an in-order stream whatever its id
+      } else {
+        if (this.seenIds.has(event.id)) return { kind: 'duplicate', event };
+        this.seenIds.add(event.id, event.ts);
+      }
     }
     if (event.type === 'instrument') this.declared.add(event.symbol);
     return { kind: 'event', event };
@@ -99,7 +137,7 @@ export class EventGate {
   }
 
   hasSeen(id: string): boolean {
-    return this.seenIds.has(id);
+    return this.seenIds.has(id) || this.frontierIds.has(id);
   }
 
   /** ms, event time: an event stamped at or before it may have had its id forgotten (see IdMemory) */
@@ -115,7 +153,14 @@ export class EventGate {
   /** A copy of the whole state (for shard snapshots): symbols declared and ids seen, in insertion order. */
   state(): EventGateState {
     const { ids, ...idMemory } = this.seenIds.state();
-    return { declared: [...this.declared], seenIds: ids, idMemory };
+    return {
+      declared: [...this.declared],
+      seenIds: ids,
+      idMemory,
+      ...(this.marketIdsAtFrontier
+        ? { marketFrontier: { ts: this.frontierTs, ids: [...this.frontierIds] } }
+        : {}),
+    };
   }
 
   /**
@@ -125,9 +170,13 @@ export class EventGate {
   static async fromState(
     s: EventGateState,
     pace?: { count(n?: number): boolean; pause(): Promise<void> },
-    opts: { legacyTs?: number; idWindowMs?: number } = {},
+    opts: { legacyTs?: number } & EventGateOptions = {},
   ): Promise<EventGate> {
-    const g = new EventGate();
+    const g = new EventGate(opts.marketIdsAtFrontier ? { marketIdsAtFrontier: true } : {});
+    if (s.marketFrontier) {
+      g.frontierTs = s.marketFrontier.ts;
+      g.frontierIds = new Set(s.marketFrontier.ids);
+    }
     for (const d of s.declared) g.declared.add(d);
     g.seenIds = await IdMemory.fromState(
       {

@@ -45,6 +45,10 @@ export interface FeaturePipelineOptions {
    * sets its dedup TTL: past it a resend is older than any ordering tolerance and refused as late anyway.
    */
   idWindowMs?: number;
+  /** see EventGateOptions.marketIdsAtFrontier: only with `toleranceMs` 0 */
+  marketIdsAtFrontier?: boolean;
+  /** the events come from `readEventsFile`, which refused duplicate ids already: keep none here */
+  idsCheckedUpstream?: boolean;
 }
 
 export interface PipelineStats {
@@ -139,7 +143,13 @@ export class FeaturePipeline {
 
   constructor(opts: FeaturePipelineOptions = {}) {
     this.order = new ReorderBuffer(opts.toleranceMs ?? 0);
-    this.gate = new EventGate(opts.idWindowMs === undefined ? {} : { idWindowMs: opts.idWindowMs });
+    if (opts.marketIdsAtFrontier && (opts.toleranceMs ?? 0) !== 0)
+      throw new RangeError('marketIdsAtFrontier needs an in-order stream (toleranceMs 0)');
+    this.gate = new EventGate({
+      ...(opts.idWindowMs === undefined ? {} : { idWindowMs: opts.idWindowMs }),
+      ...(opts.marketIdsAtFrontier ? { marketIdsAtFrontier: true } : {}),
+      ...(opts.idsCheckedUpstream ? { idsCheckedUpstream: true } : {}),
+    });
     this.state = new FeatureState(opts.margin, opts.expectedAccounts ?? 1024, opts.recordForSnapshots);
   }
 
@@ -175,7 +185,7 @@ export class FeaturePipeline {
   static async restore(
     s: PipelineState,
     pace?: Pacer,
-    opts: { idWindowMs?: number } = {},
+    opts: { idWindowMs?: number; marketIdsAtFrontier?: boolean } = {},
   ): Promise<FeaturePipeline> {
     const p = new FeaturePipeline({
       toleranceMs: s.toleranceMs,

@@ -43,8 +43,18 @@ export const ConfigSchema = z
      * "late" in the evaluator, and the log replays it after every restart
      */
     PREEMPT_MAX_FUTURE_MS: int(0, 86_400_000).default(10_000),
-    /** ms an event id is remembered for de-duplication */
+    /**
+     * ms an event id is remembered for de-duplication at ingest (one Redis key per id for this long, about
+     * 150 bytes each: ids per day x days)
+     */
     PREEMPT_DEDUP_TTL_MS: int(1000, 365 * 86_400_000).default(7 * 86_400_000),
+    /**
+     * ms of event time an evaluator shard remembers the ids of its accounts' events (in memory, and in its
+     * snapshot): an account event with an id stamped further back than the ids it has forgotten (between
+     * this and 1.5x behind its newest event) is refused as `expired`, since it cannot be told from a resend.
+     * Market events' ids cost nothing here (see EventGateOptions.marketIdsAtFrontier).
+     */
+    PREEMPT_SHARD_ID_WINDOW_MS: int(60_000, 365 * 86_400_000).default(86_400_000),
     /** evaluator shards (accounts split by hash); every worker process takes free shards */
     PREEMPT_SHARDS: int(1, 1024).default(1),
     /** most shards one worker process evaluates (0 = as many as are free) */

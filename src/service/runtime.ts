@@ -228,8 +228,8 @@ export async function startWorker(config: ServiceConfig, opts: RuntimeOptions = 
     leaseMs: config.PREEMPT_SHARD_LEASE_MS,
     maxShards: config.PREEMPT_WORKER_MAX_SHARDS,
     snapshotEveryEntries: config.PREEMPT_SNAPSHOT_EVERY_ENTRIES,
-    // the API forgets an id after its dedup TTL; the shards forget it after as much event time
-    idWindowMs: config.PREEMPT_DEDUP_TTL_MS,
+    // ingest de-duplicates for PREEMPT_DEDUP_TTL_MS; a shard's own memory only needs to cover late events
+    idWindowMs: config.PREEMPT_SHARD_ID_WINDOW_MS,
     snapshotMaxBytes: config.PREEMPT_SNAPSHOT_MAX_BYTES,
     logRetentionMs: config.PREEMPT_LOG_RETENTION_MS,
     trimIntervalMs: config.PREEMPT_SNAPSHOT_EVERY_ENTRIES > 0 ? config.PREEMPT_LOG_TRIM_INTERVAL_MS : 0,

@@ -147,12 +147,17 @@ describe('EventGate and the pipeline with an id window', () => {
     shard.apply(mark(T0, 100));
     const dep = { ...deposit(T0 + 1_000, 'a', 1_000), id: 'dep-1' };
     expect(shard.apply(dep).kind).toBe('applied');
-    for (let d = 1; d <= 6; d++) shard.apply({ ...mark(T0 + d * DAY, 100), id: `m${d}` });
+    // a day of another account's events with ids (what the id memory keeps), and marks (which it does not)
+    const day = (d: number) => {
+      shard.apply({ ...mark(T0 + d * DAY, 100), id: `m${d}` });
+      shard.apply({ ...deposit(T0 + d * DAY, 'b', 1), id: `b${d}` });
+    };
+    for (let d = 1; d <= 6; d++) day(d);
     // behind the clock but remembered: recognised, not re-stamped and applied again
     expect(shard.apply(dep)).toMatchObject({ kind: 'refused', reason: 'duplicate' });
     expect(shard.pipeline.idsForgottenThroughTs).toBe(Number.NEGATIVE_INFINITY);
-    for (let d = 7; d <= 12; d++) shard.apply({ ...mark(T0 + d * DAY, 100), id: `m${d}` });
-    // the first generation (dep-1 to m3, started at T0 + 1 s) is forgotten: its newest event is m3's
+    for (let d = 7; d <= 12; d++) day(d);
+    // the first generation (dep-1 to b3, started at T0 + 1 s) is forgotten: its newest event is b3's
     expect(shard.pipeline.idsForgottenThroughTs).toBe(T0 + 3 * DAY);
     const cash = () => shard.pipeline.book.snapshot('a')?.cash;
     // an account event would be re-stamped to the clock, so it is refused instead
@@ -253,5 +258,49 @@ describe('EventGate and the pipeline with an id window', () => {
     const late = shard.apply(mark(T0 + 20, 101));
     expect(late).toMatchObject({ kind: 'refused', reason: 'late' });
     expect(late.kind === 'refused' && late.detail).toMatch(/mark at \d+: ts: earlier than/);
+  });
+
+  it('with marketIdsAtFrontier keeps market ids only at the newest market time; an older resend is late', async () => {
+    expect(() => new FeaturePipeline({ toleranceMs: 5, marketIdsAtFrontier: true })).toThrow(/in-order/);
+    const p = new FeaturePipeline({ marketIdsAtFrontier: true, idWindowMs: 60_000 });
+    p.apply(instrument(T0));
+    const m1 = { ...mark(T0 + 1_000, 100), id: 'm1' };
+    const m2 = { ...mark(T0 + 1_000, 101), id: 'm2' };
+    expect(p.apply(m1)).toBe('accepted');
+    expect(p.apply(m2)).toBe('accepted');
+    expect(p.apply(m1)).toBe('duplicate'); // same time as the newest: remembered
+    expect(p.apply({ ...deposit(T0 + 1_000, 'a', 10), id: 'd1' })).toBe('accepted');
+    expect(p.apply({ ...mark(T0 + 2_000, 102), id: 'm3' })).toBe('accepted');
+    // m1 is behind the newest market event now: its id is gone, and the stream refuses it as late
+    expect(p.apply(m1)).toBe('late');
+    expect(p.stats.applied).toBe(5);
+    expect(p.stats.duplicates).toBe(1);
+  });
+
+  it('keeps only account ids in the id memory of a shard, and the market frontier in its state', async () => {
+    const g = new EventGate({ idWindowMs: 60_000, marketIdsAtFrontier: true });
+    g.checkParsed(instrument(T0));
+    for (let i = 0; i < 5; i++) g.checkParsed({ ...mark(T0 + i, 100), id: `m${i}` });
+    g.checkParsed({ ...mark(T0 + 4, 100), id: 'm4b' });
+    g.checkParsed({ ...deposit(T0 + 4, 'a', 1), id: 'd1' });
+    expect(g.idsRemembered).toBe(1);
+    const s = g.state();
+    expect(s.seenIds).toEqual(['d1']);
+    expect(s.marketFrontier).toEqual({ ts: T0 + 4, ids: ['m4', 'm4b'] });
+    const back = await EventGate.fromState(structuredClone(s), undefined, { marketIdsAtFrontier: true });
+    expect(back.state()).toEqual(s);
+    expect(back.checkParsed({ ...mark(T0 + 4, 100), id: 'm4b' }).kind).toBe('duplicate');
+    expect(back.checkParsed({ ...deposit(T0 + 9, 'a', 1), id: 'd1' }).kind).toBe('duplicate');
+  });
+
+  it('with idsCheckedUpstream keeps no ids (the file reader refused the duplicates already)', () => {
+    const p = new FeaturePipeline({ idsCheckedUpstream: true });
+    p.apply(instrument(T0));
+    p.apply(mark(T0, 100));
+    const dep = { ...deposit(T0, 'a', 10), id: 'd1' };
+    expect(p.apply(dep)).toBe('accepted');
+    expect(p.apply(dep)).toBe('accepted');
+    expect(p.book.snapshot('a')?.cash).toBe(20);
+    expect(p.stats.duplicates).toBe(0);
   });
 });

@@ -47,7 +47,8 @@ export interface FeaturesResult {
 /** Replays `opts.events` up to `opts.at` and writes the snapshot CSV to `opts.out`. */
 export async function writeFeaturesCsv(opts: FeaturesOptions): Promise<FeaturesResult> {
   const tolerance = opts.toleranceMs ?? 0;
-  const pipeline = new FeaturePipeline({ toleranceMs: tolerance });
+  // readEventsFile refuses duplicate ids: the pipeline need not remember them a second time
+  const pipeline = new FeaturePipeline({ toleranceMs: tolerance, idsCheckedUpstream: true });
   const readStats = emptyStats();
   for await (const { event } of readEventsFile(opts.events, readStats, {
     skipInvalid: opts.skipInvalid ?? false,

@@ -24,7 +24,8 @@ function csvNumber(v: number): string {
 
 export async function scoreHistory(opts: ScoreHistoryOptions): Promise<{ rows: number; snapshots: number }> {
   const scorer = await loadScorer(opts.model);
-  const pipeline = new FeaturePipeline();
+  // readEventsFile refuses duplicate ids: the pipeline need not remember them a second time
+  const pipeline = new FeaturePipeline({ idsCheckedUpstream: true });
   const memory = new Map<string, PolicyMemory>();
   const out = createWriteStream(opts.out);
   const write = (s: string) =>

@@ -112,6 +112,8 @@ export class ShardState {
   ) {
     this.pipeline = new FeaturePipeline({
       toleranceMs: 0,
+      // market events (most of the stream) keep no ids past their own ts: late ones are refused anyway
+      marketIdsAtFrontier: true,
       recordForSnapshots: opts.snapshots ?? false,
       ...(opts.idWindowMs === undefined ? {} : { idWindowMs: opts.idWindowMs }),
     });
@@ -147,7 +149,7 @@ export class ShardState {
     opts: { idWindowMs?: number } = {},
   ): Promise<ShardState> {
     const st = new ShardState(s.shard, s.shards, policy, opts);
-    st.pipeline = await FeaturePipeline.restore(s.pipeline, pace, opts);
+    st.pipeline = await FeaturePipeline.restore(s.pipeline, pace, { ...opts, marketIdsAtFrontier: true });
     for (const [a, m] of s.memory) st.memory.set(a, structuredClone(m));
     for (const [a, e] of s.epochs) st.epochs.set(a, e);
     for (const [a, r] of s.restrictions) st.restrictions.set(a, { ...r });
