@@ -15,7 +15,7 @@ import { loadScorer } from '../src/model/scorer.js';
 import { scoreLogistic1d } from './baselines.js';
 import { buildHistoryRows, type HistoryRows } from './dataset.js';
 import { evaluate, type Metrics } from './evaluate.js';
-import { gather, planSplits, type SplitMatrix, splitColumn } from './splits.js';
+import { gather, planSplits, type SplitMatrix, selectRows, splitColumn } from './splits.js';
 import { combinedLiquidations, TrainingDataError } from './train.js';
 
 /** pd band edges of the reliability table: the policy's watch (0.01), reduce (0.02) and full (0.2) levels among them */
@@ -109,24 +109,7 @@ export function outsideWindows(
     if (!windows.some((w) => t >= w.fromMs && t < w.toMs)) keepList.push(i);
   }
   const keep = Uint32Array.from(keepList);
-  const cols = m.cols;
-  const out: SplitMatrix = {
-    x: new Float32Array(keep.length * cols),
-    y: new Float32Array(keep.length),
-    ts: new Float64Array(keep.length),
-    account: new Uint32Array(keep.length),
-    unseen: new Uint8Array(keep.length),
-    rows: keep.length,
-    cols,
-  };
-  keep.forEach((i, r) => {
-    out.x.set(m.x.subarray(i * cols, (i + 1) * cols), r * cols);
-    out.y[r] = m.y[i] as number;
-    out.ts[r] = m.ts[i] as number;
-    out.account[r] = m.account[i] as number;
-    out.unseen[r] = m.unseen[i] as number;
-  });
-  return { rows: out, keep };
+  return { rows: selectRows(m, keep), keep };
 }
 
 const MarginRuleSchema = z.object({ feature: z.string(), a: z.number(), b: z.number() });

@@ -194,6 +194,11 @@ export function sampleNegatives(m: SplitMatrix, share: number, seed: number): Sp
   const rng = new Rng(seed, 'negative-sample');
   const keep: number[] = [];
   for (let i = 0; i < m.rows; i++) if (m.y[i] === 1 || rng.next() < share) keep.push(i);
+  return selectRows(m, keep);
+}
+
+/** The rows `keep` (indices into `m`, in the order given) of a split matrix, as a new one. */
+export function selectRows(m: SplitMatrix, keep: ArrayLike<number>): SplitMatrix {
   const cols = m.cols;
   const out: SplitMatrix = {
     x: new Float32Array(keep.length * cols),
@@ -204,12 +209,13 @@ export function sampleNegatives(m: SplitMatrix, share: number, seed: number): Sp
     rows: keep.length,
     cols,
   };
-  keep.forEach((src, r) => {
+  for (let r = 0; r < keep.length; r++) {
+    const src = keep[r] as number;
     out.x.set(m.x.subarray(src * cols, (src + 1) * cols), r * cols);
     out.y[r] = m.y[src] as number;
     out.ts[r] = m.ts[src] as number;
     out.account[r] = m.account[src] as number;
     out.unseen[r] = m.unseen[src] as number;
-  });
+  }
   return out;
 }
