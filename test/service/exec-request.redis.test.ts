@@ -19,6 +19,8 @@ import {
   type ExecutedAnswer,
   ExecutionRecords,
   KEEP_MS,
+  MARKS_KEPT,
+  mayHaveExecuted,
   type SentRequest,
 } from '../../src/service/queue/execution-record.js';
 import {
@@ -656,6 +658,61 @@ describe('the execution record', () => {
     for (const k of execKeys) expect(await redis.pttl(k), k).toBeGreaterThan(KEEP_MS - 60_000);
   });
 
+  it('a job run again and again through a long outage: its record stays bounded, its counts exact', async () => {
+    const r = new ExecutionRecords(redis, keys);
+    const key = `${prefix}:exec:j`;
+    const gens = 3 * MARKS_KEPT;
+    // every run: three sends, none executed (connection refused), then failed for good and retired
+    for (let gen = 0; gen < gens; gen++) {
+      await r.keep('j', gen, { orders: [], gen }, null);
+      for (let a = 0; a < 3; a++) await r.notExecuted('j', await r.sending('j', gen), 'connection refused');
+      expect(await r.retire('j', gen)).toMatchObject({ status: 'retired', gen: gen + 1 });
+    }
+    const fields = await redis.hkeys(key);
+    const marks = (p: string) => fields.filter((f) => f.startsWith(p)).length;
+    expect(marks('snd:')).toBe(MARKS_KEPT);
+    expect(marks('ne:')).toBe(MARKS_KEPT);
+    expect(marks('ret:')).toBe(MARKS_KEPT);
+    expect(fields.length).toBeLessThanOrEqual(3 * MARKS_KEPT + 10);
+    const rec = await r.get('j');
+    expect(rec).toMatchObject({ gen: gens, sends: 3 * gens, notExecuted: 3 * gens });
+    expect(mayHaveExecuted(rec)).toBe(false);
+    // the next run's send may execute: the counts say so, and the generation is not retired
+    await r.keep('j', gens, { orders: [] }, null);
+    await r.sending('j', gens);
+    expect(mayHaveExecuted(await r.get('j'))).toBe(true);
+    expect(await r.retire('j', gens)).toEqual({ status: 'sent', gen: gens });
+    expect((await redis.hkeys(key)).length).toBeLessThanOrEqual(3 * MARKS_KEPT + 10);
+  });
+
+  it('marks past the window err on the safe side: an old send is never counted twice, nor counted late', async () => {
+    const r = new ExecutionRecords(redis, keys);
+    await r.keep('j', 0, { orders: [] }, null);
+    const first = await r.sending('j', 0);
+    await r.notExecuted('j', first, 'connection refused');
+    // a send whose answer is slow: its not-executed mark comes after MARKS_KEPT more sends
+    const slow = await r.sending('j', 0);
+    for (let i = 0; i < MARKS_KEPT; i++) await r.notExecuted('j', await r.sending('j', 0), 'refused');
+    expect(await r.get('j')).toMatchObject({ sends: MARKS_KEPT + 2, notExecuted: MARKS_KEPT + 1 });
+    // the first send's mark again (a resent call): not counted twice
+    await r.notExecuted('j', first, 'connection refused');
+    // the slow send's mark, past the window: refused, the send stays possibly executed
+    await r.notExecuted('j', slow, 'refused');
+    const rec = await r.get('j');
+    expect(rec).toMatchObject({ sends: MARKS_KEPT + 2, notExecuted: MARKS_KEPT + 1 });
+    expect(mayHaveExecuted(rec)).toBe(true);
+    expect(await r.retire('j', 0)).toEqual({ status: 'sent', gen: 0 });
+  });
+
+  it('a retirement repeated within the window answers as the first did; one older answers moved', async () => {
+    const r = new ExecutionRecords(redis, keys);
+    for (let gen = 0; gen <= MARKS_KEPT; gen++) await r.retire('j', gen);
+    // generation MARKS_KEPT + 1 now; the last MARKS_KEPT retirements are remembered
+    expect(await r.retire('j', 1)).toMatchObject({ status: 'retired', gen: 2 });
+    expect(await r.retire('j', 0)).toEqual({ status: 'moved', gen: MARKS_KEPT + 1 });
+    expect((await r.get('j')).gen).toBe(MARKS_KEPT + 1);
+  });
+
   it('a 2xx after a redirect clears the redirect', async () => {
     const r = new ExecutionRecords(redis, keys);
     await r.redirected('j', 'webhook answered 307');
@@ -748,6 +805,37 @@ describe('a job failed for good and run again (generations)', () => {
       expect(await room('acct', 1)).toBe(8);
     });
   }
+
+  it('a failed job removed by its retention while its record lives: a new decision adds a job that sends what a retry would', async () => {
+    const id = jobIdFor('deleverage', 'acct', 1);
+    const executed = new Set<string>();
+    const venue = await httpVenue((r, n, _req, res) => {
+      executed.add(r.key);
+      if (n === 0) return void res.writeHead(503).end('oops');
+      answerChecked(r, venue.received, res);
+    });
+    const p = start(venue.url, 1);
+    const job = sampleJob('acct', 1);
+    await p.enqueue(job);
+    await finalFailure();
+    const [failed] = await p.queues.deleverage.getFailed();
+    await failed?.remove();
+    expect(await p.queues.deleverage.getJob(id)).toBeUndefined();
+    // decided again at a later mark: a new job (the new payload), which reads the job's execution record
+    const again = { ...job, decidedAt: DECIDED_AT + 60_000 };
+    expect(await p.enqueue(again)).toMatchObject({ created: true, retried: false });
+    await eventually(
+      () => p.queues.deleverage.getJobCounts('completed'),
+      (c) => c.completed === 1,
+      'the new job to complete',
+    );
+    // the 503'd send may have executed: sent again as it was, under its key, never a second order
+    expect(venue.received.map((r) => r.key)).toEqual([id, id]);
+    expect(venue.received[1]?.raw).toBe(venue.received[0]?.raw);
+    expect([...executed]).toEqual([id]);
+    expect(await streamEvents()).toHaveLength(1);
+    expect(await room('acct', 1)).toBe(8);
+  });
 
   it("the final audit names a retired generation only if it kept a request; the generation's share is given back", async () => {
     const id = jobIdFor('deleverage', 'acct', 1);

@@ -25,6 +25,22 @@
  *   and once its fills are in the log, does not append them again.
  *
  * Restriction jobs keep their request here the same way (generation 0 only: they reserve nothing).
+ *
+ * Bounded size: a job decided again through a long venue outage runs again and again, each run counting
+ * sends (and retiring a generation), and every use renews the record's expiry, so it must not grow with
+ * them. `sends` and `notExecuted` are plain counts, exact however many sends there were: they alone decide
+ * `mayHaveExecuted`, so a retry always knows whether anything sent may have executed. The per-send marks
+ * only make a call that the client resends (after a reconnect lost its reply, seconds later) count once;
+ * they are kept for the last MARKS_KEPT sends (`snd:<n>`, the calling attempt's token, and `ne:<n>`) and
+ * retirements (`ret:<gen>`), older ones deleted as new ones are written. What falls out of that window errs
+ * on the safe side: a not-executed mark for a send more than MARKS_KEPT sends back is refused (the send
+ * stays possibly executed: the reservation is kept and the kept request resent under its key, never a
+ * fresh one), a resent count of such a send is counted again (more sends: the same), and a resent
+ * retirement of a generation that old answers 'moved' (nothing released). A run's sends are sequential
+ * (one attempt after another, a stalled copy at most beside it), so a reply is never that late in practice.
+ * Nothing is refused or marked for an operator past any number of sends: a liquidation must still go out
+ * when the venue comes back. The record then holds its counts, the kept request and answer, and at most
+ * 3 x MARKS_KEPT marks, however long it lives.
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -33,6 +49,9 @@ import type { VenueFill } from '../venue/types.js';
 
 /** ms a record is kept after its last use (as long as reservations and completed job ids) */
 export const KEEP_MS = 7 * 86_400_000;
+
+/** per-send (`snd:<n>`, `ne:<n>`) and per-retirement (`ret:<gen>`) marks kept: the latest this many */
+export const MARKS_KEPT = 16;
 
 /** The idempotency key of generation `gen` of a job's request: the job id, then `<jobId>#g<gen>`. */
 export function idempotencyKeyFor(jobId: string, gen: number): string {
@@ -123,33 +142,42 @@ local set = redis.call('HSETNX', KEYS[1], 'request', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, set, redis.call('HGET', KEYS[1], 'request')}`;
 
-// KEYS: record. ARGV: generation, now (ms), keep ms, send token. {1, n}: counted as possibly sent, send
-// number n; {0, gen}: the generation moved on or its request is not kept (nothing may be sent). A token seen
-// before (the same call resent by the client after a reconnect) returns its number without counting again.
+// KEYS: record. ARGV: generation, now (ms), keep ms, send token, marks kept. {1, n}: counted as possibly
+// sent, send number n; {0, gen}: the generation moved on or its request is not kept (nothing may be sent).
+// A token among the last `marks kept` sends (the same call resent by the client after a reconnect) returns
+// its number without counting again. Send n's marks (`snd:<n>` = token, `ne:<n>`) are deleted once send
+// n + `marks kept` is counted.
 const SENDING = `
-local seen = redis.call('HGET', KEYS[1], 'snd:' .. ARGV[4])
-if seen then return {1, tonumber(seen)} end
+local sends = tonumber(redis.call('HGET', KEYS[1], 'sends') or '0')
+local window = tonumber(ARGV[5])
+for s = sends, math.max(1, sends - window + 1), -1 do
+  if redis.call('HGET', KEYS[1], 'snd:' .. s) == ARGV[4] then return {1, s} end
+end
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
 if gen ~= tonumber(ARGV[1]) or redis.call('HEXISTS', KEYS[1], 'request') == 0 then return {0, gen} end
 local n = redis.call('HINCRBY', KEYS[1], 'sends', 1)
-redis.call('HSET', KEYS[1], 'sentAt', ARGV[2], 'snd:' .. ARGV[4], n)
+redis.call('HSET', KEYS[1], 'sentAt', ARGV[2], 'snd:' .. n, ARGV[4])
+if n > window then redis.call('HDEL', KEYS[1], 'snd:' .. (n - window), 'ne:' .. (n - window)) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, n}`;
 
-// KEYS: record. ARGV: send number, reason, keep ms. 1 if counted now, 0 if send n was counted before (a
-// resent call) or is not a send of this record
+// KEYS: record. ARGV: send number, reason, keep ms, marks kept. 1 if counted now, 0 if send n was counted
+// before (a resent call), is not a send of this record, or is older than the last `marks kept` sends (its
+// mark is gone: it cannot be told whether it was counted, so it is not, and the send stays possibly executed)
 const NOT_EXECUTED = `
 local n = tonumber(ARGV[1])
-if n < 1 or n > tonumber(redis.call('HGET', KEYS[1], 'sends') or '0') then return 0 end
+local sends = tonumber(redis.call('HGET', KEYS[1], 'sends') or '0')
+if n < 1 or n > sends or n <= sends - tonumber(ARGV[4]) then return 0 end
 if redis.call('HSETNX', KEYS[1], 'ne:' .. ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'notExecuted', 1)
 redis.call('HSET', KEYS[1], 'notExecutedWhy', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`;
 
-// KEYS: record. ARGV: expected generation, now (ms), keep ms.
-// {'retired', gen after, 1 if that generation had kept a request} (also when it was retired before: a
-// resent call answers as the first did) | {'answered', gen} | {'sent', gen} | {'moved', gen}
+// KEYS: record. ARGV: expected generation, now (ms), keep ms, marks kept.
+// {'retired', gen after, 1 if that generation had kept a request} (also when it was retired before, among
+// the last `marks kept` retirements: a resent call answers as the first did) | {'answered', gen} |
+// {'sent', gen} | {'moved', gen} (also for a retirement older than those: nothing is released on it)
 const RETIRE = `
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
 local want = tonumber(ARGV[1])
@@ -165,6 +193,7 @@ if sends > ne then return {'sent', gen} end
 local had = redis.call('HEXISTS', KEYS[1], 'request')
 redis.call('HDEL', KEYS[1], 'request')
 redis.call('HSET', KEYS[1], 'gen', gen + 1, 'retiredAt', ARGV[2], 'ret:' .. gen, had)
+if gen >= tonumber(ARGV[4]) then redis.call('HDEL', KEYS[1], 'ret:' .. (gen - tonumber(ARGV[4]))) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {'retired', gen + 1, had}`;
 
@@ -253,6 +282,7 @@ export class ExecutionRecords {
       Date.now(),
       KEEP_MS,
       randomUUID(),
+      MARKS_KEPT,
     )) as [number, number];
     if (Number(out[0]) !== 1)
       throw new GenerationMovedError(
@@ -265,25 +295,31 @@ export class ExecutionRecords {
   /**
    * Send `n` (as `sending` numbered it) was definitely not executed (nothing sent, a 429, a refusal).
    * Counted once per send: a resent call (the client resends a command whose reply a reconnect lost) or a
-   * second call for the same send changes nothing.
+   * second call for the same send changes nothing. A send more than MARKS_KEPT sends back is not counted
+   * (its mark is gone): it stays possibly executed, the safe side.
    */
   async notExecuted(jobId: string, n: number, reason: string): Promise<void> {
-    await this.redis.eval(NOT_EXECUTED, 1, this.key(jobId), n, reason.slice(0, 500), KEEP_MS);
+    await this.redis.eval(NOT_EXECUTED, 1, this.key(jobId), n, reason.slice(0, 500), KEEP_MS, MARKS_KEPT);
   }
 
   /**
    * Retire generation `gen` if nothing sent for the job may have executed: its kept request (if any) is
    * dropped and the next attempt builds a new request under the next generation's key. Only if the job is
    * still at `gen`; a call for a generation retired already (another attempt's, or this call resent by the
-   * client) answers as its retirement did. Otherwise says why not ('answered'/'sent': the venue may have
-   * executed; 'moved': the record is not at `gen` and has no retirement of it).
+   * client), among the last MARKS_KEPT retirements, answers as its retirement did. Otherwise says why not
+   * ('answered'/'sent': the venue may have executed; 'moved': the record is not at `gen` and has no
+   * retirement of it it still remembers).
    */
   async retire(jobId: string, gen: number): Promise<RetireResult> {
-    const out = (await this.redis.eval(RETIRE, 1, this.key(jobId), String(gen), Date.now(), KEEP_MS)) as [
-      string,
-      number,
-      number?,
-    ];
+    const out = (await this.redis.eval(
+      RETIRE,
+      1,
+      this.key(jobId),
+      String(gen),
+      Date.now(),
+      KEEP_MS,
+      MARKS_KEPT,
+    )) as [string, number, number?];
     const [status, next, had] = out;
     if (status === 'retired')
       return {

@@ -70,6 +70,7 @@ import {
   type RestrictJob,
   RestrictJobSchema,
 } from './job.js';
+import { NeedsOperatorMarks } from './needs-operator.js';
 
 export interface WorkerDeps {
   /**
@@ -725,6 +726,17 @@ async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Er
   const jobId = job.id ?? '';
   let reservation: string | undefined;
   let retired: { key: string; next: string } | undefined;
+  let operatorMark: string | undefined;
+  const reason = job.failedReason || err.message;
+  if (reason.startsWith(NEEDS_OPERATOR)) {
+    // kept after the failed job is removed (its retention): a new decision never runs it again (and the
+    // producer marks it too if it meets the failed job while this write has failed)
+    await new NeedsOperatorMarks(deps.redis, deps.keys)
+      .mark(jobId, { queue: kind, reason, failedOn: job.finishedOn ?? Date.now() })
+      .catch((e: unknown) => {
+        operatorMark = `not written: ${(e as Error).message}`;
+      });
+  }
   if (typeof data.account === 'string' && typeof data.epoch === 'number' && Array.isArray(data.orders)) {
     try {
       const records = recordsOf(deps);
@@ -758,6 +770,7 @@ async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Er
       ...(reservation ? { reservation } : {}),
       // the venue did not execute what was sent under this key: a new decision sends a fresh request
       ...(retired ? { retired } : {}),
+      ...(operatorMark ? { operatorMark } : {}),
     })
     .catch((w: unknown) =>
       deps.log.error(
@@ -785,6 +798,8 @@ async function skip(deps: WorkerDeps, data: ExecutionJob, jobId: string, why: st
 
 export interface ExecutionWorkers {
   workers: Record<QueueKind, Worker>;
+  /** per queue, the jobs whose start its worker holds (for the duration metric): only jobs in its hands */
+  timedJobs(): Record<QueueKind, number>;
   close(): Promise<void>;
 }
 
@@ -811,8 +826,25 @@ export const WORKER_RUN_RETRY_DELAY_MS = 2_000;
 export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
   const processor = makeProcessor(deps);
   const restrict = makeRestrictProcessor(deps);
+  const timed = {} as Record<QueueKind, Map<string, { job: Job; t0: number }>>;
   const make = (kind: QueueKind, concurrency: number): Worker => {
-    const started = new Map<string, number>();
+    // when each job became active here (performance.now()), for its duration: read and dropped when the job
+    // completes or fails here, and dropped in any case once this worker is done with the job, which also
+    // covers the paths without an event here (it lost its lock and finished elsewhere, the worker closed
+    // mid-job): at most one entry per job this worker is processing, not one per job it ever took
+    const started = new Map<string, { job: Job; t0: number }>();
+    timed[kind] = started;
+    class TimedWorker extends Worker {
+      override async processJob(job: Job, token: string, fetchNext?: () => boolean) {
+        try {
+          return await super.processJob(job, token, fetchNext);
+        } finally {
+          // this run's entry only: the job may be active here again already (picked up after a stall)
+          const id = job.id ?? '';
+          if (started.get(id)?.job === job) started.delete(id);
+        }
+      }
+    }
     const opts = {
       connection: workerConnectionOptions(deps.connection),
       prefix: deps.keys.bull,
@@ -824,10 +856,10 @@ export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
       // default 15 s, so deleveraging resumes within seconds of Redis coming back
       runRetryDelay: WORKER_RUN_RETRY_DELAY_MS,
     };
-    const w = new Worker(QUEUES[kind], kind === 'restrict' ? restrict : processor, opts);
-    w.on('active', (job) => started.set(job.id ?? '', performance.now()));
+    const w = new TimedWorker(QUEUES[kind], kind === 'restrict' ? restrict : processor, opts);
+    w.on('active', (job) => started.set(job.id ?? '', { job, t0: performance.now() }));
     const elapsed = (job: Job | undefined): number => {
-      const t0 = started.get(job?.id ?? '');
+      const t0 = started.get(job?.id ?? '')?.t0;
       started.delete(job?.id ?? '');
       return t0 === undefined ? 0 : (performance.now() - t0) / 1000;
     };
@@ -863,6 +895,11 @@ export function startExecutionWorkers(deps: WorkerDeps): ExecutionWorkers {
   };
   return {
     workers,
+    timedJobs: () => ({
+      liquidate: timed.liquidate.size,
+      deleverage: timed.deleverage.size,
+      restrict: timed.restrict.size,
+    }),
     async close() {
       await Promise.all(Object.values(workers).map((w) => w.close()));
     },
