@@ -93,15 +93,6 @@ export const ConfigSchema = z
     PREEMPT_JOB_ATTEMPTS: int(1, 100).default(6),
     /** ms, first retry delay; doubles on each retry */
     PREEMPT_JOB_BACKOFF_MS: int(1, 3_600_000).default(1000),
-    /**
-     * ms a job that failed for good is kept in Redis (BullMQ `removeOnFail`, applied when another job of the
-     * queue fails; also at most the newest 50,000 per queue), to be seen and retried by a new decision
-     * (before this setting failed jobs were kept forever). At least 7 days, the life of the execution record
-     * that tells a re-run what was sent: a new decision of a removed job reads that record as a retry would.
-     * A job that needs an operator stays marked after its removal (`<prefix>:needs-operator`), so a new
-     * decision never runs it again
-     */
-    PREEMPT_FAILED_JOB_RETENTION_MS: int(7 * 86_400_000, 3650 * 86_400_000).default(30 * 86_400_000),
     PREEMPT_VENUE: z.enum(['simulated', 'webhook']).default('simulated'),
     PREEMPT_WEBHOOK_URL: z.url().optional(),
     PREEMPT_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),

@@ -138,7 +138,6 @@ export async function startApi(config: ServiceConfig, opts: RuntimeOptions = {})
   const producer = new ActionProducer(redis, keyspace(config.PREEMPT_PREFIX), {
     attempts: config.PREEMPT_JOB_ATTEMPTS,
     backoffMs: config.PREEMPT_JOB_BACKOFF_MS,
-    failedRetentionMs: config.PREEMPT_FAILED_JOB_RETENTION_MS,
   });
   const service = createApp({
     config,
@@ -206,18 +205,7 @@ export async function startWorker(config: ServiceConfig, opts: RuntimeOptions = 
   const producer = new ActionProducer(writes, keys, {
     attempts: config.PREEMPT_JOB_ATTEMPTS,
     backoffMs: config.PREEMPT_JOB_BACKOFF_MS,
-    failedRetentionMs: config.PREEMPT_FAILED_JOB_RETENTION_MS,
   });
-  // failed jobs needing an operator from before their marks existed: marked before this process enqueues
-  // anything (a job it adds that fails removes the failed jobs past their retention)
-  await producer
-    .markFailedNeedingOperator()
-    .then((marked) => {
-      if (marked > 0) log.warn({ marked }, 'failed jobs needing an operator marked (they were not)');
-    })
-    .catch((e: unknown) =>
-      log.error({ err: (e as Error).message }, 'failed jobs needing an operator could not be marked'),
-    );
   const audit = new AuditLog(writes, keys);
   const supervisor = new EvaluatorSupervisor({
     redis: writes,

@@ -67,17 +67,6 @@ describe('configuration', () => {
     expect(c.PREEMPT_VENUE).toBe('webhook');
   });
 
-  it('keeps failed jobs 30 days by default, never less than the execution records (7 days)', () => {
-    const DAY_MS = 86_400_000;
-    expect(loadConfig({}).PREEMPT_FAILED_JOB_RETENTION_MS).toBe(30 * DAY_MS);
-    expect(configFor({ PREEMPT_FAILED_JOB_RETENTION_MS: 7 * DAY_MS }).PREEMPT_FAILED_JOB_RETENTION_MS).toBe(
-      7 * DAY_MS,
-    );
-    expect(() => configFor({ PREEMPT_FAILED_JOB_RETENTION_MS: 7 * DAY_MS - 1 })).toThrow(
-      /PREEMPT_FAILED_JOB_RETENTION_MS/,
-    );
-  });
-
   it('parses policy thresholds as JSON', () => {
     expect(configFor({ PREEMPT_POLICY: '{"pdReduce":0.3}' }).PREEMPT_POLICY).toEqual({ pdReduce: 0.3 });
   });

@@ -17,8 +17,7 @@ import {
   QUEUES,
   type RestrictJob,
 } from '../../src/service/queue/job.js';
-import { NeedsOperatorMarks } from '../../src/service/queue/needs-operator.js';
-import { ActionProducer, FAILED_RETENTION_MS, KEEP_FAILED_MAX } from '../../src/service/queue/producer.js';
+import { ActionProducer } from '../../src/service/queue/producer.js';
 import {
   type ExecutionWorkers,
   makeProcessor,
@@ -770,126 +769,6 @@ describe('execution failures and recovery', () => {
     expect(await producer.enqueue(data)).toMatchObject({ created: false, retried: false });
     expect(await q.getJobCounts('failed')).toMatchObject({ failed: 1 });
     expect(venue.calls).toHaveLength(1);
-  });
-
-  it('a job needing an operator is not run again by a new decision after its failed job and its record are gone', async () => {
-    producer = new ActionProducer(redis, keys, { attempts: 3, backoffMs: 5 });
-    // BTC-PERP was never declared: the venue executes, the log refuses the fill, the job needs an operator
-    const data = sampleJob('u', 2);
-    const id = jobIdFor('deleverage', 'u', 2);
-    await producer.enqueue(data);
-    const venue = new CountingVenue();
-    workers(venue);
-    const q = producer.queues.deleverage;
-    await eventually(
-      () => auditTrail(),
-      (a) => a.filter((e) => e.kind === 'failure').length === 2,
-      'the failure audits',
-    );
-    expect(venue.calls).toEqual([id]);
-    const marks = new NeedsOperatorMarks(redis, keys);
-    expect(await marks.has(id)).toBe(true);
-    // a job that failed before the marks existed: marked when a worker process starts; others are not
-    await redis.hdel(keys.needsOperator, id);
-    const invalidId = jobIdFor('deleverage', 'v', 1);
-    await q.add(
-      'deleverage',
-      { kind: 'deleverage', account: 'v', epoch: 1, orders: [] },
-      { jobId: invalidId },
-    );
-    await eventually(
-      () => q.getJobCounts('failed'),
-      (c) => c.failed === 2,
-      'the invalid job to fail',
-    );
-    expect(await producer.markFailedNeedingOperator()).toBe(1);
-    expect(await producer.markFailedNeedingOperator()).toBe(0);
-    expect(await marks.has(invalidId)).toBe(false);
-    // the failed job's retention has run out (BullMQ removed it), and its execution record expired before
-    const failed = await q.getJob(id);
-    await failed?.remove();
-    await redis.del(`${prefix}:exec:${id}`);
-    // decided again at the same epoch (the fill never reached the log): nothing is added, nothing sent
-    expect(await producer.enqueue(data)).toMatchObject({ created: false, retried: false });
-    expect(await q.getJob(id)).toBeUndefined();
-    expect(venue.calls).toEqual([id]);
-    expect(await marks.get(id)).toMatchObject({
-      queue: 'deleverage',
-      reason: expect.stringMatching(new RegExp(`^${NEEDS_OPERATOR}`)),
-    });
-    // an operator who has dealt with it clears the mark: a new decision then runs the job
-    await redis.hdel(keys.needsOperator, id);
-    expect(await producer.enqueue(data)).toMatchObject({ created: true });
-  });
-
-  it('a failed job is kept for the configured retention; BullMQ removes it once that has passed', async () => {
-    const DAY_MS = 86_400_000;
-    producer = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 5, failedRetentionMs: 9 * DAY_MS });
-    await redis.sadd(keys.instruments, 'BTC-PERP');
-    workers(new CountingVenue(2)); // down for both jobs below
-    const q = producer.queues.deleverage;
-    const oldId = jobIdFor('deleverage', 'old', 1);
-    const newId = jobIdFor('deleverage', 'new', 1);
-    await producer.enqueue(sampleJob('old', 1));
-    await eventually(
-      () => q.getJobCounts('failed'),
-      (c) => c.failed === 1,
-      'the first job to fail for good',
-    );
-    const [failed] = await q.getFailed();
-    expect(failed?.id).toBe(oldId);
-    expect(failed?.opts.removeOnFail).toEqual({ age: 9 * 86_400, count: KEEP_FAILED_MAX });
-    // as if it had failed 9 days and a minute ago: the next failure in the queue removes it
-    await redis.zadd(`${keys.bull}:${QUEUES.deleverage}:failed`, Date.now() - 9 * DAY_MS - 60_000, oldId);
-    await producer.enqueue(sampleJob('new', 1));
-    const left = await eventually(
-      () => q.getFailed(),
-      (f) => f.some((j) => j.id === newId),
-      'the second job to fail for good',
-    );
-    expect(left.map((j) => j.id)).toEqual([newId]);
-    expect(await q.getJob(oldId)).toBeUndefined();
-    // without the option: the default, 30 days
-    const p2 = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 5 });
-    try {
-      await p2.enqueue(sampleJob('default', 1, { kind: 'liquidate' }));
-      const job = await p2.queues.liquidate.getJob(jobIdFor('liquidate', 'default', 1));
-      expect(job?.opts.removeOnFail).toEqual({ age: FAILED_RETENTION_MS / 1000, count: KEEP_FAILED_MAX });
-      expect(FAILED_RETENTION_MS).toBe(30 * DAY_MS);
-    } finally {
-      await p2.close();
-    }
-  });
-
-  it('a failed job removed between its look-up and its retry is added again: the decision is not lost', async () => {
-    producer = new ActionProducer(redis, keys, { attempts: 1, backoffMs: 5 });
-    await redis.sadd(keys.instruments, 'BTC-PERP');
-    const venue = new CountingVenue(1); // down for the first attempt only
-    workers(venue);
-    const q = producer.queues.deleverage;
-    const job = sampleJob('gone', 1);
-    const id = jobIdFor('deleverage', 'gone', 1);
-    await producer.enqueue(job);
-    await eventually(
-      () => auditTrail(),
-      (a) => a.some((e) => e.kind === 'failure' && e.data.attempts !== undefined),
-      'the final failure',
-    );
-    // decided again; BullMQ removes the failed job (its retention ran out) just before it is retried
-    const r = await producer.enqueue(job, {
-      beforeRetry: async () => {
-        await (await q.getJob(id))?.remove();
-      },
-    });
-    expect(r).toMatchObject({ created: true, retried: false });
-    await eventually(
-      () => q.getJobCounts('completed'),
-      (c) => c.completed === 1,
-      'the decision to be executed',
-    );
-    // nothing was executed under the job id: the new job sends a fresh request under the next key
-    expect(venue.calls).toEqual([id, `${id}#g1`]);
-    expect((await streamEvents()).map((e) => e?.type)).toEqual(['fill']);
   });
 
   it("a liquidation rebate (negative venue fee) is recorded as 0, and the audit lists the recorded fee beside the venue's", async () => {

@@ -70,7 +70,6 @@ import {
   type RestrictJob,
   RestrictJobSchema,
 } from './job.js';
-import { NeedsOperatorMarks } from './needs-operator.js';
 
 export interface WorkerDeps {
   /**
@@ -726,17 +725,6 @@ async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Er
   const jobId = job.id ?? '';
   let reservation: string | undefined;
   let retired: { key: string; next: string } | undefined;
-  let operatorMark: string | undefined;
-  const reason = job.failedReason || err.message;
-  if (reason.startsWith(NEEDS_OPERATOR)) {
-    // kept after the failed job is removed (its retention): a new decision never runs it again (and the
-    // producer marks it too if it meets the failed job while this write has failed)
-    await new NeedsOperatorMarks(deps.redis, deps.keys)
-      .mark(jobId, { queue: kind, reason, failedOn: job.finishedOn ?? Date.now() })
-      .catch((e: unknown) => {
-        operatorMark = `not written: ${(e as Error).message}`;
-      });
-  }
   if (typeof data.account === 'string' && typeof data.epoch === 'number' && Array.isArray(data.orders)) {
     try {
       const records = recordsOf(deps);
@@ -770,7 +758,6 @@ async function settleFailed(deps: WorkerDeps, kind: QueueKind, job: Job, err: Er
       ...(reservation ? { reservation } : {}),
       // the venue did not execute what was sent under this key: a new decision sends a fresh request
       ...(retired ? { retired } : {}),
-      ...(operatorMark ? { operatorMark } : {}),
     })
     .catch((w: unknown) =>
       deps.log.error(

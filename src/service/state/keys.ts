@@ -33,8 +33,6 @@ export interface Keyspace {
   market: string;
   /** the audit stream of every decision and action */
   audit: string;
-  /** hash job id -> JSON: jobs that failed for good needing an operator, until one clears them */
-  needsOperator: string;
   rateLimit(keyId: string, window: number): string;
   /** pub/sub channel telling every process to reload the model */
   modelReload: string;
@@ -59,7 +57,6 @@ export function keyspace(prefix: string): Keyspace {
     shardGroup: (s) => `evaluator-s${s}`,
     market: `${prefix}:market`,
     audit: `${prefix}:audit`,
-    needsOperator: `${prefix}:needs-operator`,
     rateLimit: (keyId, w) => `${prefix}:rl:${keyId}:${w}`,
     modelReload: `${prefix}:model-reload`,
     bull: `${prefix}:{bull}`,
