@@ -83,6 +83,11 @@ export class IdMemory {
     return this.forgottenTs;
   }
 
+  /** ms, event time: the newest event whose id was added (-Infinity: none) */
+  get newestAddedTs(): number {
+    return this.newestTs;
+  }
+
   /** generations held now */
   get generations(): number {
     return this.gens.length;

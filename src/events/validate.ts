@@ -62,6 +62,11 @@ export interface EventGateState {
   idMemory?: Omit<IdMemoryState, 'ids'>;
   /** with `marketIdsAtFrontier`: the newest market event time, ms, and the market-event ids seen at it */
   marketFrontier?: { ts: number; ids: string[] };
+  /**
+   * ms: restored from a state saved without `marketFrontier` (before it existed), whose id memory holds
+   * market ids too: market events are also checked against it until it has forgotten everything up to here
+   */
+  legacyMarketThroughTs?: number;
 }
 
 export interface EventGateOptions {
@@ -94,6 +99,8 @@ export class EventGate {
   /** ms: the newest market event time seen (with `marketIdsAtFrontier`) */
   private frontierTs = Number.NEGATIVE_INFINITY;
   private frontierIds = new Set<string>();
+  /** ms: see EventGateState.legacyMarketThroughTs (-Infinity: none) */
+  private legacyMarketThroughTs = Number.NEGATIVE_INFINITY;
 
   constructor(opts: EventGateOptions = {}) {
     this.seenIds = new IdMemory(opts.idWindowMs ?? Number.POSITIVE_INFINITY);
@@ -114,6 +121,12 @@ export class EventGate {
       return { kind: 'invalid', field: 'symbol', reason: `undeclared instrument "${symbol}"` };
     if (event.id !== undefined && !this.idsCheckedUpstream) {
       if (this.marketIdsAtFrontier && !('account' in event)) {
+        if (this.legacyMarketThroughTs > Number.NEGATIVE_INFINITY) {
+          // market ids of a state from before the frontier, until the memory has forgotten them all
+          if (this.seenIds.forgottenThroughTs >= this.legacyMarketThroughTs)
+            this.legacyMarketThroughTs = Number.NEGATIVE_INFINITY;
+          else if (this.seenIds.has(event.id)) return { kind: 'duplicate', event };
+        }
         if (event.ts > this.frontierTs) {
           this.frontierTs = event.ts;
           this.frontierIds.clear();
@@ -160,6 +173,9 @@ export class EventGate {
       ...(this.marketIdsAtFrontier
         ? { marketFrontier: { ts: this.frontierTs, ids: [...this.frontierIds] } }
         : {}),
+      ...(Number.isFinite(this.legacyMarketThroughTs)
+        ? { legacyMarketThroughTs: this.legacyMarketThroughTs }
+        : {}),
     };
   }
 
@@ -188,6 +204,9 @@ export class EventGate {
       opts.legacyTs === undefined ? {} : { legacyTs: opts.legacyTs },
       pace,
     );
+    if (typeof s.legacyMarketThroughTs === 'number') g.legacyMarketThroughTs = s.legacyMarketThroughTs;
+    else if (opts.marketIdsAtFrontier && !s.marketFrontier && s.seenIds.length > 0)
+      g.legacyMarketThroughTs = g.seenIds.newestAddedTs;
     return g;
   }
 }

@@ -303,4 +303,26 @@ describe('EventGate and the pipeline with an id window', () => {
     expect(p.book.snapshot('a')?.cash).toBe(20);
     expect(p.stats.duplicates).toBe(0);
   });
+
+  it('restored from a state saved before the market frontier, checks market ids against the old memory until it forgets them', async () => {
+    // the state an older shard saved: market ids in the id memory, no frontier
+    const old = new EventGate({ idWindowMs: 60_000 });
+    old.checkParsed(instrument(T0));
+    old.checkParsed({ ...mark(T0 + 10, 100), id: 'm1' });
+    const saved = old.state();
+    expect(saved.marketFrontier).toBeUndefined();
+    const g = await EventGate.fromState(structuredClone(saved), undefined, { marketIdsAtFrontier: true });
+    // a resend at the newest time: the frontier never saw m1, the old memory did
+    expect(g.checkParsed({ ...mark(T0 + 10, 100), id: 'm1' }).kind).toBe('duplicate');
+    const again = await EventGate.fromState(structuredClone(g.state()), undefined, {
+      marketIdsAtFrontier: true,
+    });
+    expect(again.state().legacyMarketThroughTs).toBe(T0 + 10);
+    expect(again.checkParsed({ ...mark(T0 + 10, 100), id: 'm1' }).kind).toBe('duplicate');
+    // once the memory has forgotten everything up to there, the old ids are no longer asked
+    for (let k = 1; k <= 4; k++) again.checkParsed({ ...deposit(T0 + k * 40_000, 'a', 1), id: `d${k}` });
+    expect(again.idsForgottenThroughTs).toBeGreaterThanOrEqual(T0 + 10);
+    again.checkParsed({ ...mark(T0 + 200_000, 100), id: 'm2' });
+    expect(again.state().legacyMarketThroughTs).toBeUndefined();
+  });
 });
