@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the README's backtests for a model: every named scenario at 2,000 accounts with seed 1 (report,
-# charts), and the threshold sweeps (seeds 1 and 2 on the seven real crash days, seed 3 on four). The margin-ratio
+# charts), and the threshold sweeps (seeds 1, 2 and 3 on the seven real crash days). The margin-ratio
 # rule's sweep runs do not use the model, so they are taken from the sweeps already in docs/backtests
 # (--ratio-from refuses unless the liquidation-only run is the same to the cent); only the predictive runs run.
 #   [MODEL=models/default] [OUT=docs/backtests] bash training/refresh-backtests.sh [SCENARIO...]
