@@ -45,9 +45,9 @@ export async function run(): Promise<void> {
 
 function runIds(): void {
   const N = 3_000_000;
-  const DAY = 86_400_000;
+  const DAY = 86_400_000; // ms
   // 12 days of event time: the window's generations fill, rotate and are forgotten as in a running shard
-  const step = (12 * DAY) / N;
+  const step = (12 * DAY) / N; // ms of event time between ids
   const ids = Array.from({ length: N }, (_, i) => `fill-${i}-${(i * 2654435761) % 1e9}`);
   // hash every string once first (V8 caches a string's hash): neither side pays for it
   new Set(ids).clear();

@@ -53,7 +53,10 @@ export type GateResult =
   | { kind: 'duplicate'; event: CanonicalEvent }
   | ({ kind: 'invalid' } & EventIssue);
 
-/** What `EventGate.state` saves (`seenIds` in the first format's place, so that an older reader still reads it). */
+/**
+ * What `EventGate.state` saves (`seenIds` in the first format's place: a gate state of that format is still
+ * read; an evaluator of that time refuses a newer snapshot by its version, see SNAPSHOT_VERSION).
+ */
 export interface EventGateState {
   declared: string[];
   /** every id remembered, in arrival order */

@@ -41,8 +41,9 @@ export interface FeaturePipelineOptions {
    */
   recordForSnapshots?: boolean;
   /**
-   * ms of event time an event id is remembered for, to recognise a resend (default: for ever). The service
-   * sets its dedup TTL: past it a resend is older than any ordering tolerance and refused as late anyway.
+   * ms of event time an event id is remembered for, to recognise a resend (default: for ever). The evaluator
+   * shards set PREEMPT_SHARD_ID_WINDOW_MS; what they do with an event whose id may be forgotten is theirs
+   * (`ShardState.apply` refuses an account event as `expired`; a market event that old is late anyway).
    */
   idWindowMs?: number;
   /** see EventGateOptions.marketIdsAtFrontier: only with `toleranceMs` 0 */

@@ -28,7 +28,7 @@ describe('IdMemory', () => {
   });
 
   it('with a window remembers an id at least that long and forgets it within 1.5 windows, in any order', () => {
-    const window = 1_000;
+    const window = 1_000; // ms of event time
     // steps of event time, some back (events out of order, up to two windows late)
     const step = fc.oneof(
       fc.integer({ min: 0, max: 300 }),

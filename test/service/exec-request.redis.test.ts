@@ -806,7 +806,7 @@ describe('a job failed for good and run again (generations)', () => {
     });
   }
 
-  it('a failed job removed by its retention while its record lives: a new decision adds a job that sends what a retry would', async () => {
+  it('a failed job removed (by an operator) while its record lives: a new decision adds a job that sends what a retry would', async () => {
     const id = jobIdFor('deleverage', 'acct', 1);
     const executed = new Set<string>();
     const venue = await httpVenue((r, n, _req, res) => {

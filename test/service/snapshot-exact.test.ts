@@ -269,7 +269,12 @@ describe('snapshot metadata', () => {
     });
     const want = { shard: SHARD, shards: SHARDS, policyHash: policyHash(policy) };
     expect(refusal(meta, want)).toBeUndefined();
+    expect(meta.version).toBe(SNAPSHOT_VERSION);
     expect(refusal({ ...meta, version: SNAPSHOT_VERSION + 1 }, want)).toMatch(/format/);
+    // the version before the id memory's frontier and window is still read; an evaluator of that version
+    // refuses this one (what it reads: v1 only)
+    expect(refusal({ ...meta, version: 1 }, want)).toBeUndefined();
+    expect(refusal({ ...meta, version: 0 }, want)).toMatch(/format/);
     expect(refusal({ ...meta, format: 'other' }, want)).toMatch(/format/);
     expect(refusal(meta, { ...want, shard: 1 })).toMatch(/shard 0, not 1/);
     expect(refusal(meta, { ...want, shards: 4 })).toMatch(/2 shards, now 4/);

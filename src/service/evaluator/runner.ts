@@ -109,8 +109,8 @@ export interface RunnerDeps {
    */
   snapshotMaxBytes?: number;
   /**
-   * ms of event time an event id is remembered for, to recognise a resend (the API's dedup TTL; none: for
-   * ever, and a shard's memory grows with every id it applies)
+   * ms of event time an account event's id is remembered for, to recognise a resend
+   * (PREEMPT_SHARD_ID_WINDOW_MS; none: for ever, and a shard's memory grows with every account event it applies)
    */
   idWindowMs?: number;
   /** called at every yield of a snapshot restore, with its progress (tests) */

@@ -106,7 +106,7 @@ export class ShardState {
     private readonly policy: PolicyConfig,
     /**
      * `snapshots`: keep what `saveState` needs (see FeaturePipelineOptions.recordForSnapshots); `idWindowMs`:
-     * ms of event time an event id is remembered for (the dedup TTL; default for ever)
+     * ms of event time an account event's id is remembered for (PREEMPT_SHARD_ID_WINDOW_MS; default for ever)
      */
     opts: { snapshots?: boolean; idWindowMs?: number } = {},
   ) {

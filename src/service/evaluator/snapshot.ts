@@ -23,9 +23,15 @@ const gunzipAsync = promisify(gunzip);
 export const SNAPSHOT_FORMAT = 'preempt-shard-snapshot';
 /**
  * Bump when what `ShardState.saveState` holds, or how an event changes that state, changes: a snapshot of
- * another version is refused (a full replay, or a visible failure on a trimmed log).
+ * a version this evaluator does not read is refused (a full replay, or a visible failure on a trimmed log).
+ * Version 2 (2026-12-06): the event-id memory keeps market ids only at the newest market time and forgets
+ * account ids after a window, so an evaluator of version 1 restoring it would miss resends it no longer
+ * holds: it must refuse it (a rollback replays the log). Version 1 snapshots are still read (their market
+ * ids are asked until they age out).
  */
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
+/** the versions this evaluator restores */
+export const SNAPSHOT_VERSIONS_READ: readonly number[] = [1, 2];
 
 /** sha256 of the feature parameters the state's windows and candles are built with */
 export const STATE_PARAMS_HASH = createHash('sha256').update(JSON.stringify(FEATURE_PARAMS)).digest('hex');
@@ -253,8 +259,12 @@ export async function encodeSnapshot(
 /** Why a snapshot with this metadata cannot be used (undefined: it can). */
 export function refusal(meta: Partial<SnapshotMeta> | undefined, want: SnapshotExpect): string | undefined {
   if (!meta) return 'no snapshot';
-  if (meta.format !== SNAPSHOT_FORMAT || meta.version !== SNAPSHOT_VERSION)
-    return `format ${String(meta.format)} v${String(meta.version)}, this evaluator reads ${SNAPSHOT_FORMAT} v${SNAPSHOT_VERSION}`;
+  if (
+    meta.format !== SNAPSHOT_FORMAT ||
+    typeof meta.version !== 'number' ||
+    !SNAPSHOT_VERSIONS_READ.includes(meta.version)
+  )
+    return `format ${String(meta.format)} v${String(meta.version)}, this evaluator reads ${SNAPSHOT_FORMAT} v${SNAPSHOT_VERSIONS_READ.join(', v')}`;
   if (meta.shard !== want.shard) return `taken by shard ${meta.shard}, not ${want.shard}`;
   if (meta.shards !== want.shards) return `taken with ${meta.shards} shards, now ${want.shards}`;
   if (meta.policyHash !== want.policyHash) return 'taken under another policy config';
