@@ -152,6 +152,14 @@ export class EventGate {
     return this.declared.has(symbol);
   }
 
+  /**
+   * Take back the declaration of an instrument event the stream then refused (late): events on its symbol
+   * are invalid again, as if it had never come, rather than passing here and being refused when applied.
+   */
+  undeclare(symbol: string): void {
+    this.declared.delete(symbol);
+  }
+
   hasSeen(id: string): boolean {
     return this.seenIds.has(id) || this.frontierIds.has(id);
   }

@@ -215,6 +215,7 @@ export class FeaturePipeline {
   /** Offer one event (already schema-valid, e.g. from readEventsFile or parseEvent). */
   apply(ev: CanonicalEvent): ApplyOutcome {
     this.stats.received++;
+    const newSymbol = ev.type === 'instrument' && !this.gate.isDeclared(ev.symbol);
     const gated = this.gate.checkParsed(ev);
     if (gated.kind === 'duplicate') {
       this.stats.duplicates++;
@@ -231,6 +232,8 @@ export class FeaturePipeline {
       return 'accepted';
     }
     if (!this.order.push(ev, this.release)) {
+      // a late instrument never declares its symbol (the margin core never sees it)
+      if (newSymbol && ev.type === 'instrument') this.gate.undeclare(ev.symbol);
       this.stats.late++;
       this.stats.lastRefusal = `${ev.type} at ${ev.ts}: ts: earlier than ${this.order.releasedTs}, already applied past`;
       return 'late';

@@ -325,4 +325,19 @@ describe('EventGate and the pipeline with an id window', () => {
     again.checkParsed({ ...mark(T0 + 200_000, 100), id: 'm2' });
     expect(again.state().legacyMarketThroughTs).toBeUndefined();
   });
+
+  it('a late instrument does not declare its symbol: later events on it are invalid, not refused when applied with their ids used up', () => {
+    const p = new FeaturePipeline();
+    p.apply(instrument(T0));
+    p.apply(mark(T0 + 10_000, 100));
+    const late = { ...instrument(T0 + 5_000, 'ETH-PERP'), id: 'i-eth' };
+    expect(p.apply(late)).toBe('late');
+    const eth = { ...mark(T0 + 11_000, 50, 'ETH-PERP'), id: 'm-eth' };
+    expect(p.apply(eth)).toBe('invalid');
+    expect(p.stats.lastRefusal).toMatch(/undeclared instrument "ETH-PERP"/);
+    // declared in order, the same events apply, ids and all
+    expect(p.apply({ ...instrument(T0 + 11_000, 'ETH-PERP'), id: 'i-eth-2' })).toBe('accepted');
+    expect(p.apply(eth)).toBe('accepted');
+    expect(p.stats.rejected).toBe(0);
+  });
 });
