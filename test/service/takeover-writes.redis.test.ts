@@ -3,6 +3,7 @@
  * lease was taken): the settlement of each fill is audited once, and a view or a shard status written under
  * a lost lease never replaces the new owner's.
  */
+import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CanonicalEventInput } from '../../src/events/schema.js';
 import type { RiskView } from '../../src/service/api/schemas.js';
@@ -223,19 +224,24 @@ describe('a view write fenced by the lease', () => {
   });
 });
 
+/** What an outbox of the kit's shard 0 writes with, its own writes (views, status) through `redis`. */
+function kitOutboxDeps(k: Kit, redis: Redis): OutboxDeps {
+  return {
+    redis,
+    keys: k.keys,
+    store: k.store,
+    restrictions: new RestrictionStore(k.redis, k.keys, 1),
+    producer: k.producer,
+    audit: new AuditLog(k.redis, k.keys),
+    metrics: k.metrics,
+  };
+}
+
 describe("the shard's status, written by a flush fenced by the lease", () => {
   it('is written while the lease holds the writer value, and left as it is under a lost or expired lease', async () => {
     kit = await runnerKit('svc-status-fence');
     const k = kit;
-    const deps: OutboxDeps = {
-      redis: k.redis,
-      keys: k.keys,
-      store: k.store,
-      restrictions: new RestrictionStore(k.redis, k.keys, 1),
-      producer: k.producer,
-      audit: new AuditLog(k.redis, k.keys),
-      metrics: k.metrics,
-    };
+    const deps = kitOutboxDeps(k, k.redis);
     const lease = k.keys.shardLease(0);
     const status = k.keys.shardStatus(0);
     /** a flush of one acknowledgement (it writes the status) by the runner holding the lease as `value` */
@@ -279,15 +285,7 @@ describe("the shard's status, written by a flush fenced by the lease", () => {
     const proxy = await lossyRedisProxy(redisUrl());
     const redis = await connectRedis(proxy.url, 'fail-fast', 'status-retry');
     try {
-      const deps: OutboxDeps = {
-        redis,
-        keys: k.keys,
-        store: k.store,
-        restrictions: new RestrictionStore(k.redis, k.keys, 1),
-        producer: k.producer,
-        audit: new AuditLog(k.redis, k.keys),
-        metrics: k.metrics,
-      };
+      const deps = kitOutboxDeps(k, redis);
       const group = k.keys.shardGroup(0);
       const lease = k.keys.shardLease(0);
       const status = k.keys.shardStatus(0);
