@@ -15,22 +15,25 @@
 import type { Redis } from 'ioredis';
 import type { Keyspace } from './keys.js';
 
+// gives back the share held under field jf of the reservation hash (KEYS[1]), if any
+const LUA_GIVE_BACK = `
+local function giveBack(jf, sym)
+  local had = redis.call('HGET', KEYS[1], jf)
+  if had then
+    redis.call('HINCRBYFLOAT', KEYS[1], 'used:' .. sym, '-' .. had)
+    redis.call('HDEL', KEYS[1], jf)
+  end
+end`;
+
 // KEYS: reservation hash. ARGV: key, keep ms, n superseded keys, those keys, then symbol, want, cap triples
-const RESERVE = `
+const RESERVE = `${LUA_GIVE_BACK}
 local out = {}
 local key = ARGV[1]
 local nOld = tonumber(ARGV[3])
 local first = 4 + nOld
 for i = first, #ARGV, 3 do
   local sym = ARGV[i]
-  for k = 4, 3 + nOld do
-    local of = 'job:' .. ARGV[k] .. ':' .. sym
-    local had = redis.call('HGET', KEYS[1], of)
-    if had then
-      redis.call('HINCRBYFLOAT', KEYS[1], 'used:' .. sym, '-' .. had)
-      redis.call('HDEL', KEYS[1], of)
-    end
-  end
+  for k = 4, 3 + nOld do giveBack('job:' .. ARGV[k] .. ':' .. sym, sym) end
 end
 for i = first, #ARGV, 3 do
   local sym = ARGV[i]
@@ -53,16 +56,8 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return out`;
 
-const RELEASE = `
-for i = 2, #ARGV do
-  local sym = ARGV[i]
-  local jf = 'job:' .. ARGV[1] .. ':' .. sym
-  local have = redis.call('HGET', KEYS[1], jf)
-  if have then
-    redis.call('HINCRBYFLOAT', KEYS[1], 'used:' .. sym, '-' .. have)
-    redis.call('HDEL', KEYS[1], jf)
-  end
-end
+const RELEASE = `${LUA_GIVE_BACK}
+for i = 2, #ARGV do giveBack('job:' .. ARGV[1] .. ':' .. ARGV[i], ARGV[i]) end
 return 1`;
 
 /** ms a reservation is kept (as long as completed job ids) */
