@@ -42,8 +42,13 @@ export interface CandleSeriesState {
   ringClose: Float64Array;
   ringHead: number;
   ringSize: number;
-  /** the candles its indicators were fed (CandleIndicators.fedInputs) */
+  /** the candles its indicators keep (CandleIndicators.fedInputs): at most 2 * REBASE_CANDLES */
   indicatorInputs: Float64Array;
+  /**
+   * which candle of the series is the first of `indicatorInputs` (CandleIndicators.inputsFrom); absent in
+   * snapshots of format version 2 and before, which kept every candle: 0
+   */
+  indicatorInputsFrom?: number;
 }
 
 export class CandleSeries {
@@ -77,7 +82,7 @@ export class CandleSeries {
     private readonly periods: IndicatorPeriods,
     /** how many recent closes to keep for `closeAtOrBefore` (0 = none) */
     ringCapacity = 0,
-    /** record every candle fed to the indicators (needed by `state()`, for snapshots) */
+    /** may `state()` be read (for snapshots)? The indicators keep their bounded window either way */
     record = false,
   ) {
     this.indicators = new CandleIndicators(periods, record);
@@ -147,6 +152,7 @@ export class CandleSeries {
       ringHead: this.ringHead,
       ringSize: this.ringSize,
       indicatorInputs: this.indicators.fedInputs(),
+      indicatorInputsFrom: this.indicators.inputsFrom,
     };
   }
 
@@ -172,7 +178,12 @@ export class CandleSeries {
     this.ringClose.set(s.ringClose);
     this.ringHead = s.ringHead;
     this.ringSize = s.ringSize;
-    this.indicators = await CandleIndicators.restore(this.periods, s.indicatorInputs, pace);
+    this.indicators = await CandleIndicators.restore(
+      this.periods,
+      s.indicatorInputs,
+      pace,
+      s.indicatorInputsFrom ?? 0,
+    );
   }
 
   private roll(b: number): void {

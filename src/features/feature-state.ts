@@ -65,7 +65,7 @@ export class FeatureState {
   constructor(
     margin: MarginBookOptions | undefined,
     expectedAccounts: number,
-    /** instruments record the candles fed to their indicators (for snapshots) */
+    /** instruments may save the candles their indicators keep (for snapshots) */
     readonly record = false,
   ) {
     this.book = new MarginBook(margin);

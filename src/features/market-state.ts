@@ -128,7 +128,7 @@ export class InstrumentMarket {
 
   constructor(
     readonly symbol: string,
-    /** record the candles fed to the indicators (for snapshots) */
+    /** may the candle state be saved (for snapshots; see CandleIndicators.record) */
     record = false,
   ) {
     this.m1 = new CandleSeries(MINUTE_MS, PERIODS_FAST, RING_1M, record);

@@ -35,9 +35,8 @@ export interface FeaturePipelineOptions {
   /** expected number of accounts (pre-sizes the per-account arrays) */
   expectedAccounts?: number;
   /**
-   * keep what `saveState` needs (every candle fed to the indicators, 32 bytes each, for the life of an
-   * instrument): only for a state that is snapshotted (the evaluator with snapshots on). Default off:
-   * nothing grows, and `saveState` refuses.
+   * this pipeline's state is saved (the evaluator with snapshots on). Default off: `saveState` refuses. What
+   * a save holds is bounded either way (the indicators keep at most 2 * REBASE_CANDLES candles per series).
    */
   recordForSnapshots?: boolean;
   /**
@@ -179,8 +178,8 @@ export class FeaturePipeline {
   }
 
   /**
-   * The pipeline `s` describes (recording, as the one saved). Long for a large state (every candle is re-fed
-   * to fresh indicators, every id seen re-added): yields to the event loop as `pace` says. `idWindowMs`: the
+   * The pipeline `s` describes (recording, as the one saved). Long for a large state (the candles kept are
+   * re-fed to fresh indicators, every id remembered re-added): yields to the event loop as `pace` says. `idWindowMs`: the
    * restoring process's id window (default: the saved one).
    */
   static async restore(

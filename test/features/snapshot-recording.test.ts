@@ -1,7 +1,7 @@
 /**
- * The candle record that snapshots need (every candle fed to the indicators) is kept only by a pipeline
- * built for snapshots: every other pipeline (backtests, training, featurize, scoring history) keeps
- * nothing, and refuses to save a state it could not restore exactly.
+ * Saving a pipeline's state is for a pipeline built for snapshots: every other pipeline (backtests,
+ * training, featurize, scoring history) refuses with a clear error. The candles the indicators keep (at
+ * most 2 * REBASE_CANDLES per series, test/features/indicator-rebase.test.ts) are the same either way.
  */
 import { describe, expect, it } from 'vitest';
 import { CandleIndicators } from '../../src/features/indicators.js';
@@ -14,7 +14,7 @@ const history = syntheticHistory({ seed: 3, accounts: 6, minutes: 300 });
 const periods = { atr: 3, rsi: 3, bb: 4, bbStdDev: 2, vol: 4 };
 
 describe('the candle record for snapshots', () => {
-  it('is off by default: nothing is kept and saveState refuses with a clear error', () => {
+  it("is off by default: saveState and the indicators' inputs refuse with a clear error", () => {
     const p = feed(history);
     expect(p.recordsForSnapshots).toBe(false);
     expect(() => p.saveState()).toThrow(/recordForSnapshots/);

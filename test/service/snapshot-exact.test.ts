@@ -236,7 +236,7 @@ describe('a restored shard state', () => {
     expect(stateText(replayed.state) === stateText(fromSnapshot.state)).toBe(true);
   }, 300_000);
 
-  it('is not exact when its indicators are re-fed only a recent window (why every candle is kept)', async () => {
+  it('is not exact when its indicators are re-fed only a recent window (why the candles since the last rebase window are kept)', async () => {
     const n = events.length;
     const at = Math.floor(n / 2 / BATCH) * BATCH;
     const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
@@ -271,9 +271,10 @@ describe('snapshot metadata', () => {
     expect(refusal(meta, want)).toBeUndefined();
     expect(meta.version).toBe(SNAPSHOT_VERSION);
     expect(refusal({ ...meta, version: SNAPSHOT_VERSION + 1 }, want)).toMatch(/format/);
-    // the version before the id memory's frontier and window is still read; an evaluator of that version
-    // refuses this one (what it reads: v1 only)
+    // the versions before (every candle kept; before them the id memory's frontier and window) are still
+    // read; evaluators of those versions refuse this one
     expect(refusal({ ...meta, version: 1 }, want)).toBeUndefined();
+    expect(refusal({ ...meta, version: 2 }, want)).toBeUndefined();
     expect(refusal({ ...meta, version: 0 }, want)).toMatch(/format/);
     expect(refusal({ ...meta, format: 'other' }, want)).toMatch(/format/);
     expect(refusal(meta, { ...want, shard: 1 })).toMatch(/shard 0, not 1/);

@@ -28,10 +28,15 @@ export const SNAPSHOT_FORMAT = 'preempt-shard-snapshot';
  * account ids after a window, so an evaluator of version 1 restoring it would miss resends it no longer
  * holds: it must refuse it (a rollback replays the log). Version 1 snapshots are still read (their market
  * ids are asked until they age out).
+ * Version 3 (2026-12-06): the indicators are rebased every REBASE_CANDLES candles and a snapshot keeps only the
+ * candles since the last rebase's window (with the index of the first, `indicatorInputsFrom`); an evaluator of
+ * version 2 would take them for the whole series and rebuild other indicator values. Versions 1 and 2 kept
+ * every candle: they are read as a series from its first candle (re-fed under the rebase schedule, the same
+ * state as a series that never stopped).
  */
-export const SNAPSHOT_VERSION = 2;
+export const SNAPSHOT_VERSION = 3;
 /** the versions this evaluator restores */
-export const SNAPSHOT_VERSIONS_READ: readonly number[] = [1, 2];
+export const SNAPSHOT_VERSIONS_READ: readonly number[] = [1, 2, 3];
 
 /** sha256 of the feature parameters the state's windows and candles are built with */
 export const STATE_PARAMS_HASH = createHash('sha256').update(JSON.stringify(FEATURE_PARAMS)).digest('hex');
