@@ -11,7 +11,7 @@
  * - ATR, RSI and Bollinger see the candles that exist, back to back.
  * A candle closes when an event of a later step arrives or when `advanceTo` passes its end.
  */
-import { CandleIndicators, type IndicatorPeriods } from './indicators.js';
+import { CandleIndicators, INPUT_WIDTH, type IndicatorPeriods } from './indicators.js';
 import type { Pacer } from './pace.js';
 
 export interface Candle {
@@ -162,6 +162,12 @@ export class CandleSeries {
       throw new RangeError(
         `candle ring: ${s.ringBucket.length} closes stored, capacity ${this.ringBucket.length}`,
       );
+    const from = s.indicatorInputsFrom ?? 0;
+    const candles = s.indicatorInputs.length / INPUT_WIDTH;
+    if (s.closedCount !== from + candles)
+      throw new RangeError(
+        `candle series: ${s.closedCount} candles closed, but its indicators keep ${candles} from candle ${from}`,
+      );
     this.closedCount = s.closedCount;
     this.gapSteps = s.gapSteps;
     this.bucket = s.bucket;
@@ -178,12 +184,7 @@ export class CandleSeries {
     this.ringClose.set(s.ringClose);
     this.ringHead = s.ringHead;
     this.ringSize = s.ringSize;
-    this.indicators = await CandleIndicators.restore(
-      this.periods,
-      s.indicatorInputs,
-      pace,
-      s.indicatorInputsFrom ?? 0,
-    );
+    this.indicators = await CandleIndicators.restore(this.periods, s.indicatorInputs, pace, from);
   }
 
   private roll(b: number): void {

@@ -67,7 +67,7 @@ export const ConfigSchema = z
      * entries: a shard writes a snapshot of its state every this many log entries (at a committed position,
      * under its lease); a restart restores it and replays only the entries after it. 0 (the default) =
      * never, opt in: a restart replays the whole log and ignores any snapshot in Redis (unless the log was
-     * trimmed), and the log is never trimmed (a snapshot holds at most 2,048 candles of each
+     * trimmed), and the log is never trimmed (a snapshot holds at most 2,047 candles of each
      * instrument's 1 m, 5 m and 1 h series, 32 bytes each: about 200 KB per instrument however long it lives)
      */
     PREEMPT_SNAPSHOT_EVERY_ENTRIES: int(0, 100_000_000).default(0),

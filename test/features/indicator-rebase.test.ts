@@ -6,7 +6,12 @@
 import fc from 'fast-check';
 import { ATR, BollingerBands, RSI, SD } from 'technicalindicators';
 import { describe, expect, it } from 'vitest';
-import { CandleIndicators, INPUT_WIDTH, REBASE_CANDLES } from '../../src/features/indicators.js';
+import {
+  CandleIndicators,
+  FLAT_RSI_PERIODS,
+  INPUT_WIDTH,
+  REBASE_CANDLES,
+} from '../../src/features/indicators.js';
 import { FeaturePipeline } from '../../src/features/pipeline.js';
 import { Rng } from '../../src/sim/random.js';
 import { MIN, T0 } from './builders.js';
@@ -18,8 +23,11 @@ const periods = { atr: 14, rsi: 14, bb: 20, bbStdDev: 2, vol: 60 };
 
 type Candle = [high: number, low: number, close: number, stepReturn: number];
 
-/** A random walk of `n` candles (first return NaN), with a crash in the middle. */
-function walk(n: number, seed: number): Candle[] {
+/**
+ * A random walk of `n` candles (first return NaN), with a crash in the middle and, from `flatFrom`, `flatFor`
+ * candles whose mark does not move.
+ */
+function walk(n: number, seed: number, flatFrom = Math.floor(n * 0.7), flatFor = 300): Candle[] {
   const rng = new Rng(seed, 'rebase');
   const out: Candle[] = [];
   let close = 30_000; // USD
@@ -27,6 +35,10 @@ function walk(n: number, seed: number): Candle[] {
     const sigma = i > n / 2 && i < n / 2 + 200 ? 0.01 : 0.001;
     const r = sigma * rng.normal();
     const prev = close;
+    if (i >= flatFrom && i < flatFrom + flatFor) {
+      out.push([close, close, close, 0]);
+      continue;
+    }
     close = prev * Math.exp(r);
     const hi = Math.max(prev, close) * (1 + Math.abs(rng.normal()) * sigma);
     const lo = Math.min(prev, close) * (1 - Math.abs(rng.normal()) * sigma);
@@ -50,12 +62,17 @@ describe('indicator rebasing', () => {
     let worst = 0;
     let compared = 0;
     let most = 0;
+    let flatRun = 0;
+    let rsiFlat = 0;
     for (const [i, [h, l, c, r]] of candles.entries()) {
+      flatRun = i > 0 && c === candles[i - 1]![2] ? flatRun + 1 : 0;
       ind.push(h, l, c, r);
       most = Math.max(most, ind.fedInputs().length / INPUT_WIDTH);
+      const libRsi = rsi.nextValue(c);
+      if (flatRun >= FLAT_RSI_PERIODS * 14) rsiFlat++;
       const ref = [
         atr.nextValue({ high: h, low: l, close: c }),
-        rsi.nextValue(c),
+        flatRun >= FLAT_RSI_PERIODS * 14 ? 50 : libRsi,
         ((b) => (b ? (b.upper - b.lower) / b.middle : undefined))(bb.nextValue(c)),
         Number.isNaN(r) ? undefined : sd.nextValue(r + 1),
       ];
@@ -63,11 +80,14 @@ describe('indicator rebasing', () => {
       const got = outputs(ind);
       for (let k = 0; k < 4; k++) {
         const want = ref[k]!;
-        worst = Math.max(worst, Math.abs(got[k]! - want) / Math.max(1e-12, Math.abs(want)));
+        // relative, but in a flat stretch ATR and the bandwidth are 0 plus float noise of 1e-15 either way
+        const d = Math.abs(got[k]! - want);
+        if (d > 1e-13) worst = Math.max(worst, d / Math.abs(want));
         compared++;
       }
     }
     expect(compared).toBe(4 * (n - 100));
+    expect(rsiFlat).toBe(300 - FLAT_RSI_PERIODS * 14 + 1);
     expect(worst).toBeLessThan(1e-10);
     expect(ind.candlesFed).toBe(n);
     // 2K - 1 between pushes: the push that reaches 2K kept rebases and drops the older K
@@ -103,7 +123,11 @@ describe('indicator rebasing', () => {
     expect(live.fedInputs().length).toBe((K + 10) * INPUT_WIDTH);
     // only the candles since the last rebase, without the window it was built from
     const since = live.fedInputs().slice(K * INPUT_WIDTH);
-    const short = await CandleIndicators.restore(periods, since, undefined, 3 * K);
+    const short = await CandleIndicators.restore(periods, since, undefined, 0);
+    // given as what they are (from candle 3K), they are refused: no series keeps fewer than K past 2K
+    await expect(CandleIndicators.restore(periods, since, undefined, 3 * K)).rejects.toThrow(
+      /keeps 1024 to 2047/,
+    );
     const exact = await CandleIndicators.restore(periods, live.fedInputs(), undefined, live.inputsFrom);
     let differs = 0;
     for (const c of candles.slice(3 * K + 10)) {
@@ -119,6 +143,39 @@ describe('indicator rebasing', () => {
     await expect(CandleIndicators.restore(periods, live.fedInputs(), undefined, 100)).rejects.toThrow(
       /not at a rebase window/,
     );
+  });
+
+  it('says RSI 50 after a long unchanged close, where the library alone says 100 once its window saw no move', () => {
+    // moves, then a flat mark for longer than a rebase window
+    const candles = walk(500 + 3 * K, 4, 500, 3 * K);
+    const ind = new CandleIndicators(periods);
+    const lib = new RSI({ period: 14, values: [], format: (v) => v });
+    const flatAfter = FLAT_RSI_PERIODS * 14;
+    for (const [i, c] of candles.entries()) {
+      ind.push(...c);
+      const libRsi = lib.nextValue(c[2]);
+      // candle 500 is the first whose close did not move: the run is i - 499 long
+      if (i - 499 < flatAfter) expect(ind.rsi).toBe(libRsi ?? Number.NaN);
+      else expect(ind.rsi).toBe(50);
+    }
+    // the rebased set saw no move in its window: the library's own answer there would be 100
+    const fresh = new RSI({ period: 14, values: [], format: (v) => v });
+    let last: number | undefined;
+    for (const c of candles.slice(-K)) last = fresh.nextValue(c[2]);
+    expect(last).toBe(100);
+  });
+
+  it('computes the same values whether or not it keeps the candles, and keeps none unless asked', () => {
+    const candles = walk(3 * K + 5, 6);
+    const kept = new CandleIndicators(periods, true);
+    const bare = new CandleIndicators(periods);
+    for (const c of candles) {
+      kept.push(...c);
+      bare.push(...c);
+      expect(outputs(bare)).toEqual(outputs(kept));
+    }
+    expect(() => bare.fedInputs()).toThrow(/not recorded/);
+    expect(kept.fedInputs().length).toBe((3 * K + 5 - 2 * K) * INPUT_WIDTH);
   });
 
   it('bounds a pipeline snapshot of a long history, and its restore gives the same rows', async () => {

@@ -29,10 +29,11 @@ export const SNAPSHOT_FORMAT = 'preempt-shard-snapshot';
  * holds: it must refuse it (a rollback replays the log). Version 1 snapshots are still read (their market
  * ids are asked until they age out).
  * Version 3 (2026-12-06): the indicators are rebased every REBASE_CANDLES candles and a snapshot keeps only the
- * candles since the last rebase's window (with the index of the first, `indicatorInputsFrom`); an evaluator of
- * version 2 would take them for the whole series and rebuild other indicator values. Versions 1 and 2 kept
- * every candle: they are read as a series from its first candle (re-fed under the rebase schedule, the same
- * state as a series that never stopped).
+ * candles since the last rebase's window (with the index of the first, `indicatorInputsFrom`). An evaluator of
+ * version 2 (no rebasing) would restore the same values from them but, never rebasing, drift from a replay of
+ * the log under its own code (float noise, and RSI in a long flat market): not exact, so it must refuse them.
+ * Versions 1 and 2 kept every candle: they are read as a series from its first candle (re-fed under the
+ * rebase schedule, the same state as a series that never stopped).
  */
 export const SNAPSHOT_VERSION = 3;
 /** the versions this evaluator restores */
