@@ -1,13 +1,17 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { QueueEvents } from 'bullmq';
+import { type Job, QueueEvents, UnrecoverableError } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readCompatibleMetadata } from '../src/model/artifacts.js';
 import {
+  processTrainingJob,
+  retryable,
   startTrainingWorker,
   TRAINING_QUEUE,
   type TrainingJobProgress,
   trainingQueue,
 } from '../training/worker.js';
+import { instrument } from './features/builders.js';
 import { connect, deletePrefix, freshPrefix, redisUrl } from './helpers/redis.js';
 import { useSimHistories } from './helpers/sim-history.js';
 
@@ -92,4 +96,62 @@ describe('training as a BullMQ job', () => {
       /input file not found: .*cal-nope\.jsonl/,
     );
   }, 60_000);
+
+  it('inputs that fail the deterministic training (a bad event, a directory, an unknown feature) fail at once', async () => {
+    const { queue, events } = await setup();
+    // a valid instrument, then an event with a bad field on line 2
+    const bad = join(dir, 'bad-line.jsonl');
+    writeFileSync(
+      bad,
+      `${JSON.stringify(instrument(1, 'X-PERP'))}\n{"type":"mark","ts":"soon","symbol":"X-PERP","price":1}\n`,
+    );
+    const badEvent = await queue.add('train', { events: [bad], out: join(dir, 'b') }, { attempts: 3 });
+    await expect(badEvent.waitUntilFinished(events, 60_000)).rejects.toThrow(/training failed: .*line 2/);
+    expect((await queue.getJob(badEvent.id as string))?.attemptsMade).toBe(1);
+    const folder = join(dir, 'a-folder');
+    mkdirSync(folder, { recursive: true });
+    const notFile = await queue.add('train', { events: [folder], out: join(dir, 'c') }, { attempts: 3 });
+    await expect(notFile.waitUntilFinished(events, 30_000)).rejects.toThrow(/input is not a file/);
+    expect((await queue.getJob(notFile.id as string))?.attemptsMade).toBe(1);
+    const unknown = await queue.add(
+      'train',
+      { events: [files['may-2021']], out: join(dir, 'd'), stackFeatures: ['no_such_feature'] },
+      { attempts: 3 },
+    );
+    await expect(unknown.waitUntilFinished(events, 30_000)).rejects.toThrow(
+      /field stackFeatures\.0: not a feature/,
+    );
+  }, 120_000);
+
+  it('only failures of the machine are retried', () => {
+    const io = (code: string) => Object.assign(new Error(code), { code });
+    expect(retryable(io('ENOSPC'))).toBe(true);
+    expect(retryable(io('EMFILE'))).toBe(true);
+    expect(retryable(io('ENOENT'))).toBe(false);
+    expect(retryable(io('EISDIR'))).toBe(false);
+    expect(retryable(new Error('0 defaults in the training rows'))).toBe(false);
+    expect(retryable(new UnrecoverableError('x'))).toBe(false);
+  });
+
+  it('a progress update that fails does not fail the run (nor the process)', async () => {
+    let refused = 0;
+    const job = {
+      id: 'local',
+      data: {
+        events: [files['may-2021'], files['flash-crash']],
+        validate: [files['black-thursday-2020']],
+        out: join(dir, 'no-progress-model'),
+        epochs: 1,
+        seed: 5,
+      },
+      updateProgress: () => {
+        refused++;
+        return Promise.reject(new Error('Missing key for job local. updateProgress'));
+      },
+    } as unknown as Job;
+    const result = await processTrainingJob(job);
+    expect(result.dir).toBe(join(dir, 'no-progress-model'));
+    expect(refused).toBeGreaterThan(0);
+    expect((await readCompatibleMetadata(result.dir)).seed).toBe(5);
+  }, 300_000);
 });

@@ -1,11 +1,16 @@
 /**
  * The training job on a queue: `training` jobs carry the same options as `preempt train`; a training worker
  * runs them one at a time (training uses all of a core) and reports progress on the job. An invalid payload
- * fails with UnrecoverableError (no retries); a missing input file too.
+ * fails with UnrecoverableError (no retries); an input that is missing or not a file too. Training is
+ * deterministic for its inputs and options, so a run that fails on them (a bad event, too few defaults, an
+ * option the data cannot satisfy) would fail the same way again: it is unrecoverable too. Only failures of the
+ * machine (disk full, too many open files, out of memory, I/O errors) are left to the job's retries.
  */
-import { access } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { type ConnectionOptions, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { z } from 'zod';
+import { FEATURE_NAMES } from '../src/features/schema.js';
+import { logger } from '../src/log/logger.js';
 import { runTraining, type TrainProgress } from './train.js';
 
 export const TRAINING_QUEUE = 'training';
@@ -24,7 +29,17 @@ export const TrainingJobSchema = z.object({
   negativeSample: z.number().gt(0).lte(1).optional(),
   weightEma: z.number().gte(0).lt(1).optional(),
   stack: z.boolean().optional(),
-  stackFeatures: z.array(z.string().min(1)).min(1).optional(),
+  stackFeatures: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .refine((f) => (FEATURE_NAMES as readonly string[]).includes(f), {
+          message: 'not a feature of the schema',
+        }),
+    )
+    .min(1)
+    .optional(),
   calibration: z.enum(['platt', 'isotonic', 'auto']).optional(),
   calibrationWeighting: z.enum(['rows', 'histories']).optional(),
 });
@@ -57,11 +72,9 @@ export async function processTrainingJob(job: Job): Promise<TrainingJobResult> {
   }
   const data = parsed.data;
   for (const f of [...data.events, ...(data.validate ?? []), ...(data.calibrateOn ?? [])]) {
-    try {
-      await access(f);
-    } catch {
-      throw new UnrecoverableError(`invalid training job: input file not found: ${f}`);
-    }
+    const st = await stat(f).catch(() => undefined);
+    if (!st) throw new UnrecoverableError(`invalid training job: input file not found: ${f}`);
+    if (!st.isFile()) throw new UnrecoverableError(`invalid training job: input is not a file: ${f}`);
   }
   let lastReport = 0;
   const result = await runTraining({
@@ -83,14 +96,35 @@ export async function processTrainingJob(job: Job): Promise<TrainingJobResult> {
           : p.phase === 'read'
             ? { phase: 'read', detail: `${p.file}: ${p.events} events` }
             : { phase: p.phase, detail: p.detail };
-      void job.updateProgress(progress);
+      // a progress update that fails (the job removed, Redis away) must not take the worker down
+      job.updateProgress(progress).catch((err: unknown) => {
+        logger.warn({ err, jobId: job.id }, 'training job progress not reported');
+      });
     },
+  }).catch((err: unknown) => {
+    throw retryable(err) ? err : new UnrecoverableError(`training failed: ${errorText(err)}`);
   });
   return {
     dir: result.dir,
     version: `${result.metadata.name}@${result.metadata.createdAt}`,
     rocAuc: result.metadata.metrics.model.rocAuc ?? null,
   };
+}
+
+/** errno codes of the machine, not of the job's inputs: worth a retry */
+const MACHINE_ERRORS = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'ENOMEM', 'EIO', 'EBUSY', 'EAGAIN', 'EDQUOT']);
+
+/** Is `err` a failure of the machine (a retry may succeed) rather than of the job's deterministic inputs? */
+export function retryable(err: unknown): boolean {
+  if (err instanceof UnrecoverableError) return false;
+  if (err instanceof RangeError && /allocation failed|Array buffer allocation/i.test(err.message))
+    return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && MACHINE_ERRORS.has(code);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
 }
 
 export function startTrainingWorker(connection: ConnectionOptions, prefix?: string): Worker {
