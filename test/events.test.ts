@@ -206,7 +206,7 @@ describe('readEventsFile', () => {
 
   it('reports malformed JSON with its line', async () => {
     const path = writeLines('json.jsonl', [instrument, '{"type":"mark",']);
-    await expect(readAll(path)).rejects.toThrow(/^line 2: field \(line\): invalid JSON/);
+    await expect(readAll(path)).rejects.toThrow(`${path}: line 2: field (line): invalid JSON`);
   });
 
   it('skips and counts invalid lines when asked, and never yields them', async () => {
@@ -364,6 +364,7 @@ describe('readEventsFile: framing, encoding and order (spec: Encoding)', () => {
   it('names the line where a truncated gzip file breaks off', async () => {
     const full = gzipSync(`${oneOfEach.map((e) => JSON.stringify(e)).join('\n')}\n`.repeat(1));
     const path = writeBytes('cut.jsonl.gz', full.subarray(0, full.length - 12));
-    await expect(read(path)).rejects.toThrow(/^line \d+: field \(file\): gzip stream broken off or corrupt/);
+    await expect(read(path)).rejects.toThrow(/: line \d+: field \(file\): gzip stream broken off or corrupt/);
+    await expect(read(path)).rejects.toThrow(path);
   });
 });

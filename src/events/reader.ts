@@ -195,7 +195,13 @@ export async function* readEventsFile(
   options: ReadOptions = {},
   gate?: EventGate,
 ): AsyncGenerator<LocatedEvent> {
-  yield* readEventLines(await openTextStream(path), stats, options, gate);
+  try {
+    yield* readEventLines(await openTextStream(path), stats, options, gate);
+  } catch (e) {
+    // with several histories in one command, say which one the line is in
+    if (e instanceof InvalidEventError && e.file === undefined) throw e.inFile(path);
+    throw e;
+  }
 }
 
 /** Read several files as one ordered history (one gate: ids and instruments carry across files). */

@@ -21,9 +21,16 @@ export class InvalidEventError extends Error {
     readonly field: string,
     readonly reason: string,
     readonly positionKind: 'line' | 'index' = 'line',
+    /** the file the line is in, when read from one */
+    readonly file?: string,
   ) {
-    super(`${positionKind} ${position}: field ${field}: ${reason}`);
+    super(`${file === undefined ? '' : `${file}: `}${positionKind} ${position}: field ${field}: ${reason}`);
     this.name = 'InvalidEventError';
+  }
+
+  /** The same error, naming the file its line is in. */
+  inFile(file: string): InvalidEventError {
+    return new InvalidEventError(this.position, this.field, this.reason, this.positionKind, file);
   }
 }
 

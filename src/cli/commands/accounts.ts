@@ -5,7 +5,9 @@
  * (no pd). JSON is one object per line; non-finite numbers (the margin ratio of an account without
  * position) are written as null.
  */
+
 import type { Command } from 'commander';
+import { parseTimeArg } from '../../events/iso-time.js';
 import { readEventsFile } from '../../events/reader.js';
 import { InvalidEventError } from '../../events/validate.js';
 import {
@@ -23,13 +25,10 @@ export interface AccountsOptions {
   format?: string;
 }
 
-/** Parses `--at`: integer epoch ms, or an ISO-8601 date/time. */
+/** Parses `--at`: integer epoch ms, or an ISO-8601 date, or date-time with its offset (iso-time.ts). */
 export function parseAt(at: string | undefined): number {
   if (at === undefined) return Number.POSITIVE_INFINITY;
-  if (/^\d+$/.test(at)) return Number(at);
-  const ms = Date.parse(at);
-  if (Number.isNaN(ms)) throw new Error(`--at: "${at}" is neither epoch ms nor an ISO-8601 time`);
-  return ms;
+  return parseTimeArg(at, (m) => new Error(`--at: ${m}`));
 }
 
 function finiteOrNull(_key: string, value: unknown): unknown {

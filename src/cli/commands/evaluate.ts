@@ -5,10 +5,13 @@
  * and, with `--exclude`, the metrics again without the rows of the given windows; `--out` writes it all as
  * JSON (every period included).
  */
+
 import { writeFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError } from 'commander';
 import { evaluateModel, type ModelEvaluation, type TimeWindow } from '../../../training/evaluate-model.js';
 import { metricsRowsTable } from '../../../training/report.js';
+import { parseTimeArg } from '../../events/iso-time.js';
+import { writeAtomically } from '../atomic-file.js';
 import { parseDurationMs } from '../duration.js';
 
 const pct = (v: number | null) => (v === null ? 'n/a' : `${(v * 100).toFixed(2)}%`);
@@ -56,17 +59,17 @@ export function calibrationOverTimeLines(e: ModelEvaluation, top = 5): string[] 
   return lines;
 }
 
-/** `FROM..TO`, two ISO-8601 times (or epoch ms): snapshot times in [FROM, TO) */
+/** `FROM..TO`, two ISO-8601 times with their offsets (or epoch ms): snapshot times in [FROM, TO) */
 export function parseWindow(text: string, previous: TimeWindow[] = []): TimeWindow[] {
   const parts = text.split('..');
-  const at = (t: string | undefined) =>
-    t !== undefined && /^\d+$/.test(t) ? Number(t) : Date.parse(t ?? '');
-  const fromMs = at(parts[0]);
-  const toMs = at(parts[1]);
-  if (parts.length !== 2 || !Number.isFinite(fromMs) || !Number.isFinite(toMs))
+  if (parts.length !== 2)
     throw new InvalidArgumentError(
       `"${text}" is not a window FROM..TO (e.g. 2020-03-12T09:00Z..2020-03-12T11:00Z)`,
     );
+  const at = (t: string) =>
+    parseTimeArg(t, (m) => new InvalidArgumentError(`"${text}" is not a window FROM..TO: ${m}`));
+  const fromMs = at(parts[0]!);
+  const toMs = at(parts[1]!);
   if (!(toMs > fromMs)) throw new InvalidArgumentError(`"${text}" ends before it starts`);
   return [...previous, { fromMs, toMs }];
 }
@@ -104,6 +107,13 @@ export function register(program: Command): void {
       });
       process.stderr.write('\n');
       process.stdout.write(`${evaluationText(result)}\n`);
-      if (opts.out) await writeFile(opts.out, `${JSON.stringify(result, null, 2)}\n`);
+      if (result.outside && result.outside.rows === result.rows)
+        process.stderr.write(
+          'warning: --exclude removed no rows: its windows are outside the histories (times in epoch ms, or ISO-8601 with an offset)\n',
+        );
+      if (opts.out) {
+        const out = opts.out;
+        await writeAtomically(out, (tmp) => writeFile(tmp, `${JSON.stringify(result, null, 2)}\n`));
+      }
     });
 }

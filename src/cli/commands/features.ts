@@ -3,13 +3,16 @@
  * up to `--at` and write every account's feature row (the snapshot matrix) as CSV with a header of
  * `account` and the schema's names. Progress and counts go to stderr.
  */
+
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
+import { parseTimeArg } from '../../events/iso-time.js';
 import { emptyStats, type ReadStats, readEventsFile } from '../../events/reader.js';
 import { csvHeader, csvRows } from '../../features/csv.js';
 import { FeaturePipeline, type PipelineStats } from '../../features/pipeline.js';
 import { FEATURE_COUNT, FEATURE_SCHEMA_HASH } from '../../features/schema.js';
+import { writeAtomically } from '../atomic-file.js';
 
 export interface FeaturesOptions {
   events: string;
@@ -24,10 +27,7 @@ export interface FeaturesOptions {
 
 /** Integer epoch ms, or an ISO-8601 date/time. */
 export function parseAtMs(text: string): number {
-  if (/^\d+$/.test(text)) return Number(text);
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new InvalidArgumentError(`"${text}" is neither epoch ms nor an ISO-8601 time`);
-  return ms;
+  return parseTimeArg(text, (m) => new InvalidArgumentError(m));
 }
 
 function parseToleranceMs(text: string): number {
@@ -58,16 +58,18 @@ export async function writeFeaturesCsv(opts: FeaturesOptions): Promise<FeaturesR
     if (event.ts <= opts.at) pipeline.apply(event);
   }
   const snap = pipeline.snapshot(opts.at, { onlyWithPosition: opts.onlyOpen ?? false });
-  const out = createWriteStream(opts.out);
-  const closed = once(out, 'close');
-  try {
-    out.write(csvHeader());
-    for (const line of csvRows(snap.accounts, snap.matrix, FEATURE_COUNT))
-      if (!out.write(line)) await once(out, 'drain');
-  } finally {
-    out.end();
-  }
-  await closed;
+  await writeAtomically(opts.out, async (tmp) => {
+    const out = createWriteStream(tmp);
+    const closed = once(out, 'close');
+    try {
+      out.write(csvHeader());
+      for (const line of csvRows(snap.accounts, snap.matrix, FEATURE_COUNT))
+        if (!out.write(line)) await once(out, 'drain');
+    } finally {
+      out.end();
+    }
+    await closed;
+  });
   return { rows: snap.rows, stats: pipeline.stats, read: readStats };
 }
 

@@ -9,6 +9,7 @@ import { FeaturePipeline } from '../../features/pipeline.js';
 import { F, FEATURE_COUNT } from '../../features/schema.js';
 import { decide, type PolicyMemory } from '../../margin/index.js';
 import { loadScorer } from '../../model/scorer.js';
+import { writeAtomically } from '../atomic-file.js';
 import { parseDurationMs } from '../duration.js';
 
 export interface ScoreHistoryOptions {
@@ -24,10 +25,22 @@ function csvNumber(v: number): string {
 
 export async function scoreHistory(opts: ScoreHistoryOptions): Promise<{ rows: number; snapshots: number }> {
   const scorer = await loadScorer(opts.model);
+  try {
+    return await writeAtomically(opts.out, (tmp) => scoreInto(tmp, opts, scorer));
+  } finally {
+    await scorer.close();
+  }
+}
+
+async function scoreInto(
+  path: string,
+  opts: ScoreHistoryOptions,
+  scorer: Awaited<ReturnType<typeof loadScorer>>,
+): Promise<{ rows: number; snapshots: number }> {
   // readEventsFile refuses duplicate ids: the pipeline need not remember them a second time
   const pipeline = new FeaturePipeline({ idsCheckedUpstream: true });
   const memory = new Map<string, PolicyMemory>();
-  const out = createWriteStream(opts.out);
+  const out = createWriteStream(path);
   const write = (s: string) =>
     out.write(s) ? Promise.resolve() : new Promise<void>((r) => out.once('drain', () => r()));
   await write('ts,account,pd,marginRatio,action\n');
@@ -72,7 +85,6 @@ export async function scoreHistory(opts: ScoreHistoryOptions): Promise<{ rows: n
     pipeline.flush();
   } finally {
     await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    await scorer.close();
   }
   return { rows, snapshots };
 }

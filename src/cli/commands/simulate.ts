@@ -9,6 +9,7 @@ import { loadScenario } from '../../sim/scenario/load.js';
 import { SimulationInputError, simulate } from '../../sim/simulate.js';
 import { JsonlFileSink } from '../../sim/sink.js';
 import type { SimulationSummary } from '../../sim/venue/types.js';
+import { writeAtomically } from '../atomic-file.js';
 
 export interface SimulateCliOptions {
   scenario: string;
@@ -57,7 +58,22 @@ export async function runSimulate(
   const accounts = integer('accounts', opts.accounts, 1);
   const seed = integer('seed', opts.seed, 0);
   const loaded = loadScenario(opts.scenario);
-  const sink = new JsonlFileSink(opts.out);
+  const summary = await writeAtomically(opts.out, (tmp) =>
+    simulateInto(tmp, loaded, accounts, seed, opts, err),
+  );
+  out.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
+  return summary;
+}
+
+async function simulateInto(
+  path: string,
+  loaded: ReturnType<typeof loadScenario>,
+  accounts: number,
+  seed: number,
+  opts: SimulateCliOptions,
+  err: NodeJS.WritableStream,
+): Promise<SimulationSummary> {
+  const sink = new JsonlFileSink(path);
   const bar =
     opts.progress === false
       ? undefined
@@ -96,7 +112,6 @@ export async function runSimulate(
     bar?.stop();
     await sink.close();
   }
-  out.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
   return summary;
 }
 

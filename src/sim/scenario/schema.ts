@@ -5,9 +5,12 @@
  * (documented in scenarios/README.md).
  */
 import { z } from 'zod';
+import { parseIsoUtcMs } from '../../events/iso-time.js';
 import { TierSchema } from '../../events/schema.js';
 
-const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), 'must be an ISO date-time (UTC)');
+const isoTime = z
+  .string()
+  .refine((s) => Number.isFinite(parseIsoUtcMs(s)), 'must be an ISO date, or date-time with its offset (Z)');
 const positive = z.number().positive();
 const fraction = z.number().min(0).max(1);
 
