@@ -10,6 +10,7 @@ import { loadLayersModel } from '../tf/fs-io.js';
 import { initTf } from '../tf/runtime.js';
 import { type ModelMetadata, readCompatibleMetadata } from './artifacts.js';
 import { applyCalibrationInPlace, type Calibration } from './calibration.js';
+import { ModelLoadError } from './errors.js';
 import { type ForwardEngine, FusedMlp, type NormalisationMode } from './fused-mlp.js';
 import { CLIP } from './normalisation.js';
 import { applyStackCalibratedInPlace, applyStackInPlace, featureIndices } from './stack.js';
@@ -77,7 +78,21 @@ export class Predictor {
   ): Promise<Predictor> {
     const meta = await readCompatibleMetadata(dir);
     const { tf, backend } = await initTf();
-    const model = await loadLayersModel(dir);
+    let model: tfTypes.LayersModel;
+    try {
+      model = await loadLayersModel(dir);
+    } catch (e) {
+      if (e instanceof ModelLoadError) throw e;
+      throw new ModelLoadError(`${dir}: model.json and weights.bin do not load: ${(e as Error).message}`);
+    }
+    const cols = meta.featureSchema.names.length;
+    const inputCols = model.inputs[0]?.shape[1];
+    if (model.inputs.length !== 1 || inputCols !== cols) {
+      model.dispose();
+      throw new ModelLoadError(
+        `${dir}: the network takes ${inputCols ?? '?'} inputs, metadata.json has ${cols} features`,
+      );
+    }
     return new Predictor(
       meta,
       model,
