@@ -2,7 +2,7 @@
  * A model directory: `model.json` + `weights.bin` (TF.js layers model) and `metadata.json` (feature-schema
  * hash, normalisation, calibration, horizon, metrics, data fingerprint, seed, versions). Loading refuses a
  * model whose feature-schema hash differs from this build's, a normalisation that does not fit the features
- * (wrong length, non-finite, std <= 0).
+ * (wrong length, non-finite, std <= 0), and the metadata of an unfinished training run.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -105,10 +105,30 @@ function checkNormalisation(path: string, meta: ModelMetadata): void {
   }
 }
 
-/** Metadata plus the refusal of a model trained on other features. */
-export async function readCompatibleMetadata(dir: string): Promise<ModelMetadata> {
+/**
+ * The metadata of a training run that never finished: a run records its network and metadata before it
+ * evaluates them, and the held-out metrics only once evaluated (a run interrupted in between, by an older
+ * version that wrote into the model directory in place, left such a directory). Hand-built metadata
+ * (no `training.epochsRun`) is not a training run's, and may go without metrics.
+ */
+export function isUnfinishedRun(meta: ModelMetadata): boolean {
+  return meta.training.epochsRun !== undefined && Object.keys(meta.metrics.model).length === 0;
+}
+
+/**
+ * Metadata plus the refusal of a model trained on other features and of an unfinished training run's
+ * directory (`allowUnfinished`: only the training run itself, evaluating its own network before it has metrics).
+ */
+export async function readCompatibleMetadata(
+  dir: string,
+  opts: { allowUnfinished?: boolean } = {},
+): Promise<ModelMetadata> {
   const meta = await readMetadata(dir);
   assertSchemaHash(meta.featureSchema.hash);
+  if (!opts.allowUnfinished && isUnfinishedRun(meta))
+    throw new ModelLoadError(
+      `${join(dir, METADATA_JSON)} is from a training run that did not finish (no held-out metrics): train the model again`,
+    );
   return meta;
 }
 

@@ -70,13 +70,19 @@ export class Predictor {
 
   /**
    * Load a model directory. `fast: false` forces the `LayersModel.predict` path (the reference the fused
-   * path is tested against).
+   * path is tested against). `allowUnfinished`: only for the training run evaluating its own network, whose
+   * metadata has no metrics yet (see `readCompatibleMetadata`).
    */
   static async load(
     dir: string,
-    opts: { fast?: boolean; normalise?: NormalisationMode | 'auto'; engine?: ForwardEngine | 'auto' } = {},
+    opts: {
+      fast?: boolean;
+      normalise?: NormalisationMode | 'auto';
+      engine?: ForwardEngine | 'auto';
+      allowUnfinished?: boolean;
+    } = {},
   ): Promise<Predictor> {
-    const meta = await readCompatibleMetadata(dir);
+    const meta = await readCompatibleMetadata(dir, { allowUnfinished: opts.allowUnfinished ?? false });
     const { tf, backend } = await initTf();
     let model: tfTypes.LayersModel;
     try {

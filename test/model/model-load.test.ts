@@ -34,9 +34,9 @@ function variant(name: string, change: (d: string) => void): string {
 }
 
 /** What loading `d` throws ('loaded' if it loads): a loaded Predictor is never handed to `expect`. */
-async function loadError(d: string): Promise<Error | 'loaded'> {
+async function loadError(d: string, opts: { allowUnfinished?: boolean } = {}): Promise<Error | 'loaded'> {
   try {
-    (await Predictor.load(d)).dispose();
+    (await Predictor.load(d, opts)).dispose();
     return 'loaded';
   } catch (e) {
     return e as Error;
@@ -145,5 +145,23 @@ describe('loading a model directory checks that its files belong together', () =
       d,
       `takes ${FEATURE_COUNT - 1} inputs, metadata.json has ${FEATURE_COUNT} features`,
     );
+  });
+
+  it("refuses an unfinished training run's directory (metadata without metrics), unless the run itself asks", async () => {
+    const unfinished = variant('unfinished', (d) =>
+      editMetadata(d, (m) => {
+        m.training = { epochsRun: 3, bestEpoch: 2 };
+      }),
+    );
+    await expectLoadError(unfinished, /metadata\.json is from a training run that did not finish/);
+    expect(await loadError(unfinished, { allowUnfinished: true })).toBe('loaded');
+    // the same run with its metrics recorded loads
+    const finished = variant('finished', (d) =>
+      editMetadata(d, (m) => {
+        m.training = { epochsRun: 3, bestEpoch: 2 };
+        m.metrics = { model: { rocAuc: 0.8 }, baselines: {}, split: 'test' };
+      }),
+    );
+    expect(await loadError(finished)).toBe('loaded');
   });
 });
