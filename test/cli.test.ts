@@ -74,3 +74,36 @@ describe('preempt CLI', () => {
     expect(existsSync(out)).toBe(false);
   });
 });
+
+describe('preempt train options', () => {
+  it('refuses --epochs below 1 or above 1000 and malformed --hidden when parsing the options', async () => {
+    const out = join(testTempDir('cli'), 'never');
+    for (const epochs of ['0', '-3']) {
+      const r = await preempt('train', '--events', SPEC_EXAMPLE, '--out', out, '--epochs', epochs);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`--epochs <n>' argument '${epochs}' is invalid`);
+      expect(r.stderr).toContain(`expected a number of epochs from 1 to 1000, got "${epochs}"`);
+    }
+    for (const hidden of ['abc', '32,,16']) {
+      const r = await preempt('train', '--events', SPEC_EXAMPLE, '--out', out, '--hidden', hidden);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(
+        `expected comma-separated positive layer sizes, e.g. 32,16, got "${hidden}"`,
+      );
+      expect(r.stderr).not.toContain('ZodError');
+    }
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses an --out it cannot write before reading any history', async () => {
+    const dir = testTempDir('cli');
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    const r = await preempt('train', '--events', join(dir, 'missing.jsonl'), '--out', join(file, 'model'));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(
+      /cannot write the model to .*a-file\/model: cannot create its parent directory .*a-file is not a directory/,
+    );
+    expect(r.stderr).not.toContain('missing.jsonl');
+  });
+});

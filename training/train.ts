@@ -1,11 +1,11 @@
 /**
  * The training job: histories -> labelled rows -> splits -> normalisation -> MLP (early stopping) ->
  * calibration on a held-out split -> baselines -> held-out metrics -> model directory with metadata and
- * report. Used by `preempt train` and by the BullMQ training worker.
+ * report. Used by `preempt train` and by the BullMQ training worker. The directory is built beside `out` and
+ * moved into place only when complete (see model-dir.ts): a failed run leaves `out` as it was.
  */
 
 import { readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { F, FEATURE_NAMES, featureSchemaInfo } from '../src/features/schema.js';
 import { type ModelMetadata, saveModelDir } from '../src/model/artifacts.js';
@@ -23,8 +23,9 @@ import { initTf } from '../src/tf/runtime.js';
 import { fitLogistic1d, scoreLogistic1d } from './baselines.js';
 import { buildHistoryRows, fingerprintFiles, type HistoryRows } from './dataset.js';
 import { evaluate, type Metrics, permutationImportance } from './evaluate.js';
-import { type EpochInfo, fitModel, predictRows } from './fit.js';
+import { type EpochInfo, type FitResult, fitModel, predictRows } from './fit.js';
 import type { LiquidationTimes } from './labels.js';
+import { checkModelOut, discardStaging, promoteDir, stagingDir } from './model-dir.js';
 import { writeReport } from './report.js';
 import {
   gather,
@@ -36,6 +37,8 @@ import {
 } from './splits.js';
 
 export const DEFAULT_NEGATIVE_SAMPLE = 0.3;
+/** the most epochs a run may ask for (the training job's schema allows as many) */
+export const MAX_EPOCHS = 1000;
 /** the raw columns the second stage combines with the network's logit */
 export const STACK_FEATURES = ['liq_dist_sigma'] as const;
 
@@ -50,10 +53,12 @@ export interface TrainOptions {
    * without `validate`, a time window) of the training histories, which are then trained on instead.
    */
   calibrateOn?: string[];
+  /** the model directory; replaced whole, and only by a run that completes */
   out: string;
   name?: string;
   horizonMs?: number;
   everyMs?: number;
+  /** maximum epochs, 1..MAX_EPOCHS (early stopping may end sooner) */
   epochs?: number;
   seed?: number;
   batchSize?: number;
@@ -108,6 +113,17 @@ function pkgVersion(name: string): string {
   }
 }
 
+/**
+ * Refuse a network training never improved: no epoch run, or none with a finite validation loss (the
+ * network then holds its initial or last, diverged, weights; nothing early stopping chose).
+ */
+export function assertTrained(fit: FitResult, what = 'the network'): void {
+  if (fit.history.length === 0 || fit.bestEpoch < 1 || !Number.isFinite(fit.bestValLoss))
+    throw new TrainingDataError(
+      `training ${what} ran ${fit.history.length} epochs without a finite validation loss (best epoch ${fit.bestEpoch}): refusing to save an untrained network`,
+    );
+}
+
 function countPositives(y: Float32Array): number {
   let p = 0;
   for (const v of y) p += v;
@@ -159,6 +175,18 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     return out;
   };
   // refused before any history is read
+  if (!(Number.isInteger(epochs) && epochs >= 1 && epochs <= MAX_EPOCHS))
+    throw new TrainingDataError(`epochs must be an integer from 1 to ${MAX_EPOCHS}, got ${epochs}`);
+  const arch = ArchitectureSchema.safeParse({
+    ...DEFAULT_ARCHITECTURE,
+    ...(opts.hidden ? { hidden: opts.hidden } : {}),
+  });
+  if (!arch.success)
+    throw new TrainingDataError(
+      `hidden layer sizes must be positive integers, got [${(opts.hidden ?? []).join(', ')}]`,
+    );
+  const architecture = arch.data;
+  const target = await checkModelOut(opts.out);
   const stackFeatures = opts.stackFeatures ?? [...STACK_FEATURES];
   const names = featureSchemaInfo().names;
   for (const f of stackFeatures)
@@ -206,10 +234,6 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   const stopZ = z(earlyStop.rows > 0 ? earlyStop : calib);
   const calZ = z(calib);
 
-  const architecture = ArchitectureSchema.parse({
-    ...DEFAULT_ARCHITECTURE,
-    ...(opts.hidden ? { hidden: opts.hidden } : {}),
-  });
   const model = await createModel(featureSchemaInfo(), architecture, seed);
   const fit = await fitModel(model, trainZ, stopZ, {
     epochs,
@@ -218,6 +242,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     weightEma: opts.weightEma ?? 0,
     onEpoch: (epoch) => progress({ phase: 'fit', model: 'mlp', epoch }),
   });
+  assertTrained(fit);
   // second stage and calibration, both on the calibration split (traders never trained on; with
   // calibrate-on histories, other days too)
   const weighting = opts.calibrationWeighting ?? 'rows';
@@ -332,42 +357,53 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       node: process.version,
     },
   };
-  await mkdir(opts.out, { recursive: true });
-  await saveModelDir(opts.out, model, meta);
+  // everything is written to a staging directory beside `out`, moved into place once complete
+  const staged = await stagingDir(target);
+  try {
+    await saveModelDir(staged, model, meta);
 
-  // evaluate through the serving path itself
-  const predictor = await Predictor.load(opts.out);
-  const liquidations = combinedLiquidations(all);
-  const pdModel = predictor.score(test.x, test.rows);
-  const pdMargin = scoreLogistic1d(marginRule, column(test));
-  const pdLogistic = applyCalibrationInPlace(logisticCal, predictRows(tf, logistic, z(test)));
-  const metrics: Record<string, Metrics> = {
-    model: evaluate(pdModel, test, liquidations, everyMs),
-    'margin-rule': evaluate(pdMargin, test, liquidations, everyMs),
-    logistic: evaluate(pdLogistic, test, liquidations, everyMs),
-  };
-  meta.metrics.model = metrics.model as Metrics;
-  meta.metrics.baselines = {
-    'margin-rule': metrics['margin-rule'] as Metrics,
-    logistic: metrics.logistic as Metrics,
-  };
-  const importance = await permutationImportance(
-    async (x, rows) => predictor.score(x, rows),
-    test,
-    FEATURE_NAMES,
-    seed,
-  );
-  meta.training.importance = importance.slice(0, 15);
-  await saveModelDir(opts.out, model, meta);
-  progress({ phase: 'report', detail: opts.out });
-  await writeReport(opts.out, meta, {
-    test,
-    pd: { model: pdModel, 'margin-rule': pdMargin, logistic: pdLogistic },
-    importance,
-    history: fit.history,
-  });
-  predictor.dispose();
-  model.dispose();
-  logistic.dispose();
+    // evaluate through the serving path itself (the metadata has no metrics yet: an unfinished run's)
+    const predictor = await Predictor.load(staged, { allowUnfinished: true });
+    try {
+      const liquidations = combinedLiquidations(all);
+      const pdModel = predictor.score(test.x, test.rows);
+      const pdMargin = scoreLogistic1d(marginRule, column(test));
+      const pdLogistic = applyCalibrationInPlace(logisticCal, predictRows(tf, logistic, z(test)));
+      const metrics: Record<string, Metrics> = {
+        model: evaluate(pdModel, test, liquidations, everyMs),
+        'margin-rule': evaluate(pdMargin, test, liquidations, everyMs),
+        logistic: evaluate(pdLogistic, test, liquidations, everyMs),
+      };
+      meta.metrics.model = metrics.model as Metrics;
+      meta.metrics.baselines = {
+        'margin-rule': metrics['margin-rule'] as Metrics,
+        logistic: metrics.logistic as Metrics,
+      };
+      const importance = await permutationImportance(
+        async (x, rows) => predictor.score(x, rows),
+        test,
+        FEATURE_NAMES,
+        seed,
+      );
+      meta.training.importance = importance.slice(0, 15);
+      await saveModelDir(staged, model, meta);
+      progress({ phase: 'report', detail: opts.out });
+      await writeReport(staged, meta, {
+        test,
+        pd: { model: pdModel, 'margin-rule': pdMargin, logistic: pdLogistic },
+        importance,
+        history: fit.history,
+      });
+    } finally {
+      predictor.dispose();
+    }
+    await promoteDir(staged, target);
+  } catch (e) {
+    await discardStaging(staged);
+    throw e;
+  } finally {
+    model.dispose();
+    logistic.dispose();
+  }
   return { dir: opts.out, metadata: meta };
 }

@@ -1,7 +1,8 @@
 /**
  * A model directory: `model.json` + `weights.bin` (TF.js layers model) and `metadata.json` (feature-schema
  * hash, normalisation, calibration, horizon, metrics, data fingerprint, seed, versions). Loading refuses a
- * model whose feature-schema hash differs from this build's.
+ * model whose feature-schema hash differs from this build's, a normalisation that does not fit the features
+ * (wrong length, non-finite, std <= 0), and the metadata of an unfinished training run.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,14 +12,13 @@ import { assertSchemaHash } from '../features/schema.js';
 import { saveLayersModel } from '../tf/fs-io.js';
 import { CalibrationSchema } from './calibration.js';
 import { ArchitectureSchema } from './create-model.js';
+import { ModelLoadError } from './errors.js';
 import { NormalisationSchema } from './normalisation.js';
 import { StackSchema } from './stack.js';
 
 export const METADATA_JSON = 'metadata.json';
 
-export class ModelLoadError extends Error {
-  readonly code = 'MODEL_LOAD_FAILED';
-}
+export { ModelLoadError };
 
 const MetricsSchema = z.record(z.string(), z.number().nullable());
 
@@ -62,31 +62,73 @@ export const ModelMetadataSchema = z.object({
 export type ModelMetadata = z.infer<typeof ModelMetadataSchema>;
 
 export async function readMetadata(dir: string): Promise<ModelMetadata> {
+  const path = join(dir, METADATA_JSON);
   let text: string;
   try {
-    text = await readFile(join(dir, METADATA_JSON), 'utf8');
+    text = await readFile(path, 'utf8');
   } catch (e) {
     throw new ModelLoadError(`no model at ${dir}: ${(e as Error).message}`);
   }
-  const parsed = ModelMetadataSchema.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ModelLoadError(`${path} is not valid JSON (${(e as Error).message})`);
+  }
+  const parsed = ModelMetadataSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ModelLoadError(
-      `${join(dir, METADATA_JSON)}: field ${issue?.path.join('.')}: ${issue?.message}`,
-    );
+    throw new ModelLoadError(`${path}: field ${issue?.path.join('.')}: ${issue?.message}`);
   }
   const meta = parsed.data;
-  if (meta.normalisation.mean.length !== meta.featureSchema.names.length)
-    throw new ModelLoadError(
-      `${dir}: normalisation has ${meta.normalisation.mean.length} features, schema ${meta.featureSchema.names.length}`,
-    );
+  checkNormalisation(path, meta);
   return meta;
 }
 
-/** Metadata plus the refusal of a model trained on other features. */
-export async function readCompatibleMetadata(dir: string): Promise<ModelMetadata> {
+/** Normalisation values the scoring paths can use: one finite mean and one finite std > 0 per feature. */
+function checkNormalisation(path: string, meta: ModelMetadata): void {
+  const cols = meta.featureSchema.names.length;
+  const { mean, std } = meta.normalisation;
+  for (const [name, values] of [
+    ['mean', mean],
+    ['std', std],
+  ] as const) {
+    if (values.length !== cols)
+      throw new ModelLoadError(
+        `${path}: normalisation.${name} has ${values.length} values, the feature schema ${cols} features`,
+      );
+    const bad = values.findIndex((v) => !Number.isFinite(v) || (name === 'std' && v <= 0));
+    if (bad >= 0)
+      throw new ModelLoadError(
+        `${path}: normalisation.${name}[${bad}] (${meta.featureSchema.names[bad]}) is ${values[bad]}: expected a finite number${name === 'std' ? ' above 0' : ''}`,
+      );
+  }
+}
+
+/**
+ * The metadata of a training run that never finished: a run records its network and metadata before it
+ * evaluates them, and the held-out metrics only once evaluated (a run interrupted in between, by an older
+ * version that wrote into the model directory in place, left such a directory). Hand-built metadata
+ * (no `training.epochsRun`) is not a training run's, and may go without metrics.
+ */
+export function isUnfinishedRun(meta: ModelMetadata): boolean {
+  return meta.training.epochsRun !== undefined && Object.keys(meta.metrics.model).length === 0;
+}
+
+/**
+ * Metadata plus the refusal of a model trained on other features and of an unfinished training run's
+ * directory (`allowUnfinished`: only the training run itself, evaluating its own network before it has metrics).
+ */
+export async function readCompatibleMetadata(
+  dir: string,
+  opts: { allowUnfinished?: boolean } = {},
+): Promise<ModelMetadata> {
   const meta = await readMetadata(dir);
   assertSchemaHash(meta.featureSchema.hash);
+  if (!opts.allowUnfinished && isUnfinishedRun(meta))
+    throw new ModelLoadError(
+      `${join(dir, METADATA_JSON)} is from a training run that did not finish (no held-out metrics): train the model again`,
+    );
   return meta;
 }
 

@@ -10,6 +10,7 @@ import { loadLayersModel } from '../tf/fs-io.js';
 import { initTf } from '../tf/runtime.js';
 import { type ModelMetadata, readCompatibleMetadata } from './artifacts.js';
 import { applyCalibrationInPlace, type Calibration } from './calibration.js';
+import { ModelLoadError } from './errors.js';
 import { type ForwardEngine, FusedMlp, type NormalisationMode } from './fused-mlp.js';
 import { CLIP } from './normalisation.js';
 import { applyStackCalibratedInPlace, applyStackInPlace, featureIndices } from './stack.js';
@@ -69,15 +70,35 @@ export class Predictor {
 
   /**
    * Load a model directory. `fast: false` forces the `LayersModel.predict` path (the reference the fused
-   * path is tested against).
+   * path is tested against). `allowUnfinished`: only for the training run evaluating its own network, whose
+   * metadata has no metrics yet (see `readCompatibleMetadata`).
    */
   static async load(
     dir: string,
-    opts: { fast?: boolean; normalise?: NormalisationMode | 'auto'; engine?: ForwardEngine | 'auto' } = {},
+    opts: {
+      fast?: boolean;
+      normalise?: NormalisationMode | 'auto';
+      engine?: ForwardEngine | 'auto';
+      allowUnfinished?: boolean;
+    } = {},
   ): Promise<Predictor> {
-    const meta = await readCompatibleMetadata(dir);
+    const meta = await readCompatibleMetadata(dir, { allowUnfinished: opts.allowUnfinished ?? false });
     const { tf, backend } = await initTf();
-    const model = await loadLayersModel(dir);
+    let model: tfTypes.LayersModel;
+    try {
+      model = await loadLayersModel(dir);
+    } catch (e) {
+      if (e instanceof ModelLoadError) throw e;
+      throw new ModelLoadError(`${dir}: model.json and weights.bin do not load: ${(e as Error).message}`);
+    }
+    const cols = meta.featureSchema.names.length;
+    const inputCols = model.inputs[0]?.shape[1];
+    if (model.inputs.length !== 1 || inputCols !== cols) {
+      model.dispose();
+      throw new ModelLoadError(
+        `${dir}: the network takes ${inputCols ?? '?'} inputs, metadata.json has ${cols} features`,
+      );
+    }
     return new Predictor(
       meta,
       model,

@@ -7,6 +7,7 @@ import { metricsTable } from '../../../training/report.js';
 import {
   type CalibrationWeighting,
   DEFAULT_NEGATIVE_SAMPLE,
+  MAX_EPOCHS,
   runTraining,
   STACK_FEATURES,
 } from '../../../training/train.js';
@@ -22,7 +23,7 @@ interface TrainCliOptions {
   every: number;
   epochs: number;
   seed: number;
-  hidden?: string;
+  hidden?: number[];
   calibration: 'platt' | 'isotonic' | 'auto';
   negativeSample: number;
   weightEma: number;
@@ -47,9 +48,14 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'output directory, e.g. models/mine')
     .option('--horizon <duration>', 'label horizon', parseDurationMs, 3_600_000)
     .option('--every <duration>', 'snapshot step', parseDurationMs, 300_000)
-    .option('--epochs <n>', 'maximum epochs (early stopping may end sooner)', parseIntArg, 30)
+    .option(
+      '--epochs <n>',
+      `maximum epochs, 1..${MAX_EPOCHS} (early stopping may end sooner)`,
+      parseEpochs,
+      30,
+    )
     .option('--seed <n>', 'seed', parseIntArg, 1)
-    .option('--hidden <units>', 'hidden layer sizes, e.g. 32,16')
+    .option('--hidden <units>', 'hidden layer sizes, e.g. 32,16', parseHidden)
     .option('--calibration <method>', 'platt | isotonic | auto', parseCalibration, 'auto')
     .option(
       '--calibration-weighting <how>',
@@ -96,7 +102,7 @@ export function register(program: Command): void {
         everyMs: opts.every,
         epochs: opts.epochs,
         seed: opts.seed,
-        hidden: opts.hidden?.split(',').map(Number),
+        hidden: opts.hidden,
         calibration: opts.calibration,
         negativeSample: opts.negativeSample,
         weightEma: opts.weightEma,
@@ -149,6 +155,20 @@ export function registerWorker(program: Command): void {
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
+}
+
+function parseEpochs(v: string): number {
+  const n = parseIntArg(v);
+  if (n < 1 || n > MAX_EPOCHS)
+    throw new InvalidArgumentError(`expected a number of epochs from 1 to ${MAX_EPOCHS}, got "${v}"`);
+  return n;
+}
+
+function parseHidden(v: string): number[] {
+  const sizes = v.split(',').map((s) => s.trim());
+  if (!sizes.every((s) => /^[1-9]\d*$/.test(s) && Number.isSafeInteger(Number(s))))
+    throw new InvalidArgumentError(`expected comma-separated positive layer sizes, e.g. 32,16, got "${v}"`);
+  return sizes.map(Number);
 }
 
 function parseShare(v: string): number {
