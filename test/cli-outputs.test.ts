@@ -13,6 +13,7 @@ import { parseAt } from '../src/cli/commands/accounts.js';
 import { parseWindow } from '../src/cli/commands/evaluate.js';
 import { parseAtMs } from '../src/cli/commands/features.js';
 import { scoreHistory } from '../src/cli/commands/score-history.js';
+import { parseDurationMs } from '../src/cli/duration.js';
 import { emptyStats, readEventsFile } from '../src/events/reader.js';
 import { instrument } from './features/builders.js';
 
@@ -67,7 +68,31 @@ describe('output files', () => {
   });
 });
 
+describe('a history that is not there', () => {
+  it('rejects the read, and leaves no stream error unhandled (which took the process down)', async () => {
+    const read = async () => {
+      for await (const _ of readEventsFile(join(dir, 'missing.jsonl'), emptyStats())) {
+        // nothing to read
+      }
+    };
+    await expect(read()).rejects.toThrow(/ENOENT/);
+    // an unhandled 'error' event would surface here, in the turns after the rejection
+    await new Promise((r) => setTimeout(r, 100));
+  });
+});
+
 describe('times on the command line', () => {
+  it('durations are whole ms and at least a second', () => {
+    expect(parseDurationMs('5m')).toBe(300_000);
+    expect(parseDurationMs('300000')).toBe(300_000);
+    expect(parseDurationMs('1.5s')).toBe(1500);
+    expect(() => parseDurationMs('1.5')).toThrow(/whole number of ms/);
+    expect(() => parseDurationMs('500')).toThrow(/shorter than a second/);
+    expect(() => parseDurationMs('0.0001m')).toThrow(/shorter than a second/);
+    expect(() => parseDurationMs('0.00001m')).toThrow(/whole number of ms/);
+    expect(() => parseDurationMs('0')).toThrow(/longer than zero/);
+  });
+
   it('need an offset when they have a time of day (no local time), and a date alone is UTC', () => {
     expect(parseAtMs('2020-03-12T09:00Z')).toBe(Date.UTC(2020, 2, 12, 9));
     expect(parseAtMs('2020-03-12T10:00+01:00')).toBe(Date.UTC(2020, 2, 12, 9));

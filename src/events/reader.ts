@@ -64,11 +64,16 @@ async function isGzip(path: string): Promise<boolean> {
 }
 
 export async function openTextStream(path: string): Promise<Readable> {
+  // first, so that a missing or unreadable file rejects here rather than as an 'error' event of a stream
+  // nobody listens to yet (which took the process down)
+  const gzipped = await isGzip(path);
   const raw = createReadStream(path, { highWaterMark: 1 << 20 });
-  if (!(await isGzip(path))) return raw;
+  if (!gzipped) return raw;
   const gunzip = raw.pipe(createGunzip());
-  // the file closes with its decompressor (a reader that stops early destroys only the latter)
+  // the file closes with its decompressor (a reader that stops early destroys only the latter), and a read
+  // error of the file reaches the reader through it (pipe does not forward errors)
   gunzip.once('close', () => raw.destroy());
+  raw.once('error', (e) => gunzip.destroy(e));
   return gunzip;
 }
 
