@@ -3,8 +3,20 @@
  * killed, errors name the file and line, and times without an offset are refused rather than read as the
  * machine's local time.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  createReadStream,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -45,6 +57,31 @@ describe('output files', () => {
     await writeAtomically(path, async (tmp) => writeFileSync(tmp, 'new\n'));
     expect(readFileSync(path, 'utf8')).toBe('new\n');
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('replace what a link points to (not the link), keep the mode, and write a FIFO or device directly', async () => {
+    const real = join(dir, 'real.csv');
+    writeFileSync(real, 'old\n');
+    chmodSync(real, 0o640);
+    const link = join(dir, 'latest.csv');
+    symlinkSync(real, link);
+    await writeAtomically(link, async (tmp) => writeFileSync(tmp, 'new\n'));
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readFileSync(real, 'utf8')).toBe('new\n');
+    expect(statSync(real).mode & 0o777).toBe(0o640);
+    const fifo = join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    const got = new Promise<string>((resolve) => {
+      let text = '';
+      createReadStream(fifo, 'utf8')
+        .on('data', (c) => {
+          text += c;
+        })
+        .on('end', () => resolve(text));
+    });
+    await writeAtomically(fifo, async (path) => writeFileSync(path, 'through the pipe'));
+    expect(await got).toBe('through the pipe');
+    expect(statSync(fifo).isFIFO()).toBe(true);
   });
 
   it('score-history on a history that turns out bad leaves the previous CSV as it was', async () => {

@@ -131,6 +131,10 @@ describe('training as a BullMQ job', () => {
     expect(retryable(io('EISDIR'))).toBe(false);
     expect(retryable(new Error('0 defaults in the training rows'))).toBe(false);
     expect(retryable(new UnrecoverableError('x'))).toBe(false);
+    // wrapped (a model that cannot be read back, an output that cannot be checked): the cause decides
+    expect(retryable(new Error('no model at m: EMFILE', { cause: io('EMFILE') }))).toBe(true);
+    expect(retryable(new Error('no model at m: ENOENT', { cause: io('ENOENT') }))).toBe(false);
+    expect(retryable(io('EBUSY'))).toBe(false);
   });
 
   it('a progress update that fails does not fail the run (nor the process)', async () => {

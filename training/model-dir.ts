@@ -8,8 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { access, lstat, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { access, chmod, lstat, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { METADATA_JSON } from '../src/model/artifacts.js';
 import { MODEL_JSON } from '../src/tf/fs-io.js';
 
@@ -19,13 +19,27 @@ export class TrainingOutputError extends Error {
 
 const errno = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
+/** Where and how a run's model directory is put in place (from `checkModelOut`). */
+export interface ModelOut {
+  /** absolute path of `--out` */
+  target: string;
+  /**
+   * `--out` is a directory the run cannot swap by renaming (a mount point, or its parent is not writable):
+   * the new model is staged inside it and its files moved in one by one, `metadata.json` removed first and
+   * written last, so that a run stopped half way leaves a directory that does not load, never a mixed model
+   */
+  inPlace: boolean;
+  /** permission bits the finished directory gets: those of the directory it replaces, else 0777 less umask */
+  mode: number;
+}
+
 /**
  * Refuse, before any work, an output the run could not write or must not replace: its parent must exist as a
  * writable directory or be creatable (its nearest existing ancestor a writable directory), and `out`, if it
  * exists, must be a model directory (holding metadata.json or model.json) or empty: the run replaces it
- * whole. Returns the absolute path.
+ * whole. Says where and how the model goes in (`ModelOut`).
  */
-export async function checkModelOut(out: string): Promise<string> {
+export async function checkModelOut(out: string): Promise<ModelOut> {
   const target = resolve(out);
   const parent = dirname(target);
   if (parent === target)
@@ -45,6 +59,7 @@ export async function checkModelOut(out: string): Promise<string> {
       }
       throw new TrainingOutputError(
         `cannot write the model to ${out}: cannot create its parent directory ${parent}: ${(e as Error).message}`,
+        { cause: e },
       );
     }
   }
@@ -52,13 +67,30 @@ export async function checkModelOut(out: string): Promise<string> {
     throw new TrainingOutputError(
       `cannot write the model to ${out}: cannot create its parent directory ${parent}: ${ancestor} is not a directory`,
     );
+  const existing = await stat(target).catch(() => undefined);
+  const defaultMode = 0o777 & ~process.umask();
+  if (existing?.isDirectory()) {
+    const parentWritable = await access(parent, constants.W_OK | constants.X_OK).then(
+      () => true,
+      () => false,
+    );
+    if (existing.dev !== st.dev || !parentWritable) {
+      try {
+        await access(target, constants.W_OK | constants.X_OK);
+      } catch {
+        throw new TrainingOutputError(`cannot write the model to ${out}: it is not writable`);
+      }
+      await assertReplaceable(target, out);
+      return { target, inPlace: true, mode: existing.mode & 0o7777 };
+    }
+  }
   try {
     await access(ancestor, constants.W_OK | constants.X_OK);
   } catch {
     throw new TrainingOutputError(`cannot write the model to ${out}: ${ancestor} is not writable`);
   }
   await assertReplaceable(target, out);
-  return target;
+  return { target, inPlace: false, mode: existing?.isDirectory() ? existing.mode & 0o7777 : defaultMode };
 }
 
 /** `target` is absent, an empty directory or a model directory. */
@@ -68,7 +100,7 @@ async function assertReplaceable(target: string, out: string): Promise<void> {
     st = await lstat(target);
   } catch (e) {
     if (errno(e) === 'ENOENT') return;
-    throw new TrainingOutputError(`cannot write the model to ${out}: ${(e as Error).message}`);
+    throw new TrainingOutputError(`cannot write the model to ${out}: ${(e as Error).message}`, { cause: e });
   }
   if (st.isSymbolicLink())
     throw new TrainingOutputError(
@@ -83,18 +115,29 @@ async function assertReplaceable(target: string, out: string): Promise<void> {
     );
 }
 
-/** A fresh, empty temporary directory beside `target` (absolute, from `checkModelOut`). */
-export async function stagingDir(target: string): Promise<string> {
-  await mkdir(dirname(target), { recursive: true });
-  return mkdtemp(`${target}.tmp-${process.pid}-`);
+/** A fresh, empty temporary directory beside `out.target` (inside it when `inPlace`), with `out.mode`. */
+export async function stagingDir(out: ModelOut): Promise<string> {
+  const { target } = out;
+  let dir: string;
+  if (out.inPlace) dir = await mkdtemp(join(target, `.tmp-${process.pid}-`));
+  else {
+    await mkdir(dirname(target), { recursive: true });
+    dir = await mkdtemp(`${target}.tmp-${process.pid}-`);
+  }
+  // mkdtemp makes it 0700: a model another user (the service) must read would not load
+  await chmod(dir, out.mode);
+  return dir;
 }
 
 /**
- * Move the complete directory `staged` to `target`, replacing what is there. `target` is missing only
- * between the two renames; should the second fail, the old directory is put back.
+ * Move the complete directory `staged` to `out.target`, replacing what is there. Swapped: `target` is
+ * missing only between the two renames (a process killed there leaves the previous model in
+ * `TARGET.old-...`); should the second rename fail, the old directory is put back. In place: see `ModelOut`.
  */
-export async function promoteDir(staged: string, target: string): Promise<void> {
+export async function promoteDir(staged: string, out: ModelOut): Promise<void> {
+  const { target } = out;
   await assertReplaceable(target, target);
+  if (out.inPlace) return promoteInPlace(staged, target);
   let aside: string | undefined = `${target}.old-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await rename(target, aside);
@@ -110,6 +153,20 @@ export async function promoteDir(staged: string, target: string): Promise<void> 
   }
   // the new model is in place: a set-aside directory that cannot be removed is left, not a failed run
   if (aside) await rm(aside, { recursive: true, force: true }).catch(() => {});
+}
+
+async function promoteInPlace(staged: string, target: string): Promise<void> {
+  const stagedName = basename(staged);
+  const fresh = await readdir(staged);
+  // no metadata, no model: from here until the last rename the directory refuses to load
+  await rm(join(target, METADATA_JSON), { force: true });
+  for (const name of await readdir(target))
+    if (name !== stagedName && !fresh.includes(name))
+      await rm(join(target, name), { recursive: true, force: true });
+  for (const name of fresh.filter((n) => n !== METADATA_JSON))
+    await rename(join(staged, name), join(target, name));
+  if (fresh.includes(METADATA_JSON)) await rename(join(staged, METADATA_JSON), join(target, METADATA_JSON));
+  await rm(staged, { recursive: true, force: true });
 }
 
 /** Remove a staging directory after a failed run (never throws: the run's own error is the one to report). */

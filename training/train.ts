@@ -186,7 +186,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       `hidden layer sizes must be positive integers, got [${(opts.hidden ?? []).join(', ')}]`,
     );
   const architecture = arch.data;
-  const target = await checkModelOut(opts.out);
+  const modelOut = await checkModelOut(opts.out);
   const stackFeatures = opts.stackFeatures ?? [...STACK_FEATURES];
   const names = featureSchemaInfo().names;
   for (const f of stackFeatures)
@@ -358,7 +358,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     },
   };
   // everything is written to a staging directory beside `out`, moved into place once complete
-  const staged = await stagingDir(target);
+  const staged = await stagingDir(modelOut);
   try {
     await saveModelDir(staged, model, meta);
 
@@ -397,7 +397,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     } finally {
       predictor.dispose();
     }
-    await promoteDir(staged, target);
+    await promoteDir(staged, modelOut);
   } catch (e) {
     await discardStaging(staged);
     throw e;

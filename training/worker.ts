@@ -111,16 +111,38 @@ export async function processTrainingJob(job: Job): Promise<TrainingJobResult> {
   };
 }
 
-/** errno codes of the machine, not of the job's inputs: worth a retry */
-const MACHINE_ERRORS = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'ENOMEM', 'EIO', 'EBUSY', 'EAGAIN', 'EDQUOT']);
+/**
+ * errno codes of the machine, not of the job's inputs: worth a retry (EBUSY is not: a mount point as `--out`
+ * is handled before training, and anything else busy would be so again after a whole run)
+ */
+const MACHINE_ERRORS = new Set([
+  'ENOSPC',
+  'EDQUOT',
+  'EMFILE',
+  'ENFILE',
+  'ENOMEM',
+  'EIO',
+  'EAGAIN',
+  'EINTR',
+  // network filesystems
+  'ESTALE',
+  'ETIMEDOUT',
+  'ECONNRESET',
+]);
 
-/** Is `err` a failure of the machine (a retry may succeed) rather than of the job's deterministic inputs? */
+/**
+ * Is `err` a failure of the machine (a retry may succeed) rather than of the job's deterministic inputs?
+ * Follows `cause`: a model-load or output error wrapping an EMFILE is the machine's.
+ */
 export function retryable(err: unknown): boolean {
-  if (err instanceof UnrecoverableError) return false;
-  if (err instanceof RangeError && /allocation failed|Array buffer allocation/i.test(err.message))
-    return true;
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && MACHINE_ERRORS.has(code);
+  for (let e = err, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    if (e instanceof UnrecoverableError) return false;
+    if (e instanceof Error && /allocation failed|out of memory|Memory\.grow/i.test(e.message)) return true;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && MACHINE_ERRORS.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 function errorText(err: unknown): string {

@@ -67,7 +67,7 @@ export async function readMetadata(dir: string): Promise<ModelMetadata> {
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new ModelLoadError(`no model at ${dir}: ${(e as Error).message}`);
+    throw new ModelLoadError(`no model at ${dir}: ${(e as Error).message}`, { cause: e });
   }
   let json: unknown;
   try {

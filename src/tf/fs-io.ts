@@ -82,7 +82,7 @@ export function directoryHandler(dir: string): IOHandler {
       try {
         text = await readFile(jsonPath, 'utf8');
       } catch (e) {
-        throw new ModelLoadError(`cannot read ${jsonPath}: ${(e as Error).message}`);
+        throw new ModelLoadError(`cannot read ${jsonPath}: ${(e as Error).message}`, { cause: e });
       }
       let json: ModelJSON;
       try {
@@ -104,7 +104,7 @@ export function directoryHandler(dir: string): IOHandler {
           try {
             buffers.push(await readFile(path));
           } catch (e) {
-            throw new ModelLoadError(`cannot read ${path}: ${(e as Error).message}`);
+            throw new ModelLoadError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
           }
         }
       }

@@ -1,7 +1,17 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readCompatibleMetadata } from '../../src/model/artifacts.js';
+import { promoteDir, stagingDir } from '../../training/model-dir.js';
 import { assertTrained, runTraining, type TrainOptions } from '../../training/train.js';
 import { useSimHistories } from '../helpers/sim-history.js';
 import { testTempDir } from '../helpers/temp-dir.js';
@@ -42,6 +52,9 @@ describe('a training run writes its model directory whole or not at all', () => 
     await runTraining(job(out, 7));
     // a file of the old directory: kept by the failed run, gone once the directory is replaced
     writeFileSync(join(out, 'notes.txt'), 'old');
+    // a new directory gets the usual mode (mkdtemp's 0700 would hide the model from another user)
+    expect(statSync(out).mode & 0o777).toBe(0o777 & ~process.umask());
+    chmodSync(out, 0o750);
     const before = snapshot(out);
     expect([...before.keys()].sort()).toEqual([...MODEL_FILES, 'notes.txt'].sort());
 
@@ -62,6 +75,8 @@ describe('a training run writes its model directory whole or not at all', () => 
     expect(result.dir).toBe(out);
     expect(readdirSync(parent)).toEqual(['mine']);
     expect(readdirSync(out).sort()).toEqual(MODEL_FILES);
+    // a replaced directory keeps the mode of the one it replaces
+    expect(statSync(out).mode & 0o777).toBe(0o750);
     const meta = await readCompatibleMetadata(out);
     expect(meta.seed).toBe(8);
     expect(meta.name).toBe('mine');
@@ -110,6 +125,23 @@ describe('a training run writes its model directory whole or not at all', () => 
     expect(await refusal({ out: link })).toMatch(/it is a symbolic link/);
     expect(phases).toEqual([]);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('in place (a mount point, or a parent it cannot write): files move in, metadata last, stale ones go', async () => {
+    const tmp = testTempDir('model-in-place');
+    const target = join(tmp, 'volume');
+    mkdirSync(target);
+    for (const f of ['metadata.json', 'weights.bin', 'stale.svg']) writeFileSync(join(target, f), 'old');
+    const out = { target, inPlace: true, mode: 0o750 };
+    const staged = await stagingDir(out);
+    expect(dirname(staged)).toBe(target);
+    expect(statSync(staged).mode & 0o777).toBe(0o750);
+    writeFileSync(join(staged, 'metadata.json'), 'new');
+    writeFileSync(join(staged, 'weights.bin'), 'new');
+    await promoteDir(staged, out);
+    expect(readdirSync(target).sort()).toEqual(['metadata.json', 'weights.bin']);
+    expect(readFileSync(join(target, 'metadata.json'), 'utf8')).toBe('new');
+    expect(readFileSync(join(target, 'weights.bin'), 'utf8')).toBe('new');
   });
 
   it('refuses a fit that never reached a finite validation loss', () => {
