@@ -25,7 +25,9 @@
  * Bollinger bands and the volatility are windows of at most 60 candles. One exception, handled: in a market
  * whose close has not moved for many candles both of RSI's averages decay towards 0 and their ratio keeps
  * the memory of moves arbitrarily far back (and a set that never saw a move says 100); so once the close has
- * been unchanged for `FLAT_RSI_PERIODS` RSI periods, RSI is 50 (no momentum), whatever set computes it.
+ * been unchanged for `FLAT_RSI_PERIODS` RSI periods, RSI is 50 (no momentum), whatever set computes it. (Not
+ * a schema change in practice: the named scenarios' simulated marks never stay unchanged for more than 2
+ * candles, measured 2026-12-06.)
  * Backtests, training and the service compute the same numbers; only a pipeline built to save its state
  * (`record`) keeps the candles (`INPUT_WIDTH` float64 each, at most 2K - 1: 64 KiB per series).
  */
