@@ -9,7 +9,7 @@ import { loadScenario } from '../sim/scenario/load.js';
 import { simulate } from '../sim/simulate.js';
 import type { SimulationSummary } from '../sim/venue/types.js';
 import { AttributionTracker, type BadDebtAttribution } from './attribution.js';
-import { type ConservationResult, ConservationTracker } from './conservation.js';
+import { assertRunConsistent, type ConservationResult, ConservationTracker } from './conservation.js';
 import { MeasureCollector, type RunMeasures } from './metrics.js';
 import { parallelExecutor } from './parallel.js';
 import { BacktestInputError, type PolicyName } from './policies.js';
@@ -364,6 +364,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
     }
     let restrictedFalseAlarms = 0;
     for (const a of o.restricted) if (!refLiquidated.has(a)) restrictedFalseAlarms++;
+    assertRunConsistent(run.label, o.measures, o.conservation, o.summary);
     const liquidated = new Set(o.liquidatedAccounts);
     let saved = 0;
     for (const a of refLiquidated) if (!liquidated.has(a)) saved++;

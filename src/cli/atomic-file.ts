@@ -3,8 +3,9 @@
  * load, Ctrl-C) leaves the previous file as it was, never a truncated one that looks complete.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, realpath, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { constants } from 'node:fs';
+import { access, chmod, chown, mkdir, mkdtemp, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /**
  * Runs `fn` on a temporary path beside `path` (same directory, so the rename is atomic; same name ending, so a
@@ -34,5 +35,53 @@ export async function writeAtomically<T>(path: string, fn: (tmp: string) => Prom
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
+  }
+}
+
+/**
+ * Writes a set of files into `dir` all together: `fn` writes them into a fresh staging directory inside `dir`
+ * (created if need be), and only once it has resolved are they renamed into `dir` one by one (each replaced
+ * file keeps its mode); other files and subdirectories of `dir` are left alone (a backtest's `--out` may hold
+ * its sweeps). A failure while writing (a full disk, a chart that throws, Ctrl-C) leaves `dir` as it was; only
+ * a process killed within the renames themselves (milliseconds) can leave old and new files side by side.
+ */
+export async function replaceFilesIn(dir: string, fn: (staging: string) => Promise<void>): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const staging = await mkdtemp(join(dir, `.tmp-${process.pid}-`));
+  try {
+    await fn(staging);
+    for (const name of await readdir(staging)) {
+      const target = join(dir, name);
+      const existing = await stat(target).catch(() => undefined);
+      if (existing?.isFile()) await chmod(join(staging, name), existing.mode & 0o7777);
+      else if (!existing) await chmod(join(staging, name), 0o666 & ~process.umask());
+      await rename(join(staging, name), target);
+    }
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Refuses, before any work, an output directory that cannot be written: it must be a directory if it exists,
+ * else its nearest existing ancestor must be a writable directory. `option` names the flag in the message.
+ */
+export async function checkOutDir(dir: string, option = '--out'): Promise<void> {
+  const existing = await stat(dir).catch(() => undefined);
+  if (existing && !existing.isDirectory()) throw new Error(`${option} ${dir}: exists and is not a directory`);
+  let at = resolve(dir);
+  for (;;) {
+    const st = await stat(at).catch(() => undefined);
+    if (st) {
+      if (!st.isDirectory()) throw new Error(`${option} ${dir}: ${at} is not a directory`);
+      try {
+        await access(at, constants.W_OK | constants.X_OK);
+      } catch {
+        throw new Error(`${option} ${dir}: ${at} is not writable`);
+      }
+      return;
+    }
+    if (dirname(at) === at) throw new Error(`${option} ${dir}: no existing parent directory`);
+    at = dirname(at);
   }
 }

@@ -148,6 +148,19 @@ const BOOLEAN_FIELDS: ReadonlySet<keyof PolicyConfig> = new Set(['reduceOnlyWhil
 
 /** Checks a (partial) config against the defaults; throws on a value out of range. */
 export function resolvePolicyConfig(partial: Partial<PolicyConfig> = {}): PolicyConfig {
+  if (typeof partial !== 'object' || partial === null || Array.isArray(partial))
+    throw new MarginRuleError(
+      'BAD_INPUT',
+      `policy config must be an object of overrides (got ${JSON.stringify(partial)})`,
+    );
+  // a misspelt key would leave the default in force while its author believes it changed
+  for (const k of Object.keys(partial))
+    if (!Object.hasOwn(DEFAULT_POLICY_CONFIG, k))
+      throw new MarginRuleError(
+        'BAD_INPUT',
+        `policy config has no field "${k}" (fields: ${Object.keys(DEFAULT_POLICY_CONFIG).join(', ')})`,
+        k,
+      );
   const c: PolicyConfig = { ...DEFAULT_POLICY_CONFIG, ...partial };
   const bad = (field: keyof PolicyConfig, rule: string): never => {
     throw new MarginRuleError(

@@ -10,8 +10,9 @@ import { formatTable, writeBacktestReport } from '../../backtest/report.js';
 import { runBacktest } from '../../backtest/run.js';
 import { DEFAULT_PD_THRESHOLDS, DEFAULT_RATIO_THRESHOLDS, runSweep } from '../../backtest/sweep.js';
 import { formatSweepTable, loadReusableSweep, writeSweepReport } from '../../backtest/sweep-report.js';
-import type { PolicyConfig } from '../../margin/index.js';
+import { type PolicyConfig, resolvePolicyConfig } from '../../margin/index.js';
 import { loadScorer, type ModelScorer } from '../../model/scorer.js';
+import { checkOutDir, replaceFilesIn } from '../atomic-file.js';
 import { parseIntArg } from '../duration.js';
 
 interface BacktestCliOptions {
@@ -35,6 +36,35 @@ interface BacktestCliOptions {
   progress: boolean;
 }
 
+/** `--policy-config`: a JSON object of known policy fields, each valid (resolvePolicyConfig's checks). */
+export function parsePolicyConfig(text: string): Partial<PolicyConfig> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new InvalidArgumentError(`--policy-config: not JSON: ${(e as Error).message}`);
+  }
+  try {
+    resolvePolicyConfig(v as Partial<PolicyConfig>);
+  } catch (e) {
+    throw new InvalidArgumentError(`--policy-config: ${(e as Error).message}`);
+  }
+  return v as Partial<PolicyConfig>;
+}
+
+/** An integer option within [min, max], named in its error. */
+function intIn(name: string, min: number, max: number): (text: string) => number {
+  return (text) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name}: "${text}" is not an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** seeds are 32-bit (the PRNG takes seed | 0): larger ones would repeat a smaller one's run under their name */
+const MAX_SEED = 2 ** 32 - 1;
+
 function parseList(text: string): number[] {
   if (text.trim() === '') return [];
   return text.split(',').map((t) => {
@@ -50,8 +80,8 @@ export function register(program: Command): void {
     .command('backtest')
     .description('compare liquidation-only, predictive and a non-ML early-warning rule on a scenario')
     .requiredOption('--scenario <name|file>', 'named scenario or scenario file')
-    .option('--accounts <n>', 'simulated accounts', parseIntArg, 2000)
-    .option('--seed <n>', 'seed', parseIntArg, 1)
+    .option('--accounts <n>', 'simulated accounts', intIn('--accounts', 1, 10_000_000), 2000)
+    .option('--seed <n>', 'seed (0 to 2^32 - 1)', intIn('--seed', 0, MAX_SEED), 1)
     .option('--model <dir>', 'model directory for the predictive policy', 'models/default')
     .option('--policy <names...>', `policies (${POLICY_NAMES.join(', ')})`, [...POLICY_NAMES])
     .option('--margin-ratio <x>', 'threshold of the margin-ratio rule', '1.5')
@@ -59,7 +89,14 @@ export function register(program: Command): void {
       '--margin-ratio-exit <x>',
       'equity/MM at which an armed margin-ratio rule disarms (>= --margin-ratio; default: --margin-ratio)',
     )
-    .option('--policy-config <json>', 'margin-core policy threshold overrides, e.g. \'{"pdReduce":0.1}\'')
+    .option(
+      '--policy-config <json>',
+      'margin-core policy threshold overrides, e.g. \'{"pdReduce":0.1}\'',
+      (text: string) => {
+        parsePolicyConfig(text); // refused here, before any run
+        return text;
+      },
+    )
     .option(
       '--out <dir>',
       'write report.json, report.md and charts here (with --sweep: sweep.json, sweep.md, frontier.svg)',
@@ -67,7 +104,7 @@ export function register(program: Command): void {
     .option(
       '--late-minutes <n>',
       'bad-debt attribution: a first REDUCE less than this before a bankruptcy is late',
-      parseIntArg,
+      intIn('--late-minutes', 0, 1_000_000),
       15,
     )
     .option(
@@ -108,6 +145,7 @@ export function register(program: Command): void {
     )
     .option('--no-progress', 'no progress bars on stderr')
     .action(async (opts: BacktestCliOptions) => {
+      if (opts.out) await checkOutDir(opts.out);
       if (opts.sweep) return sweep(opts);
       const policies = parsePolicies(opts.policy);
       const model = await modelFor(opts, policies.includes('predictive'));
@@ -122,16 +160,14 @@ export function register(program: Command): void {
           jobs: opts.jobs,
           marginRatioThreshold: Number(opts.marginRatio),
           ...(opts.marginRatioExit !== undefined ? { marginRatioExit: Number(opts.marginRatioExit) } : {}),
-          ...(opts.policyConfig
-            ? { policyConfig: JSON.parse(opts.policyConfig) as Partial<PolicyConfig> }
-            : {}),
+          ...(opts.policyConfig ? { policyConfig: parsePolicyConfig(opts.policyConfig) } : {}),
           lateMinutes: opts.lateMinutes,
           onProgress,
         });
         stop();
         process.stdout.write(`${formatTable(result)}\n`);
         if (opts.out) {
-          await writeBacktestReport(opts.out, result);
+          await replaceFilesIn(opts.out, (staging) => writeBacktestReport(staging, result));
           process.stderr.write(`report written to ${opts.out}\n`);
         }
       } finally {
@@ -224,7 +260,7 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
       seed: opts.seed,
       ...model.options,
       jobs: opts.jobs,
-      ...(opts.policyConfig ? { policyConfig: JSON.parse(opts.policyConfig) as Partial<PolicyConfig> } : {}),
+      ...(opts.policyConfig ? { policyConfig: parsePolicyConfig(opts.policyConfig) } : {}),
       pdThresholds: opts.pdThresholds,
       ratioThresholds: opts.ratioThresholds,
       ...(opts.gates ? { gates: opts.gates } : {}),
@@ -236,7 +272,7 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
     stop();
     process.stdout.write(`${formatSweepTable(result)}\n`);
     if (opts.out) {
-      await writeSweepReport(opts.out, result);
+      await replaceFilesIn(opts.out, (staging) => writeSweepReport(staging, result));
       process.stderr.write(`sweep written to ${opts.out}\n`);
     }
   } finally {

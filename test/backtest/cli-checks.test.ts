@@ -1,0 +1,102 @@
+/**
+ * `preempt backtest` refuses what it cannot honour before any run, and writes its report files all together.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkOutDir, replaceFilesIn } from '../../src/cli/atomic-file.js';
+import { parsePolicyConfig } from '../../src/cli/commands/backtest.js';
+import { resolvePolicyConfig } from '../../src/margin/index.js';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '../../bin/preempt.js');
+const dir = mkdtempSync(join(tmpdir(), 'preempt-bt-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function preempt(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, PREEMPT_LOG_LEVEL: 'silent' },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('the policy config', () => {
+  it('refuses a misspelt field (the default would stay in force unseen), a non-object and bad JSON', () => {
+    expect(() => parsePolicyConfig('{"pdReduc":0.1}')).toThrow(/--policy-config: .*no field "pdReduc"/);
+    expect(() => resolvePolicyConfig({ pdReduc: 0.1 } as never)).toThrow(/no field "pdReduc"/);
+    for (const text of ['null', '5', '[1]'])
+      expect(() => parsePolicyConfig(text)).toThrow(/--policy-config: .*must be an object/);
+    expect(() => parsePolicyConfig('{pdReduce:0.1}')).toThrow(/--policy-config: not JSON/);
+    expect(() => parsePolicyConfig('{"pdReduce":2}')).toThrow(/--policy-config: .*pdReduce/);
+    expect(parsePolicyConfig('{"pdReduce":0.1}')).toEqual({ pdReduce: 0.1 });
+  });
+});
+
+describe('the report directory', () => {
+  it('gets its files all together, leaves other files and subdirectories alone, and keeps the old files on failure', async () => {
+    const out = join(dir, 'day');
+    mkdirSync(join(out, 'sweep'), { recursive: true });
+    writeFileSync(join(out, 'report.json'), 'old');
+    writeFileSync(join(out, 'report.md'), 'old');
+    writeFileSync(join(out, 'sweep', 'sweep.json'), 'kept');
+    await expect(
+      replaceFilesIn(out, async (staging) => {
+        writeFileSync(join(staging, 'report.json'), 'new');
+        throw new Error('ENOSPC: no space left on device');
+      }),
+    ).rejects.toThrow(/ENOSPC/);
+    expect(readFileSync(join(out, 'report.json'), 'utf8')).toBe('old');
+    expect(readdirSync(out).sort()).toEqual(['report.json', 'report.md', 'sweep']);
+    await replaceFilesIn(out, async (staging) => {
+      writeFileSync(join(staging, 'report.json'), 'new');
+      writeFileSync(join(staging, 'report.md'), 'new');
+    });
+    expect(readFileSync(join(out, 'report.json'), 'utf8')).toBe('new');
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toBe('new');
+    expect(readFileSync(join(out, 'sweep', 'sweep.json'), 'utf8')).toBe('kept');
+    expect(readdirSync(out).sort()).toEqual(['report.json', 'report.md', 'sweep']);
+  });
+
+  it('is checked before the run: a file, or a path under a file, is refused naming --out', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    await expect(checkOutDir(file)).rejects.toThrow(/--out .*a-file: exists and is not a directory/);
+    await expect(checkOutDir(join(file, 'sub'))).rejects.toThrow(/a-file is not a directory/);
+    await expect(checkOutDir(join(dir, 'new', 'deeper'))).resolves.toBeUndefined();
+    const r = await preempt(
+      'backtest',
+      '--scenario',
+      'flash-crash',
+      '--accounts',
+      '30',
+      '--out',
+      file,
+      '--no-progress',
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--out .*exists and is not a directory/);
+    expect(r.stdout).toBe(''); // no table: nothing ran
+  }, 60_000);
+
+  it('refuses a seed past 32 bits, a negative --late-minutes and --accounts below 1, naming the option', async () => {
+    for (const [args, re] of [
+      [['--seed', '4294967297'], /--seed: "4294967297" is not an integer from 0/],
+      [['--late-minutes', '-5'], /--late-minutes: "-5"/],
+      [['--accounts', '-5'], /--accounts: "-5"/],
+      [['--policy-config', '{"pdReduc":0.1}'], /--policy-config: .*no field "pdReduc"/],
+    ] as const) {
+      const r = await preempt('backtest', '--scenario', 'flash-crash', ...args, '--no-progress');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(re);
+      expect(r.stdout).toBe('');
+    }
+  }, 60_000);
+});
