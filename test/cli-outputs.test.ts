@@ -145,6 +145,16 @@ describe('times on the command line', () => {
   });
 });
 
+describe('simulate', () => {
+  it('refuses a seed past 32 bits (it would repeat a smaller seed under its own name)', async () => {
+    const { runSimulate } = await import('../src/cli/commands/simulate.js');
+    await expect(
+      runSimulate({ scenario: 'flash-crash', accounts: '10', seed: '4294967297', out: join(dir, 's.jsonl') }),
+    ).rejects.toThrow(/--seed must be an integer from 0 to 4294967295/);
+    expect(existsSync(join(dir, 's.jsonl'))).toBe(false);
+  });
+});
+
 describe('a killed run', () => {
   it('exits as killed (not 0), and leaves no output file that looks complete', async () => {
     const out = join(dir, 'killed.jsonl.gz');

@@ -20,12 +20,17 @@ export interface SimulateCliOptions {
   progress?: boolean;
 }
 
-function integer(name: string, raw: string, min: number): number {
+function integer(name: string, raw: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const v = Number(raw);
-  if (!Number.isInteger(v) || v < min)
-    throw new SimulationInputError(`--${name} must be an integer >= ${min} (got "${raw}")`);
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw new SimulationInputError(
+      `--${name} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`} (got "${raw}")`,
+    );
   return v;
 }
+
+/** the PRNG takes seed | 0: a larger seed would repeat a smaller one's history under its own name */
+const MAX_SEED = 2 ** 32 - 1;
 
 const usd = (x: number): string => `$${x.toLocaleString('en-US', { maximumFractionDigits: 0 })}`;
 
@@ -56,7 +61,7 @@ export async function runSimulate(
   err: NodeJS.WritableStream = process.stderr,
 ): Promise<SimulationSummary> {
   const accounts = integer('accounts', opts.accounts, 1);
-  const seed = integer('seed', opts.seed, 0);
+  const seed = integer('seed', opts.seed, 0, MAX_SEED);
   const loaded = loadScenario(opts.scenario);
   const summary = await writeAtomically(opts.out, (tmp) =>
     simulateInto(tmp, loaded, accounts, seed, opts, err),
