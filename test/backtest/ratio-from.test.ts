@@ -100,3 +100,27 @@ describe('--ratio-from: a damaged sweep.json is refused when it is read, naming 
     await expect(loadReusableSweep(path)).rejects.toThrow(message);
   });
 });
+
+describe('--ratio-from: a mismatch is found before the runs it would waste', () => {
+  it('another scenario: before any run; another reference run: right after it, before the predictive runs', async () => {
+    const sweep = await loadReusableSweep(join(dir, 'sweep.json'));
+    const started: string[] = [];
+    const onProgress = (run: string, minute: number) => {
+      if (minute === 1) started.push(run);
+    };
+    await expect(
+      runSweep({
+        ...SETTINGS,
+        onProgress,
+        ratioFrom: { source: 'other.json', sweep: { ...sweep, scenario: 'flash-crash' } },
+      }),
+    ).rejects.toThrow(/--ratio-from other\.json: scenario flash-crash, not short-crash/);
+    expect(started).toEqual([]);
+
+    const tampered = { ...sweep, reference: { ...sweep.reference, badDebt: sweep.reference.badDebt + 1 } };
+    await expect(
+      runSweep({ ...SETTINGS, onProgress, ratioFrom: { source: 'x.json', sweep: tampered } }),
+    ).rejects.toThrow(/--ratio-from x\.json: its liquidation-only run differs/);
+    expect(started).toEqual(['liquidation-only']);
+  }, 60_000);
+});
