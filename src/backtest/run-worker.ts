@@ -1,6 +1,7 @@
 /**
  * A backtest run in a worker thread (`parallelExecutor`): rebuilds the scenario's market and population from
- * (scenario, accounts, seed), loads the model itself when the run needs one (a scorer cannot cross threads),
+ * (scenario, accounts, seed), loads the model itself when the run needs one (a scorer cannot cross threads;
+ * `modelDir` is the private copy `parallelExecutor` made of the model as it was when the backtest started),
  * runs `executeRun` and posts its plain-data outcome. Messages: `{type: 'progress', minute, minutes}`, then
  * `{type: 'done', outcome}` or `{type: 'error', message}`.
  */
@@ -18,8 +19,10 @@ export interface RunWorkerData {
   observeWindow: [number, number] | null;
   lateMinutes?: number;
   constantPd?: number;
-  /** the model of a predictive run without constantPd */
+  /** the model of a predictive run without constantPd: the run's private copy of `modelSource` */
   modelDir?: string;
+  /** the model directory the copy was made of (named in errors instead of the copy) */
+  modelSource?: string;
 }
 
 const port = parentPort;
@@ -45,7 +48,10 @@ try {
   });
   port.postMessage({ type: 'done', outcome });
 } catch (e) {
-  port.postMessage({ type: 'error', message: (e as Error).message });
+  let message = (e as Error).message;
+  if (data.modelDir && data.modelSource)
+    message = message.replaceAll(data.modelDir, `${data.modelSource} (as read when the backtest started)`);
+  port.postMessage({ type: 'error', message });
 } finally {
   await scorer?.close();
 }

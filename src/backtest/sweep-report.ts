@@ -156,29 +156,92 @@ ${formatAttribution(Object.fromEntries(r.points.map((p) => [p.label, p.attributi
 }
 
 const finite = z.number().finite();
-/** the parts of a `sweep.json` that `--ratio-from` relies on (the rest of each point is carried as written) */
+const count = z.number().int().nonnegative();
+const usdAmount = finite;
+const causeTotal = z.looseObject({ badDebt: usdAmount, accounts: count, bankruptcies: count });
+const minutesBefore = finite.nullable();
+/** a margin-ratio point as `--ratio-from` carries it into the new sweep: every field the reports read */
+const ReusedPointSchema = z.looseObject({
+  signal: z.literal('margin-ratio'),
+  label: z.string(),
+  threshold: finite.positive(),
+  exit: finite.positive().optional(),
+  badDebt: usdAmount,
+  avoided: finite.nullable(),
+  falseAlarms: count,
+  falseAlarmNotional: usdAmount,
+  falseAlarmCost: usdAmount,
+  reducedNotional: usdAmount,
+  reducedRatio: finite,
+  liquidations: count,
+  saved: count,
+  restricted: count,
+  restrictedFalseAlarms: count,
+  refusedOrders: count,
+  attribution: z.looseObject({
+    lateMinutes: finite,
+    healthyRatio: finite,
+    pdReduce: finite,
+    total: usdAmount,
+    causes: z.looseObject(
+      Object.fromEntries(BAD_DEBT_CAUSES.map((c) => [c, causeTotal])) as Record<
+        (typeof BAD_DEBT_CAUSES)[number],
+        typeof causeTotal
+      >,
+    ),
+    lateAlertedEarly: causeTotal,
+    tooSmallReRisked: causeTotal,
+    tooSmallJumped: causeTotal,
+    tooSmallReduceDecisions: count,
+    tooSmallCappedDecisions: count,
+    largest: z.array(
+      z.looseObject({
+        account: z.string(),
+        ts: finite,
+        badDebt: usdAmount,
+        cause: z.enum(BAD_DEBT_CAUSES),
+        firstAlertMinutesBefore: minutesBefore,
+        firstReduceMinutesBefore: minutesBefore,
+        lastReduceMinutesBefore: minutesBefore,
+        reduceDecisions: count,
+        plannedReducedNotional: usdAmount,
+        lastLookMarginRatio: finite.nullable(),
+        lastLookSignal: finite.nullable(),
+        mmAtFirstReduce: finite.nullable(),
+        lastLookMm: finite.nullable(),
+      }),
+    ),
+  }),
+});
+/**
+ * a `sweep.json` as `--ratio-from` reads it: its margin-ratio points in full (they go into the new sweep as
+ * written), the predictive ones only as far as telling them apart
+ */
 const ReusableSweepSchema = z.object({
   scenario: z.string(),
   accounts: z.number().int().positive(),
   seed: z.number().int(),
   minutes: finite,
   policyConfig: z.record(z.string(), z.unknown()),
-  reference: z.object({ badDebt: finite, liquidations: z.number().int(), liquidatedNotional: finite }),
-  points: z.array(
-    z.looseObject({
-      signal: z.enum(['predictive', 'margin-ratio']),
-      label: z.string(),
-      threshold: finite,
-      badDebt: finite,
-      avoided: finite.nullable(),
-      falseAlarms: z.number().int(),
-      attribution: z.looseObject({ lateMinutes: finite, causes: z.record(z.string(), z.unknown()) }),
-    }),
-  ),
+  reference: z.object({ badDebt: finite, liquidations: count, liquidatedNotional: finite }),
+  points: z.array(z.looseObject({ signal: z.enum(['predictive', 'margin-ratio']), label: z.string() })),
 });
 
-/** Read an earlier sweep's `sweep.json` for `--ratio-from`; a clear error names the file and the field. */
+/** equal but for the rounding of a double computed the same way (the file holds what the sweep computed) */
+const near = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+
+/**
+ * Read an earlier sweep's `sweep.json` for `--ratio-from` (before anything runs): every field of its
+ * margin-ratio points the new sweep's reports use, each point's label against its threshold and exit, its
+ * share avoided against its bad debt and the reference's, its reduced ratio against its reduced notional; a
+ * clear error names the file and the field.
+ */
 export async function loadReusableSweep(path: string): Promise<ReusableSweep> {
+  const refuse = (field: string, why: string): never => {
+    throw new BacktestInputError(
+      `--ratio-from ${path}: not a usable sweep.json: ${field || '(root)'}: ${why}`,
+    );
+  };
   let json: unknown;
   try {
     json = JSON.parse(await readFile(path, 'utf8'));
@@ -191,6 +254,44 @@ export async function loadReusableSweep(path: string): Promise<ReusableSweep> {
     throw new BacktestInputError(
       `--ratio-from ${path}: not a sweep.json: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
     );
+  }
+  const sweep = parsed.data;
+  const labels = new Set<string>();
+  for (const [i, raw] of sweep.points.entries()) {
+    if (labels.has(raw.label)) refuse(`points.${i}.label`, `"${raw.label}" is given twice`);
+    labels.add(raw.label);
+    if (raw.signal !== 'margin-ratio') continue;
+    const full = ReusedPointSchema.safeParse(raw);
+    if (!full.success) {
+      const issue = full.error.issues[0]!;
+      refuse(['points', i, ...issue.path].join('.'), issue.message);
+      continue;
+    }
+    const p = full.data;
+    const exit = p.exit ?? p.threshold;
+    const labelled =
+      p.label === `margin-ratio <${p.threshold} exit>=${exit}` ||
+      (exit === p.threshold && p.label === `margin-ratio <${p.threshold}`);
+    if (!labelled)
+      refuse(
+        `points.${i}.threshold`,
+        `threshold ${p.threshold}${p.exit !== undefined ? ` and exit ${p.exit}` : ''} are not the run its label "${p.label}" names`,
+      );
+    if (exit < p.threshold)
+      refuse(`points.${i}.exit`, `${exit} is below the point's threshold ${p.threshold}`);
+    const ref = sweep.reference;
+    const avoided = ref.badDebt > 0 ? 1 - p.badDebt / ref.badDebt : null;
+    if (avoided === null ? p.avoided !== null : p.avoided === null || !near(p.avoided, avoided))
+      refuse(
+        `points.${i}.avoided`,
+        `${p.avoided} where 1 - badDebt / reference.badDebt (${p.badDebt} / ${ref.badDebt}) is ${avoided}`,
+      );
+    const reducedRatio = p.reducedNotional / Math.max(1, ref.liquidatedNotional);
+    if (!near(p.reducedRatio, reducedRatio))
+      refuse(
+        `points.${i}.reducedRatio`,
+        `${p.reducedRatio} where reducedNotional / reference.liquidatedNotional is ${reducedRatio}`,
+      );
   }
   // validated; the file's own object is returned so that its points keep their fields in the order written
   return json as ReusableSweep;

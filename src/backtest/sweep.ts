@@ -9,9 +9,10 @@
  */
 import { DEFAULT_POLICY_CONFIG, type PolicyConfig } from '../margin/index.js';
 import type { PdScorer } from '../model/types.js';
+import { loadScenario } from '../sim/scenario/load.js';
 import { type BadDebtAttribution, DEFAULT_LATE_MINUTES } from './attribution.js';
 import { BacktestInputError } from './policies.js';
-import { type PolicyVariant, runBacktest } from './run.js';
+import { type BacktestOptions, type PolicyVariant, runBacktest } from './run.js';
 
 export type SweepSignal = 'predictive' | 'margin-ratio';
 
@@ -329,19 +330,42 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   );
   const reused = opts.ratioFrom ? reusableRatioPoints(opts, base, ratioVariants) : undefined;
   if (!reused) variants.push(...ratioVariants);
-  const r = await runBacktest({
+  const shared: BacktestOptions = {
     scenario: opts.scenario,
     accounts: opts.accounts,
     seed: opts.seed,
     policies: ['liquidation-only'],
-    variants,
     ...(opts.scorer ? { scorer: opts.scorer } : {}),
     ...(opts.constantPd !== undefined ? { constantPd: opts.constantPd } : {}),
     policyConfig: base,
     ...(opts.lateMinutes !== undefined ? { lateMinutes: opts.lateMinutes } : {}),
-    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.jobs !== undefined ? { jobs: opts.jobs } : {}),
     ...(opts.modelDir !== undefined ? { modelDir: opts.modelDir } : {}),
+  };
+  let onProgress = opts.onProgress;
+  if (reused) {
+    const needsModel = opts.pdThresholds.length > 0 && opts.constantPd === undefined;
+    if (needsModel && !((opts.jobs ?? 1) > 1 ? opts.modelDir : opts.scorer))
+      throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
+    // the earlier sweep's liquidation-only run must be this one's: compared before the predictive runs.
+    // runBacktest has no hook after its reference run, so the reference runs alone first (the cheapest run:
+    // no model), and its progress is not reported a second time
+    const alone = await runBacktest({
+      ...shared,
+      jobs: 1,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+    checkSameReference(opts.ratioFrom!, alone.scenario, alone.minutes, alone.policies[0]!);
+    onProgress = opts.onProgress
+      ? (run, minute, minutes) => {
+          if (run !== 'liquidation-only') opts.onProgress?.(run, minute, minutes);
+        }
+      : undefined;
+  }
+  const r = await runBacktest({
+    ...shared,
+    variants,
+    ...(onProgress ? { onProgress } : {}),
   });
   const ref = r.policies[0]!;
   if (reused) checkSameReference(opts.ratioFrom!, r.scenario, r.minutes, ref);
@@ -416,8 +440,8 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
 
 /**
  * The requested margin-ratio settings, taken from the earlier sweep (checked before anything runs: same
- * population, policy config and late-minutes, every setting present); the scenario and the reference run
- * are compared after it ran (`checkSameReference`).
+ * scenario, population, policy config and late-minutes, every setting present); the reference run is
+ * compared right after it ran, before the predictive runs (`checkSameReference`).
  */
 function reusableRatioPoints(
   opts: SweepOptions,
@@ -428,6 +452,8 @@ function reusableRatioPoints(
   const refuse = (why: string): never => {
     throw new BacktestInputError(`--ratio-from ${source}: ${why}; run the margin-ratio settings instead`);
   };
+  const scenario = loadScenario(opts.scenario).scenario.name;
+  if (from.scenario !== scenario) refuse(`scenario ${from.scenario}, not ${scenario}`);
   if (from.accounts !== opts.accounts) refuse(`${from.accounts} accounts, not ${opts.accounts}`);
   if (from.seed !== opts.seed) refuse(`seed ${from.seed}, not ${opts.seed}`);
   if (canonicalJson(from.policyConfig) !== canonicalJson(base))
