@@ -15,7 +15,23 @@ import { parallelExecutor } from './parallel.js';
 import { BacktestInputError, type PolicyName } from './policies.js';
 import { createRiskEngine, type EngineObservation, type PdSource } from './risk-engine.js';
 
+/** The liquidation-only reference, as `BacktestOptions.onReference` sees it right after it ran. */
+export interface ReferenceRun {
+  scenario: string;
+  minutes: number;
+  /** USD */
+  badDebt: number;
+  liquidations: number;
+  /** USD */
+  liquidatedNotional: number;
+}
+
 export interface BacktestOptions {
+  /**
+   * called right after the reference (liquidation-only) run, before any other: a throw stops the backtest
+   * there (a sweep reusing an earlier one's runs checks that the simulation is the same)
+   */
+  onReference?: (ref: ReferenceRun) => void;
   scenario: string;
   accounts: number;
   seed: number;
@@ -323,6 +339,13 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
   // the reference first: the crash minute (its peak liquidation minute) sets the window of pd kept
   const refSpec = runs[0] as RunSpec;
   const refOutcome = await executeRun(ctx, refSpec, null, progress(refSpec));
+  opts.onReference?.({
+    scenario: ctx.loaded.scenario.name,
+    minutes: market.minutes,
+    badDebt: refOutcome.measures.badDebt,
+    liquidations: refOutcome.measures.liquidations,
+    liquidatedNotional: refOutcome.measures.liquidatedNotional,
+  });
   let crashTs: number | null = null;
   let peak = 0;
   for (const [ts, v] of refOutcome.liquidationsPerMinute)

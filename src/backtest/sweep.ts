@@ -342,30 +342,19 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     ...(opts.jobs !== undefined ? { jobs: opts.jobs } : {}),
     ...(opts.modelDir !== undefined ? { modelDir: opts.modelDir } : {}),
   };
-  let onProgress = opts.onProgress;
   if (reused) {
     const needsModel = opts.pdThresholds.length > 0 && opts.constantPd === undefined;
     if (needsModel && !((opts.jobs ?? 1) > 1 ? opts.modelDir : opts.scorer))
       throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
-    // the earlier sweep's liquidation-only run must be this one's: compared before the predictive runs.
-    // runBacktest has no hook after its reference run, so the reference runs alone first (the cheapest run:
-    // no model), and its progress is not reported a second time
-    const alone = await runBacktest({
-      ...shared,
-      jobs: 1,
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    });
-    checkSameReference(opts.ratioFrom!, alone.scenario, alone.minutes, alone.policies[0]!);
-    onProgress = opts.onProgress
-      ? (run, minute, minutes) => {
-          if (run !== 'liquidation-only') opts.onProgress?.(run, minute, minutes);
-        }
-      : undefined;
   }
   const r = await runBacktest({
     ...shared,
     variants,
-    ...(onProgress ? { onProgress } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    // the earlier sweep's liquidation-only run must be this one's: compared before the predictive runs
+    ...(reused
+      ? { onReference: (ref) => checkSameReference(opts.ratioFrom!, ref.scenario, ref.minutes, ref) }
+      : {}),
   });
   const ref = r.policies[0]!;
   if (reused) checkSameReference(opts.ratioFrom!, r.scenario, r.minutes, ref);
