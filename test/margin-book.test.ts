@@ -108,6 +108,17 @@ describe('MarginBook: tiers and requirements', () => {
     expect(s.positions[0]!.imr).toBeCloseTo(imr, 12);
     expect(s.im).toBeCloseTo(10_000 * imr, 9);
     expect(s.mm).toBeCloseTo(100, 9);
+    // `{ enabled: true }` alone takes the defaults z 2.33 and 1 h (it used to leave them undefined: the term
+    // was NaN and the venue's rate applied, dynamic margin silently off)
+    const plain = bookWith(events, { dynamicMargin: { enabled: true } });
+    plain.setVolatility('BTC-PERP', 0.02);
+    expect(plain.snapshot('a')!.positions[0]!.imr).toBeCloseTo(0.01 + 2.33 * 0.02, 12);
+    expect(() => bookWith(events, { dynamicMargin: { enabled: true, horizonHours: 0 } })).toThrow(
+      /horizonHours/,
+    );
+    expect(() => bookWith(events, { dynamicMargin: { enabled: true, z: Number.NaN } })).toThrow(
+      /dynamicMargin.z/,
+    );
   });
 });
 

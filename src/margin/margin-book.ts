@@ -23,7 +23,8 @@ export interface MarginBookOptions {
   /** USD: the insurance fund's opening balance (default 0) */
   insuranceFund?: number;
   /** dynamic initial-margin add-on (default off) */
-  dynamicMargin?: DynamicMarginConfig;
+  /** dynamic margin; fields not given keep their defaults (DEFAULT_DYNAMIC_MARGIN: off, z 2.33, 1 h) */
+  dynamicMargin?: Partial<DynamicMarginConfig>;
 }
 
 /** Latest top of book for a symbol (market context for the policy's depth cap). */
@@ -67,7 +68,22 @@ export class MarginBook implements MarketView {
       insuranceCovered: 0,
       socialisedLoss: 0,
     };
-    this.dynamic = { ...(opts.dynamicMargin ?? DEFAULT_DYNAMIC_MARGIN) };
+    // merged over the defaults: { enabled: true } alone used to leave z and horizonHours undefined, so the
+    // dynamic term was NaN and the venue's rate applied (dynamic margin silently off)
+    this.dynamic = { ...DEFAULT_DYNAMIC_MARGIN, ...opts.dynamicMargin };
+    const { z, horizonHours } = this.dynamic;
+    if (!(Number.isFinite(z) && z >= 0))
+      throw new MarginRuleError(
+        'BAD_INPUT',
+        `dynamicMargin.z must be a finite number >= 0 (got ${z})`,
+        'dynamicMargin',
+      );
+    if (!(Number.isFinite(horizonHours) && horizonHours > 0))
+      throw new MarginRuleError(
+        'BAD_INPUT',
+        `dynamicMargin.horizonHours must be a finite number > 0 (got ${horizonHours})`,
+        'dynamicMargin',
+      );
   }
 
   apply(ev: CanonicalEvent): void {

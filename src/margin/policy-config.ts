@@ -48,11 +48,11 @@ export interface PolicyConfig {
   horizonMs: number;
   /** stdev of 1h returns used when the caller gives none for a symbol; default 0.01 (1%/h) */
   fallbackSigma1h: number;
-  /** share of the account's notional (at the interval's start) that may be reduced per interval; default 0.25 */
+  /** share of the account's notional (at the interval's start) that may be reduced per interval; default 0.5 */
   maxReduceFractionPerInterval: number;
   /** ms: length of that interval; default 300,000 (5 min) */
   reduceIntervalMs: number;
-  /** a reduction order is at most this share of the visible depth on the side it hits; default 0.1 */
+  /** a reduction order is at most this share of the visible depth on the side it hits; default 0.3 */
   depthShare: number;
   /** ms: minimum time between two REDUCE actions on one account; default 60,000 */
   cooldownMs: number;

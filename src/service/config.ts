@@ -4,6 +4,7 @@
  * reason, never later in the middle of a request.
  */
 import { z } from 'zod';
+import { type PolicyConfig, resolvePolicyConfig } from '../margin/index.js';
 import { redactUrl } from '../redis/ensure-redis.js';
 
 const int = (min: number, max: number) => z.coerce.number().int('must be an integer').min(min).max(max);
@@ -106,12 +107,23 @@ export const ConfigSchema = z
       .optional()
       .transform((s, ctx) => {
         if (!s) return {} as Record<string, unknown>;
+        let v: unknown;
         try {
-          const v: unknown = JSON.parse(s);
-          if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+          v = JSON.parse(s);
         } catch {}
-        ctx.addIssue({ code: 'custom', message: 'must be a JSON object of policy thresholds' });
-        return z.NEVER;
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+          ctx.addIssue({ code: 'custom', message: 'must be a JSON object of policy thresholds' });
+          return z.NEVER;
+        }
+        // checked here, with the rest of the config, before anything connects or loads (a bad policy used to
+        // throw after Redis and the model were up, and the process stayed alive holding them)
+        try {
+          resolvePolicyConfig(v as Partial<PolicyConfig>);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: (e as Error).message });
+          return z.NEVER;
+        }
+        return v as Record<string, unknown>;
       }),
     /** run the model (false = rules only, as when no model loads) */
     PREEMPT_USE_MODEL: bool.default(true),

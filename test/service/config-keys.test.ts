@@ -67,8 +67,16 @@ describe('configuration', () => {
     expect(c.PREEMPT_VENUE).toBe('webhook');
   });
 
-  it('parses policy thresholds as JSON', () => {
+  it('parses policy thresholds as JSON, and refuses an unknown or invalid one with the rest of the config', () => {
     expect(configFor({ PREEMPT_POLICY: '{"pdReduce":0.3}' }).PREEMPT_POLICY).toEqual({ pdReduce: 0.3 });
+    // a misspelt threshold used to be ignored (the default stayed in force); an invalid one threw only after
+    // Redis and the model were up, and the process stayed alive
+    expect(() => configFor({ PREEMPT_POLICY: '{"pdReduc":0.3}' })).toThrow(
+      /PREEMPT_POLICY: .*no field "pdReduc"/,
+    );
+    expect(() => configFor({ PREEMPT_POLICY: '{"pdReduce":5}' })).toThrow(
+      /PREEMPT_POLICY: .*pdReduce must be/,
+    );
   });
 });
 
