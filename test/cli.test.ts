@@ -1,25 +1,10 @@
-import { execFile } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { preempt } from './helpers/preempt-cli.js';
 import { testTempDir } from './helpers/temp-dir.js';
 
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '../bin/preempt.js');
 const SPEC_EXAMPLE = join(import.meta.dirname, 'fixtures/spec-example.jsonl');
-
-async function preempt(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { ...process.env, PREEMPT_LOG_LEVEL: 'silent' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 describe('preempt CLI', () => {
   it('--help lists the subcommands', async () => {

@@ -1,32 +1,17 @@
 /**
  * `preempt backtest` refuses what it cannot honour before any run, and writes its report files all together.
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkOutDir, replaceFilesIn } from '../../src/cli/atomic-file.js';
 import { parsePolicyConfig } from '../../src/cli/commands/backtest.js';
 import { resolvePolicyConfig } from '../../src/margin/index.js';
+import { preempt } from '../helpers/preempt-cli.js';
 
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '../../bin/preempt.js');
 const dir = mkdtempSync(join(tmpdir(), 'preempt-bt-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function preempt(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { ...process.env, PREEMPT_LOG_LEVEL: 'silent' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 describe('the policy config', () => {
   it('refuses a misspelt field (the default would stay in force unseen), a non-object and bad JSON', () => {
