@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { F, FEATURE_NAMES, featureSchemaInfo } from '../src/features/schema.js';
-import { type ModelMetadata, saveModelDir } from '../src/model/artifacts.js';
+import { type ModelMetadata, saveModelDir, writeMetadata } from '../src/model/artifacts.js';
 import {
   applyCalibrationInPlace,
   type Calibration,
@@ -386,7 +386,8 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
         seed,
       );
       meta.training.importance = importance.slice(0, 15);
-      await saveModelDir(staged, model, meta);
+      // the network is on disk already: only the metadata gains its metrics
+      await writeMetadata(staged, meta);
       progress({ phase: 'report', detail: opts.out });
       await writeReport(staged, meta, {
         test,

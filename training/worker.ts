@@ -11,7 +11,7 @@ import { type ConnectionOptions, type Job, Queue, UnrecoverableError, Worker } f
 import { z } from 'zod';
 import { FEATURE_NAMES } from '../src/features/schema.js';
 import { logger } from '../src/log/logger.js';
-import { runTraining, type TrainProgress } from './train.js';
+import { MAX_EPOCHS, runTraining, type TrainProgress } from './train.js';
 
 export const TRAINING_QUEUE = 'training';
 
@@ -23,7 +23,7 @@ export const TrainingJobSchema = z.object({
   name: z.string().optional(),
   horizonMs: z.number().int().positive().optional(),
   everyMs: z.number().int().positive().optional(),
-  epochs: z.number().int().positive().max(1000).optional(),
+  epochs: z.number().int().positive().max(MAX_EPOCHS).optional(),
   seed: z.number().int().optional(),
   hidden: z.array(z.number().int().positive()).optional(),
   negativeSample: z.number().gt(0).lte(1).optional(),

@@ -12,7 +12,7 @@ import type { PdScorer } from '../model/types.js';
 import { loadScenario } from '../sim/scenario/load.js';
 import { type BadDebtAttribution, DEFAULT_LATE_MINUTES } from './attribution.js';
 import { BacktestInputError } from './policies.js';
-import { type BacktestOptions, type PolicyVariant, runBacktest } from './run.js';
+import { type PolicyVariant, runBacktest } from './run.js';
 
 export type SweepSignal = 'predictive' | 'margin-ratio';
 
@@ -330,7 +330,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   );
   const reused = opts.ratioFrom ? reusableRatioPoints(opts, base, ratioVariants) : undefined;
   if (!reused) variants.push(...ratioVariants);
-  const shared: BacktestOptions = {
+  const r = await runBacktest({
     scenario: opts.scenario,
     accounts: opts.accounts,
     seed: opts.seed,
@@ -341,14 +341,6 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     ...(opts.lateMinutes !== undefined ? { lateMinutes: opts.lateMinutes } : {}),
     ...(opts.jobs !== undefined ? { jobs: opts.jobs } : {}),
     ...(opts.modelDir !== undefined ? { modelDir: opts.modelDir } : {}),
-  };
-  if (reused) {
-    const needsModel = opts.pdThresholds.length > 0 && opts.constantPd === undefined;
-    if (needsModel && !((opts.jobs ?? 1) > 1 ? opts.modelDir : opts.scorer))
-      throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
-  }
-  const r = await runBacktest({
-    ...shared,
     variants,
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     // the earlier sweep's liquidation-only run must be this one's: compared before the predictive runs
@@ -357,7 +349,6 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
       : {}),
   });
   const ref = r.policies[0]!;
-  if (reused) checkSameReference(opts.ratioFrom!, r.scenario, r.minutes, ref);
   const points: SweepPoint[] = variants.map((v, i) => {
     const p = r.policies[i + 1]!;
     const signal = v.policy;

@@ -9,6 +9,12 @@
  * ample for simulation.
  */
 
+/**
+ * The largest seed with a stream of its own: a seed enters as `seed | 0`, so seeds are 32-bit (2^32 + 1 would
+ * be seed 1 again). Command lines refuse larger ones.
+ */
+export const MAX_SEED = 2 ** 32 - 1;
+
 /** FNV-1a over the label's UTF-16 code units, mixed with the seed. */
 function hashLabel(seed: number, label: string): number {
   let h = (0x811c9dc5 ^ Math.imul(seed | 0, 0x9e3779b1)) >>> 0;

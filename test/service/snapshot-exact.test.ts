@@ -142,6 +142,15 @@ function firstDifference(a: string[], b: string[]): number {
 
 const stateText = (s: ShardState): string => canon(s.saveState());
 
+/** A snapshot of `state` as the runner writes it after log entry `at` (no model named). */
+const encodeAt = (state: ShardState, at: number) =>
+  encodeSnapshot(state, {
+    entry: `${at}-0`,
+    entriesRead: at,
+    modelVersion: null,
+    policyHash: policyHash(policy),
+  });
+
 /** Counts the turns of the event loop (a setImmediate callback re-armed each turn) until `stop`. */
 function loopTurns(): { readonly turns: number; stop(): void } {
   let turns = 0;
@@ -198,14 +207,7 @@ describe('a restored shard state', () => {
 
     for (const s of snaps) {
       const meta = {
-        ...(
-          await encodeSnapshot(live.state, {
-            entry: `${s.at}-0`,
-            entriesRead: s.at,
-            modelVersion: null,
-            policyHash: policyHash(policy),
-          })
-        ).meta,
+        ...(await encodeAt(live.state, s.at)).meta,
       };
       const restored = new Driver(await decodeSnapshot(meta, s.data, policy));
       await feed(restored, s.at, n);
@@ -221,12 +223,7 @@ describe('a restored shard state', () => {
     const at = Math.floor((n * 3) / 4 / BATCH) * BATCH;
     const live = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
     await feed(live, 0, at);
-    const { meta, data } = await encodeSnapshot(live.state, {
-      entry: `${at}-0`,
-      entriesRead: at,
-      modelVersion: null,
-      policyHash: policyHash(policy),
-    });
+    const { meta, data } = await encodeAt(live.state, at);
     const fromSnapshot = new Driver(await decodeSnapshot(meta, data, policy));
     // the runner's rebuild: every entry up to the committed one, one preview at the end
     const replayed = new Driver(new ShardState(SHARD, SHARDS, policy, { snapshots: true }));
@@ -268,12 +265,7 @@ describe("a snapshot past the indicators' first rebase", () => {
     const cut = history.findIndex((e) => e.ts >= T0 + (minutes - 120) * MIN);
     const live = new ShardState(SHARD, SHARDS, policy, { snapshots: true });
     for (const ev of history.slice(0, cut)) live.apply(ev);
-    const { meta, data } = await encodeSnapshot(live, {
-      entry: `${cut}-0`,
-      entriesRead: cut,
-      modelVersion: null,
-      policyHash: policyHash(policy),
-    });
+    const { meta, data } = await encodeAt(live, cut);
     const restored = await decodeSnapshot(meta, data, policy);
     const markets = restored.saveState().pipeline.features.markets;
     expect(markets.length).toBe(2);
@@ -301,12 +293,7 @@ describe('snapshot metadata', () => {
   it('is refused for another version, shard, shard count, policy or feature parameters', async () => {
     const state = new ShardState(SHARD, SHARDS, policy, { snapshots: true });
     for (const ev of events.slice(0, 500)) state.apply(ev);
-    const { meta, data } = await encodeSnapshot(state, {
-      entry: '5-0',
-      entriesRead: 5,
-      modelVersion: null,
-      policyHash: policyHash(policy),
-    });
+    const { meta, data } = await encodeAt(state, 5);
     const want = { shard: SHARD, shards: SHARDS, policyHash: policyHash(policy) };
     expect(refusal(meta, want)).toBeUndefined();
     expect(meta.version).toBe(SNAPSHOT_VERSION);
@@ -421,12 +408,7 @@ describe('the snapshot payload', () => {
     delete saved.pipeline.gate.idMemory;
     const raw = await serialiseState(structuredClone(saved), 100);
     const data = gzipSync(raw);
-    const { meta } = await encodeSnapshot(state, {
-      entry: '5-0',
-      entriesRead: 5,
-      modelVersion: null,
-      policyHash: policyHash(policy),
-    });
+    const { meta } = await encodeAt(state, 5);
     const whole = stateText(await decodeSnapshot(meta, data, policy));
     /** a decode of `data` stopped once `stop` says so (never: to its end); every progress reported */
     const decode = (stop: (p: DecodeProgress) => boolean) => {
@@ -463,12 +445,7 @@ describe('the snapshot payload', () => {
   it('is not decompressed once its caller stopped before the decode began', async () => {
     const state = new ShardState(SHARD, SHARDS, policy, { snapshots: true });
     for (const ev of events.slice(0, 100)) state.apply(ev);
-    const { meta, data } = await encodeSnapshot(state, {
-      entry: '1-0',
-      entriesRead: 1,
-      modelVersion: null,
-      policyHash: policyHash(policy),
-    });
+    const { meta, data } = await encodeAt(state, 1);
     // not gzip: decompressing it throws (so a decode that got that far would reject with gunzip's error)
     const notGzip = Buffer.from('not a gzip stream, never decompressed');
     await expect(decodeSnapshot(meta, notGzip, policy)).rejects.toThrow(/incorrect header check/);

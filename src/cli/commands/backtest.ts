@@ -12,6 +12,7 @@ import { DEFAULT_PD_THRESHOLDS, DEFAULT_RATIO_THRESHOLDS, runSweep } from '../..
 import { formatSweepTable, loadReusableSweep, writeSweepReport } from '../../backtest/sweep-report.js';
 import { type PolicyConfig, resolvePolicyConfig } from '../../margin/index.js';
 import { loadScorer, type ModelScorer } from '../../model/scorer.js';
+import { MAX_SEED } from '../../sim/random.js';
 import { checkOutDir, replaceFilesIn } from '../atomic-file.js';
 import { parseIntArg } from '../duration.js';
 
@@ -24,7 +25,8 @@ interface BacktestCliOptions {
   out?: string;
   marginRatio: string;
   marginRatioExit?: string;
-  policyConfig?: string;
+  /** parsed and checked when the options are read (parsePolicyConfig) */
+  policyConfig?: Partial<PolicyConfig>;
   sweep?: boolean;
   pdThresholds: number[];
   ratioThresholds: number[];
@@ -62,9 +64,6 @@ function intIn(name: string, min: number, max: number): (text: string) => number
   };
 }
 
-/** seeds are 32-bit (the PRNG takes seed | 0): larger ones would repeat a smaller one's run under their name */
-const MAX_SEED = 2 ** 32 - 1;
-
 function parseList(text: string): number[] {
   if (text.trim() === '') return [];
   return text.split(',').map((t) => {
@@ -92,10 +91,7 @@ export function register(program: Command): void {
     .option(
       '--policy-config <json>',
       'margin-core policy threshold overrides, e.g. \'{"pdReduce":0.1}\'',
-      (text: string) => {
-        parsePolicyConfig(text); // refused here, before any run
-        return text;
-      },
+      parsePolicyConfig,
     )
     .option(
       '--out <dir>',
@@ -160,7 +156,7 @@ export function register(program: Command): void {
           jobs: opts.jobs,
           marginRatioThreshold: Number(opts.marginRatio),
           ...(opts.marginRatioExit !== undefined ? { marginRatioExit: Number(opts.marginRatioExit) } : {}),
-          ...(opts.policyConfig ? { policyConfig: parsePolicyConfig(opts.policyConfig) } : {}),
+          ...(opts.policyConfig ? { policyConfig: opts.policyConfig } : {}),
           lateMinutes: opts.lateMinutes,
           onProgress,
         });
@@ -260,7 +256,7 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
       seed: opts.seed,
       ...model.options,
       jobs: opts.jobs,
-      ...(opts.policyConfig ? { policyConfig: parsePolicyConfig(opts.policyConfig) } : {}),
+      ...(opts.policyConfig ? { policyConfig: opts.policyConfig } : {}),
       pdThresholds: opts.pdThresholds,
       ratioThresholds: opts.ratioThresholds,
       ...(opts.gates ? { gates: opts.gates } : {}),

@@ -5,6 +5,7 @@
  */
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
+import { MAX_SEED } from '../../sim/random.js';
 import { loadScenario } from '../../sim/scenario/load.js';
 import { SimulationInputError, simulate } from '../../sim/simulate.js';
 import { JsonlFileSink } from '../../sim/sink.js';
@@ -28,9 +29,6 @@ function integer(name: string, raw: string, min: number, max = Number.MAX_SAFE_I
     );
   return v;
 }
-
-/** the PRNG takes seed | 0: a larger seed would repeat a smaller one's history under its own name */
-const MAX_SEED = 2 ** 32 - 1;
 
 const usd = (x: number): string => `$${x.toLocaleString('en-US', { maximumFractionDigits: 0 })}`;
 
