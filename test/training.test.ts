@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { scoreHistory } from '../src/cli/commands/score-history.js';
 import { FEATURE_SCHEMA_HASH } from '../src/features/schema.js';
 import { readCompatibleMetadata } from '../src/model/artifacts.js';
+import { readModelFiles } from '../src/model/model-files.js';
 import { runTraining } from '../training/train.js';
 import { useSimHistories } from './helpers/sim-history.js';
 
@@ -52,6 +54,17 @@ describe('the training job', () => {
     expect(meta.stack?.features).toEqual(['liq_dist_sigma']);
     expect(meta.training.negativeSample).toBe(0.3);
     expect(meta.data.rows.train).toBeLessThan(meta.data.rows.trainBeforeSampling as number);
+    // the metadata (written twice, the second time without the network) records the network's files as saved
+    const sha256 = (f: string) =>
+      `sha256:${createHash('sha256')
+        .update(readFileSync(join(out, f)))
+        .digest('hex')}`;
+    expect(meta.digests).toEqual({
+      'model.json': sha256('model.json'),
+      'weights.bin': sha256('weights.bin'),
+    });
+    expect(result.metadata.digests).toEqual(meta.digests);
+    expect((await readModelFiles(out)).verified).toBe(true);
 
     // the same seed trains the same weights
     const again = join(dir, 'model-again');

@@ -7,9 +7,10 @@
  */
 import { z } from 'zod';
 import { F } from '../src/features/schema.js';
-import { readCompatibleMetadata } from '../src/model/artifacts.js';
+import { assertCompatible } from '../src/model/artifacts.js';
 import { applyCalibrationInPlace, CalibrationSchema } from '../src/model/calibration.js';
 import { reliabilityByEdges } from '../src/model/metrics.js';
+import { readModelFiles } from '../src/model/model-files.js';
 import { type Normalisation, normalise } from '../src/model/normalisation.js';
 import { loadScorer } from '../src/model/scorer.js';
 import { scoreLogistic1d } from './baselines.js';
@@ -164,8 +165,10 @@ export function scoreStoredBaselines(
 
 export async function evaluateModel(opts: EvaluateModelOptions): Promise<ModelEvaluation> {
   if (opts.events.length === 0) throw new TrainingDataError('no history to evaluate on');
-  // refuses a model of another feature schema before any history is read
-  const meta = await readCompatibleMetadata(opts.model);
+  // the model read once (the scorer and the stored baselines from the same files); a model of another
+  // feature schema is refused before any history is read
+  const files = await readModelFiles(opts.model);
+  const meta = assertCompatible(opts.model, files.meta);
   const histories: HistoryRows[] = [];
   for (const file of opts.events)
     histories.push(
@@ -181,7 +184,7 @@ export async function evaluateModel(opts: EvaluateModelOptions): Promise<ModelEv
       `no account holds a position at any ${meta.everyMs / 60_000} min step of ${opts.events.join(', ')}`,
     );
   const liquidations = combinedLiquidations(histories);
-  const scorer = await loadScorer(opts.model);
+  const scorer = await loadScorer(files);
   const pd: Record<string, Float32Array> = {};
   try {
     pd.model = await scorer.score(test.x, test.rows);

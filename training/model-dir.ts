@@ -5,6 +5,8 @@
  * is renamed aside (`OUT.old-PID-XXXXXXXX`), the new directory renamed to `OUT`, then the old one removed. A
  * run that fails removes its temporary directory and leaves `OUT` as it was; a run killed outright (SIGKILL,
  * or SIGINT/SIGTERM, which end the process at once) can leave only the temporary sibling, never a half-written `OUT`.
+ * Files are moved, never rewritten, so the digests `metadata.json` records of the network (`writeMetadata`) hold
+ * in `OUT`; a load racing the move reads the directory again (`readModelFiles`).
  */
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';

@@ -386,8 +386,9 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
         seed,
       );
       meta.training.importance = importance.slice(0, 15);
-      // the network is on disk already: only the metadata gains its metrics
-      await writeMetadata(staged, meta);
+      // the network is on disk already: only the metadata gains its metrics (its digests are the network's
+      // files as saved above, recomputed from the directory by writeMetadata)
+      meta.digests = (await writeMetadata(staged, meta)).digests;
       progress({ phase: 'report', detail: opts.out });
       await writeReport(staged, meta, {
         test,

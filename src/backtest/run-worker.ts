@@ -1,11 +1,12 @@
 /**
  * A backtest run in a worker thread (`parallelExecutor`): rebuilds the scenario's market and population from
- * (scenario, accounts, seed), loads the model itself when the run needs one (a scorer cannot cross threads;
- * `modelDir` is the private copy `parallelExecutor` made of the model as it was when the backtest started),
+ * (scenario, accounts, seed), builds the model itself when the run needs one (a scorer cannot cross threads;
+ * `model` is the model directory's files as `runBacktest` read them when the backtest started),
  * runs `executeRun` and posts its plain-data outcome. Messages: `{type: 'progress', minute, minutes}`, then
  * `{type: 'done', outcome}` or `{type: 'error', message}`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { ModelFiles } from '../model/model-files.js';
 import { loadScorer } from '../model/scorer.js';
 import type { PdScorer } from '../model/types.js';
 import { executeRun, type RunSpec, runContext } from './run.js';
@@ -19,10 +20,8 @@ export interface RunWorkerData {
   observeWindow: [number, number] | null;
   lateMinutes?: number;
   constantPd?: number;
-  /** the model of a predictive run without constantPd: the run's private copy of `modelSource` */
-  modelDir?: string;
-  /** the model directory the copy was made of (named in errors instead of the copy) */
-  modelSource?: string;
+  /** the model of a predictive run without constantPd, as read when the backtest started */
+  model?: ModelFiles;
 }
 
 const port = parentPort;
@@ -31,9 +30,9 @@ const data = workerData as RunWorkerData;
 let scorer: (PdScorer & { close(): Promise<void> }) | undefined;
 try {
   if (data.run.policy === 'predictive' && data.constantPd === undefined) {
-    if (!data.modelDir) throw new Error('the predictive policy needs a model (--model DIR)');
+    if (!data.model) throw new Error('the predictive policy needs a model (--model DIR)');
     // a run scores one minute's book at a time (under the pool's batch size): in-process
-    scorer = await loadScorer(data.modelDir, { workers: 0 });
+    scorer = await loadScorer(data.model, { workers: 0 });
   }
   const ctx = runContext({
     scenario: data.scenario,
@@ -48,10 +47,7 @@ try {
   });
   port.postMessage({ type: 'done', outcome });
 } catch (e) {
-  let message = (e as Error).message;
-  if (data.modelDir && data.modelSource)
-    message = message.replaceAll(data.modelDir, `${data.modelSource} (as read when the backtest started)`);
-  port.postMessage({ type: 'error', message });
+  port.postMessage({ type: 'error', message: (e as Error).message });
 } finally {
   await scorer?.close();
 }

@@ -3,6 +3,7 @@
  * traders and market paths; then the comparison every risk committee asks for.
  */
 import { type PolicyConfig, resolvePolicyConfig } from '../margin/index.js';
+import { type ModelFiles, readModelFiles } from '../model/model-files.js';
 import type { PdScorer } from '../model/types.js';
 import { buildMarket } from '../sim/market/market-paths.js';
 import { loadScenario } from '../sim/scenario/load.js';
@@ -63,7 +64,10 @@ export interface BacktestOptions {
    * this thread); the outcome is the same, only the wall time changes
    */
   jobs?: number;
-  /** with jobs > 1: the model the workers load for predictive runs (instead of `scorer`) */
+  /**
+   * with jobs > 1: the model directory of the predictive runs (instead of `scorer`), read once when the
+   * backtest starts; the workers build their model from those bytes
+   */
   modelDir?: string;
 }
 
@@ -315,6 +319,19 @@ export type RunExecutor = (
 export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult> {
   const runs = runSpecs(opts);
   const jobs = opts.jobs ?? 1;
+  const needsModel = runs.some((r) => r.policy === 'predictive') && opts.constantPd === undefined;
+  // the workers' model, read once before any run: every worker builds it from these bytes, whatever
+  // happens to the directory later (training replaces a model directory by rename). A model that cannot be
+  // read fails the predictive runs, as a worker that cannot build it does
+  let model: ModelFiles | undefined;
+  let modelError: string | undefined;
+  if (needsModel && opts.modelDir !== undefined && Number.isInteger(jobs) && jobs > 1) {
+    try {
+      model = await readModelFiles(opts.modelDir);
+    } catch (e) {
+      modelError = (e as Error).message;
+    }
+  }
   const executor =
     jobs === 1
       ? undefined
@@ -323,12 +340,12 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
           scenario: opts.scenario,
           accounts: opts.accounts,
           seed: opts.seed,
-          ...(opts.modelDir !== undefined ? { modelDir: opts.modelDir } : {}),
+          ...(model !== undefined ? { model } : {}),
+          ...(modelError !== undefined ? { modelError } : {}),
           ...(opts.constantPd !== undefined ? { constantPd: opts.constantPd } : {}),
           ...(opts.lateMinutes !== undefined ? { lateMinutes: opts.lateMinutes } : {}),
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });
-  const needsModel = runs.some((r) => r.policy === 'predictive') && opts.constantPd === undefined;
   if (needsModel && !(executor ? opts.modelDir : opts.scorer))
     throw new BacktestInputError('the predictive policy needs a model (--model DIR)');
   const ctx = runContext(opts);

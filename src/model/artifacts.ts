@@ -1,8 +1,9 @@
 /**
  * A model directory: `model.json` + `weights.bin` (TF.js layers model) and `metadata.json` (feature-schema
- * hash, normalisation, calibration, horizon, metrics, data fingerprint, seed, versions). Loading refuses a
- * model whose feature-schema hash differs from this build's, a normalisation that does not fit the features
- * (wrong length, non-finite, std <= 0), and the metadata of an unfinished training run.
+ * hash, normalisation, calibration, horizon, metrics, data fingerprint, seed, versions, and the sha256 digests
+ * of the network's files). Loading refuses a model whose feature-schema hash differs from this build's, a
+ * normalisation that does not fit the features (wrong length, non-finite, std <= 0), and the metadata of an
+ * unfinished training run. A directory is read whole by `readModelFiles` (model-files.ts).
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { assertSchemaHash } from '../features/schema.js';
 import { saveLayersModel } from '../tf/fs-io.js';
 import { CalibrationSchema } from './calibration.js';
 import { ArchitectureSchema } from './create-model.js';
+import { DIGEST_PATTERN, networkDigests } from './digests.js';
 import { ModelLoadError } from './errors.js';
 import { NormalisationSchema } from './normalisation.js';
 import { StackSchema } from './stack.js';
@@ -58,6 +60,14 @@ export const ModelMetadataSchema = z.object({
   }),
   training: z.record(z.string(), z.unknown()).default({}),
   versions: z.record(z.string(), z.string()),
+  /**
+   * `sha256:<hex>` of the exact bytes of `model.json` and of each weight file it names, by file name, recorded
+   * by `writeMetadata`: a load checks that the network it read is the one this metadata was written for.
+   * Absent in models written before 2026-12-07 and hand-built ones, which load unverified.
+   */
+  digests: z
+    .record(z.string(), z.string().regex(DIGEST_PATTERN, 'expected sha256:<64 hex digits>'))
+    .optional(),
 });
 export type ModelMetadata = z.infer<typeof ModelMetadataSchema>;
 
@@ -69,6 +79,11 @@ export async function readMetadata(dir: string): Promise<ModelMetadata> {
   } catch (e) {
     throw new ModelLoadError(`no model at ${dir}: ${(e as Error).message}`, { cause: e });
   }
+  return parseMetadata(path, text);
+}
+
+/** metadata.json's text (read from `path`) validated: its schema and a normalisation that fits the features. */
+export function parseMetadata(path: string, text: string): ModelMetadata {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -123,7 +138,15 @@ export async function readCompatibleMetadata(
   dir: string,
   opts: { allowUnfinished?: boolean } = {},
 ): Promise<ModelMetadata> {
-  const meta = await readMetadata(dir);
+  return assertCompatible(dir, await readMetadata(dir), opts);
+}
+
+/** `meta` (of the model in `dir`) unless it is for other features or from an unfinished run (see above). */
+export function assertCompatible(
+  dir: string,
+  meta: ModelMetadata,
+  opts: { allowUnfinished?: boolean } = {},
+): ModelMetadata {
   assertSchemaHash(meta.featureSchema.hash);
   if (!opts.allowUnfinished && isUnfinishedRun(meta))
     throw new ModelLoadError(
@@ -132,16 +155,27 @@ export async function readCompatibleMetadata(
   return meta;
 }
 
-export async function writeMetadata(dir: string, meta: ModelMetadata): Promise<void> {
-  await writeFile(join(dir, METADATA_JSON), `${JSON.stringify(ModelMetadataSchema.parse(meta), null, 2)}\n`);
+/**
+ * Write `dir`'s metadata.json for the network already in `dir`, with the digests of that network's files as
+ * they are now (any `digests` in `meta` is replaced): call it after the network is saved, also when only the
+ * metadata changes. Returns what was written.
+ */
+export async function writeMetadata(dir: string, meta: ModelMetadata): Promise<ModelMetadata> {
+  const written = ModelMetadataSchema.parse({ ...meta, digests: await networkDigests(dir) });
+  await writeFile(join(dir, METADATA_JSON), `${JSON.stringify(written, null, 2)}\n`);
+  return written;
 }
 
 export function modelVersion(meta: ModelMetadata): string {
   return `${meta.name}@${meta.createdAt}`;
 }
 
-/** Write a complete model directory: the network and its metadata. */
-export async function saveModelDir(dir: string, model: LayersModel, meta: ModelMetadata): Promise<void> {
+/** Write a complete model directory: the network, then its metadata (with the network's digests). */
+export async function saveModelDir(
+  dir: string,
+  model: LayersModel,
+  meta: ModelMetadata,
+): Promise<ModelMetadata> {
   await saveLayersModel(model, dir);
-  await writeMetadata(dir, meta);
+  return writeMetadata(dir, meta);
 }

@@ -6,12 +6,13 @@
  * `LayersModel.predict` with an explicit `batchSize` (TF.js's default of 32 is hundreds of times slower).
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import { loadLayersModel } from '../tf/fs-io.js';
+import { loadLayersModelFromFiles } from '../tf/fs-io.js';
 import { initTf } from '../tf/runtime.js';
-import { type ModelMetadata, readCompatibleMetadata } from './artifacts.js';
+import { assertCompatible, type ModelMetadata } from './artifacts.js';
 import { applyCalibrationInPlace, type Calibration } from './calibration.js';
 import { ModelLoadError } from './errors.js';
 import { type ForwardEngine, FusedMlp, type NormalisationMode } from './fused-mlp.js';
+import { type ModelFiles, readModelFiles } from './model-files.js';
 import { CLIP } from './normalisation.js';
 import { applyStackCalibratedInPlace, applyStackInPlace, featureIndices } from './stack.js';
 
@@ -69,12 +70,13 @@ export class Predictor {
   }
 
   /**
-   * Load a model directory. `fast: false` forces the `LayersModel.predict` path (the reference the fused
+   * Load a model directory, read whole by `readModelFiles`, or files already read that way (the pool's
+   * workers get their parent's). `fast: false` forces the `LayersModel.predict` path (the reference the fused
    * path is tested against). `allowUnfinished`: only for the training run evaluating its own network, whose
    * metadata has no metrics yet (see `readCompatibleMetadata`).
    */
   static async load(
-    dir: string,
+    source: string | ModelFiles,
     opts: {
       fast?: boolean;
       normalise?: NormalisationMode | 'auto';
@@ -82,11 +84,13 @@ export class Predictor {
       allowUnfinished?: boolean;
     } = {},
   ): Promise<Predictor> {
-    const meta = await readCompatibleMetadata(dir, { allowUnfinished: opts.allowUnfinished ?? false });
+    const files = typeof source === 'string' ? await readModelFiles(source) : source;
+    const dir = files.dir;
+    const meta = assertCompatible(dir, files.meta, { allowUnfinished: opts.allowUnfinished ?? false });
     const { tf, backend } = await initTf();
     let model: tfTypes.LayersModel;
     try {
-      model = await loadLayersModel(dir);
+      model = await loadLayersModelFromFiles(dir, files.network);
     } catch (e) {
       if (e instanceof ModelLoadError) throw e;
       throw new ModelLoadError(`${dir}: model.json and weights.bin do not load: ${(e as Error).message}`);

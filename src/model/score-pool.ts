@@ -12,10 +12,15 @@
  * replaced with a new worker on the same model after RESTART_BASE_MS, doubling up to RESTART_MAX_MS while
  * that slot's workers keep dying, so a model that kills every worker does not spin. Until a replacement is
  * ready the other workers take the slices; with none ready, calls reject at once.
+ *
+ * The model: files read once by `readModelFiles` (what ModelScorer passes; every worker, replacements
+ * included, builds its model from those bytes, whatever happens to the directory later) or a directory,
+ * which each worker reads itself when it starts.
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { logger } from '../log/logger.js';
+import type { ModelFiles } from './model-files.js';
 import { CHUNK_ROWS } from './predictor.js';
 import { countScoreWorkerRestart } from './score-pool-stats.js';
 
@@ -192,7 +197,7 @@ export class ScorePool {
 
   private constructor(
     readonly featureCount: number,
-    private readonly modelDir: string,
+    private readonly model: string | ModelFiles,
     private readonly log: Logger,
     /** ms */
     private readonly restartBaseMs: number,
@@ -201,7 +206,7 @@ export class ScorePool {
   ) {}
 
   static async start(
-    modelDir: string,
+    model: string | ModelFiles,
     size: number,
     featureCount: number,
     opts: ScorePoolOptions = {},
@@ -213,7 +218,7 @@ export class ScorePool {
         `restart delays must be 0 < restartBaseMs <= restartMaxMs, got ${baseMs}, ${maxMs}`,
       );
     const log = (opts.log ?? logger).child({ component: 'score-pool' });
-    const pool = new ScorePool(featureCount, modelDir, log, baseMs, maxMs);
+    const pool = new ScorePool(featureCount, model, log, baseMs, maxMs);
     for (let i = 0; i < size; i++) {
       pool.slots.push({ deaths: 0 });
       pool.threads.push(pool.spawn(i));
@@ -234,7 +239,7 @@ export class ScorePool {
   }
 
   private spawn(slot: number): ScoreThread {
-    const worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, modelDir: this.modelDir } });
+    const worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, model: this.model } });
     return new ScoreThread(
       slot,
       worker,

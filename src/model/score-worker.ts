@@ -1,10 +1,11 @@
 /**
- * A scoring worker thread: loads the model once, then answers `{id, matrix, rows}` with `{id, pd, input}`.
- * A transferred input buffer goes back with the result (the pool reuses it for the next slice); a matrix on
- * a SharedArrayBuffer is read in place and not sent back. If this thread exits or crashes, the pool fails
- * the slices it held and starts another.
+ * A scoring worker thread: loads the model once (from the files its pool read, or a directory), then answers
+ * `{id, matrix, rows}` with `{id, pd, input}`. A transferred input buffer goes back with the result (the pool
+ * reuses it for the next slice); a matrix on a SharedArrayBuffer is read in place and not sent back. If this
+ * thread exits or crashes, the pool fails the slices it held and starts another.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { ModelFiles } from './model-files.js';
 import { Predictor } from './predictor.js';
 
 interface Request {
@@ -15,10 +16,11 @@ interface Request {
 
 const port = parentPort;
 if (!port) throw new Error('score-worker must run in a worker thread');
-const { modelDir } = workerData as { modelDir: string };
+// files the parent read (their Buffers arrive as Uint8Arrays), or a directory to read
+const { model } = workerData as { model: string | ModelFiles };
 
 try {
-  const predictor = await Predictor.load(modelDir);
+  const predictor = await Predictor.load(model);
   port.on('message', (req: Request & { crashForTest?: boolean }) => {
     // test hook (ScorePool.crashWorkerForTest): an uncaught error, as a bug in scoring would raise
     if (req.crashForTest) throw new Error('score worker crash requested by a test');

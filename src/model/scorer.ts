@@ -1,9 +1,12 @@
 /**
  * The scorer every consumer uses (service, score-history, backtest, bench): a model directory loaded
  * once, small batches scored in-process, large ones (full-book scoring) spread over a worker-thread pool.
+ * The directory is read once (`readModelFiles`): the pool's workers, replacements included, build their
+ * model from the same bytes, so a directory replaced later never reaches them.
  */
 import { availableParallelism } from 'node:os';
 import { modelVersion } from './artifacts.js';
+import { type ModelFiles, readModelFiles } from './model-files.js';
 import { Predictor } from './predictor.js';
 import { ScorePool, type ScorePoolOptions } from './score-pool.js';
 import type { FeatureContribution, PdScorer } from './types.js';
@@ -24,11 +27,13 @@ export class ModelScorer implements PdScorer {
     private readonly poolMinRows: number,
   ) {}
 
-  static async load(dir: string, opts: ScorerOptions = {}): Promise<ModelScorer> {
-    const predictor = await Predictor.load(dir);
+  /** A model directory, or one already read by `readModelFiles`. */
+  static async load(source: string | ModelFiles, opts: ScorerOptions = {}): Promise<ModelScorer> {
+    const files = typeof source === 'string' ? await readModelFiles(source) : source;
+    const predictor = await Predictor.load(files);
     const workers = opts.workers ?? Math.min(4, availableParallelism());
     const pool =
-      workers > 0 ? await ScorePool.start(dir, workers, predictor.featureCount, opts.pool) : undefined;
+      workers > 0 ? await ScorePool.start(files, workers, predictor.featureCount, opts.pool) : undefined;
     return new ModelScorer(predictor, pool, opts.poolMinRows ?? 32_768);
   }
 
@@ -104,6 +109,6 @@ export class ModelScorer implements PdScorer {
   }
 }
 
-export function loadScorer(dir: string, opts?: ScorerOptions): Promise<ModelScorer> {
-  return ModelScorer.load(dir, opts);
+export function loadScorer(source: string | ModelFiles, opts?: ScorerOptions): Promise<ModelScorer> {
+  return ModelScorer.load(source, opts);
 }

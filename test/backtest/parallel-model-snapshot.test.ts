@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reportJson } from '../../src/backtest/report.js';
 import { type BacktestOptions, runBacktest } from '../../src/backtest/run.js';
+import { readMetadata, writeMetadata } from '../../src/model/artifacts.js';
 
 const SHORT_CRASH = join(import.meta.dirname, 'short-crash.json');
 const MODEL = join(import.meta.dirname, '../../models/default');
@@ -40,6 +41,8 @@ async function models(): Promise<{ dir: string; next: string }> {
   }
   const weights = await readFile(join(MODEL, 'weights.bin'));
   await writeFile(join(next, 'weights.bin'), Buffer.alloc(weights.byteLength));
+  // its metadata records the digests of its own network (a consistent model, not a damaged one)
+  await writeMetadata(next, await readMetadata(next));
   return { dir, next };
 }
 

@@ -2,11 +2,12 @@
  * The score pool survives its worker threads: a thread that exits or crashes fails only the slices it held,
  * and is replaced (same model, backoff while replacements keep dying); closing the pool restarts nothing.
  */
-import { cpSync, renameSync } from 'node:fs';
+import { cpSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEATURE_NEUTRAL } from '../../src/features/schema.js';
+import { readMetadata, writeMetadata } from '../../src/model/artifacts.js';
 import { CHUNK_ROWS, Predictor } from '../../src/model/predictor.js';
 import { ScorePool, scoreWorkerRestarts } from '../../src/model/score-pool.js';
 import { loadScorer } from '../../src/model/scorer.js';
@@ -188,6 +189,47 @@ describe('score pool worker restarts', () => {
       await expect(scorer.probe()).rejects.toThrow(/no score worker is running/);
       await allReady(pool);
       await scorer.probe();
+    } finally {
+      await scorer.close();
+    }
+  });
+
+  it('a replacement worker builds the model its scorer read at the start, not a directory replaced since', async () => {
+    const root = testTempDir('pool-model-bytes');
+    const dir = join(root, 'model');
+    const next = join(root, 'model.next');
+    cpSync(MODEL, dir, { recursive: true });
+    // NEXT: the same network with every weight zero, its metadata's digests its own (it loads, scores otherwise)
+    cpSync(MODEL, next, { recursive: true });
+    writeFileSync(
+      join(next, 'weights.bin'),
+      Buffer.alloc(readFileSync(join(MODEL, 'weights.bin')).byteLength),
+    );
+    await writeMetadata(next, await readMetadata(next));
+    const x = rows(CHUNK_ROWS, 6);
+    const { log } = capture();
+    const scorer = await loadScorer(dir, { workers: 1, poolMinRows: 1, pool: { log, restartBaseMs: 50 } });
+    try {
+      const before = await scorer.score(x, CHUNK_ROWS);
+      expect(Array.from(before)).toEqual(Array.from(predictor.score(x, CHUNK_ROWS)));
+      // training swaps a new model in by rename; the worker that replaces a dead one must not read it
+      renameSync(dir, `${dir}.old`);
+      renameSync(next, dir);
+      const pool = (scorer as unknown as { pool: ScorePool }).pool;
+      await pool.terminateWorkerForTest(0);
+      await eventually(
+        () => pool.status(),
+        (s) => s.restarts === 1 && s.ready === 1,
+        'the worker replaced',
+      );
+      expect(Array.from(await scorer.score(x, CHUNK_ROWS))).toEqual(Array.from(before));
+      // the swapped-in model does score otherwise (the comparison above is not vacuous)
+      const other = await loadScorer(dir, { workers: 0 });
+      try {
+        expect(Array.from(other.scoreLocal(x, CHUNK_ROWS))).not.toEqual(Array.from(before));
+      } finally {
+        await other.close();
+      }
     } finally {
       await scorer.close();
     }
