@@ -40,6 +40,7 @@ const standIn: PdScorer = {
     horizonMs: 3_600_000,
     backend: 'js',
     featureNames: FEATURE_NAMES,
+    filesVerified: false,
   },
   async score(m, rows) {
     const out = new Float32Array(rows);

@@ -65,10 +65,11 @@ export interface BacktestOptions {
    */
   jobs?: number;
   /**
-   * with jobs > 1: the model directory of the predictive runs (instead of `scorer`), read once when the
-   * backtest starts; the workers build their model from those bytes
+   * with jobs > 1: the model of the predictive runs (instead of `scorer`): a directory, read once when the
+   * backtest starts, or one already read by `readModelFiles` (the CLI's, read once and checked); the workers
+   * build their model from those bytes
    */
-  modelDir?: string;
+  modelDir?: string | ModelFiles;
 }
 
 /** One more run of an early-reducing policy with its own settings (see `BacktestOptions.variants`). */
@@ -327,7 +328,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
   let modelError: string | undefined;
   if (needsModel && opts.modelDir !== undefined && Number.isInteger(jobs) && jobs > 1) {
     try {
-      model = await readModelFiles(opts.modelDir);
+      model = typeof opts.modelDir === 'string' ? await readModelFiles(opts.modelDir) : opts.modelDir;
     } catch (e) {
       modelError = (e as Error).message;
     }

@@ -8,6 +8,7 @@
  * points; the two are compared by piecewise-linear interpolation at the levels of bad debt avoided both reach.
  */
 import { DEFAULT_POLICY_CONFIG, type PolicyConfig } from '../margin/index.js';
+import type { ModelFiles } from '../model/model-files.js';
 import type { PdScorer } from '../model/types.js';
 import { loadScenario } from '../sim/scenario/load.js';
 import { type BadDebtAttribution, DEFAULT_LATE_MINUTES } from './attribution.js';
@@ -46,8 +47,8 @@ export interface SweepOptions {
   onProgress?: (run: string, minute: number, minutes: number) => void;
   /** runs after the reference going at once in worker threads (see `BacktestOptions.jobs`); default 1 */
   jobs?: number;
-  /** with jobs > 1: the model the workers load (instead of `scorer`) */
-  modelDir?: string;
+  /** with jobs > 1: the model the workers build (instead of `scorer`; see `BacktestOptions.modelDir`) */
+  modelDir?: string | ModelFiles;
   /**
    * take the margin-ratio points from an earlier sweep instead of running them (they do not depend on the
    * model): it must be of the same scenario, population, policy config and late-minutes, its

@@ -63,7 +63,7 @@ export const ModelMetadataSchema = z.object({
   /**
    * `sha256:<hex>` of the exact bytes of `model.json` and of each weight file it names, by file name, recorded
    * by `writeMetadata`: a load checks that the network it read is the one this metadata was written for.
-   * Absent in models written before 2026-12-07 and hand-built ones, which load unverified.
+   * Absent in models written before 2026-12-06 and hand-built ones, which load unverified.
    */
   digests: z
     .record(z.string(), z.string().regex(DIGEST_PATTERN, 'expected sha256:<64 hex digits>'))

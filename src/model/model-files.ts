@@ -66,7 +66,7 @@ export async function readModelFiles(dir: string, opts: ReadModelOptions = {}): 
     );
   const read = opts.readFile ?? ((path: string) => readFile(path));
   for (let attempt = 1; ; attempt++) {
-    const got = await readOnce(dir, read, attempt === 1);
+    const got = await readOnce(dir, read);
     if (!(got instanceof Inconsistent)) return got;
     if (attempt >= attempts) {
       const e = got.error;
@@ -82,17 +82,18 @@ export async function readModelFiles(dir: string, opts: ReadModelOptions = {}): 
 async function readOnce(
   dir: string,
   read: (path: string) => Promise<Uint8Array>,
-  first: boolean,
 ): Promise<ModelFiles | Inconsistent> {
   const metaPath = join(dir, METADATA_JSON);
   const jsonPath = join(dir, MODEL_JSON);
-  // a file missing after the first: the directory is being replaced (or is damaged; the last read says)
+  // a missing file, metadata.json included: the directory may be being replaced (a swap leaves no directory
+  // between its two renames, an in-place promote removes metadata.json first and writes it last), so the set
+  // is read again; a model that is really missing is reported after the last read (about 350 ms)
   const get = async (path: string, missing: string): Promise<Uint8Array | Inconsistent> => {
     try {
       return await read(path);
     } catch (e) {
       const error = new ModelLoadError(`${missing}: ${(e as Error).message}`, { cause: e });
-      if (errno(e) === 'ENOENT' && !(first && path === metaPath)) return new Inconsistent(error);
+      if (errno(e) === 'ENOENT') return new Inconsistent(error);
       throw error;
     }
   };

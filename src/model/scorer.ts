@@ -25,6 +25,7 @@ export class ModelScorer implements PdScorer {
     private readonly predictor: Predictor,
     private readonly pool: ScorePool | undefined,
     private readonly poolMinRows: number,
+    private readonly filesVerified: boolean,
   ) {}
 
   /** A model directory, or one already read by `readModelFiles`. */
@@ -34,7 +35,7 @@ export class ModelScorer implements PdScorer {
     const workers = opts.workers ?? Math.min(4, availableParallelism());
     const pool =
       workers > 0 ? await ScorePool.start(files, workers, predictor.featureCount, opts.pool) : undefined;
-    return new ModelScorer(predictor, pool, opts.poolMinRows ?? 32_768);
+    return new ModelScorer(predictor, pool, opts.poolMinRows ?? 32_768, files.verified);
   }
 
   get info() {
@@ -45,6 +46,7 @@ export class ModelScorer implements PdScorer {
       horizonMs: meta.horizonMs,
       backend: this.predictor.backend,
       featureNames: meta.featureSchema.names,
+      filesVerified: this.filesVerified,
     };
   }
 

@@ -12,6 +12,11 @@ export interface ModelInfo {
   /** TF.js backend in use: `tensorflow`, `wasm` or `cpu` */
   backend: string;
   featureNames: readonly string[];
+  /**
+   * the network's files matched the sha256 digests metadata.json records (false: a model written before
+   * digests were recorded, or hand-built, loaded unverified)
+   */
+  filesVerified: boolean;
 }
 
 export interface FeatureContribution {

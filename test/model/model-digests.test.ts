@@ -189,4 +189,57 @@ describe('a model directory is read as one consistent set of files', () => {
     expect(files.verified).toBe(false);
     expect(await scores(d)).toEqual(await scores(A));
   });
+
+  it('a load that finds no metadata.json mid-promote (between the renames, or an in-place promote) reads again', async () => {
+    for (const at of [1, 2]) {
+      // metadata.json's first read (before the network) or its second (after it) finds no directory: the
+      // old one renamed aside, the new one not yet in place; it is renamed in before the next read
+      const live = variant(`gap-${at}`);
+      const next = join(dir, `gap-${at}.next`);
+      cpSync(B, next, { recursive: true });
+      let gap = false;
+      const counted = countingReader((path, nth) => {
+        if (path === join(live, 'metadata.json') && nth === at) {
+          renameSync(live, `${live}.old`);
+          gap = true;
+        } else if (gap) {
+          renameSync(next, live);
+          gap = false;
+        }
+      });
+      const files = await readModelFiles(live, { readFile: counted.readFile, backoffMs: 0 });
+      expect(files.meta.name).toBe('b');
+      expect(files.verified).toBe(true);
+      expect(await scores(files)).toEqual(await scores(B));
+    }
+  });
+
+  it('a directory with no model is refused after the bounded reads, saying so', async () => {
+    const counted = countingReader();
+    const missing = join(dir, 'never-written');
+    await expect(readModelFiles(missing, { readFile: counted.readFile, backoffMs: 0 })).rejects.toThrow(
+      new RegExp(`^no model at ${missing}: .*ENOENT.*\\(read ${READ_ATTEMPTS} times\\)$`),
+    );
+    expect(counted.reads.get('metadata.json')).toBe(READ_ATTEMPTS);
+  });
+
+  it('the scorer says whether its files were verified (the service shows it in GET /v1/model)', async () => {
+    const verified = await loadScorer(A, { workers: 0 });
+    const plain = await loadScorer(
+      variant('no-digests-scorer', (v) => {
+        const path = join(v, 'metadata.json');
+        const meta = JSON.parse(readFileSync(path, 'utf8'));
+        delete meta.digests;
+        writeFileSync(path, JSON.stringify(meta));
+      }),
+      { workers: 0 },
+    );
+    try {
+      expect(verified.info.filesVerified).toBe(true);
+      expect(plain.info.filesVerified).toBe(false);
+    } finally {
+      await verified.close();
+      await plain.close();
+    }
+  });
 });

@@ -24,6 +24,7 @@ export function logisticScorer(
     horizonMs: 3_600_000,
     backend: 'cpu',
     featureNames,
+    filesVerified: false,
   };
   const pdOf = (x: number): number => 1 / (1 + Math.exp(k * (x - x0)));
   return {

@@ -11,6 +11,7 @@ import { runBacktest } from '../../backtest/run.js';
 import { DEFAULT_PD_THRESHOLDS, DEFAULT_RATIO_THRESHOLDS, runSweep } from '../../backtest/sweep.js';
 import { formatSweepTable, loadReusableSweep, writeSweepReport } from '../../backtest/sweep-report.js';
 import { type PolicyConfig, resolvePolicyConfig } from '../../margin/index.js';
+import { type ModelFiles, readModelFiles } from '../../model/model-files.js';
 import { loadScorer, type ModelScorer } from '../../model/scorer.js';
 import { MAX_SEED } from '../../sim/random.js';
 import { checkOutDir, replaceFilesIn } from '../atomic-file.js';
@@ -174,20 +175,21 @@ export function register(program: Command): void {
 }
 
 /**
- * The model of the predictive runs: in this thread a loaded scorer; with --jobs > 1 its directory, which each
- * worker loads (loaded once here first, so that a bad model fails before any run).
+ * The model of the predictive runs: in this thread a loaded scorer; with --jobs > 1 its files, read once here
+ * and built once as a check (so that a bad model fails before any run), then sent to every worker as read.
  */
 async function modelFor(
   opts: BacktestCliOptions,
   needed: boolean,
 ): Promise<{
   scorer?: ModelScorer;
-  options: { scorer: ModelScorer } | { modelDir: string } | Record<string, never>;
+  options: { scorer: ModelScorer } | { modelDir: ModelFiles } | Record<string, never>;
 }> {
   if (!needed) return { options: {} };
   if (opts.jobs > 1) {
-    await (await loadScorer(opts.model, { workers: 0 })).close();
-    return { options: { modelDir: opts.model } };
+    const files = await readModelFiles(opts.model);
+    await (await loadScorer(files, { workers: 0 })).close();
+    return { options: { modelDir: files } };
   }
   const scorer = await loadScorer(opts.model);
   return { scorer, options: { scorer } };

@@ -15,6 +15,7 @@ export function modelView(s: ModelStatus) {
     horizonMs: s.info?.horizonMs ?? null,
     backend: s.info?.backend ?? null,
     featureNames: [...(s.info?.featureNames ?? [])],
+    filesVerified: s.info?.filesVerified ?? null,
     dir: s.dir,
   };
   return {

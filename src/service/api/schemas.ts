@@ -136,6 +136,8 @@ export const ModelInfoSchema = z.object({
   horizonMs: z.number().nullable(),
   backend: z.string().nullable(),
   featureNames: z.array(z.string()),
+  /** the network's files matched the digests metadata.json records; false: an older model without them */
+  filesVerified: z.boolean().nullable(),
   dir: z.string(),
   /** why the model is not in use (`scoring failed: ...` while scoring fails), or why the latest reload failed */
   error: z.string().optional(),

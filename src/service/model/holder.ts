@@ -123,7 +123,16 @@ export class ModelHolder {
       this.scoreError = undefined;
       this.stopProbe();
       if (old) this.retire(old);
-      this.log.info({ version: scorer.info.version, backend: scorer.info.backend }, 'model loaded');
+      this.log.info(
+        {
+          version: scorer.info.version,
+          backend: scorer.info.backend,
+          filesVerified: scorer.info.filesVerified,
+        },
+        scorer.info.filesVerified
+          ? 'model loaded'
+          : 'model loaded unverified: its metadata.json records no digests',
+      );
     } catch (e) {
       this.error = (e as Error).message;
       this.log.warn(
