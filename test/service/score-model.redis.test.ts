@@ -182,6 +182,38 @@ describe('model endpoints', () => {
     expect(status.error).toContain('another-hash');
     await holder.close();
   });
+
+  it('a reload asked for while one is loading runs after it, so it sees a model promoted meanwhile', async () => {
+    // the directory holds model v1 until `promoted`; the first load is held after it read the directory
+    let onDisk = 'v1';
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let loads = 0;
+    const holder = new ModelHolder(
+      'm',
+      async () => {
+        const version = onDisk;
+        loads++;
+        if (loads === 1) await held;
+        return logisticScorer(FEATURE_NAMES, 'leverage', 1, 1, version);
+      },
+      silent,
+    );
+    const first = holder.reload();
+    await Promise.resolve();
+    onDisk = 'v2'; // promoted while the first load runs on what it read before
+    const second = holder.reload();
+    const third = holder.reload(); // joins the queued one
+    release();
+    expect((await first).info?.version).toBe('v1');
+    expect((await second).info?.version).toBe('v2');
+    expect((await third).info?.version).toBe('v2');
+    expect(loads).toBe(2);
+    expect(holder.status().info?.version).toBe('v2');
+    await holder.close();
+  });
 });
 
 describe('model status while scoring fails', () => {

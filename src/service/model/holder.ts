@@ -70,6 +70,8 @@ export class ModelHolder {
   private error: string | undefined;
   private scoreError: ScoreFailure | undefined;
   private loading: Promise<ModelStatus> | undefined;
+  /** a reload asked for while `loading` runs: starts when it ends */
+  private queued: Promise<ModelStatus> | undefined;
   private probe: NodeJS.Timeout | undefined;
   /** a probe is running */
   private probing = false;
@@ -97,12 +99,24 @@ export class ModelHolder {
     return s;
   }
 
-  /** (Re)load the model; never throws: a failure keeps the previous model, or rules-only if none. */
+  /**
+   * (Re)load the model; never throws: a failure keeps the previous model, or rules-only if none. A reload
+   * asked for while one is loading runs after it (requests meanwhile join that one), so the status it returns
+   * is of a load that started after the request: a reload posted just after a new model was promoted gets
+   * the new model, not the load already under way, which may have read the old one.
+   */
   reload(): Promise<ModelStatus> {
-    this.loading ??= this.doLoad().finally(() => {
-      this.loading = undefined;
+    if (!this.loading) {
+      this.loading = this.doLoad().finally(() => {
+        this.loading = undefined;
+      });
+      return this.loading;
+    }
+    this.queued ??= this.loading.then(() => {
+      this.queued = undefined;
+      return this.reload();
     });
-    return this.loading;
+    return this.queued;
   }
 
   private async doLoad(): Promise<ModelStatus> {
@@ -266,6 +280,7 @@ export class ModelHolder {
 
   async close(): Promise<void> {
     this.stopProbe();
+    await this.queued;
     await this.loading;
     const slot = this.slot;
     this.slot = undefined;
