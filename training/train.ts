@@ -15,7 +15,12 @@ import {
   fitIsotonic,
   fitPlatt,
 } from '../src/model/calibration.js';
-import { ArchitectureSchema, createModel, DEFAULT_ARCHITECTURE } from '../src/model/create-model.js';
+import {
+  type Architecture,
+  ArchitectureSchema,
+  createModel,
+  DEFAULT_ARCHITECTURE,
+} from '../src/model/create-model.js';
 import { fitNormalisation, normalise } from '../src/model/normalisation.js';
 import { Predictor } from '../src/model/predictor.js';
 import { applyStackInPlace, featureIndices, fitStack } from '../src/model/stack.js';
@@ -85,6 +90,15 @@ export interface TrainOptions {
   stack?: boolean;
   /** the raw feature columns the second stage adds to the network's logit; default `STACK_FEATURES` */
   stackFeatures?: string[];
+  /**
+   * fit the second stage and the calibration on out-of-day scores (default false): for each training
+   * history, a network trained the same way on the other training histories scores that history's rows, and
+   * the stage and calibration are fitted on all of those rows together; the shipped network is then trained
+   * on every training history as usual. The stage so learns what the network's logit is worth on a day it
+   * never saw, which is what serving meets, where the default fits it on held-out traders of the training
+   * days themselves. Costs one more network per training history (at least two needed).
+   */
+  stageCrossFit?: boolean;
   onProgress?: (p: TrainProgress) => void;
 }
 
@@ -93,7 +107,14 @@ export type CalibrationWeighting = 'rows' | 'histories';
 export type TrainProgress =
   | { phase: 'read'; file: string; events: number }
   | { phase: 'fit'; model: 'mlp' | 'logistic'; epoch: EpochInfo }
+  /** a cross-fit network (`stageCrossFit`): `fold` of `folds`, trained without `heldOut` */
+  | { phase: 'fit'; model: 'fold'; fold: number; folds: number; heldOut: string; epoch: EpochInfo }
   | { phase: 'evaluate' | 'report'; detail: string };
+
+/** What a fit's progress is about: `mlp`, `logistic`, or `fold 3/8` (a cross-fit network). */
+export function fitLabel(p: Extract<TrainProgress, { phase: 'fit' }>): string {
+  return p.model === 'fold' ? `fold ${p.fold}/${p.folds}` : p.model;
+}
 
 export interface TrainResult {
   dir: string;
@@ -154,6 +175,115 @@ export function combinedLiquidations(histories: HistoryRows[]): LiquidationTimes
   return out;
 }
 
+interface MlpSettings {
+  architecture: Architecture;
+  epochs: number;
+  seed: number;
+  batchSize: number;
+  weightEma: number;
+}
+
+/**
+ * One network of the recipe: normalisation from the (sampled) training split, a seeded MLP, early stopping
+ * on `stop`; refused if it never trained (`assertTrained`).
+ */
+async function fitMlp(
+  train: SplitMatrix,
+  stop: SplitMatrix,
+  settings: MlpSettings,
+  onEpoch: (epoch: EpochInfo) => void,
+  what?: string,
+) {
+  const norm = fitNormalisation(train.x, train.rows, train.cols);
+  const z = (m: SplitMatrix) => ({ x: normalise(norm, m.x, m.rows), y: m.y, rows: m.rows, cols: m.cols });
+  const trainZ = z(train);
+  const stopZ = z(stop);
+  const model = await createModel(featureSchemaInfo(), settings.architecture, settings.seed);
+  try {
+    const fit = await fitModel(model, trainZ, stopZ, {
+      epochs: settings.epochs,
+      seed: settings.seed,
+      batchSize: settings.batchSize,
+      weightEma: settings.weightEma,
+      onEpoch,
+    });
+    assertTrained(fit, what);
+    return { model, norm, z, trainZ, stopZ, fit };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/** One cross-fit network's record in the metadata (`training.stageCrossFit.folds`). */
+export interface CrossFitFold {
+  /** the training history it never saw, whose rows it scored */
+  heldOut: string;
+  rows: number;
+  positives: number;
+  epochsRun: number;
+  bestEpoch: number;
+}
+
+/**
+ * Out-of-day network scores of every training history (`TrainOptions.stageCrossFit`): the network trained,
+ * as `preempt train --events <the others> --validate <this one>` would train it, on the other histories,
+ * scores all of this history's rows. Returns the raw outputs in the order of
+ * `gather(trainH, planSplits([], trainH, horizonMs), 'test')` (every row of every history, in order).
+ */
+async function crossFitScores(
+  tf: Awaited<ReturnType<typeof initTf>>['tf'],
+  trainH: HistoryRows[],
+  horizonMs: number,
+  negativeSample: number,
+  settings: MlpSettings,
+  progress: (p: TrainProgress) => void,
+): Promise<{ raw: Float32Array; folds: CrossFitFold[] }> {
+  const total = trainH.reduce((n, h) => n + h.rows, 0);
+  const raw = new Float32Array(total);
+  const folds: CrossFitFold[] = [];
+  let offset = 0;
+  for (let k = 0; k < trainH.length; k++) {
+    const held = trainH[k] as HistoryRows;
+    const others = trainH.filter((_, j) => j !== k);
+    const all = [...others, held];
+    const plan = planSplits(others, [held], horizonMs);
+    const train = sampleNegatives(gather(all, plan, 'train'), negativeSample, settings.seed);
+    const earlyStop = gather(all, plan, 'earlyStop');
+    const stop = earlyStop.rows > 0 ? earlyStop : gather(all, plan, 'calibration');
+    const { model, z, fit } = await fitMlp(
+      train,
+      stop,
+      settings,
+      (epoch) =>
+        progress({
+          phase: 'fit',
+          model: 'fold',
+          fold: k + 1,
+          folds: trainH.length,
+          heldOut: held.file,
+          epoch,
+        }),
+      `the cross-fit network without ${held.file}`,
+    );
+    try {
+      const test = gather(all, plan, 'test');
+      raw.set(predictRows(tf, model, z(test)), offset);
+      offset += test.rows;
+      folds.push({
+        heldOut: held.file,
+        rows: test.rows,
+        positives: countPositives(test.y),
+        epochsRun: fit.history.length,
+        bestEpoch: fit.bestEpoch,
+      });
+    } finally {
+      model.dispose();
+    }
+  }
+  return { raw, folds };
+}
+
 export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   const horizonMs = opts.horizonMs ?? 3_600_000;
   const everyMs = opts.everyMs ?? 300_000;
@@ -195,6 +325,19 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
         `stack feature "${f}" is not a feature of the schema (${names.join(', ')})`,
       );
   const calibrateOn = opts.calibrateOn ?? [];
+  const crossFit = opts.stageCrossFit ?? false;
+  if (crossFit && calibrateOn.length > 0)
+    throw new TrainingDataError(
+      'the stage is fitted either on cross-fit scores (--stage-cross-fit) or on calibrate-on histories, not both',
+    );
+  if (crossFit && opts.calibrationWeighting === 'histories')
+    throw new TrainingDataError(
+      '--stage-cross-fit weighs every out-of-day row alike: --calibration-weighting histories is not supported with it',
+    );
+  if (crossFit && opts.events.length < 2)
+    throw new TrainingDataError(
+      `--stage-cross-fit needs at least two training histories (each is scored by a network trained on the others), got ${opts.events.length}`,
+    );
   const roles = [...opts.events, ...(opts.validate ?? [])].map((f) => resolve(f));
   for (const f of calibrateOn)
     if (roles.includes(resolve(f)))
@@ -227,35 +370,59 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   const trainFull = train;
   train = sampleNegatives(train, negativeSample, seed);
 
-  // normalisation from the training split only
-  const norm = fitNormalisation(train.x, train.rows, train.cols);
-  const z = (m: SplitMatrix) => ({ x: normalise(norm, m.x, m.rows), y: m.y, rows: m.rows, cols: m.cols });
-  const trainZ = z(train);
-  const stopZ = z(earlyStop.rows > 0 ? earlyStop : calib);
-  const calZ = z(calib);
-
-  const model = await createModel(featureSchemaInfo(), architecture, seed);
-  const fit = await fitModel(model, trainZ, stopZ, {
+  const settings: MlpSettings = {
+    architecture,
     epochs,
     seed,
     batchSize: opts.batchSize ?? 1024,
     weightEma: opts.weightEma ?? 0,
-    onEpoch: (epoch) => progress({ phase: 'fit', model: 'mlp', epoch }),
-  });
-  assertTrained(fit);
-  // second stage and calibration, both on the calibration split (traders never trained on; with
-  // calibrate-on histories, other days too)
+  };
+  // normalisation from the training split only
+  const { model, norm, z, trainZ, stopZ, fit } = await fitMlp(
+    train,
+    earlyStop.rows > 0 ? earlyStop : calib,
+    settings,
+    (epoch) => progress({ phase: 'fit', model: 'mlp', epoch }),
+  );
+  const calZ = z(calib);
+  // second stage and calibration: on the calibration split (traders never trained on; with calibrate-on
+  // histories, other days too), or with stageCrossFit on every training row as scored by a network that never
+  // saw its day. The rows they were fitted on are `stageRows`
   const weighting = opts.calibrationWeighting ?? 'rows';
+  let stageRows: SplitMatrix = calib;
+  let stageRaw: Float32Array;
+  let crossFitFolds: CrossFitFold[] | undefined;
+  if (crossFit) {
+    try {
+      const scored = await crossFitScores(tf, trainH, horizonMs, negativeSample, settings, progress);
+      stageRaw = scored.raw;
+      crossFitFolds = scored.folds;
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    stageRows = gather(trainH, planSplits([], trainH, horizonMs), 'test');
+  } else stageRaw = predictRows(tf, model, calZ);
   const calWeights = weighting === 'histories' ? historyWeights(all, plan, 'calibration') : undefined;
-  const rawCal = predictRows(tf, model, calZ);
   const stack =
     (opts.stack ?? true)
-      ? fitStack(rawCal, calib.x, calib.rows, names, calib.y, stackFeatures, undefined, undefined, calWeights)
+      ? fitStack(
+          stageRaw,
+          stageRows.x,
+          stageRows.rows,
+          names,
+          stageRows.y,
+          stackFeatures,
+          undefined,
+          undefined,
+          calWeights,
+        )
       : undefined;
-  if (stack) applyStackInPlace(stack, rawCal, calib.x, calib.cols, featureIndices(names, stack.features));
+  if (stack)
+    applyStackInPlace(stack, stageRaw, stageRows.x, stageRows.cols, featureIndices(names, stack.features));
   const calibration = fitCalibration(
-    rawCal,
-    calZ.y,
+    stageRaw,
+    stageRows.y,
     opts.calibration ?? 'auto',
     stack !== undefined,
     calWeights,
@@ -338,6 +505,15 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       calibrationWeighting: weighting,
       ...(opts.weightEma ? { weightEma: opts.weightEma } : {}),
       ...(calibrateOn.length > 0 ? { calibrateOn: [...calibrateOn] } : {}),
+      ...(crossFitFolds
+        ? {
+            stageCrossFit: {
+              rows: stageRows.rows,
+              positives: countPositives(stageRows.y),
+              folds: crossFitFolds,
+            },
+          }
+        : {}),
       history: fit.history.map((h) => ({
         epoch: h.epoch,
         loss: h.loss,

@@ -11,7 +11,7 @@ import { type ConnectionOptions, type Job, Queue, UnrecoverableError, Worker } f
 import { z } from 'zod';
 import { FEATURE_NAMES } from '../src/features/schema.js';
 import { logger } from '../src/log/logger.js';
-import { MAX_EPOCHS, runTraining, type TrainProgress } from './train.js';
+import { fitLabel, MAX_EPOCHS, runTraining, type TrainProgress } from './train.js';
 
 export const TRAINING_QUEUE = 'training';
 
@@ -42,6 +42,7 @@ export const TrainingJobSchema = z.object({
     .optional(),
   calibration: z.enum(['platt', 'isotonic', 'auto']).optional(),
   calibrationWeighting: z.enum(['rows', 'histories']).optional(),
+  stageCrossFit: z.boolean().optional(),
 });
 export type TrainingJob = z.infer<typeof TrainingJobSchema>;
 
@@ -87,7 +88,7 @@ export async function processTrainingJob(job: Job): Promise<TrainingJobResult> {
         p.phase === 'fit'
           ? {
               phase: 'fit',
-              model: p.model,
+              model: fitLabel(p),
               epoch: p.epoch.epoch,
               epochs: p.epoch.epochs,
               loss: p.epoch.loss,

@@ -7,6 +7,7 @@ import { metricsTable } from '../../../training/report.js';
 import {
   type CalibrationWeighting,
   DEFAULT_NEGATIVE_SAMPLE,
+  fitLabel,
   MAX_EPOCHS,
   runTraining,
   STACK_FEATURES,
@@ -30,6 +31,7 @@ interface TrainCliOptions {
   stack: boolean;
   stackFeatures: string[];
   calibrationWeighting: CalibrationWeighting;
+  stageCrossFit: boolean;
   progress: boolean;
 }
 
@@ -75,6 +77,11 @@ export function register(program: Command): void {
       parseDecay,
       0,
     )
+    .option(
+      '--stage-cross-fit',
+      'fit the second stage and calibration on out-of-day scores: each training history scored by a network trained on the others (one more network per history)',
+      false,
+    )
     .option('--no-stack', 'no second stage (network logit + margin-rule distance) before calibration')
     .option(
       '--stack-features <names>',
@@ -109,18 +116,20 @@ export function register(program: Command): void {
         stack: opts.stack,
         stackFeatures: opts.stackFeatures,
         calibrationWeighting: opts.calibrationWeighting,
+        stageCrossFit: opts.stageCrossFit,
         onProgress: (p) => {
           if (quiet) return;
           if (p.phase === 'read') process.stderr.write(`\rreading ${p.file}: ${p.events} events`);
           else if (p.phase === 'fit') {
-            if (barModel !== p.model) {
+            const label = fitLabel(p);
+            if (barModel !== label) {
               if (barModel) bar.stop();
               else process.stderr.write('\n');
-              barModel = p.model;
-              bar.start(p.epoch.epochs, 0, { phase: p.model, loss: '-', val: '-' });
+              barModel = label;
+              bar.start(p.epoch.epochs, 0, { phase: label, loss: '-', val: '-' });
             }
             bar.update(p.epoch.epoch, {
-              phase: p.model,
+              phase: label,
               loss: p.epoch.loss.toFixed(4),
               val: p.epoch.valLoss.toFixed(4),
             });
