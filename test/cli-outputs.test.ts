@@ -17,10 +17,11 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { writeAtomically } from '../src/cli/atomic-file.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { replaceFilesIn, syncPath, writeAtomically } from '../src/cli/atomic-file.js';
 import { parseAt } from '../src/cli/commands/accounts.js';
 import { parseWindow } from '../src/cli/commands/evaluate.js';
 import { parseAtMs } from '../src/cli/commands/features.js';
@@ -82,6 +83,27 @@ describe('output files', () => {
     await writeAtomically(fifo, async (path) => writeFileSync(path, 'through the pipe'));
     expect(await got).toBe('through the pipe');
     expect(statSync(fifo).isFIFO()).toBe(true);
+  });
+
+  it('are fsynced before they are renamed into place, and their directory after (a power loss keeps one whole)', async () => {
+    // FileHandle is not exported: its prototype from a handle, to count the fsyncs the writers make
+    const probe = await open(dir, 'r');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const sync = vi.spyOn(proto, 'sync');
+    try {
+      await writeAtomically(join(dir, 'synced.csv'), async (tmp) => writeFileSync(tmp, 'x\n'));
+      expect(sync).toHaveBeenCalledTimes(2); // the file, then its directory
+      sync.mockClear();
+      await replaceFilesIn(join(dir, 'report'), async (staging) => {
+        writeFileSync(join(staging, 'a.json'), '{}');
+        writeFileSync(join(staging, 'b.md'), '#');
+      });
+      expect(sync).toHaveBeenCalledTimes(4); // two files, the staging directory, the directory
+    } finally {
+      sync.mockRestore();
+    }
+    await expect(syncPath(join(dir, 'not-there'))).rejects.toThrow(/ENOENT/);
   });
 
   it('score-history on a history that turns out bad leaves the previous CSV as it was', async () => {

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { access, chmod, lstat, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { syncFilesIn, syncPath } from '../src/cli/atomic-file.js';
 import { METADATA_JSON } from '../src/model/artifacts.js';
 import { MODEL_JSON } from '../src/tf/fs-io.js';
 
@@ -139,6 +140,9 @@ export async function stagingDir(out: ModelOut): Promise<string> {
 export async function promoteDir(staged: string, out: ModelOut): Promise<void> {
   const { target } = out;
   await assertReplaceable(target, target);
+  // the new model's files on disk before any rename, the renames on disk after: a power loss leaves the old
+  // model or the new one whole
+  await syncFilesIn(staged);
   if (out.inPlace) return promoteInPlace(staged, target);
   let aside: string | undefined = `${target}.old-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
@@ -153,6 +157,7 @@ export async function promoteDir(staged: string, out: ModelOut): Promise<void> {
     if (aside) await rename(aside, target).catch(() => {});
     throw e;
   }
+  await syncPath(dirname(target));
   // the new model is in place: a set-aside directory that cannot be removed is left, not a failed run
   if (aside) await rm(aside, { recursive: true, force: true }).catch(() => {});
 }
@@ -168,6 +173,7 @@ async function promoteInPlace(staged: string, target: string): Promise<void> {
   for (const name of fresh.filter((n) => n !== METADATA_JSON))
     await rename(join(staged, name), join(target, name));
   if (fresh.includes(METADATA_JSON)) await rename(join(staged, METADATA_JSON), join(target, METADATA_JSON));
+  await syncPath(target);
   await rm(staged, { recursive: true, force: true });
 }
 

@@ -4,7 +4,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, chmod, chown, mkdir, mkdtemp, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import {
+  access,
+  chmod,
+  chown,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  realpath,
+  rename,
+  rm,
+  stat,
+} from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
 /**
@@ -13,8 +25,9 @@ import { basename, dirname, join, resolve } from 'node:path';
  * with the mode (and, as root, the owner) of the file it replaces. On failure the temporary file is removed
  * and `path` is untouched. A symbolic link is followed: the file it points to is replaced, the link stays. A
  * path that is not a regular file (a device such as /dev/stdout, a FIFO) is written directly, as before.
- * (A process killed outright leaves a `.tmp-` file beside the target, never a partial target. No fsync: this
- * guards against a failed or killed process, not a power loss.)
+ * (A process killed outright leaves a `.tmp-` file beside the target, never a partial target.) The file is
+ * fsynced before the rename and the directory after it, so that after a power loss the path holds the old file
+ * or the whole new one, not an empty or partial file under the new name.
  */
 export async function writeAtomically<T>(path: string, fn: (tmp: string) => Promise<T>): Promise<T> {
   const target = await realpath(path).catch(() => path);
@@ -30,12 +43,50 @@ export async function writeAtomically<T>(path: string, fn: (tmp: string) => Prom
       await chmod(tmp, existing.mode & 0o7777);
       if (process.getuid?.() === 0) await chown(tmp, existing.uid, existing.gid);
     }
+    await syncPath(tmp);
     await rename(tmp, target);
+    await syncPath(dirname(target));
     return result;
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
   }
+}
+
+/**
+ * errors of an fsync that cannot be made rather than failed: a platform that does not fsync that kind of file
+ * (a directory on some systems), a directory we may write into but not open for reading (mode -wx)
+ */
+const UNSYNCABLE = new Set(['EISDIR', 'EINVAL', 'EPERM', 'EBADF', 'ENOTSUP', 'EACCES']);
+const unsyncable = (e: unknown) => UNSYNCABLE.has((e as NodeJS.ErrnoException).code ?? '');
+
+/**
+ * fsync `path` (a file's data, or a directory's entries: the renames made in it), so that what was written
+ * or renamed survives a power loss. Where that cannot be done (see UNSYNCABLE) it is skipped, since the write
+ * itself succeeded; a missing path is an error.
+ */
+export async function syncPath(path: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'r');
+  } catch (e) {
+    if (unsyncable(e)) return;
+    throw e;
+  }
+  try {
+    await handle.sync();
+  } catch (e) {
+    if (!unsyncable(e)) throw e;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsync every regular file directly in `dir` and then `dir` itself (before they are renamed elsewhere). */
+export async function syncFilesIn(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true }))
+    if (entry.isFile()) await syncPath(join(dir, entry.name));
+  await syncPath(dir);
 }
 
 /**
@@ -50,6 +101,7 @@ export async function replaceFilesIn(dir: string, fn: (staging: string) => Promi
   const staging = await mkdtemp(join(dir, `.tmp-${process.pid}-`));
   try {
     await fn(staging);
+    await syncFilesIn(staging);
     for (const name of await readdir(staging)) {
       const target = join(dir, name);
       const existing = await stat(target).catch(() => undefined);
@@ -57,6 +109,7 @@ export async function replaceFilesIn(dir: string, fn: (staging: string) => Promi
       else if (!existing) await chmod(join(staging, name), 0o666 & ~process.umask());
       await rename(join(staging, name), target);
     }
+    await syncPath(dir);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }

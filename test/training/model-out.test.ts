@@ -8,8 +8,9 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { readCompatibleMetadata } from '../../src/model/artifacts.js';
 import { promoteDir, stagingDir } from '../../training/model-dir.js';
 import { assertTrained, runTraining, type TrainOptions } from '../../training/train.js';
@@ -142,6 +143,31 @@ describe('a training run writes its model directory whole or not at all', () => 
     expect(readdirSync(target).sort()).toEqual(['metadata.json', 'weights.bin']);
     expect(readFileSync(join(target, 'metadata.json'), 'utf8')).toBe('new');
     expect(readFileSync(join(target, 'weights.bin'), 'utf8')).toBe('new');
+  });
+
+  it('fsyncs the new model before it is moved into place, and the renames after, in both modes', async () => {
+    const tmp = testTempDir('model-sync');
+    const probe = await open(tmp, 'r');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const sync = vi.spyOn(proto, 'sync');
+    try {
+      for (const inPlace of [false, true]) {
+        const target = join(tmp, inPlace ? 'volume' : 'model');
+        mkdirSync(target);
+        writeFileSync(join(target, 'metadata.json'), 'old');
+        const out = { target, inPlace, mode: 0o755 };
+        const staged = await stagingDir(out);
+        for (const f of ['metadata.json', 'model.json', 'weights.bin']) writeFileSync(join(staged, f), 'new');
+        sync.mockClear();
+        await promoteDir(staged, out);
+        // three files and the staged directory before the renames, the directory renamed into after them
+        expect(sync).toHaveBeenCalledTimes(5);
+        expect(readFileSync(join(target, 'metadata.json'), 'utf8')).toBe('new');
+      }
+    } finally {
+      sync.mockRestore();
+    }
   });
 
   it('refuses a fit that never reached a finite validation loss', () => {
