@@ -195,7 +195,12 @@ async function fitMlp(
   what?: string,
 ) {
   const norm = fitNormalisation(train.x, train.rows, train.cols);
-  const z = (m: SplitMatrix) => ({ x: normalise(norm, m.x, m.rows), y: m.y, rows: m.rows, cols: m.cols });
+  const z = (m: Pick<SplitMatrix, 'x' | 'y' | 'rows' | 'cols'>) => ({
+    x: normalise(norm, m.x, m.rows),
+    y: m.y,
+    rows: m.rows,
+    cols: m.cols,
+  });
   const trainZ = z(train);
   const stopZ = z(stop);
   const model = await createModel(featureSchemaInfo(), settings.architecture, settings.seed);
@@ -238,9 +243,10 @@ async function crossFitScores(
   negativeSample: number,
   settings: MlpSettings,
   progress: (p: TrainProgress) => void,
-): Promise<{ raw: Float32Array; folds: CrossFitFold[] }> {
-  const total = trainH.reduce((n, h) => n + h.rows, 0);
-  const raw = new Float32Array(total);
+): Promise<{ rows: SplitMatrix; raw: Float32Array; folds: CrossFitFold[] }> {
+  // every training row once, history after history: the stage's rows, each history's slice scored by its fold
+  const rows = gather(trainH, planSplits([], trainH, horizonMs), 'test');
+  const raw = new Float32Array(rows.rows);
   const folds: CrossFitFold[] = [];
   let offset = 0;
   for (let k = 0; k < trainH.length; k++) {
@@ -267,13 +273,19 @@ async function crossFitScores(
       `the cross-fit network without ${held.file}`,
     );
     try {
-      const test = gather(all, plan, 'test');
-      raw.set(predictRows(tf, model, z(test)), offset);
-      offset += test.rows;
+      const cols = rows.cols;
+      const slice = {
+        x: rows.x.subarray(offset * cols, (offset + held.rows) * cols),
+        y: rows.y.subarray(offset, offset + held.rows),
+        rows: held.rows,
+        cols,
+      };
+      raw.set(predictRows(tf, model, z(slice)), offset);
+      offset += held.rows;
       folds.push({
         heldOut: held.file,
-        rows: test.rows,
-        positives: countPositives(test.y),
+        rows: held.rows,
+        positives: countPositives(slice.y),
         epochsRun: fit.history.length,
         bestEpoch: fit.bestEpoch,
       });
@@ -281,7 +293,7 @@ async function crossFitScores(
       model.dispose();
     }
   }
-  return { raw, folds };
+  return { rows, raw, folds };
 }
 
 export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
@@ -395,13 +407,13 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   if (crossFit) {
     try {
       const scored = await crossFitScores(tf, trainH, horizonMs, negativeSample, settings, progress);
+      stageRows = scored.rows;
       stageRaw = scored.raw;
       crossFitFolds = scored.folds;
     } catch (e) {
       model.dispose();
       throw e;
     }
-    stageRows = gather(trainH, planSplits([], trainH, horizonMs), 'test');
   } else stageRaw = predictRows(tf, model, calZ);
   const calWeights = weighting === 'histories' ? historyWeights(all, plan, 'calibration') : undefined;
   const stack =
