@@ -159,6 +159,46 @@ export function gather(histories: HistoryRows[], plan: SplitPlan, split: SplitNa
   return out;
 }
 
+/** Labels and some feature columns of a split's rows. */
+export interface SplitColumns {
+  /** rows x cols, raw feature values: the columns asked for, in the order asked */
+  x: Float32Array;
+  y: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+/**
+ * The feature columns `columns` (indices into the feature schema) and the labels of the rows of
+ * `gather(histories, plan, split)`, in its order, without copying the other columns.
+ */
+export function gatherColumns(
+  histories: HistoryRows[],
+  plan: SplitPlan,
+  split: SplitName,
+  columns: readonly number[],
+): SplitColumns {
+  const code = SPLIT_CODES[split];
+  let rows = 0;
+  histories.forEach((h, k) => {
+    const a = plan.assign[k] as Uint8Array;
+    for (let i = 0; i < h.rows; i++) if (a[i] === code) rows++;
+  });
+  const cols = columns.length;
+  const out: SplitColumns = { x: new Float32Array(rows * cols), y: new Float32Array(rows), rows, cols };
+  let r = 0;
+  histories.forEach((h, k) => {
+    const a = plan.assign[k] as Uint8Array;
+    for (let i = 0; i < h.rows; i++) {
+      if (a[i] !== code) continue;
+      for (let c = 0; c < cols; c++) out.x[r * cols + c] = h.x[i * h.cols + (columns[c] as number)] as number;
+      out.y[r] = h.y[i] as number;
+      r++;
+    }
+  });
+  return out;
+}
+
 /**
  * One weight per row of `gather(histories, plan, split)` (same order) that gives every history the same
  * total weight in the split, whatever its length: a row of a history contributing n_k of the split's N rows
@@ -195,6 +235,60 @@ export function sampleNegatives(m: SplitMatrix, share: number, seed: number): Sp
   const keep: number[] = [];
   for (let i = 0; i < m.rows; i++) if (m.y[i] === 1 || rng.next() < share) keep.push(i);
   return selectRows(m, keep);
+}
+
+/**
+ * `sampleNegatives(gather(histories, plan, split), share, seed)`, the same rows in the same order from the same
+ * draws, without gathering the unsampled split first: the split's rows are walked in gather order, every
+ * default kept and each other row kept if its draw is below `share`, then only the kept rows are copied.
+ */
+export function gatherSampled(
+  histories: HistoryRows[],
+  plan: SplitPlan,
+  split: SplitName,
+  share: number,
+  seed: number,
+): SplitMatrix {
+  if (!(share > 0 && share <= 1)) throw new RangeError(`negative sample share ${share} is not in (0, 1]`);
+  if (share >= 1) return gather(histories, plan, split);
+  const code = SPLIT_CODES[split];
+  const rng = new Rng(seed, 'negative-sample');
+  // per history, per row: 1 if the row is in the split and kept
+  const keep = histories.map((h, k) => {
+    const a = plan.assign[k] as Uint8Array;
+    const kept = new Uint8Array(h.rows);
+    for (let i = 0; i < h.rows; i++) if (a[i] === code && (h.y[i] === 1 || rng.next() < share)) kept[i] = 1;
+    return kept;
+  });
+  let rows = 0;
+  for (const kept of keep) for (const v of kept) rows += v;
+  const cols = histories[0]?.cols ?? 0;
+  const out: SplitMatrix = {
+    x: new Float32Array(rows * cols),
+    y: new Float32Array(rows),
+    ts: new Float64Array(rows),
+    account: new Uint32Array(rows),
+    unseen: new Uint8Array(rows),
+    rows,
+    cols,
+  };
+  let r = 0;
+  let accountOffset = 0;
+  histories.forEach((h, k) => {
+    const kept = keep[k] as Uint8Array;
+    const u = plan.unseen[k] as Uint8Array;
+    for (let i = 0; i < h.rows; i++) {
+      if (kept[i] !== 1) continue;
+      out.x.set(h.x.subarray(i * cols, (i + 1) * cols), r * cols);
+      out.y[r] = h.y[i] as number;
+      out.ts[r] = h.ts[i] as number;
+      out.account[r] = accountOffset + (h.account[i] as number);
+      out.unseen[r] = u[i] as number;
+      r++;
+    }
+    accountOffset += h.accounts.length;
+  });
+  return out;
 }
 
 /** The rows `keep` (indices into `m`, in the order given) of a split matrix, as a new one. */

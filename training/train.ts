@@ -34,10 +34,13 @@ import { checkModelOut, discardStaging, promoteDir, stagingDir } from './model-d
 import { writeReport } from './report.js';
 import {
   gather,
+  gatherColumns,
+  gatherSampled,
   historyWeights,
   planSplits,
+  type SplitColumns,
   type SplitMatrix,
-  sampleNegatives,
+  type SplitPlan,
   splitColumn,
 } from './splits.js';
 
@@ -233,8 +236,9 @@ export interface CrossFitFold {
 /**
  * Out-of-day network scores of every training history (`TrainOptions.stageCrossFit`): the network trained,
  * as `preempt train --events <the others> --validate <this one>` would train it, on the other histories,
- * scores all of this history's rows. Returns the raw outputs in the order of
- * `gather(trainH, planSplits([], trainH, horizonMs), 'test')` (every row of every history, in order).
+ * scores all of this history's rows. Returns the stage's rows, every row of every training history in order
+ * (`gather(trainH, planSplits([], trainH, horizonMs), 'test')`, whose every row is a test row), as their
+ * labels and the feature columns `columns` only, and the raw network outputs for them.
  */
 async function crossFitScores(
   tf: Awaited<ReturnType<typeof initTf>>['tf'],
@@ -242,10 +246,10 @@ async function crossFitScores(
   horizonMs: number,
   negativeSample: number,
   settings: MlpSettings,
+  columns: readonly number[],
   progress: (p: TrainProgress) => void,
-): Promise<{ rows: SplitMatrix; raw: Float32Array; folds: CrossFitFold[] }> {
-  // every training row once, history after history: the stage's rows, each history's slice scored by its fold
-  const rows = gather(trainH, planSplits([], trainH, horizonMs), 'test');
+): Promise<{ rows: SplitColumns; raw: Float32Array; folds: CrossFitFold[] }> {
+  const rows = gatherColumns(trainH, planSplits([], trainH, horizonMs), 'test', columns);
   const raw = new Float32Array(rows.rows);
   const folds: CrossFitFold[] = [];
   let offset = 0;
@@ -254,7 +258,7 @@ async function crossFitScores(
     const others = trainH.filter((_, j) => j !== k);
     const all = [...others, held];
     const plan = planSplits(others, [held], horizonMs);
-    const train = sampleNegatives(gather(all, plan, 'train'), negativeSample, settings.seed);
+    const train = gatherSampled(all, plan, 'train', negativeSample, settings.seed);
     const earlyStop = gather(all, plan, 'earlyStop');
     const stop = earlyStop.rows > 0 ? earlyStop : gather(all, plan, 'calibration');
     const { model, z, fit } = await fitMlp(
@@ -273,19 +277,13 @@ async function crossFitScores(
       `the cross-fit network without ${held.file}`,
     );
     try {
-      const cols = rows.cols;
-      const slice = {
-        x: rows.x.subarray(offset * cols, (offset + held.rows) * cols),
-        y: rows.y.subarray(offset, offset + held.rows),
-        rows: held.rows,
-        cols,
-      };
-      raw.set(predictRows(tf, model, z(slice)), offset);
+      // the held-out history's rows are its slice of the stage's rows
+      raw.set(predictRows(tf, model, z(held)), offset);
       offset += held.rows;
       folds.push({
         heldOut: held.file,
         rows: held.rows,
-        positives: countPositives(slice.y),
+        positives: countPositives(held.y),
         epochsRun: fit.history.length,
         bestEpoch: fit.bestEpoch,
       });
@@ -294,6 +292,71 @@ async function crossFitScores(
     }
   }
   return { rows, raw, folds };
+}
+
+/**
+ * The shipped network and baseline (b), a logistic regression on all features trained by the same loop on the
+ * same rows (the sampled training split, normalised as for the network), with early stopping on `stop`, and
+ * the baseline's calibration on `calib`. Of the training rows only their count and defaults are returned: the
+ * sampled split and its normalised copies are garbage once this returns, before any cross-fit network trains.
+ */
+async function fitNetworkAndLogistic(
+  tf: Awaited<ReturnType<typeof initTf>>['tf'],
+  all: HistoryRows[],
+  plan: SplitPlan,
+  stop: SplitMatrix,
+  calib: SplitMatrix,
+  negativeSample: number,
+  settings: MlpSettings,
+  calibrationMethod: TrainOptions['calibration'],
+  calWeights: Float64Array | undefined,
+  progress: (p: TrainProgress) => void,
+) {
+  const train = gatherSampled(all, plan, 'train', negativeSample, settings.seed);
+  // normalisation from the training split only
+  const { model, norm, z, trainZ, stopZ, fit } = await fitMlp(train, stop, settings, (epoch) =>
+    progress({ phase: 'fit', model: 'mlp', epoch }),
+  );
+  try {
+    const logistic = await createModel(
+      featureSchemaInfo(),
+      { hidden: [], dropout: 0, l2: settings.architecture.l2 },
+      settings.seed,
+    );
+    try {
+      await fitModel(logistic, trainZ, stopZ, {
+        epochs: settings.epochs,
+        seed: settings.seed,
+        batchSize: settings.batchSize,
+        weightEma: settings.weightEma,
+        onEpoch: (epoch) => progress({ phase: 'fit', model: 'logistic', epoch }),
+      });
+      const calZ = z(calib);
+      const logisticCal = fitCalibration(
+        predictRows(tf, logistic, calZ),
+        calZ.y,
+        calibrationMethod,
+        false,
+        calWeights,
+      );
+      return {
+        model,
+        norm,
+        z,
+        fit,
+        logistic,
+        logisticCal,
+        trainRows: train.rows,
+        trainPositives: countPositives(train.y),
+      };
+    } catch (e) {
+      logistic.dispose();
+      throw e;
+    }
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
 
 export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
@@ -362,12 +425,14 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   // the order planSplits assigns in: training, calibrate-on, validation histories
   const all = [...trainH, ...calibrateH, ...validateH];
   const plan = planSplits(trainH, validateH, horizonMs, calibrateH);
-  let train = gather(all, plan, 'train');
+  // the unsampled training split only as far as it is needed: its size, labels and margin-rule column (the
+  // network trains on the sampled split, gathered by fitNetworkAndLogistic)
+  const trainFull = gatherColumns(all, plan, 'train', [F.liq_dist_sigma]);
   const earlyStop = gather(all, plan, 'earlyStop');
   const calib = gather(all, plan, 'calibration');
   const test = gather(all, plan, 'test');
   for (const [name, m] of [
-    ['train', train],
+    ['train', trainFull],
     ['calibration', calib],
     ['test', test],
   ] as const) {
@@ -379,8 +444,17 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   }
 
   const negativeSample = opts.negativeSample ?? DEFAULT_NEGATIVE_SAMPLE;
-  const trainFull = train;
-  train = sampleNegatives(train, negativeSample, seed);
+  const weighting = opts.calibrationWeighting ?? 'rows';
+  const calWeights = weighting === 'histories' ? historyWeights(all, plan, 'calibration') : undefined;
+
+  // baseline (a): the margin rule alone, a logistic fit on the distance to liquidation in sigmas, fitted on
+  // every training row: a 1-feature logistic on subsampled negatives would be miscalibrated
+  const marginRule = fitLogistic1d(
+    trainFull.x,
+    trainFull.y,
+    'liq_dist_sigma',
+    weighting === 'histories' ? historyWeights(all, plan, 'train') : undefined,
+  );
 
   const settings: MlpSettings = {
     architecture,
@@ -389,40 +463,57 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     batchSize: opts.batchSize ?? 1024,
     weightEma: opts.weightEma ?? 0,
   };
-  // normalisation from the training split only
-  const { model, norm, z, trainZ, stopZ, fit } = await fitMlp(
-    train,
-    earlyStop.rows > 0 ? earlyStop : calib,
-    settings,
-    (epoch) => progress({ phase: 'fit', model: 'mlp', epoch }),
-  );
-  const calZ = z(calib);
+  // the network, and baseline (b): logistic regression on all features, same loop, same calibration split.
+  // Both are fitted before the cross-fit networks, so that their training matrices are not held during the folds
+  const { model, norm, z, fit, logistic, logisticCal, trainRows, trainPositives } =
+    await fitNetworkAndLogistic(
+      tf,
+      all,
+      plan,
+      earlyStop.rows > 0 ? earlyStop : calib,
+      calib,
+      negativeSample,
+      settings,
+      opts.calibration ?? 'auto',
+      calWeights,
+      progress,
+    );
   // second stage and calibration: on the calibration split (traders never trained on; with calibrate-on
   // histories, other days too), or with stageCrossFit on every training row as scored by a network that never
-  // saw its day. The rows they were fitted on are `stageRows`
-  const weighting = opts.calibrationWeighting ?? 'rows';
-  let stageRows: SplitMatrix = calib;
+  // saw its day. The rows they were fitted on are `stageRows`, holding the feature columns `stageNames` (with
+  // stageCrossFit the stacked ones only)
+  let stageRows: SplitColumns = calib;
+  let stageNames: readonly string[] = names;
   let stageRaw: Float32Array;
   let crossFitFolds: CrossFitFold[] | undefined;
   if (crossFit) {
     try {
-      const scored = await crossFitScores(tf, trainH, horizonMs, negativeSample, settings, progress);
+      const scored = await crossFitScores(
+        tf,
+        trainH,
+        horizonMs,
+        negativeSample,
+        settings,
+        featureIndices(names, stackFeatures),
+        progress,
+      );
       stageRows = scored.rows;
+      stageNames = stackFeatures;
       stageRaw = scored.raw;
       crossFitFolds = scored.folds;
     } catch (e) {
       model.dispose();
+      logistic.dispose();
       throw e;
     }
-  } else stageRaw = predictRows(tf, model, calZ);
-  const calWeights = weighting === 'histories' ? historyWeights(all, plan, 'calibration') : undefined;
+  } else stageRaw = predictRows(tf, model, z(calib));
   const stack =
     (opts.stack ?? true)
       ? fitStack(
           stageRaw,
           stageRows.x,
           stageRows.rows,
-          names,
+          stageNames,
           stageRows.y,
           stackFeatures,
           undefined,
@@ -431,7 +522,13 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
         )
       : undefined;
   if (stack)
-    applyStackInPlace(stack, stageRaw, stageRows.x, stageRows.cols, featureIndices(names, stack.features));
+    applyStackInPlace(
+      stack,
+      stageRaw,
+      stageRows.x,
+      stageRows.cols,
+      featureIndices(stageNames, stack.features),
+    );
   const calibration = fitCalibration(
     stageRaw,
     stageRows.y,
@@ -440,35 +537,6 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     calWeights,
   );
 
-  // baseline (a): the margin rule alone, a logistic fit on the distance to liquidation in sigmas
-  const column = (m: SplitMatrix) => splitColumn(m, F.liq_dist_sigma);
-  // fitted on every training row: a 1-feature logistic on subsampled negatives would be miscalibrated
-  const marginRule = fitLogistic1d(
-    column(trainFull),
-    trainFull.y,
-    'liq_dist_sigma',
-    weighting === 'histories' ? historyWeights(all, plan, 'train') : undefined,
-  );
-  // baseline (b): logistic regression on all features, same loop, same calibration split
-  const logistic = await createModel(
-    featureSchemaInfo(),
-    { hidden: [], dropout: 0, l2: architecture.l2 },
-    seed,
-  );
-  await fitModel(logistic, trainZ, stopZ, {
-    epochs,
-    seed,
-    batchSize: opts.batchSize ?? 1024,
-    weightEma: opts.weightEma ?? 0,
-    onEpoch: (epoch) => progress({ phase: 'fit', model: 'logistic', epoch }),
-  });
-  const logisticCal = fitCalibration(
-    predictRows(tf, logistic, calZ),
-    calZ.y,
-    opts.calibration ?? 'auto',
-    false,
-    calWeights,
-  );
   const logisticWeights = logistic.getWeights().map((w) => Array.from(w.dataSync()));
 
   progress({ phase: 'evaluate', detail: `${test.rows} test rows` });
@@ -501,7 +569,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       fingerprint: await fingerprintFiles([...opts.events, ...calibrateOn, ...(opts.validate ?? [])]),
       files: [...opts.events, ...calibrateOn, ...(opts.validate ?? [])],
       rows: {
-        train: train.rows,
+        train: trainRows,
         trainBeforeSampling: trainFull.rows,
         earlyStop: earlyStop.rows,
         calibration: calib.rows,
@@ -533,7 +601,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
         seconds: h.seconds,
       })),
       positives: {
-        train: countPositives(train.y),
+        train: trainPositives,
         calibration: countPositives(calib.y),
         test: countPositives(test.y),
       },
@@ -555,7 +623,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     try {
       const liquidations = combinedLiquidations(all);
       const pdModel = predictor.score(test.x, test.rows);
-      const pdMargin = scoreLogistic1d(marginRule, column(test));
+      const pdMargin = scoreLogistic1d(marginRule, splitColumn(test, F.liq_dist_sigma));
       const pdLogistic = applyCalibrationInPlace(logisticCal, predictRows(tf, logistic, z(test)));
       const metrics: Record<string, Metrics> = {
         model: evaluate(pdModel, test, liquidations, everyMs),
