@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { access, chmod, lstat, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { syncFilesIn, syncPath } from '../src/cli/atomic-file.js';
+import { nearestExisting, syncFilesIn, syncPath } from '../src/cli/atomic-file.js';
 import { METADATA_JSON } from '../src/model/artifacts.js';
 import { MODEL_JSON } from '../src/tf/fs-io.js';
 
@@ -49,23 +49,14 @@ export async function checkModelOut(out: string): Promise<ModelOut> {
     throw new TrainingOutputError(
       `cannot write the model to ${out}: not a directory a model can be written to`,
     );
-  let ancestor = parent;
-  let st: Stats;
-  for (;;) {
-    try {
-      st = await stat(ancestor);
-      break;
-    } catch (e) {
-      if (errno(e) === 'ENOENT' && dirname(ancestor) !== ancestor) {
-        ancestor = dirname(ancestor);
-        continue;
-      }
+  const { path: ancestor, stats: st } = await nearestExisting(parent, (e) => errno(e) === 'ENOENT').catch(
+    (e) => {
       throw new TrainingOutputError(
         `cannot write the model to ${out}: cannot create its parent directory ${parent}: ${(e as Error).message}`,
         { cause: e },
       );
-    }
-  }
+    },
+  );
   if (!st.isDirectory())
     throw new TrainingOutputError(
       `cannot write the model to ${out}: cannot create its parent directory ${parent}: ${ancestor} is not a directory`,

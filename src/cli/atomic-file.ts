@@ -3,7 +3,7 @@
  * load, Ctrl-C) leaves the previous file as it was, never a truncated one that looks complete.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import {
   access,
   chmod,
@@ -116,25 +116,41 @@ export async function replaceFilesIn(dir: string, fn: (staging: string) => Promi
 }
 
 /**
+ * The nearest existing path at or above `path` (resolved), with its stats. `stat` is used, so a symbolic link
+ * is followed (a dangling one counts as missing). The walk goes up past a path whose stat fails with an error
+ * `walkPast` accepts (by default any: a missing path, a path under a file, one that cannot be searched), and
+ * throws the error of the first path it does not walk past, or of the root. Shared by `checkOutDir` and the
+ * training run's model output check (training/model-dir.ts), which walks past a missing path only.
+ */
+export async function nearestExisting(
+  path: string,
+  walkPast: (e: unknown) => boolean = () => true,
+): Promise<{ path: string; stats: Stats }> {
+  let at = resolve(path);
+  for (;;) {
+    try {
+      return { path: at, stats: await stat(at) };
+    } catch (e) {
+      if (!walkPast(e) || dirname(at) === at) throw e;
+      at = dirname(at);
+    }
+  }
+}
+
+/**
  * Refuses, before any work, an output directory that cannot be written: it must be a directory if it exists,
  * else its nearest existing ancestor must be a writable directory. `option` names the flag in the message.
  */
 export async function checkOutDir(dir: string, option = '--out'): Promise<void> {
   const existing = await stat(dir).catch(() => undefined);
   if (existing && !existing.isDirectory()) throw new Error(`${option} ${dir}: exists and is not a directory`);
-  let at = resolve(dir);
-  for (;;) {
-    const st = await stat(at).catch(() => undefined);
-    if (st) {
-      if (!st.isDirectory()) throw new Error(`${option} ${dir}: ${at} is not a directory`);
-      try {
-        await access(at, constants.W_OK | constants.X_OK);
-      } catch {
-        throw new Error(`${option} ${dir}: ${at} is not writable`);
-      }
-      return;
-    }
-    if (dirname(at) === at) throw new Error(`${option} ${dir}: no existing parent directory`);
-    at = dirname(at);
+  const { path: at, stats: st } = await nearestExisting(dir).catch(() => {
+    throw new Error(`${option} ${dir}: no existing parent directory`);
+  });
+  if (!st.isDirectory()) throw new Error(`${option} ${dir}: ${at} is not a directory`);
+  try {
+    await access(at, constants.W_OK | constants.X_OK);
+  } catch {
+    throw new Error(`${option} ${dir}: ${at} is not writable`);
   }
 }

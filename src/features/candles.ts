@@ -53,8 +53,6 @@ export interface CandleSeriesState {
 
 export class CandleSeries {
   indicators: CandleIndicators;
-  /** closed candles seen */
-  closedCount = 0;
   /** steps with no mark between closed candles, total */
   gapSteps = 0;
 
@@ -117,6 +115,11 @@ export class CandleSeries {
     if (this.bucket >= 0 && this.hasMark && ts >= (this.bucket + 1) * this.stepMs) this.emit();
   }
 
+  /** closed candles seen: each is fed to the indicators once, so their count is kept there only */
+  get closedCount(): number {
+    return this.indicators.candlesFed;
+  }
+
   /** Volume (contracts) of the open candle, for inspection. */
   get openVolume(): number {
     return this.volume;
@@ -164,11 +167,12 @@ export class CandleSeries {
       );
     const from = s.indicatorInputsFrom ?? 0;
     const candles = s.indicatorInputs.length / INPUT_WIDTH;
+    // `closedCount` is written to snapshots but not restored: it is the count of candles the restored
+    // indicators have been fed (`from + candles`), which a snapshot whose two disagree would silently change
     if (s.closedCount !== from + candles)
       throw new RangeError(
         `candle series: ${s.closedCount} candles closed, but its indicators keep ${candles} from candle ${from}`,
       );
-    this.closedCount = s.closedCount;
     this.gapSteps = s.gapSteps;
     this.bucket = s.bucket;
     this.hasMark = s.hasMark;
@@ -210,7 +214,6 @@ export class CandleSeries {
       close: this.close,
       volume: this.volume,
     };
-    this.closedCount++;
     this.lastBucket = this.bucket;
     this.lastClose = this.close;
     const cap = this.ringBucket.length;

@@ -1,11 +1,19 @@
 /**
  * `preempt backtest` refuses what it cannot honour before any run, and writes its report files all together.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkOutDir, replaceFilesIn } from '../../src/cli/atomic-file.js';
+import { checkOutDir, nearestExisting, replaceFilesIn } from '../../src/cli/atomic-file.js';
 import { parsePolicyConfig } from '../../src/cli/commands/backtest.js';
 import { resolvePolicyConfig } from '../../src/margin/index.js';
 import { preempt } from '../helpers/preempt-cli.js';
@@ -70,6 +78,35 @@ describe('the report directory', () => {
     expect(r.stderr).toMatch(/--out .*exists and is not a directory/);
     expect(r.stdout).toBe(''); // no table: nothing ran
   }, 60_000);
+
+  it('walks up to the nearest existing ancestor, past what the caller accepts (training: a missing path only)', async () => {
+    const base = join(dir, 'walk');
+    mkdirSync(base);
+    const file = join(base, 'a-file');
+    writeFileSync(file, 'x');
+    // missing paths: up to the nearest that exists
+    const up = await nearestExisting(join(base, 'x', 'y', 'z'));
+    expect(up.path).toBe(base);
+    expect(up.stats.isDirectory()).toBe(true);
+    // a path under a file: by default walked past (checkOutDir names the file), ENOTDIR otherwise
+    const underFile = await nearestExisting(join(file, 'sub', 'deeper'));
+    expect(underFile.path).toBe(file);
+    expect(underFile.stats.isFile()).toBe(true);
+    const enoent = (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT';
+    await expect(nearestExisting(join(file, 'sub', 'deeper'), enoent)).rejects.toMatchObject({
+      code: 'ENOTDIR',
+    });
+    await expect(nearestExisting(join(file, 'sub'), enoent)).rejects.toMatchObject({ code: 'ENOTDIR' });
+    // symbolic links are followed, a dangling one is missing; the path found is the link's, not its target's
+    const link = join(base, 'link');
+    symlinkSync(join(base, 'x'), link);
+    expect((await nearestExisting(join(link, 'new'), enoent)).path).toBe(base);
+    mkdirSync(join(base, 'x'));
+    const followed = await nearestExisting(join(link, 'new'), enoent);
+    expect(followed.path).toBe(link);
+    expect(followed.stats.isDirectory()).toBe(true);
+    expect((await nearestExisting('/')).path).toBe('/');
+  });
 
   it('refuses a seed past 32 bits, a negative --late-minutes and --accounts below 1, naming the option', async () => {
     for (const [args, re] of [
