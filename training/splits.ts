@@ -125,11 +125,25 @@ export function splitColumn(m: SplitMatrix, col: number): Float32Array {
 /** Gather the rows of one split from all histories; account indices are made unique across histories. */
 export function gather(histories: HistoryRows[], plan: SplitPlan, split: SplitName): SplitMatrix {
   const code = SPLIT_CODES[split];
+  return gatherKept(
+    histories,
+    plan,
+    histories.map((h, k) => {
+      const a = plan.assign[k] as Uint8Array;
+      const kept = new Uint8Array(h.rows);
+      for (let i = 0; i < h.rows; i++) if (a[i] === code) kept[i] = 1;
+      return kept;
+    }),
+  );
+}
+
+/**
+ * The rows of each history whose `kept` flag is 1, history after history in row order, as one split matrix;
+ * account indices are made unique across histories (offset by the accounts of the histories before).
+ */
+function gatherKept(histories: HistoryRows[], plan: SplitPlan, keep: Uint8Array[]): SplitMatrix {
   let rows = 0;
-  histories.forEach((h, k) => {
-    const a = plan.assign[k] as Uint8Array;
-    for (let i = 0; i < h.rows; i++) if (a[i] === code) rows++;
-  });
+  for (const kept of keep) for (const v of kept) rows += v;
   const cols = histories[0]?.cols ?? 0;
   const out: SplitMatrix = {
     x: new Float32Array(rows * cols),
@@ -143,10 +157,10 @@ export function gather(histories: HistoryRows[], plan: SplitPlan, split: SplitNa
   let r = 0;
   let accountOffset = 0;
   histories.forEach((h, k) => {
-    const a = plan.assign[k] as Uint8Array;
+    const kept = keep[k] as Uint8Array;
     const u = plan.unseen[k] as Uint8Array;
     for (let i = 0; i < h.rows; i++) {
-      if (a[i] !== code) continue;
+      if (kept[i] !== 1) continue;
       out.x.set(h.x.subarray(i * cols, (i + 1) * cols), r * cols);
       out.y[r] = h.y[i] as number;
       out.ts[r] = h.ts[i] as number;
@@ -260,35 +274,7 @@ export function gatherSampled(
     for (let i = 0; i < h.rows; i++) if (a[i] === code && (h.y[i] === 1 || rng.next() < share)) kept[i] = 1;
     return kept;
   });
-  let rows = 0;
-  for (const kept of keep) for (const v of kept) rows += v;
-  const cols = histories[0]?.cols ?? 0;
-  const out: SplitMatrix = {
-    x: new Float32Array(rows * cols),
-    y: new Float32Array(rows),
-    ts: new Float64Array(rows),
-    account: new Uint32Array(rows),
-    unseen: new Uint8Array(rows),
-    rows,
-    cols,
-  };
-  let r = 0;
-  let accountOffset = 0;
-  histories.forEach((h, k) => {
-    const kept = keep[k] as Uint8Array;
-    const u = plan.unseen[k] as Uint8Array;
-    for (let i = 0; i < h.rows; i++) {
-      if (kept[i] !== 1) continue;
-      out.x.set(h.x.subarray(i * cols, (i + 1) * cols), r * cols);
-      out.y[r] = h.y[i] as number;
-      out.ts[r] = h.ts[i] as number;
-      out.account[r] = accountOffset + (h.account[i] as number);
-      out.unseen[r] = u[i] as number;
-      r++;
-    }
-    accountOffset += h.accounts.length;
-  });
-  return out;
+  return gatherKept(histories, plan, keep);
 }
 
 /** The rows `keep` (indices into `m`, in the order given) of a split matrix, as a new one. */
