@@ -616,7 +616,8 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   // everything is written to a staging directory beside `out`, moved into place once complete
   const staged = await stagingDir(modelOut);
   try {
-    await saveModelDir(staged, model, meta);
+    // the digests of the network as saved: the one evaluated below (a load checks them) and recorded at the end
+    const saved = await saveModelDir(staged, model, meta);
 
     // evaluate through the serving path itself (the metadata has no metrics yet: an unfinished run's)
     const predictor = await Predictor.load(staged, { allowUnfinished: true });
@@ -642,9 +643,9 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
         seed,
       );
       meta.training.importance = importance.slice(0, 15);
-      // the network is on disk already: only the metadata gains its metrics (its digests are the network's
-      // files as saved above, recomputed from the directory by writeMetadata)
-      meta.digests = (await writeMetadata(staged, meta)).digests;
+      // the network is on disk already: only the metadata gains its metrics, refused if the network files are
+      // no longer the ones saved above and evaluated
+      meta.digests = (await writeMetadata(staged, meta, { expectDigests: saved.digests })).digests;
       progress({ phase: 'report', detail: opts.out });
       await writeReport(staged, meta, {
         test,

@@ -158,10 +158,26 @@ export function assertCompatible(
 /**
  * Write `dir`'s metadata.json for the network already in `dir`, with the digests of that network's files as
  * they are now (any `digests` in `meta` is replaced): call it after the network is saved, also when only the
- * metadata changes. Returns what was written.
+ * metadata changes. With `expectDigests` (the digests of the network the metadata's figures were computed on,
+ * e.g. as `saveModelDir` recorded them before an evaluation), a network that is no longer that one is refused
+ * with a `ModelLoadError` naming the files, and metadata.json is left as it was. Returns what was written.
  */
-export async function writeMetadata(dir: string, meta: ModelMetadata): Promise<ModelMetadata> {
-  const written = ModelMetadataSchema.parse({ ...meta, digests: await networkDigests(dir) });
+export async function writeMetadata(
+  dir: string,
+  meta: ModelMetadata,
+  opts: { expectDigests?: Record<string, string> } = {},
+): Promise<ModelMetadata> {
+  const digests = await networkDigests(dir);
+  const expected = opts.expectDigests;
+  if (expected) {
+    const names = [...new Set([...Object.keys(expected), ...Object.keys(digests)])].sort();
+    const changed = names.filter((n) => expected[n] !== digests[n]);
+    if (changed.length > 0)
+      throw new ModelLoadError(
+        `${dir}: ${changed.join(', ')} changed since the network was saved and evaluated; metadata.json not written`,
+      );
+  }
+  const written = ModelMetadataSchema.parse({ ...meta, digests });
   await writeFile(join(dir, METADATA_JSON), `${JSON.stringify(written, null, 2)}\n`);
   return written;
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEATURE_COUNT, FEATURE_NEUTRAL, featureSchemaInfo } from '../../src/features/schema.js';
-import { ModelLoadError, saveModelDir } from '../../src/model/artifacts.js';
+import { ModelLoadError, readMetadata, saveModelDir, writeMetadata } from '../../src/model/artifacts.js';
 import { createModel, DEFAULT_ARCHITECTURE } from '../../src/model/create-model.js';
 import { READ_ATTEMPTS, readModelFiles } from '../../src/model/model-files.js';
 import { Predictor } from '../../src/model/predictor.js';
@@ -241,5 +241,23 @@ describe('a model directory is read as one consistent set of files', () => {
       await verified.close();
       await plain.close();
     }
+  });
+
+  it('metadata written for an evaluated network is refused if the network changed since, leaving metadata.json as it was', async () => {
+    const d = variant('changed-after-evaluation');
+    const meta = await readMetadata(d);
+    const evaluated = meta.digests as Record<string, string>;
+    const before = readFileSync(join(d, 'metadata.json'));
+    // another model's weights of the same architecture land in the directory after the evaluation
+    cpSync(join(B, 'weights.bin'), join(d, 'weights.bin'));
+    const run = writeMetadata(d, { ...meta, name: 'with-metrics' }, { expectDigests: evaluated });
+    await expect(run).rejects.toThrow(ModelLoadError);
+    await expect(run).rejects.toThrow(/weights\.bin changed since the network was saved and evaluated/);
+    expect(readFileSync(join(d, 'metadata.json')).equals(before)).toBe(true);
+    // the same network as evaluated: written, with those digests
+    cpSync(join(A, 'weights.bin'), join(d, 'weights.bin'));
+    const written = await writeMetadata(d, { ...meta, name: 'with-metrics' }, { expectDigests: evaluated });
+    expect(written.digests).toEqual(evaluated);
+    expect((await readMetadata(d)).name).toBe('with-metrics');
   });
 });
