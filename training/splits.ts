@@ -124,17 +124,25 @@ export function splitColumn(m: SplitMatrix, col: number): Float32Array {
 
 /** Gather the rows of one split from all histories; account indices are made unique across histories. */
 export function gather(histories: HistoryRows[], plan: SplitPlan, split: SplitName): SplitMatrix {
+  return gatherKept(histories, plan, splitMasks(histories, plan, split));
+}
+
+/** Per history, per row: 1 if the row is in `split`, else 0. */
+function splitMasks(histories: HistoryRows[], plan: SplitPlan, split: SplitName): Uint8Array[] {
   const code = SPLIT_CODES[split];
-  return gatherKept(
-    histories,
-    plan,
-    histories.map((h, k) => {
-      const a = plan.assign[k] as Uint8Array;
-      const kept = new Uint8Array(h.rows);
-      for (let i = 0; i < h.rows; i++) if (a[i] === code) kept[i] = 1;
-      return kept;
-    }),
-  );
+  return histories.map((h, k) => {
+    const a = plan.assign[k] as Uint8Array;
+    const kept = new Uint8Array(h.rows);
+    for (let i = 0; i < h.rows; i++) if (a[i] === code) kept[i] = 1;
+    return kept;
+  });
+}
+
+/** Rows flagged 1 in `keep`, over all histories. */
+function keptRows(keep: Uint8Array[]): number {
+  let rows = 0;
+  for (const kept of keep) for (const v of kept) rows += v;
+  return rows;
 }
 
 /**
@@ -142,8 +150,7 @@ export function gather(histories: HistoryRows[], plan: SplitPlan, split: SplitNa
  * account indices are made unique across histories (offset by the accounts of the histories before).
  */
 function gatherKept(histories: HistoryRows[], plan: SplitPlan, keep: Uint8Array[]): SplitMatrix {
-  let rows = 0;
-  for (const kept of keep) for (const v of kept) rows += v;
+  const rows = keptRows(keep);
   const cols = histories[0]?.cols ?? 0;
   const out: SplitMatrix = {
     x: new Float32Array(rows * cols),
@@ -192,19 +199,15 @@ export function gatherColumns(
   split: SplitName,
   columns: readonly number[],
 ): SplitColumns {
-  const code = SPLIT_CODES[split];
-  let rows = 0;
-  histories.forEach((h, k) => {
-    const a = plan.assign[k] as Uint8Array;
-    for (let i = 0; i < h.rows; i++) if (a[i] === code) rows++;
-  });
+  const keep = splitMasks(histories, plan, split);
+  const rows = keptRows(keep);
   const cols = columns.length;
   const out: SplitColumns = { x: new Float32Array(rows * cols), y: new Float32Array(rows), rows, cols };
   let r = 0;
   histories.forEach((h, k) => {
-    const a = plan.assign[k] as Uint8Array;
+    const kept = keep[k] as Uint8Array;
     for (let i = 0; i < h.rows; i++) {
-      if (a[i] !== code) continue;
+      if (kept[i] !== 1) continue;
       for (let c = 0; c < cols; c++) out.x[r * cols + c] = h.x[i * h.cols + (columns[c] as number)] as number;
       out.y[r] = h.y[i] as number;
       r++;
@@ -265,14 +268,12 @@ export function gatherSampled(
 ): SplitMatrix {
   if (!(share > 0 && share <= 1)) throw new RangeError(`negative sample share ${share} is not in (0, 1]`);
   if (share >= 1) return gather(histories, plan, split);
-  const code = SPLIT_CODES[split];
   const rng = new Rng(seed, 'negative-sample');
-  // per history, per row: 1 if the row is in the split and kept
-  const keep = histories.map((h, k) => {
-    const a = plan.assign[k] as Uint8Array;
-    const kept = new Uint8Array(h.rows);
-    for (let i = 0; i < h.rows; i++) if (a[i] === code && (h.y[i] === 1 || rng.next() < share)) kept[i] = 1;
-    return kept;
+  // the split's rows in gather order: every default kept, each other row drawn for
+  const keep = splitMasks(histories, plan, split);
+  histories.forEach((h, k) => {
+    const kept = keep[k] as Uint8Array;
+    for (let i = 0; i < h.rows; i++) if (kept[i] === 1 && h.y[i] !== 1 && !(rng.next() < share)) kept[i] = 0;
   });
   return gatherKept(histories, plan, keep);
 }

@@ -297,8 +297,10 @@ async function crossFitScores(
 /**
  * The shipped network and baseline (b), a logistic regression on all features trained by the same loop on the
  * same rows (the sampled training split, normalised as for the network), with early stopping on `stop`, and
- * the baseline's calibration on `calib`. Of the training rows only their count and defaults are returned: the
- * sampled split and its normalised copies are garbage once this returns, before any cross-fit network trains.
+ * the baseline's calibration on `calib`; with `scoreCalib`, also the network's raw outputs on `calib` (the
+ * in-regime stage's rows), from the same normalised copy. Of the training rows only their count and defaults
+ * are returned: the sampled split and its normalised copies are garbage once this returns, before any cross-fit
+ * network trains.
  */
 async function fitNetworkAndLogistic(
   tf: Awaited<ReturnType<typeof initTf>>['tf'],
@@ -310,6 +312,7 @@ async function fitNetworkAndLogistic(
   settings: MlpSettings,
   calibrationMethod: TrainOptions['calibration'],
   calWeights: Float64Array | undefined,
+  scoreCalib: boolean,
   progress: (p: TrainProgress) => void,
 ) {
   const train = gatherSampled(all, plan, 'train', negativeSample, settings.seed);
@@ -346,6 +349,7 @@ async function fitNetworkAndLogistic(
         fit,
         logistic,
         logisticCal,
+        calRaw: scoreCalib ? predictRows(tf, model, calZ) : undefined,
         trainRows: train.rows,
         trainPositives: countPositives(train.y),
       };
@@ -465,7 +469,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   };
   // the network, and baseline (b): logistic regression on all features, same loop, same calibration split.
   // Both are fitted before the cross-fit networks, so that their training matrices are not held during the folds
-  const { model, norm, z, fit, logistic, logisticCal, trainRows, trainPositives } =
+  const { model, norm, z, fit, logistic, logisticCal, calRaw, trainRows, trainPositives } =
     await fitNetworkAndLogistic(
       tf,
       all,
@@ -476,6 +480,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       settings,
       opts.calibration ?? 'auto',
       calWeights,
+      !crossFit,
       progress,
     );
   // second stage and calibration: on the calibration split (traders never trained on; with calibrate-on
@@ -506,7 +511,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
       logistic.dispose();
       throw e;
     }
-  } else stageRaw = predictRows(tf, model, z(calib));
+  } else stageRaw = calRaw as Float32Array;
   const stack =
     (opts.stack ?? true)
       ? fitStack(
