@@ -127,6 +127,11 @@ export const ConfigSchema = z
       }),
     /** run the model (false = rules only, as when no model loads) */
     PREEMPT_USE_MODEL: bool.default(true),
+    /**
+     * refuse a model whose metadata.json records no sha256 digests of its network files (older or hand-built
+     * models), as a failed load: rules only, or the previous model kept on a reload
+     */
+    PREEMPT_REQUIRE_MODEL_DIGESTS: bool.default(false),
   })
   .superRefine((c, ctx) => {
     if (c.PREEMPT_VENUE === 'webhook') {

@@ -92,9 +92,19 @@ export function modelHolderFor(
   const disabled: ScorerLoader = async () => {
     throw new Error('PREEMPT_USE_MODEL=false: rules only');
   };
+  const base = loader ?? defaultLoader;
+  const verifiedOnly: ScorerLoader = async (dir) => {
+    const scorer = await base(dir);
+    if (scorer.info.filesVerified) return scorer;
+    await scorer.close();
+    throw new Error(
+      `model in ${dir} records no sha256 digests of its files (metadata.json "digests"), so they cannot be checked; ` +
+        'PREEMPT_REQUIRE_MODEL_DIGESTS refuses it (retrain it, or unset that setting to load it unverified)',
+    );
+  };
   return new ModelHolder(
     config.PREEMPT_MODEL_DIR,
-    config.PREEMPT_USE_MODEL ? (loader ?? defaultLoader) : disabled,
+    config.PREEMPT_USE_MODEL ? (config.PREEMPT_REQUIRE_MODEL_DIGESTS ? verifiedOnly : base) : disabled,
     log,
     FEATURE_SCHEMA_HASH,
     onChange,
