@@ -144,8 +144,15 @@ export async function nearestExisting(
 export async function checkOutDir(dir: string, option = '--out'): Promise<void> {
   const existing = await stat(dir).catch(() => undefined);
   if (existing && !existing.isDirectory()) throw new Error(`${option} ${dir}: exists and is not a directory`);
-  const { path: at, stats: st } = await nearestExisting(dir).catch(() => {
-    throw new Error(`${option} ${dir}: no existing parent directory`);
+  // walk up past missing paths and paths under a file (named below); any other failure (a symbolic-link loop,
+  // a parent that cannot be searched) is reported as it is, not walked past to an ancestor that looks fine
+  const missing = (e: unknown) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR';
+  };
+  const { path: at, stats: st } = await nearestExisting(dir, missing).catch((e: unknown) => {
+    if (missing(e)) throw new Error(`${option} ${dir}: no existing parent directory`);
+    throw new Error(`${option} ${dir}: ${(e as Error).message}`);
   });
   if (!st.isDirectory()) throw new Error(`${option} ${dir}: ${at} is not a directory`);
   try {

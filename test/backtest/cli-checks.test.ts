@@ -64,6 +64,10 @@ describe('the report directory', () => {
     await expect(checkOutDir(file)).rejects.toThrow(/--out .*a-file: exists and is not a directory/);
     await expect(checkOutDir(join(file, 'sub'))).rejects.toThrow(/a-file is not a directory/);
     await expect(checkOutDir(join(dir, 'new', 'deeper'))).resolves.toBeUndefined();
+    // a symbolic-link loop is named, not walked past to the writable directory above it
+    const loop = join(dir, 'loop');
+    symlinkSync(loop, loop);
+    await expect(checkOutDir(join(loop, 'out'))).rejects.toThrow(/--out .*loop.*ELOOP/);
     const r = await preempt(
       'backtest',
       '--scenario',
