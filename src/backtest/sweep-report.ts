@@ -9,7 +9,13 @@ import { lineChart, type Series } from '../report/svg-chart.js';
 import { BAD_DEBT_CAUSES } from './attribution.js';
 import { BacktestInputError } from './policies.js';
 import { formatAttribution } from './report.js';
-import type { ReusableSweep, SweepPoint, SweepResult, SweepSignal } from './sweep.js';
+import {
+  atSettingsText,
+  type ReusableSweep,
+  type SweepPoint,
+  type SweepResult,
+  type SweepSignal,
+} from './sweep.js';
 
 const usd = (v: number) =>
   `${v < 0 ? '-' : ''}$${Math.abs(v).toLocaleString('en-US', { maximumFractionDigits: 0 })}`;
@@ -71,6 +77,9 @@ export function formatSweepTable(r: SweepResult): string {
     ...rows.map((c) => `| ${c.join(' | ')} |`),
     '',
     `verdict: ${r.comparison.verdict}`,
+    ...(r.atSettings
+      ? [`at the policy's own settings (${r.atSettings.label}): ${atSettingsText(r.atSettings)}`]
+      : []),
   ].join('\n');
 }
 

@@ -11,6 +11,7 @@ import * as keys from './commands/keys.js';
 import * as scoreHistory from './commands/score-history.js';
 import * as simulate from './commands/simulate.js';
 import * as start from './commands/start.js';
+import * as sweepSummary from './commands/sweep-summary.js';
 import * as train from './commands/train.js';
 import * as validate from './commands/validate.js';
 import * as worker from './commands/worker.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   scoreHistory.register(program);
   evaluate.register(program);
   backtest.register(program);
+  sweepSummary.register(program);
   start.register(program);
   api.register(program);
   worker.register(program);

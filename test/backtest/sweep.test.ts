@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BAD_DEBT_CAUSES } from '../../src/backtest/attribution.js';
-import { runSweep, type SweepResult, type SweepSignal } from '../../src/backtest/sweep.js';
+import {
+  atSettings,
+  atSettingsText,
+  runSweep,
+  type SweepResult,
+  type SweepSignal,
+} from '../../src/backtest/sweep.js';
 import {
   formatSweepTable,
   frontierChart,
@@ -222,6 +228,88 @@ describe('threshold sweep', () => {
     expect(points(a).every((p) => p.reducedNotional > 0)).toBe(true);
     expect(points(b)).toEqual(points(a));
   }, 120_000);
+
+  it("without --gates runs the policy's own gate; reports the run at the policy's own settings against the rule", async () => {
+    const { reduceGateMarginRatio: _ungated, ...tiers } = SMALL.policyConfig;
+    const r = await runSweep({
+      ...SMALL,
+      policyConfig: tiers, // pdReduce 0.2 from the tiers, the gate left to the defaults (equity/MM < 5)
+      scorer: scorer(),
+      pdThresholds: [0.2, 0.5],
+      ratioThresholds: [1.5, 3, 5],
+    });
+    const predictive = r.points.filter((p) => p.signal === 'predictive');
+    expect(predictive.map((p) => [p.label, p.gate])).toEqual([
+      ['predictive pd>=0.2 ratio<5', 5],
+      ['predictive pd>=0.5 ratio<5', 5],
+    ]);
+    // on this short crash the gated run at pd 0.2 avoids less than any run of the rule: nothing to compare
+    const own = predictive[0]!;
+    const ruleLeast = Math.min(...r.frontiers['margin-ratio'].map((f) => f.avoided));
+    expect(own.avoided).toBeLessThan(ruleLeast);
+    expect(r.atSettings).toBeNull();
+    expect(formatSweepTable(r)).not.toContain("at the policy's own settings");
+    // where there is a comparison, the table prints it after the verdict
+    const at = atSettings(
+      [
+        { ...own, avoided: 0.7 },
+        ...r.points.filter((p) => p.signal === 'margin-ratio').map((p) => ({ ...p, avoided: 0.6 })),
+      ],
+      0.2,
+      5,
+    );
+    expect(at?.verdict).toBe('beyond');
+    expect(formatSweepTable({ ...r, atSettings: at })).toContain(
+      `verdict: ${r.comparison.verdict}\nat the policy's own settings (${own.label}): 70.0% avoided with ${own.falseAlarms} false alarms`,
+    );
+    // a sweep without a run at the policy's own settings has nothing to report there
+    const other = await runSweep({ ...SMALL, scorer: scorer(), pdThresholds: [0.5], ratioThresholds: [1.5] });
+    expect(other.atSettings).toBeNull();
+  }, 60_000);
+
+  it('atSettings: interpolates the rule at the run, calls a gap of at most 4 level, and says when the rule never gets there', () => {
+    const pt = (
+      signal: SweepSignal,
+      threshold: number,
+      avoided: number,
+      falseAlarms: number,
+      gate?: number,
+    ) => ({
+      signal,
+      label: `${signal} ${threshold} ${gate ?? ''}`,
+      threshold,
+      gate,
+      avoided,
+      falseAlarms,
+      reducedRatio: 1,
+    });
+    const rule = [
+      pt('margin-ratio', 3, 0.4, 40),
+      pt('margin-ratio', 5, 0.6, 100),
+      pt('margin-ratio', 8, 0.8, 200),
+    ];
+    // at 0.7 the rule's frontier is at 150: 90 is 60 fewer
+    const fewer = atSettings([pt('predictive', 0.02, 0.7, 90, 5), ...rule], 0.02, 5);
+    expect(fewer?.verdict).toBe('fewer');
+    expect(fewer?.ratioFalseAlarms).toBeCloseTo(150, 9);
+    expect(fewer?.diff).toBeCloseTo(-60, 9);
+    expect(atSettingsText(fewer!)).toContain('about 150: 60 fewer');
+    expect(atSettings([pt('predictive', 0.02, 0.7, 153, 5), ...rule], 0.02, 5)?.verdict).toBe('level');
+    expect(atSettings([pt('predictive', 0.02, 0.7, 155, 5), ...rule], 0.02, 5)?.verdict).toBe('more');
+    expect(atSettings([pt('predictive', 0.02, 0.7, 147, 5), ...rule], 0.02, 5)?.verdict).toBe('level');
+    expect(atSettings([pt('predictive', 0.02, 0.7, 145, 5), ...rule], 0.02, 5)?.verdict).toBe('fewer');
+    const beyond = atSettings([pt('predictive', 0.02, 0.9, 300, 5), ...rule], 0.02, 5);
+    expect(beyond).toMatchObject({ ratioFalseAlarms: null, diff: null, verdict: 'beyond' });
+    expect(atSettingsText(beyond!)).toContain('never avoids as much (its best: 80.0% with 200 false alarms)');
+    // below the rule's least-avoiding point there is nothing to compare; another gate is another run
+    expect(atSettings([pt('predictive', 0.02, 0.3, 10, 5), ...rule], 0.02, 5)).toBeNull();
+    expect(atSettings([pt('predictive', 0.02, 0.7, 90, 8), ...rule], 0.02, 5)).toBeNull();
+    // a dominated rule point is not on the frontier: 0.7 interpolates between 0.6/100 and 0.8/200 still
+    const withDominated = [...rule, pt('margin-ratio', 6, 0.65, 400)];
+    expect(
+      atSettings([pt('predictive', 0.02, 0.7, 90, 5), ...withDominated], 0.02, 5)?.ratioFalseAlarms,
+    ).toBeCloseTo(150, 9);
+  });
 
   it('rejects bad threshold lists', async () => {
     const base = { scenario: SHORT_CRASH, accounts: 10, seed: 1, constantPd: 0 };

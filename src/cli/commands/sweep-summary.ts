@@ -1,0 +1,129 @@
+/**
+ * `preempt sweep-summary FILE...`: one row per sweep (`sweep.json` written by `backtest --sweep --out`): the
+ * predictive run at the policy's own settings (pdReduce and margin-ratio gate: the file's policy config over
+ * the defaults, or `--pd-reduce` / `--gate`) against the margin-ratio rule's frontier at the same bad debt
+ * avoided, beside the sweep's verdict over the whole range. Issue #8's third goal over many sweeps, read from
+ * files already written, without running anything.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { type AtSettings, atSettings, atSettingsText } from '../../backtest/sweep.js';
+import { DEFAULT_POLICY_CONFIG } from '../../margin/index.js';
+
+const finite = z.number().finite();
+const SummarySchema = z.object({
+  scenario: z.string(),
+  accounts: z.number().int().positive(),
+  seed: z.number().int(),
+  policyConfig: z.looseObject({
+    pdReduce: finite.optional(),
+    reduceGateMarginRatio: finite.optional(),
+  }),
+  points: z.array(
+    z.looseObject({
+      signal: z.enum(['predictive', 'margin-ratio']),
+      label: z.string(),
+      threshold: finite,
+      gate: finite.optional(),
+      avoided: finite.nullable(),
+      falseAlarms: z.number().int().nonnegative(),
+      reducedRatio: finite,
+    }),
+  ),
+  comparison: z.looseObject({ verdict: z.string() }),
+});
+
+export interface SummaryRow {
+  file: string;
+  scenario: string;
+  accounts: number;
+  seed: number;
+  pdReduce: number;
+  gate: number;
+  at: AtSettings | null;
+  verdict: string;
+}
+
+/** Reads one sweep.json; a bad file is an error naming the file and the field. */
+export async function summarizeSweep(
+  file: string,
+  over: { pdReduce?: number; gate?: number } = {},
+): Promise<SummaryRow> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  const parsed = SummarySchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`${file}: not a sweep.json: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const s = parsed.data;
+  const pdReduce = over.pdReduce ?? s.policyConfig.pdReduce ?? DEFAULT_POLICY_CONFIG.pdReduce;
+  const gate =
+    over.gate ?? s.policyConfig.reduceGateMarginRatio ?? DEFAULT_POLICY_CONFIG.reduceGateMarginRatio;
+  return {
+    file,
+    scenario: s.scenario,
+    accounts: s.accounts,
+    seed: s.seed,
+    pdReduce,
+    gate,
+    at: atSettings(s.points, pdReduce, gate),
+    verdict: s.comparison.verdict,
+  };
+}
+
+/** The table (Markdown) and a count of the verdicts at the settings. */
+export function formatSummary(rows: readonly SummaryRow[]): string {
+  const lines = [
+    '| scenario | accounts | seed | at pd >= pdReduce, gate | verdict over the range both reach |',
+    '|---|---|---|---|---|',
+  ];
+  const counts = { fewer: 0, level: 0, more: 0, beyond: 0, none: 0 };
+  for (const r of rows) {
+    const at = r.at
+      ? `${atSettingsText(r.at)}${r.at.verdict === 'more' ? ' **(more)**' : ''}`
+      : `no predictive run at pd ${r.pdReduce}, gate ${r.gate} that the rule reaches`;
+    counts[r.at ? r.at.verdict : 'none']++;
+    lines.push(`| ${r.scenario} | ${r.accounts} | ${r.seed} | ${at} | ${r.verdict} |`);
+  }
+  lines.push(
+    '',
+    `${rows.length} sweeps: fewer false alarms than the rule at the same bad debt avoided in ${counts.fewer + counts.beyond} (${counts.beyond} of them beyond the rule's reach), level in ${counts.level}, more in ${counts.more}; not compared in ${counts.none}`,
+  );
+  return lines.join('\n');
+}
+
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: ${v} is not a number >= 0`);
+  return n;
+};
+
+export function register(program: Command): void {
+  program
+    .command('sweep-summary')
+    .description(
+      "the predictive run at the policy's own settings against the margin-ratio rule at the same bad debt avoided, one row per sweep.json",
+    )
+    .argument('<files...>', 'sweep.json files (written by backtest --sweep --out)')
+    .option(
+      '--pd-reduce <p>',
+      "pdReduce of the run to compare (default: the sweep's policy config, else 0.02)",
+      num('--pd-reduce'),
+    )
+    .option(
+      '--gate <ratio>',
+      "its margin-ratio gate, 0 for none (default: the sweep's policy config, else 5)",
+      num('--gate'),
+    )
+    .action(async (files: string[], opts: { pdReduce?: number; gate?: number }) => {
+      const rows: SummaryRow[] = [];
+      for (const f of files) rows.push(await summarizeSweep(f, opts));
+      process.stdout.write(`${formatSummary(rows)}\n`);
+    });
+}
