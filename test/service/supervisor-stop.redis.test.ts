@@ -9,7 +9,11 @@ import { type Kit, runnerKit } from './runner-kit.js';
 import { eventually } from './wait.js';
 
 let kit: Kit | undefined;
+/** lets a held stop finish, so that a failed assertion does not leave the kit's close waiting on it */
+let releaseHeld: (() => void) | undefined;
 afterEach(async () => {
+  releaseHeld?.();
+  releaseHeld = undefined;
   vi.restoreAllMocks();
   await kit?.close();
   kit = undefined;
@@ -24,6 +28,7 @@ describe('a lost shard', () => {
     const released = new Promise<void>((r) => {
       release = r;
     });
+    releaseHeld = release;
     let slowStops = 0;
     const stop = ShardRunner.prototype.stop;
     vi.spyOn(ShardRunner.prototype, 'stop').mockImplementation(async function (this: ShardRunner) {
@@ -46,11 +51,18 @@ describe('a lost shard', () => {
       'the supervisor to see shard 0 lost',
     );
     expect(slowStops).toBe(1);
-    // shard 1's lease is renewed while shard 0's runner is still stopping (a renewal resets its ttl)
-    const ttl = await k.admin.pttl(lease1);
+    // shard 1's lease is renewed while shard 0's runner is still stopping: a renewal resets its ttl, so a
+    // sample above the one before it (polled every 25 ms; untouched, the ttl only falls) is a renewal. Comparing
+    // with the first sample only would miss renewals when that sample was taken just after one.
+    let previous = await k.admin.pttl(lease1);
     await eventually(
-      () => k.admin.pttl(lease1),
-      (t) => t > ttl,
+      async () => {
+        const ttl = await k.admin.pttl(lease1);
+        const renewed = ttl > previous;
+        previous = ttl;
+        return { ttl, renewed };
+      },
+      (s) => s.renewed,
       "shard 1's lease to be renewed",
       3 * leaseMs,
     );
