@@ -140,30 +140,47 @@ export interface FrontierComparison {
 /**
  * The predictive run at the policy's own settings (its pdReduce and margin-ratio gate) against the margin-ratio
  * rule's frontier at the same bad debt avoided: issue #8's check of a default ("fewer false alarms than the
- * non-ML rule at the same bad debt"). `ratioFalseAlarms` is null where the rule's frontier does not reach that
- * level (`ratioBest` then says how far it gets).
+ * non-ML rule at the same bad debt"). Where the rule's frontier never avoids as much, the verdict is `beyond`
+ * and `ratioBest` says how far it gets.
  */
-export interface AtSettings {
+export type AtSettings = {
   label: string;
   avoided: number;
   falseAlarms: number;
   reducedRatio: number;
-  /** the margin-ratio frontier's false alarms at `avoided`, linearly interpolated */
-  ratioFalseAlarms: number | null;
-  /** the rule's most-avoiding frontier point, when it stays below `avoided` */
-  ratioBest?: { avoided: number; falseAlarms: number };
-  /** predictive minus rule (negative: fewer); null where the rule does not reach the level */
-  diff: number | null;
-  /** fewer / level (|diff| <= levelWithin) / more; beyond: the rule never avoids as much */
-  verdict: 'fewer' | 'level' | 'more' | 'beyond';
-}
+} & (
+  | {
+      /** fewer / level (|diff| <= LEVEL_WITHIN) / more */
+      verdict: 'fewer' | 'level' | 'more';
+      /** the margin-ratio frontier's false alarms at `avoided`, linearly interpolated */
+      ratioFalseAlarms: number;
+      /** predictive minus rule (negative: fewer) */
+      diff: number;
+    }
+  | {
+      verdict: 'beyond';
+      ratioFalseAlarms: null;
+      diff: null;
+      /** the rule's most-avoiding frontier point */
+      ratioBest: { avoided: number; falseAlarms: number };
+    }
+);
 
 /** |diff| at or below which `atSettings` calls the two level (false alarms) */
 export const LEVEL_WITHIN = 4;
 
+/** The pdReduce and margin-ratio gate a policy config runs with: its overrides, else the defaults. */
+export function ownSettings(policyConfig: Partial<PolicyConfig>): { pdReduce: number; gate: number } {
+  return {
+    pdReduce: policyConfig.pdReduce ?? DEFAULT_POLICY_CONFIG.pdReduce,
+    gate: policyConfig.reduceGateMarginRatio ?? DEFAULT_POLICY_CONFIG.reduceGateMarginRatio,
+  };
+}
+
 /**
  * `AtSettings` for the predictive point run with `pdReduce` and `gate` (0 = no gate), or null when the sweep
- * has no such run. `points` are a sweep's; the rule's frontier is taken from its margin-ratio points.
+ * has no such run, or when that run avoids less than any run of the rule (nothing to compare it with).
+ * `points` are a sweep's; the rule's frontier is taken from its margin-ratio points.
  */
 export function atSettings(
   points: readonly Pick<
@@ -183,39 +200,32 @@ export function atSettings(
       .filter((q) => q.signal === 'margin-ratio' && q.avoided !== null)
       .map((q) => ({ avoided: q.avoided as number, falseAlarms: q.falseAlarms, threshold: q.threshold })),
   );
-  const at = interpolateFrontier(rule, p.avoided);
-  const last = rule[rule.length - 1];
   const base = {
     label: p.label,
     avoided: p.avoided,
     falseAlarms: p.falseAlarms,
     reducedRatio: p.reducedRatio,
   };
-  if (at === null) {
-    // below the rule's least-avoiding point the rule is not compared either (null verdict would hide it)
-    if (last && p.avoided > last.avoided)
-      return {
-        ...base,
-        ratioFalseAlarms: null,
-        ratioBest: { avoided: last.avoided, falseAlarms: last.falseAlarms },
-        diff: null,
-        verdict: 'beyond',
-      };
-    return null;
+  const at = interpolateFrontier(rule, p.avoided);
+  if (at !== null) {
+    const diff = p.falseAlarms - at;
+    const verdict = Math.abs(diff) <= LEVEL_WITHIN ? 'level' : diff < 0 ? 'fewer' : 'more';
+    return { ...base, verdict, ratioFalseAlarms: at, diff };
   }
-  const diff = p.falseAlarms - at;
-  const verdict = Math.abs(diff) <= LEVEL_WITHIN ? 'level' : diff < 0 ? 'fewer' : 'more';
-  return { ...base, ratioFalseAlarms: at, diff, verdict };
+  const last = rule[rule.length - 1];
+  if (!last || p.avoided < last.avoided) return null;
+  const ratioBest = { avoided: last.avoided, falseAlarms: last.falseAlarms };
+  return { ...base, verdict: 'beyond', ratioFalseAlarms: null, diff: null, ratioBest };
 }
 
 /** One line for `atSettings`: what the sweep's table and `preempt sweep-summary` print. */
 export function atSettingsText(a: AtSettings): string {
   const head = `${(a.avoided * 100).toFixed(1)}% avoided with ${a.falseAlarms} false alarms, reduced ${a.reducedRatio.toFixed(2)}x`;
   if (a.verdict === 'beyond')
-    return `${head}; the margin-ratio rule never avoids as much (its best: ${((a.ratioBest?.avoided ?? 0) * 100).toFixed(1)}% with ${a.ratioBest?.falseAlarms} false alarms)`;
-  const n = Math.round(Math.abs(a.diff as number));
-  const how = a.verdict === 'level' ? `level (within ${LEVEL_WITHIN})` : `${n} ${a.verdict}`;
-  return `${head}; the margin-ratio frontier at the same bad debt avoided: about ${Math.round(a.ratioFalseAlarms as number)}: ${how}`;
+    return `${head}; the margin-ratio rule never avoids as much (its best: ${(a.ratioBest.avoided * 100).toFixed(1)}% with ${a.ratioBest.falseAlarms} false alarms)`;
+  const how =
+    a.verdict === 'level' ? `level (within ${LEVEL_WITHIN})` : `${Math.round(Math.abs(a.diff))} ${a.verdict}`;
+  return `${head}; the margin-ratio frontier at the same bad debt avoided: about ${Math.round(a.ratioFalseAlarms)}: ${how}`;
 }
 
 export interface SweepResult {
@@ -384,7 +394,8 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   if (opts.pdThresholds.length + opts.ratioThresholds.length === 0)
     throw new BacktestInputError('the sweep needs at least one threshold');
   const base = opts.policyConfig ?? {};
-  const gates = opts.gates ?? [base.reduceGateMarginRatio ?? DEFAULT_POLICY_CONFIG.reduceGateMarginRatio];
+  const own = ownSettings(base);
+  const gates = opts.gates ?? [own.gate];
   check('gates', gates, (v) => Number.isFinite(v) && v >= 0);
   if (gates.length === 0) throw new BacktestInputError('gates: give at least one (0 for no gate)');
   const exitFactors = opts.ratioExitFactors ?? [1];
@@ -498,11 +509,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
       'predictive',
       'margin-ratio',
     ),
-    atSettings: atSettings(
-      points,
-      base.pdReduce ?? DEFAULT_POLICY_CONFIG.pdReduce,
-      base.reduceGateMarginRatio ?? DEFAULT_POLICY_CONFIG.reduceGateMarginRatio,
-    ),
+    atSettings: atSettings(points, own.pdReduce, own.gate),
     ...(opts.ratioFrom ? { ratioFrom: opts.ratioFrom.source } : {}),
   };
 }

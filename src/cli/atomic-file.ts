@@ -142,8 +142,6 @@ export async function nearestExisting(
  * else its nearest existing ancestor must be a writable directory. `option` names the flag in the message.
  */
 export async function checkOutDir(dir: string, option = '--out'): Promise<void> {
-  const existing = await stat(dir).catch(() => undefined);
-  if (existing && !existing.isDirectory()) throw new Error(`${option} ${dir}: exists and is not a directory`);
   // walk up past missing paths and paths under a file (named below); any other failure (a symbolic-link loop,
   // a parent that cannot be searched) is reported as it is, not walked past to an ancestor that looks fine
   const missing = (e: unknown) => {
@@ -154,7 +152,12 @@ export async function checkOutDir(dir: string, option = '--out'): Promise<void> 
     if (missing(e)) throw new Error(`${option} ${dir}: no existing parent directory`);
     throw new Error(`${option} ${dir}: ${(e as Error).message}`);
   });
-  if (!st.isDirectory()) throw new Error(`${option} ${dir}: ${at} is not a directory`);
+  if (!st.isDirectory())
+    throw new Error(
+      at === resolve(dir)
+        ? `${option} ${dir}: exists and is not a directory`
+        : `${option} ${dir}: ${at} is not a directory`,
+    );
   try {
     await access(at, constants.W_OK | constants.X_OK);
   } catch {

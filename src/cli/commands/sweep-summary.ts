@@ -8,8 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { type AtSettings, atSettings, atSettingsText } from '../../backtest/sweep.js';
-import { DEFAULT_POLICY_CONFIG } from '../../margin/index.js';
+import { type AtSettings, atSettings, atSettingsText, ownSettings } from '../../backtest/sweep.js';
 
 const finite = z.number().finite();
 const SummarySchema = z.object({
@@ -62,9 +61,9 @@ export async function summarizeSweep(
     throw new Error(`${file}: not a sweep.json: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const s = parsed.data;
-  const pdReduce = over.pdReduce ?? s.policyConfig.pdReduce ?? DEFAULT_POLICY_CONFIG.pdReduce;
-  const gate =
-    over.gate ?? s.policyConfig.reduceGateMarginRatio ?? DEFAULT_POLICY_CONFIG.reduceGateMarginRatio;
+  const own = ownSettings(s.policyConfig);
+  const pdReduce = over.pdReduce ?? own.pdReduce;
+  const gate = over.gate ?? own.gate;
   return {
     file,
     scenario: s.scenario,
