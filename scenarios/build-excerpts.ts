@@ -9,8 +9,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBars, sliceBars } from '../src/sim/market/bars.js';
 import { loadFundingHistory } from '../src/sim/market/funding-history.js';
+import { MARKET_DATA_DIR } from './market-data.js';
 
-const dir = process.env.PREEMPT_MARKET_DATA ?? join(import.meta.dirname, '../../shared/data/market');
+const dir = MARKET_DATA_DIR;
 const out = join(import.meta.dirname, 'data');
 
 const PROVENANCE: Record<string, string> = {

@@ -5,19 +5,14 @@
  * scenarios/README.md). Needs ../shared/data/market (or PREEMPT_MARKET_DATA); run: `npx tsx scenarios/fit-funding.ts`.
  */
 import { join } from 'node:path';
-import { type Bar, loadBars, sliceBars } from '../src/sim/market/bars.js';
 import { FUNDING_INTERVAL_MS, loadFundingHistory } from '../src/sim/market/funding-history.js';
+import { correlationMatrix, mean, variance } from '../src/sim/paths/stats.js';
+import { btcHourlyBars, MARKET_DATA_DIR } from './market-data.js';
 
-const dir = process.env.PREEMPT_MARKET_DATA ?? join(import.meta.dirname, '../../shared/data/market');
-const T2022 = Date.parse('2022-01-01T00:00:00Z');
 const HOUR_MS = 3_600_000;
-// BTC hourly closes as fit-params.ts takes them: Bitstamp until 2021, CCCAGG from 2022
-const bars: Bar[] = [
-  ...sliceBars(loadBars(join(dir, 'btcusd_bitstamp_1h_2018-05_2022-08.csv')).bars, 0, T2022),
-  ...loadBars(join(dir, 'btcusd_cccagg_1h.csv')).bars,
-];
-const closeAt = new Map(bars.map((b) => [b.ts, b.close]));
-const funding = loadFundingHistory(join(dir, 'binance_btcusdt_funding_8h_2019-09_2026-02.csv'));
+// BTC hourly closes as fit-params.ts takes them
+const closeAt = new Map(btcHourlyBars().map((b) => [b.ts, b.close]));
+const funding = loadFundingHistory(join(MARKET_DATA_DIR, 'binance_btcusdt_funding_8h_2019-09_2026-02.csv'));
 
 // rate settled at t against ln(close at t / close 8 h before), both hours on the hourly grid
 const x: number[] = [];
@@ -31,24 +26,17 @@ for (const p of funding) {
   y.push(p.rate);
 }
 const n = x.length;
-const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-const mx = mean(x);
-const my = mean(y);
-let sxy = 0;
-let sxx = 0;
-let syy = 0;
-for (let i = 0; i < n; i++) {
-  sxy += (x[i]! - mx) * (y[i]! - my);
-  sxx += (x[i]! - mx) ** 2;
-  syy += (y[i]! - my) ** 2;
-}
-const k = sxy / sxx;
+const r = correlationMatrix([x, y])[0]![1]!;
+// least-squares slope cov(x, y) / var(x) = r * sd(y) / sd(x)
+const k = r * Math.sqrt(variance(y) / variance(x));
 const sorted = [...y].sort((a, b) => a - b);
 const q = (p: number) => sorted[Math.min(n - 1, Math.floor(p * n))]!;
 console.log(`settlements matched to BTC closes: ${n} of ${funding.length}`);
 console.log(`rate: median ${q(0.5)}, 1%..99% ${q(0.01)}..${q(0.99)}, min ${sorted[0]}, max ${sorted[n - 1]}`);
-console.log(`correlation with the 8 h log return: ${(sxy / Math.sqrt(sxx * syy)).toFixed(4)}`);
-console.log(`least squares: rate = ${(my - k * mx).toPrecision(3)} + ${k.toPrecision(3)} * (8 h log return)`);
+console.log(`correlation with the 8 h log return: ${r.toFixed(4)}`);
+console.log(
+  `least squares: rate = ${(mean(y) - k * mean(x)).toPrecision(3)} + ${k.toPrecision(3)} * (8 h log return)`,
+);
 for (const [lo, hi] of [
   [-1, -0.08],
   [-0.08, -0.02],

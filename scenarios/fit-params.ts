@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Bar, loadBars, sliceBars } from '../src/sim/market/bars.js';
+import { type Bar, sliceBars } from '../src/sim/market/bars.js';
 import { type SyntheticMarket, simulateSynthetic } from '../src/sim/paths/garch.js';
 import { fitCrashRegime, fitGarchT, fitJumps } from '../src/sim/paths/garch-fit.js';
 import {
@@ -17,15 +17,9 @@ import {
   excessKurtosis,
   logReturns,
 } from '../src/sim/paths/stats.js';
+import { btcHourlyBars, loadMarketBars as load, T2022 } from './market-data.js';
 
-const dir = process.env.PREEMPT_MARKET_DATA ?? join(import.meta.dirname, '../../shared/data/market');
-const load = (f: string): Bar[] => loadBars(join(dir, f)).bars;
-const T2022 = Date.parse('2022-01-01T00:00:00Z');
-
-const btc = [
-  ...sliceBars(load('btcusd_bitstamp_1h_2018-05_2022-08.csv'), 0, T2022),
-  ...load('btcusd_cccagg_1h.csv'),
-];
+const btc = btcHourlyBars();
 const eth = [
   ...sliceBars(load('ethusdt_binance_1h_2017-08_2021-06.csv'), 0, T2022),
   ...load('ethusd_cccagg_1h.csv'),
