@@ -137,6 +137,12 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
     to: '2024-08-07T00:00:00Z',
     bars: CCCAGG_BTC_ETH_SOL,
   },
+  {
+    id: 'feb-2025',
+    from: '2025-02-01T00:00:00Z',
+    to: '2025-02-05T00:00:00Z',
+    bars: CCCAGG_BTC_ETH_SOL,
+  },
 ];
 
 for (const w of windows) {

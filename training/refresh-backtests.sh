@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the README's backtests for a model: every named scenario at 2,000 accounts with seed 1 (report,
-# charts), and the threshold sweeps (seeds 1, 2 and 3 on the seven real crash days). The margin-ratio
-# rule's sweep runs do not use the model, so they are taken from the sweeps already in docs/backtests
+# charts), and the threshold sweeps (seeds 1, 2 and 3 on the seven judged real crash days; seed 1 on feb-2025,
+# the threshold-selection day). The margin-ratio rule's sweep runs do not use the model, so they are taken from
+# the sweeps already in docs/backtests
 # (--ratio-from refuses unless the liquidation-only run is the same to the cent); only the predictive runs run.
 #   [MODEL=models/default] [OUT=docs/backtests] bash training/refresh-backtests.sh [SCENARIO...]
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 model=${MODEL:-models/default}
 out=${OUT:-docs/backtests}
 days=("$@")
-[ ${#days[@]} -gt 0 ] || days=(black-thursday-2020 may-2021 ftx-2022 oct-2025 luna-2022 jun-2022 aug-2024 flash-crash)
+[ ${#days[@]} -gt 0 ] || days=(black-thursday-2020 may-2021 ftx-2022 oct-2025 luna-2022 jun-2022 aug-2024 flash-crash feb-2025)
 run() { node bin/preempt.js "$@" --model "$model"; }
 for day in "${days[@]}"; do
   run backtest --scenario "$day" --accounts 2000 --seed 1 --out "$out/$day"
@@ -21,6 +22,9 @@ for day in "${days[@]}"; do
     [ "$sweep" = sweep-seed3 ] && seed=3
     if [ "$sweep" = sweep-seed3 ]; then
       grid=(--pd-thresholds 0.02,0.1 --gates 5,6.5 --ratio-thresholds 1.5,2,3,5,8,12)
+    elif [ "$day" = feb-2025 ]; then
+      # the threshold-selection day: the pd thresholds swept too
+      grid=(--pd-thresholds 0.02,0.05,0.1 --gates 3,5,8 --ratio-thresholds 1.5,2,3,5,8,12)
     elif [ "$day" = black-thursday-2020 ]; then
       grid=(--pd-thresholds 0.02,0.2,0.5 --gates 5,8,12 --ratio-thresholds 1.5,2,3,5,8,12)
     else

@@ -204,6 +204,7 @@ describe('scenarios', () => {
       'luna-2022',
       'jun-2022',
       'aug-2024',
+      'feb-2025',
     ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
