@@ -4,14 +4,28 @@
 # the threshold-selection day). The margin-ratio rule's sweep runs do not use the model, so they are taken from
 # the sweeps already in docs/backtests
 # (--ratio-from refuses unless the liquidation-only run is the same to the cent); only the predictive runs run.
-#   [MODEL=models/default] [OUT=docs/backtests] bash training/refresh-backtests.sh [SCENARIO...]
+# POLICY_CONFIG (JSON, as --policy-config) is passed to every run; its pdReduce and gate
+# (reduceGateMarginRatio) are added to every sweep's grid, so that each sweep judges them (sweep-summary). The
+# rule's runs are still reused: they do not depend on the pd tier's settings (--ratio-from checks the rest).
+#   [MODEL=models/default] [OUT=docs/backtests] [POLICY_CONFIG=JSON] bash training/refresh-backtests.sh [SCENARIO...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${MODEL:-models/default}
 out=${OUT:-docs/backtests}
 days=("$@")
 [ ${#days[@]} -gt 0 ] || days=(black-thursday-2020 may-2021 ftx-2022 oct-2025 luna-2022 jun-2022 aug-2024 flash-crash feb-2025)
-run() { node bin/preempt.js "$@" --model "$model"; }
+config=()
+own_pd='' own_gate=''
+if [ -n "${POLICY_CONFIG:-}" ]; then
+  config=(--policy-config "$POLICY_CONFIG")
+  own_pd=$(node -e 'const c = JSON.parse(process.argv[1]); if (c.pdReduce !== undefined) console.log(c.pdReduce)' "$POLICY_CONFIG")
+  own_gate=$(node -e 'const c = JSON.parse(process.argv[1]); if (c.reduceGateMarginRatio !== undefined) console.log(c.reduceGateMarginRatio)' "$POLICY_CONFIG")
+fi
+# with_own LIST VALUE: the comma-separated LIST with VALUE added unless it is empty or already there
+with_own() {
+  if [ -z "$2" ] || [[ ",$1," == *",$2,"* ]]; then echo "$1"; else echo "$1,$2"; fi
+}
+run() { node bin/preempt.js "$@" --model "$model" "${config[@]}"; }
 for day in "${days[@]}"; do
   run backtest --scenario "$day" --accounts 2000 --seed 1 --out "$out/$day"
   for sweep in sweep sweep-seed2 sweep-seed3; do
@@ -30,6 +44,8 @@ for day in "${days[@]}"; do
     else
       grid=(--pd-thresholds 0.02 --gates 3,5,8 --ratio-thresholds 3,5,8,12)
     fi
+    grid[1]=$(with_own "${grid[1]}" "$own_pd")
+    grid[3]=$(with_own "${grid[3]}" "$own_gate")
     run backtest --sweep --scenario "$day" --accounts 2000 --seed "$seed" "${grid[@]}" \
       --ratio-exit-factors 1,1.5,2 --ratio-from "$ratio" --out "$out/$day/$sweep"
   done

@@ -515,8 +515,29 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
 }
 
 /**
+ * The policy settings of the pd tiers. The margin-ratio rule's pd is 0 or 1 and it runs without the gate, so
+ * they cannot change its runs (a test runs it under two sets of them): `--ratio-from` ignores them when it
+ * compares policy configs, so a sweep of another pdReduce or gate can reuse the rule's runs.
+ */
+export const PD_TIER_KEYS = [
+  'pdWatch',
+  'pdReduce',
+  'pdHysteresis',
+  'pdFull',
+  'reduceGateMarginRatio',
+] as const satisfies readonly (keyof PolicyConfig)[];
+
+/** `c` without the pd tier's settings (`PD_TIER_KEYS`): what of a policy config the margin-ratio rule reads */
+export function withoutPdTier(c: Partial<PolicyConfig>): Partial<PolicyConfig> {
+  const rest: Partial<PolicyConfig> = { ...c };
+  for (const k of PD_TIER_KEYS) delete rest[k];
+  return rest;
+}
+
+/**
  * The requested margin-ratio settings, taken from the earlier sweep (checked before anything runs: same
- * scenario, population, policy config and late-minutes, every setting present); the reference run is
+ * scenario, population, late-minutes and policy config apart from the pd tier's settings, every setting
+ * present); the reference run is
  * compared right after it ran, before the predictive runs (`checkSameReference`).
  */
 function reusableRatioPoints(
@@ -532,8 +553,11 @@ function reusableRatioPoints(
   if (from.scenario !== scenario) refuse(`scenario ${from.scenario}, not ${scenario}`);
   if (from.accounts !== opts.accounts) refuse(`${from.accounts} accounts, not ${opts.accounts}`);
   if (from.seed !== opts.seed) refuse(`seed ${from.seed}, not ${opts.seed}`);
-  if (canonicalJson(from.policyConfig) !== canonicalJson(base))
-    refuse(`policy config ${canonicalJson(from.policyConfig)}, not ${canonicalJson(base)}`);
+  const ruleReads = (c: Partial<PolicyConfig>) => canonicalJson(withoutPdTier(c));
+  if (ruleReads(from.policyConfig) !== ruleReads(base))
+    refuse(
+      `policy config ${canonicalJson(from.policyConfig)}, not ${canonicalJson(base)} (they differ beyond the pd tier's ${PD_TIER_KEYS.join(', ')})`,
+    );
   const lateMinutes = opts.lateMinutes ?? DEFAULT_LATE_MINUTES;
   const points: SweepPoint[] = [];
   for (const v of wanted) {

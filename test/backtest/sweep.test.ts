@@ -183,9 +183,23 @@ describe('threshold sweep', () => {
       // refused: another population, another policy config, a setting it does not hold, another reference run
       const again = (o: object) => runSweep({ ...settings, constantPd: 0.05, ratioFrom, ...o });
       await expect(again({ seed: 4 })).rejects.toThrow(/--ratio-from .*: seed 3, not 4/);
-      await expect(again({ policyConfig: { ...SMALL.policyConfig, pdReduce: 0.3 } })).rejects.toThrow(
-        /policy config/,
+      await expect(again({ policyConfig: { ...SMALL.policyConfig, kSigma: 2 } })).rejects.toThrow(
+        /policy config .*differ beyond the pd tier's/,
       );
+      // ... but not for another pd tier (the rule's runs do not depend on it: the test below), whose own
+      // predictive run is the only one run
+      const otherTier = await runSweep({
+        ...settings,
+        constantPd: 0.05,
+        ratioFrom,
+        policyConfig: { ...SMALL.policyConfig, pdReduce: 0.3, reduceGateMarginRatio: 8 },
+      });
+      expect(otherTier.points.filter((p) => p.reused)).toHaveLength(4);
+      expect(otherTier.policyConfig).toEqual({
+        ...SMALL.policyConfig,
+        pdReduce: 0.3,
+        reduceGateMarginRatio: 8,
+      });
       await expect(again({ ratioThresholds: [1.5, 5] })).rejects.toThrow(/no run "margin-ratio <5"/);
       await expect(again({ lateMinutes: 30 })).rejects.toThrow(/late-minutes 15, not 30/);
       const tampered = {
