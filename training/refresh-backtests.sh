@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the README's backtests for a model: every named scenario at 2,000 accounts with seed 1 (report,
-# charts), and the threshold sweeps (seeds 1, 2 and 3 on the seven judged real crash days; seed 1 on feb-2025,
-# the threshold-selection day). The margin-ratio rule's sweep runs do not use the model, so they are taken from
+# charts), and the threshold sweeps (seeds 1, 2 and 3 on the seven judged real crash days and on feb-2025, the
+# threshold-selection day). The margin-ratio rule's sweep runs do not use the model, so they are taken from
 # the sweeps already in docs/backtests
 # (--ratio-from refuses unless the liquidation-only run is the same to the cent); only the predictive runs run.
 # POLICY_CONFIG (JSON, as --policy-config) is passed to every run; its pdReduce and gate
@@ -34,11 +34,11 @@ for day in "${days[@]}"; do
     seed=1
     [ "$sweep" = sweep-seed2 ] && seed=2
     [ "$sweep" = sweep-seed3 ] && seed=3
-    if [ "$sweep" = sweep-seed3 ]; then
-      grid=(--pd-thresholds 0.02,0.1 --gates 5,6.5 --ratio-thresholds 1.5,2,3,5,8,12)
-    elif [ "$day" = feb-2025 ]; then
-      # the threshold-selection day: the pd thresholds swept too
+    if [ "$day" = feb-2025 ]; then
+      # the threshold-selection day: the pd thresholds swept too, the same grid on every seed
       grid=(--pd-thresholds 0.02,0.05,0.1 --gates 3,5,8 --ratio-thresholds 1.5,2,3,5,8,12)
+    elif [ "$sweep" = sweep-seed3 ]; then
+      grid=(--pd-thresholds 0.02,0.1 --gates 5,6.5 --ratio-thresholds 1.5,2,3,5,8,12)
     elif [ "$day" = black-thursday-2020 ]; then
       grid=(--pd-thresholds 0.02,0.2,0.5 --gates 5,8,12 --ratio-thresholds 1.5,2,3,5,8,12)
     else
