@@ -143,6 +143,18 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
     to: '2025-02-05T00:00:00Z',
     bars: CCCAGG_BTC_ETH_SOL,
   },
+  {
+    id: 'jan-2022',
+    from: '2022-01-20T00:00:00Z',
+    to: '2022-01-25T00:00:00Z',
+    bars: CCCAGG_BTC_ETH_SOL,
+  },
+  {
+    id: 'feb-2026',
+    from: '2026-02-02T00:00:00Z',
+    to: '2026-02-07T00:00:00Z',
+    bars: CCCAGG_BTC_ETH_SOL,
+  },
 ];
 
 for (const w of windows) {

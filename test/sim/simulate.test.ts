@@ -205,6 +205,8 @@ describe('scenarios', () => {
       'jun-2022',
       'aug-2024',
       'feb-2025',
+      'jan-2022',
+      'feb-2026',
     ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
