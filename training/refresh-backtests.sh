@@ -5,9 +5,10 @@
 # sweep runs do not use the model, so they are taken from
 # the sweeps already in docs/backtests
 # (--ratio-from refuses unless the liquidation-only run is the same to the cent); only the predictive runs run.
-# POLICY_CONFIG (JSON, as --policy-config) is passed to every run; its pdReduce and gate
-# (reduceGateMarginRatio) are added to every sweep's grid, so that each sweep judges them (sweep-summary). The
-# rule's runs are still reused: they do not depend on the pd tier's settings (--ratio-from checks the rest).
+# POLICY_CONFIG (JSON, as --policy-config) is passed to every run; each sweep runs its pdReduce and gate
+# (reduceGateMarginRatio) too when the grid lacks them, and judges that run (sweep-summary). The rule's runs are
+# still reused, all of those in the earlier sweep: they do not depend on the pd tier's settings (--ratio-from
+# checks the rest).
 #   [MODEL=models/default] [OUT=docs/backtests] [POLICY_CONFIG=JSON] bash training/refresh-backtests.sh [SCENARIO...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,16 +18,7 @@ days=("$@")
 [ ${#days[@]} -gt 0 ] || days=(black-thursday-2020 may-2021 ftx-2022 oct-2025 luna-2022 jun-2022 aug-2024 flash-crash feb-2025
   jan-2022 feb-2026)
 config=()
-own_pd='' own_gate=''
-if [ -n "${POLICY_CONFIG:-}" ]; then
-  config=(--policy-config "$POLICY_CONFIG")
-  own_pd=$(node -e 'const c = JSON.parse(process.argv[1]); if (c.pdReduce !== undefined) console.log(c.pdReduce)' "$POLICY_CONFIG")
-  own_gate=$(node -e 'const c = JSON.parse(process.argv[1]); if (c.reduceGateMarginRatio !== undefined) console.log(c.reduceGateMarginRatio)' "$POLICY_CONFIG")
-fi
-# with_own LIST VALUE: the comma-separated LIST with VALUE added unless it is empty or already there
-with_own() {
-  if [ -z "$2" ] || [[ ",$1," == *",$2,"* ]]; then echo "$1"; else echo "$1,$2"; fi
-}
+[ -z "${POLICY_CONFIG:-}" ] || config=(--policy-config "$POLICY_CONFIG")
 run() { node bin/preempt.js "$@" --model "$model" "${config[@]}"; }
 for day in "${days[@]}"; do
   run backtest --scenario "$day" --accounts 2000 --seed 1 --out "$out/$day"
@@ -36,22 +28,20 @@ for day in "${days[@]}"; do
     seed=1
     [ "$sweep" = sweep-seed2 ] && seed=2
     [ "$sweep" = sweep-seed3 ] && seed=3
+    # the predictive grid; the rule's runs are all those of $ratio
     if [ "$day" = feb-2025 ]; then
       # the threshold-selection day: the pd thresholds swept too, the same grid on every seed
-      grid=(--pd-thresholds 0.02,0.05,0.1 --gates 3,5,8 --ratio-thresholds 1.5,2,3,5,8,12)
+      grid=(--pd-thresholds 0.02,0.05,0.1 --gates 3,5,8)
     elif [ "$day" = jan-2022 ] || [ "$day" = feb-2026 ]; then
-      # the days added 2026-12-07: the rule's whole grid on every seed
-      grid=(--pd-thresholds 0.02,0.1 --gates 3,5,8 --ratio-thresholds 1.5,2,3,5,8,12)
+      grid=(--pd-thresholds 0.02,0.1 --gates 3,5,8)
     elif [ "$sweep" = sweep-seed3 ]; then
-      grid=(--pd-thresholds 0.02,0.1 --gates 5,6.5 --ratio-thresholds 1.5,2,3,5,8,12)
+      grid=(--pd-thresholds 0.02,0.1 --gates 5,6.5)
     elif [ "$day" = black-thursday-2020 ]; then
-      grid=(--pd-thresholds 0.02,0.2,0.5 --gates 5,8,12 --ratio-thresholds 1.5,2,3,5,8,12)
+      grid=(--pd-thresholds 0.02,0.2,0.5 --gates 5,8,12)
     else
-      grid=(--pd-thresholds 0.02 --gates 3,5,8 --ratio-thresholds 3,5,8,12)
+      grid=(--pd-thresholds 0.02 --gates 3,5,8)
     fi
-    grid[1]=$(with_own "${grid[1]}" "$own_pd")
-    grid[3]=$(with_own "${grid[3]}" "$own_gate")
     run backtest --sweep --scenario "$day" --accounts 2000 --seed "$seed" "${grid[@]}" \
-      --ratio-exit-factors 1,1.5,2 --ratio-from "$ratio" --out "$out/$day/$sweep"
+      --ratio-from "$ratio" --out "$out/$day/$sweep"
   done
 done

@@ -29,18 +29,26 @@ export interface SweepOptions {
   constantPd?: number;
   /** overrides of the margin core's policy config, shared by every run */
   policyConfig?: Partial<PolicyConfig>;
-  /** pdReduce values of the predictive policy; empty: no predictive runs */
+  /**
+   * pdReduce values of the predictive policy; empty: no predictive runs. Unless empty, the run at the policy
+   * config's own pdReduce and gate (`ownSettings`) is added when the grid lacks it, so every such sweep
+   * reports `atSettings`
+   */
   pdThresholds: number[];
   /**
    * reduceGateMarginRatio values of the predictive policy (0: none), each run with every pd threshold;
    * default: the policy config's own (one gate)
    */
   gates?: number[];
-  /** equity / MM thresholds of the margin-ratio rule; empty: no margin-ratio runs */
-  ratioThresholds: number[];
+  /**
+   * equity / MM thresholds of the margin-ratio rule; empty: no margin-ratio runs. Default: with `ratioFrom`
+   * and no `ratioExitFactors`, every margin-ratio run of that sweep; otherwise `DEFAULT_RATIO_THRESHOLDS`
+   */
+  ratioThresholds?: number[];
   /**
    * exit factors of the margin-ratio rule (>= 1), each run with every ratio threshold T: an armed rule
-   * disarms at equity / MM >= T x factor; default [1] (disarms the moment the ratio is back above T)
+   * disarms at equity / MM >= T x factor; default [1] (disarms the moment the ratio is back above T), or with
+   * `ratioFrom` and no `ratioThresholds`, that sweep's runs as they are
    */
   ratioExitFactors?: number[];
   lateMinutes?: number;
@@ -389,10 +397,13 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     }
   };
   check('pd thresholds', opts.pdThresholds, (v) => Number.isFinite(v) && v > 0 && v <= 1);
-  check('ratio thresholds', opts.ratioThresholds, (v) => Number.isFinite(v) && v > 0);
-
-  if (opts.pdThresholds.length + opts.ratioThresholds.length === 0)
-    throw new BacktestInputError('the sweep needs at least one threshold');
+  // the earlier sweep's margin-ratio runs as they are, unless a grid of the rule is asked for
+  const allFrom =
+    opts.ratioFrom && opts.ratioThresholds === undefined && opts.ratioExitFactors === undefined
+      ? opts.ratioFrom.sweep
+      : undefined;
+  const ratioThresholds = opts.ratioThresholds ?? (allFrom ? [] : DEFAULT_RATIO_THRESHOLDS);
+  check('ratio thresholds', ratioThresholds, (v) => Number.isFinite(v) && v > 0);
   const base = opts.policyConfig ?? {};
   const own = ownSettings(base);
   const gates = opts.gates ?? [own.gate];
@@ -402,27 +413,38 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   check('ratio exit factors', exitFactors, (v) => Number.isFinite(v) && v >= 1);
   if (exitFactors.length === 0)
     throw new BacktestInputError('ratio exit factors: give at least one (1 for none)');
-  const variants: PolicyVariant[] = [
-    ...gates.flatMap((g) =>
-      opts.pdThresholds.map(
-        (t): PolicyVariant => ({
-          label: g === 0 ? `predictive pd>=${t}` : `predictive pd>=${t} ratio<${g}`,
-          policy: 'predictive',
-          policyConfig: { ...pdVariantConfig(base, t), reduceGateMarginRatio: g },
-        }),
-      ),
-    ),
-  ];
-  const ratioVariants = exitFactors.flatMap((f) =>
-    opts.ratioThresholds.map(
-      (t): PolicyVariant => ({
-        label: f === 1 ? `margin-ratio <${t}` : `margin-ratio <${t} exit>=${roundExit(t * f)}`,
-        policy: 'margin-ratio',
-        marginRatioThreshold: t,
-        marginRatioExit: roundExit(t * f),
-      }),
-    ),
+  const predictiveVariant = (t: number, g: number): PolicyVariant => ({
+    label: g === 0 ? `predictive pd>=${t}` : `predictive pd>=${t} ratio<${g}`,
+    policy: 'predictive',
+    policyConfig: { ...pdVariantConfig(base, t), reduceGateMarginRatio: g },
+  });
+  const variants: PolicyVariant[] = gates.flatMap((g) =>
+    opts.pdThresholds.map((t) => predictiveVariant(t, g)),
   );
+  // the run `atSettings` judges: the policy's own pdReduce and gate, run whenever the pd tier is swept
+  if (opts.pdThresholds.length > 0 && !(opts.pdThresholds.includes(own.pdReduce) && gates.includes(own.gate)))
+    variants.push(predictiveVariant(own.pdReduce, own.gate));
+  const ratioVariants: PolicyVariant[] = allFrom
+    ? allFrom.points
+        .filter((p) => p.signal === 'margin-ratio')
+        .map((p) => ({
+          label: p.label,
+          policy: 'margin-ratio',
+          marginRatioThreshold: p.threshold,
+          marginRatioExit: p.exit ?? p.threshold,
+        }))
+    : exitFactors.flatMap((f) =>
+        ratioThresholds.map(
+          (t): PolicyVariant => ({
+            label: f === 1 ? `margin-ratio <${t}` : `margin-ratio <${t} exit>=${roundExit(t * f)}`,
+            policy: 'margin-ratio',
+            marginRatioThreshold: t,
+            marginRatioExit: roundExit(t * f),
+          }),
+        ),
+      );
+  if (variants.length + ratioVariants.length === 0)
+    throw new BacktestInputError('the sweep needs at least one threshold');
   const reused = opts.ratioFrom ? reusableRatioPoints(opts, base, ratioVariants) : undefined;
   if (!reused) variants.push(...ratioVariants);
   const r = await runBacktest({
@@ -537,8 +559,8 @@ export function withoutPdTier(c: Partial<PolicyConfig>): Partial<PolicyConfig> {
 /**
  * The requested margin-ratio settings, taken from the earlier sweep (checked before anything runs: same
  * scenario, population, late-minutes and policy config apart from the pd tier's settings, every setting
- * present); the reference run is
- * compared right after it ran, before the predictive runs (`checkSameReference`).
+ * present); the reference run is compared right after it ran, before the predictive runs
+ * (`checkSameReference`).
  */
 function reusableRatioPoints(
   opts: SweepOptions,

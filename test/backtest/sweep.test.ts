@@ -47,6 +47,8 @@ describe('threshold sweep', () => {
     const sweep = (track: boolean): Promise<SweepResult> =>
       runSweep({
         ...SMALL,
+        // the policy's own pdReduce in the grid (else its run is added; tested below)
+        policyConfig: { ...SMALL.policyConfig, pdReduce: 0.1 },
         scorer: scorer(),
         pdThresholds: [0.1, 0.5],
         ratioThresholds: [1.5, 5],
@@ -95,6 +97,7 @@ describe('threshold sweep', () => {
   it('runs every pd threshold at every margin-ratio gate; a gated run reduces less; the frontier spans both', async () => {
     const r = await runSweep({
       ...SMALL,
+      policyConfig: { ...SMALL.policyConfig, pdReduce: 0.1 },
       scorer: scorer(),
       pdThresholds: [0.1, 0.5],
       ratioThresholds: [],
@@ -146,7 +149,7 @@ describe('threshold sweep', () => {
     try {
       const settings = {
         ...SMALL,
-        pdThresholds: [0.1],
+        pdThresholds: [0.2], // the policy's own (UNGATED_TIERS)
         ratioThresholds: [1.5, 3],
         ratioExitFactors: [1, 1.3],
       };
@@ -166,7 +169,7 @@ describe('threshold sweep', () => {
           if (minute === 1) runs.push(run);
         },
       });
-      expect(runs).toEqual(['liquidation-only', 'predictive pd>=0.1']);
+      expect(runs).toEqual(['liquidation-only', 'predictive pd>=0.2']);
       expect(reused.ratioFrom).toBe(ratioFrom.source);
       const pointsOf = (r: SweepResult) =>
         (sweepJson(r) as { points: Record<string, unknown>[] }).points.map(({ reused: _r, ...p }) => p);
@@ -186,14 +189,18 @@ describe('threshold sweep', () => {
       await expect(again({ policyConfig: { ...SMALL.policyConfig, kSigma: 2 } })).rejects.toThrow(
         /policy config .*differ beyond the pd tier's/,
       );
-      // ... but not for another pd tier (the rule's runs do not depend on it: the test below), whose own
-      // predictive run is the only one run
+      // ... but not for another pd tier (the rule's runs do not depend on it: the test below); the grid's pd
+      // 0.2 runs at the config's gate, and the config's own pdReduce and gate are added to it
       const otherTier = await runSweep({
         ...settings,
         constantPd: 0.05,
         ratioFrom,
         policyConfig: { ...SMALL.policyConfig, pdReduce: 0.3, reduceGateMarginRatio: 8 },
       });
+      expect(otherTier.points.filter((p) => p.signal === 'predictive').map((p) => p.label)).toEqual([
+        'predictive pd>=0.2 ratio<8',
+        'predictive pd>=0.3 ratio<8',
+      ]);
       expect(otherTier.points.filter((p) => p.reused)).toHaveLength(4);
       expect(otherTier.policyConfig).toEqual({
         ...SMALL.policyConfig,
@@ -201,6 +208,17 @@ describe('threshold sweep', () => {
         reduceGateMarginRatio: 8,
       });
       await expect(again({ ratioThresholds: [1.5, 5] })).rejects.toThrow(/no run "margin-ratio <5"/);
+      // without a grid of the rule, every run of it in the earlier sweep is taken, in its order
+      const { ratioThresholds: _t, ratioExitFactors: _f, ...noRuleGrid } = settings;
+      const all = await runSweep({ ...noRuleGrid, scorer: scorer(), ratioFrom });
+      expect(all.points.filter((p) => p.signal === 'margin-ratio').map((p) => [p.label, p.reused])).toEqual(
+        reused.points.filter((p) => p.signal === 'margin-ratio').map((p) => [p.label, true]),
+      );
+      expect(pointsOf(all)).toEqual(pointsOf(reused));
+      // a grid of one half only (thresholds or exit factors) is a grid: the other half takes its default
+      await expect(again({ ratioExitFactors: undefined })).resolves.toMatchObject({
+        points: expect.arrayContaining([expect.objectContaining({ label: 'margin-ratio <3', reused: true })]),
+      });
       await expect(again({ lateMinutes: 30 })).rejects.toThrow(/late-minutes 15, not 30/);
       const tampered = {
         ...earlier,
@@ -276,9 +294,20 @@ describe('threshold sweep', () => {
     expect(formatSweepTable({ ...r, atSettings: at })).toContain(
       `verdict: ${r.comparison.verdict}\nat the policy's own settings (${own.label}): 70.0% avoided with ${own.falseAlarms} false alarms`,
     );
-    // a sweep without a run at the policy's own settings has nothing to report there
+    // a grid without the policy's own settings gets their run added (pd 0.2 ungated here), which
+    // `atSettings` then judges; a sweep of the rule alone runs no predictive run at all
     const other = await runSweep({ ...SMALL, scorer: scorer(), pdThresholds: [0.5], ratioThresholds: [1.5] });
-    expect(other.atSettings).toBeNull();
+    expect(other.points.map((p) => p.label)).toEqual([
+      'predictive pd>=0.5',
+      'predictive pd>=0.2',
+      'margin-ratio <1.5',
+    ]);
+    expect(other.points[1]!.threshold).toBe(0.2);
+    expect(other.points[1]!.gate).toBe(0);
+    if (other.atSettings) expect(other.atSettings.label).toBe('predictive pd>=0.2');
+    const ruleAlone = await runSweep({ ...SMALL, constantPd: 0, pdThresholds: [], ratioThresholds: [1.5] });
+    expect(ruleAlone.points.map((p) => p.label)).toEqual(['margin-ratio <1.5']);
+    expect(ruleAlone.atSettings).toBeNull();
   }, 60_000);
 
   it('atSettings: interpolates the rule at the run, calls a gap of at most 4 level, and says when the rule never gets there', () => {

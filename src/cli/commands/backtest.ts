@@ -30,7 +30,7 @@ interface BacktestCliOptions {
   policyConfig?: Partial<PolicyConfig>;
   sweep?: boolean;
   pdThresholds: number[];
-  ratioThresholds: number[];
+  ratioThresholds?: number[];
   gates?: number[];
   ratioExitFactors?: number[];
   ratioFrom?: string;
@@ -110,15 +110,14 @@ export function register(program: Command): void {
     )
     .option(
       '--pd-thresholds <list>',
-      'with --sweep: pdReduce values of the predictive policy (pdWatch := min(pdWatch, pdReduce/2), pdHysteresis := min(pdHysteresis, 0.15 pdReduce)); empty for none',
+      "with --sweep: pdReduce values of the predictive policy (pdWatch := min(pdWatch, pdReduce/2), pdHysteresis := min(pdHysteresis, 0.15 pdReduce)); the policy config's own pdReduce and gate are run too when the grid lacks them; empty for none",
       parseList,
       DEFAULT_PD_THRESHOLDS,
     )
     .option(
       '--ratio-thresholds <list>',
-      'with --sweep: equity/MM thresholds of the margin-ratio rule; empty for none',
+      `with --sweep: equity/MM thresholds of the margin-ratio rule; empty for none (default: with --ratio-from and no --ratio-exit-factors, every run of the rule in that sweep; otherwise ${DEFAULT_RATIO_THRESHOLDS.join(',')})`,
       parseList,
-      DEFAULT_RATIO_THRESHOLDS,
     )
     .option(
       '--gates <list>',
@@ -132,7 +131,7 @@ export function register(program: Command): void {
     )
     .option(
       '--ratio-from <sweep.json>',
-      "with --sweep: take the margin-ratio runs from an earlier sweep of the same scenario, accounts, seed and policy config instead of running them (they do not use the model; refused unless its liquidation-only run equals this one's)",
+      "with --sweep: take the margin-ratio runs from an earlier sweep of the same scenario, accounts, seed and policy config instead of running them (they do not use the model; refused unless its liquidation-only run equals this one's); without --ratio-thresholds and --ratio-exit-factors, all of them",
     )
     .option(
       '--jobs <n>',
@@ -260,7 +259,7 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
       jobs: opts.jobs,
       ...(opts.policyConfig ? { policyConfig: opts.policyConfig } : {}),
       pdThresholds: opts.pdThresholds,
-      ratioThresholds: opts.ratioThresholds,
+      ...(opts.ratioThresholds ? { ratioThresholds: opts.ratioThresholds } : {}),
       ...(opts.gates ? { gates: opts.gates } : {}),
       ...(opts.ratioExitFactors ? { ratioExitFactors: opts.ratioExitFactors } : {}),
       lateMinutes: opts.lateMinutes,
