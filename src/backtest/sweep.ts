@@ -251,6 +251,12 @@ export interface SweepResult {
   points: SweepPoint[];
   frontiers: Record<SweepSignal, FrontierPoint[]>;
   comparison: FrontierComparison;
+  /**
+   * the pdReduce and gate the policy config resolved to when the sweep ran (its overrides over the defaults of
+   * that time): what `atSettings` judges and `preempt sweep-summary` reads, so that a later change of the
+   * defaults does not change which run an old sweep.json is judged by
+   */
+  ownSettings: { pdReduce: number; gate: number };
   /** the predictive run at the policy's own pdReduce and gate against the rule (null: no such run) */
   atSettings: AtSettings | null;
   /** the sweep the margin-ratio points were taken from, when they were not run here */
@@ -531,6 +537,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
       'predictive',
       'margin-ratio',
     ),
+    ownSettings: own,
     atSettings: atSettings(points, own.pdReduce, own.gate),
     ...(opts.ratioFrom ? { ratioFrom: opts.ratioFrom.source } : {}),
   };

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatSummary, summarizeSweep } from '../../src/cli/commands/sweep-summary.js';
+import { DEFAULT_POLICY_CONFIG } from '../../src/margin/index.js';
 
 const point = (signal: string, threshold: number, avoided: number, falseAlarms: number, gate?: number) => ({
   signal,
@@ -39,15 +40,27 @@ afterAll(async () => {
 });
 
 describe('preempt sweep-summary', () => {
-  it("compares the run at the policy's own settings (the file's overrides over the defaults) with the rule", async () => {
+  it("compares the run at the policy's own settings (recorded, else the file's overrides over the defaults) with the rule", async () => {
     const defaults = join(dir, 'defaults.json');
-    // defaults: pd 0.02, gate 5; 0.7 avoided with 160 against the rule's 150 there
+    // recorded: pd 0.02, gate 5; 0.7 avoided with 160 against the rule's 150 there
     await writeFile(
       defaults,
-      JSON.stringify(
-        sweep({}, [point('predictive', 0.02, 0.7, 160, 5), point('predictive', 0.02, 0.75, 90, 3), ...rule]),
-      ),
+      JSON.stringify({
+        ...sweep({}, [
+          point('predictive', 0.02, 0.7, 160, 5),
+          point('predictive', 0.02, 0.75, 90, 3),
+          ...rule,
+        ]),
+        ownSettings: { pdReduce: 0.02, gate: 5 },
+      }),
     );
+    // a file from before the settings were recorded: its overrides (none) over today's defaults
+    const { pdReduce: pd, reduceGateMarginRatio: g } = DEFAULT_POLICY_CONFIG;
+    const unrecorded = join(dir, 'unrecorded.json');
+    await writeFile(unrecorded, JSON.stringify(sweep({}, [point('predictive', pd, 0.75, 90, g), ...rule])));
+    const u = await summarizeSweep(unrecorded);
+    expect([u.pdReduce, u.gate]).toEqual([pd, g]);
+    expect(u.at?.falseAlarms).toBe(90);
     const overridden = join(dir, 'overridden.json');
     await writeFile(
       overridden,

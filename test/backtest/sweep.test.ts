@@ -270,6 +270,9 @@ describe('threshold sweep', () => {
       pdThresholds: [0.2, 0.5],
       ratioThresholds: [1.5, 3, 5],
     });
+    // the settings it resolved to are recorded in sweep.json (what sweep-summary judges later)
+    expect(r.ownSettings).toEqual({ pdReduce: 0.2, gate: 5 });
+    expect((sweepJson(r) as { ownSettings: unknown }).ownSettings).toEqual({ pdReduce: 0.2, gate: 5 });
     const predictive = r.points.filter((p) => p.signal === 'predictive');
     expect(predictive.map((p) => [p.label, p.gate])).toEqual([
       ['predictive pd>=0.2 ratio<5', 5],

@@ -1,7 +1,7 @@
 /**
  * `preempt sweep-summary FILE...`: one row per sweep (`sweep.json` written by `backtest --sweep --out`): the
- * predictive run at the policy's own settings (pdReduce and margin-ratio gate: the file's policy config over
- * the defaults, or `--pd-reduce` / `--gate`) against the margin-ratio rule's frontier at the same bad debt
+ * predictive run at the policy's own settings (pdReduce and margin-ratio gate: those the file records it ran
+ * with, else its policy config over today's defaults, or `--pd-reduce` / `--gate`) against the margin-ratio rule's frontier at the same bad debt
  * avoided, beside the sweep's verdict over the whole range. Issue #8's third goal over many sweeps, read from
  * files already written, without running anything.
  */
@@ -19,6 +19,8 @@ const SummarySchema = z.object({
     pdReduce: finite.optional(),
     reduceGateMarginRatio: finite.optional(),
   }),
+  /** written since 2026-12-07; older files are read by their overrides over today's defaults */
+  ownSettings: z.object({ pdReduce: finite, gate: finite }).optional(),
   points: z.array(
     z.looseObject({
       signal: z.enum(['predictive', 'margin-ratio']),
@@ -61,7 +63,7 @@ export async function summarizeSweep(
     throw new Error(`${file}: not a sweep.json: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const s = parsed.data;
-  const own = ownSettings(s.policyConfig);
+  const own = s.ownSettings ?? ownSettings(s.policyConfig);
   const pdReduce = over.pdReduce ?? own.pdReduce;
   const gate = over.gate ?? own.gate;
   return {
@@ -112,12 +114,12 @@ export function register(program: Command): void {
     .argument('<files...>', 'sweep.json files (written by backtest --sweep --out)')
     .option(
       '--pd-reduce <p>',
-      "pdReduce of the run to compare (default: the sweep's policy config, else 0.02)",
+      "pdReduce of the run to compare (default: what the sweep recorded it ran with, else its policy config's, else today's default)",
       num('--pd-reduce'),
     )
     .option(
       '--gate <ratio>',
-      "its margin-ratio gate, 0 for none (default: the sweep's policy config, else 5)",
+      "its margin-ratio gate, 0 for none (default: what the sweep recorded it ran with, else its policy config's, else today's default)",
       num('--gate'),
     )
     .action(async (files: string[], opts: { pdReduce?: number; gate?: number }) => {
