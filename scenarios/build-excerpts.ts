@@ -155,6 +155,18 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
     to: '2026-02-07T00:00:00Z',
     bars: CCCAGG_BTC_ETH_SOL,
   },
+  {
+    id: 'aug-2023',
+    from: '2023-08-15T00:00:00Z',
+    to: '2023-08-20T00:00:00Z',
+    bars: CCCAGG_BTC_ETH_SOL,
+  },
+  {
+    id: 'apr-2025',
+    from: '2025-04-05T00:00:00Z',
+    to: '2025-04-10T00:00:00Z',
+    bars: CCCAGG_BTC_ETH_SOL,
+  },
 ];
 
 for (const w of windows) {

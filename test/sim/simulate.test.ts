@@ -207,6 +207,8 @@ describe('scenarios', () => {
       'feb-2025',
       'jan-2022',
       'feb-2026',
+      'aug-2023',
+      'apr-2025',
     ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
