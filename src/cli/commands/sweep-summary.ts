@@ -1,9 +1,9 @@
 /**
  * `preempt sweep-summary FILE...`: one row per sweep (`sweep.json` written by `backtest --sweep --out`): the
  * predictive run at the policy's own settings (pdReduce and margin-ratio gate: those the file records it ran
- * with, else its policy config over today's defaults, or `--pd-reduce` / `--gate`) against the margin-ratio rule's frontier at the same bad debt
- * avoided, beside the sweep's verdict over the whole range. Issue #8's third goal over many sweeps, read from
- * files already written, without running anything.
+ * with, else its policy config over today's defaults, or `--pd-reduce` / `--gate`) against the margin-ratio
+ * rule's frontier at the same bad debt avoided, beside the sweep's verdict over the whole range. Issue #8's
+ * third goal over many sweeps, read from files already written, without running anything.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
