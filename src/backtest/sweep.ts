@@ -415,9 +415,10 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   const gates = opts.gates ?? [own.gate];
   check('gates', gates, (v) => Number.isFinite(v) && v >= 0);
   if (gates.length === 0) throw new BacktestInputError('gates: give at least one (0 for no gate)');
-  const exitFactors = opts.ratioExitFactors ?? [1];
+  // the rule's exit factors matter only for a grid of the rule; the earlier sweep's runs taken whole keep theirs
+  const exitFactors = allFrom ? [] : (opts.ratioExitFactors ?? [1]);
   check('ratio exit factors', exitFactors, (v) => Number.isFinite(v) && v >= 1);
-  if (exitFactors.length === 0)
+  if (!allFrom && exitFactors.length === 0)
     throw new BacktestInputError('ratio exit factors: give at least one (1 for none)');
   const predictiveVariant = (t: number, g: number): PolicyVariant => ({
     label: g === 0 ? `predictive pd>=${t}` : `predictive pd>=${t} ratio<${g}`,
@@ -430,28 +431,28 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   // the run `atSettings` judges: the policy's own pdReduce and gate, run whenever the pd tier is swept
   if (opts.pdThresholds.length > 0 && !(opts.pdThresholds.includes(own.pdReduce) && gates.includes(own.gate)))
     variants.push(predictiveVariant(own.pdReduce, own.gate));
-  const ratioVariants: PolicyVariant[] = allFrom
-    ? allFrom.points
-        .filter((p) => p.signal === 'margin-ratio')
-        .map((p) => ({
-          label: p.label,
-          policy: 'margin-ratio',
-          marginRatioThreshold: p.threshold,
-          marginRatioExit: p.exit ?? p.threshold,
-        }))
-    : exitFactors.flatMap((f) =>
-        ratioThresholds.map(
-          (t): PolicyVariant => ({
-            label: f === 1 ? `margin-ratio <${t}` : `margin-ratio <${t} exit>=${roundExit(t * f)}`,
-            policy: 'margin-ratio',
-            marginRatioThreshold: t,
-            marginRatioExit: roundExit(t * f),
-          }),
-        ),
-      );
-  if (variants.length + ratioVariants.length === 0)
+  const ratioVariants: PolicyVariant[] = exitFactors.flatMap((f) =>
+    ratioThresholds.map(
+      (t): PolicyVariant => ({
+        label: f === 1 ? `margin-ratio <${t}` : `margin-ratio <${t} exit>=${roundExit(t * f)}`,
+        policy: 'margin-ratio',
+        marginRatioThreshold: t,
+        marginRatioExit: roundExit(t * f),
+      }),
+    ),
+  );
+  // with the earlier sweep's runs taken whole, every margin-ratio run it holds; otherwise the grid's, by label
+  const reused = opts.ratioFrom
+    ? reusableRatioPoints(
+        opts,
+        base,
+        allFrom
+          ? allFrom.points.filter((p) => p.signal === 'margin-ratio').map((p) => p.label)
+          : ratioVariants.map((v) => v.label),
+      )
+    : undefined;
+  if (variants.length + (reused ?? ratioVariants).length === 0)
     throw new BacktestInputError('the sweep needs at least one threshold');
-  const reused = opts.ratioFrom ? reusableRatioPoints(opts, base, ratioVariants) : undefined;
   if (!reused) variants.push(...ratioVariants);
   const r = await runBacktest({
     scenario: opts.scenario,
@@ -572,7 +573,7 @@ export function withoutPdTier(c: Partial<PolicyConfig>): Partial<PolicyConfig> {
 function reusableRatioPoints(
   opts: SweepOptions,
   base: Partial<PolicyConfig>,
-  wanted: readonly PolicyVariant[],
+  labels: readonly string[],
 ): SweepPoint[] {
   const { source, sweep: from } = opts.ratioFrom!;
   const refuse = (why: string): never => {
@@ -589,9 +590,9 @@ function reusableRatioPoints(
     );
   const lateMinutes = opts.lateMinutes ?? DEFAULT_LATE_MINUTES;
   const points: SweepPoint[] = [];
-  for (const v of wanted) {
-    const p = from.points.find((q) => q.signal === 'margin-ratio' && q.label === v.label);
-    if (!p) return refuse(`it has no run "${v.label}"`);
+  for (const label of labels) {
+    const p = from.points.find((q) => q.signal === 'margin-ratio' && q.label === label);
+    if (!p) return refuse(`it has no run "${label}"`);
     if (p.attribution.lateMinutes !== lateMinutes)
       refuse(`late-minutes ${p.attribution.lateMinutes}, not ${lateMinutes}`);
     points.push({
