@@ -167,6 +167,24 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
     to: '2025-04-10T00:00:00Z',
     bars: CCCAGG_BTC_ETH_SOL,
   },
+  {
+    id: 'mar-2023',
+    from: '2023-03-07T00:00:00Z',
+    to: '2023-03-12T00:00:00Z',
+    bars: CCCAGG_BTC_ETH_SOL,
+  },
+  {
+    id: 'apr-2024',
+    from: '2024-04-10T00:00:00Z',
+    to: '2024-04-15T00:00:00Z',
+    bars: CCCAGG_BTC_ETH_SOL,
+  },
+  {
+    id: 'dec-2024',
+    from: '2024-12-16T00:00:00Z',
+    to: '2024-12-21T00:00:00Z',
+    bars: CCCAGG_BTC_ETH_SOL,
+  },
 ];
 
 for (const w of windows) {
