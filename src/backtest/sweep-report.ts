@@ -11,6 +11,8 @@ import { BacktestInputError } from './policies.js';
 import { formatAttribution } from './report.js';
 import {
   atSettingsText,
+  type PredictiveSetting,
+  predictiveLabel,
   type ReusableSweep,
   type SweepPoint,
   type SweepResult,
@@ -245,23 +247,21 @@ const near = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Mat
  * share avoided against its bad debt and the reference's, its reduced ratio against its reduced notional; a
  * clear error names the file and the field.
  */
-export async function loadReusableSweep(path: string): Promise<ReusableSweep> {
+export async function loadReusableSweep(path: string, flag = '--ratio-from'): Promise<ReusableSweep> {
   const refuse = (field: string, why: string): never => {
-    throw new BacktestInputError(
-      `--ratio-from ${path}: not a usable sweep.json: ${field || '(root)'}: ${why}`,
-    );
+    throw new BacktestInputError(`${flag} ${path}: not a usable sweep.json: ${field || '(root)'}: ${why}`);
   };
   let json: unknown;
   try {
     json = JSON.parse(await readFile(path, 'utf8'));
   } catch (err) {
-    throw new BacktestInputError(`--ratio-from ${path}: ${(err as Error).message}`);
+    throw new BacktestInputError(`${flag} ${path}: ${(err as Error).message}`);
   }
   const parsed = ReusableSweepSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new BacktestInputError(
-      `--ratio-from ${path}: not a sweep.json: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+      `${flag} ${path}: not a sweep.json: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
     );
   }
   const sweep = parsed.data;
@@ -304,4 +304,41 @@ export async function loadReusableSweep(path: string): Promise<ReusableSweep> {
   }
   // validated; the file's own object is returned so that its points keep their fields in the order written
   return json as ReusableSweep;
+}
+
+const PredictivePointSchema = z.looseObject({
+  signal: z.literal('predictive'),
+  label: z.string(),
+  threshold: finite.positive().max(1),
+  gate: finite.nonnegative(),
+});
+
+/**
+ * The predictive settings an earlier sweep ran (`--predictive-from`), in its order: each point's pdReduce and
+ * gate, checked against the label that names them, so that a sweep run again with another model runs the
+ * same settings. `source` names the file in errors.
+ */
+export function predictiveSettingsOf(
+  sweep: ReusableSweep,
+  source: string,
+  flag = '--predictive-from',
+): PredictiveSetting[] {
+  const settings: PredictiveSetting[] = [];
+  for (const [i, raw] of sweep.points.entries()) {
+    if (raw.signal !== 'predictive') continue;
+    const parsed = PredictivePointSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new BacktestInputError(
+        `${flag} ${source}: not a usable sweep.json: ${['points', i, ...issue.path].join('.')}: ${issue.message}`,
+      );
+    }
+    const { threshold: pdReduce, gate, label } = parsed.data;
+    if (label !== predictiveLabel(pdReduce, gate))
+      throw new BacktestInputError(
+        `${flag} ${source}: not a usable sweep.json: points.${i}.threshold: pd ${pdReduce} and gate ${gate} are not the run its label "${label}" names`,
+      );
+    settings.push({ pdReduce, gate });
+  }
+  return settings;
 }

@@ -41,6 +41,12 @@ export interface SweepOptions {
    */
   gates?: number[];
   /**
+   * the predictive runs as (pdReduce, gate) pairs instead of `pdThresholds` x `gates` (which must then be
+   * empty and absent): an earlier sweep's, read by `predictiveSettingsOf`. The policy's own run is added as
+   * with the grid
+   */
+  predictive?: PredictiveSetting[];
+  /**
    * equity / MM thresholds of the margin-ratio rule; empty: no margin-ratio runs. Default: with `ratioFrom`
    * and no `ratioExitFactors`, every margin-ratio run of that sweep; otherwise `DEFAULT_RATIO_THRESHOLDS`
    */
@@ -63,6 +69,17 @@ export interface SweepOptions {
    * liquidation-only reference must equal this run's exactly, and it must hold every requested setting
    */
   ratioFrom?: { source: string; sweep: ReusableSweep };
+}
+
+/** One predictive run of a sweep: the reduce tier's threshold and its margin-ratio gate (0: none). */
+export interface PredictiveSetting {
+  pdReduce: number;
+  gate: number;
+}
+
+/** The label of the predictive run at `pdReduce` and `gate`, as the sweep's files and tables name it. */
+export function predictiveLabel(pdReduce: number, gate: number): string {
+  return gate === 0 ? `predictive pd>=${pdReduce}` : `predictive pd>=${pdReduce} ratio<${gate}`;
 }
 
 /** What `ratioFrom` reads of an earlier sweep (its `sweep.json`). */
@@ -403,6 +420,10 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     }
   };
   check('pd thresholds', opts.pdThresholds, (v) => Number.isFinite(v) && v > 0 && v <= 1);
+  if (opts.predictive && (opts.pdThresholds.length > 0 || opts.gates !== undefined))
+    throw new BacktestInputError(
+      "the predictive runs are given twice: as pd thresholds and gates, and as an earlier sweep's settings",
+    );
   // the earlier sweep's margin-ratio runs as they are, unless a grid of the rule is asked for
   const allFrom =
     opts.ratioFrom && opts.ratioThresholds === undefined && opts.ratioExitFactors === undefined
@@ -420,17 +441,25 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   check('ratio exit factors', exitFactors, (v) => Number.isFinite(v) && v >= 1);
   if (!allFrom && exitFactors.length === 0)
     throw new BacktestInputError('ratio exit factors: give at least one (1 for none)');
-  const predictiveVariant = (t: number, g: number): PolicyVariant => ({
-    label: g === 0 ? `predictive pd>=${t}` : `predictive pd>=${t} ratio<${g}`,
+  const settings: PredictiveSetting[] =
+    opts.predictive ?? gates.flatMap((gate) => opts.pdThresholds.map((pdReduce) => ({ pdReduce, gate })));
+  const seenSettings = new Set<string>();
+  for (const { pdReduce, gate } of settings) {
+    const label = predictiveLabel(pdReduce, gate);
+    if (!(Number.isFinite(pdReduce) && pdReduce > 0 && pdReduce <= 1 && Number.isFinite(gate) && gate >= 0))
+      throw new BacktestInputError(`predictive settings: ${label} is out of range`);
+    if (seenSettings.has(label)) throw new BacktestInputError(`predictive settings: ${label} is given twice`);
+    seenSettings.add(label);
+  }
+  const predictiveVariant = ({ pdReduce, gate }: PredictiveSetting): PolicyVariant => ({
+    label: predictiveLabel(pdReduce, gate),
     policy: 'predictive',
-    policyConfig: { ...pdVariantConfig(base, t), reduceGateMarginRatio: g },
+    policyConfig: { ...pdVariantConfig(base, pdReduce), reduceGateMarginRatio: gate },
   });
-  const variants: PolicyVariant[] = gates.flatMap((g) =>
-    opts.pdThresholds.map((t) => predictiveVariant(t, g)),
-  );
+  const variants: PolicyVariant[] = settings.map(predictiveVariant);
   // the run `atSettings` judges: the policy's own pdReduce and gate, run whenever the pd tier is swept
-  if (opts.pdThresholds.length > 0 && !(opts.pdThresholds.includes(own.pdReduce) && gates.includes(own.gate)))
-    variants.push(predictiveVariant(own.pdReduce, own.gate));
+  if (settings.length > 0 && !seenSettings.has(predictiveLabel(own.pdReduce, own.gate)))
+    variants.push(predictiveVariant(own));
   const ratioVariants: PolicyVariant[] = exitFactors.flatMap((f) =>
     ratioThresholds.map(
       (t): PolicyVariant => ({

@@ -125,4 +125,34 @@ describe('the report directory', () => {
       expect(r.stdout).toBe('');
     }
   }, 60_000);
+
+  it('--predictive-from refuses --pd-thresholds and --gates beside it, and a file that is not a sweep.json', async () => {
+    const sweep = 'docs/backtests/aug-2023/sweep/sweep.json';
+    const notSweep = join(dir, 'not-a-sweep.json');
+    writeFileSync(notSweep, JSON.stringify({ scenario: 'aug-2023' }));
+    for (const [args, re] of [
+      [
+        ['--pd-thresholds', '0.1'],
+        /--predictive-from <sweep.json>' cannot be used with option '--pd-thresholds/,
+      ],
+      [['--gates', '5'], /--predictive-from <sweep.json>' cannot be used with option '--gates/],
+    ] as const) {
+      const r = await preempt(
+        'backtest',
+        '--scenario',
+        'aug-2023',
+        '--sweep',
+        '--predictive-from',
+        sweep,
+        ...args,
+      );
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(re);
+      expect(r.stdout).toBe('');
+    }
+    const r = await preempt('backtest', '--scenario', 'aug-2023', '--sweep', '--predictive-from', notSweep);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--predictive-from .*not-a-sweep\.json: not a sweep\.json: accounts/);
+    expect(r.stdout).toBe('');
+  }, 60_000);
 });

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { BAD_DEBT_CAUSES } from '../../src/backtest/attribution.js';
 import {
   atSettings,
   atSettingsText,
+  predictiveLabel,
   runSweep,
   type SweepResult,
   type SweepSignal,
@@ -14,6 +15,7 @@ import {
   formatSweepTable,
   frontierChart,
   loadReusableSweep,
+  predictiveSettingsOf,
   sweepJson,
   writeSweepReport,
 } from '../../src/backtest/sweep-report.js';
@@ -231,6 +233,72 @@ describe('threshold sweep', () => {
       await writeFile(join(dir, 'bad.json'), JSON.stringify({ ...earlier, points: [{ label: 'x' }] }));
       await expect(loadReusableSweep(join(dir, 'bad.json'))).rejects.toThrow(
         /bad\.json: not a sweep\.json: points\.0\.signal/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('--predictive-from: runs the predictive settings of an earlier sweep, equal to its grid; refuses a mislabelled or doubled setting', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'preempt-sweep-'));
+    try {
+      // a grid whose pairs are not all of one product once the policy's own run (pd 0.2, ungated) is added
+      const grid = { ...SMALL, pdThresholds: [0.1, 0.3], gates: [0, 4], ratioThresholds: [] };
+      await writeSweepReport(dir, await runSweep({ ...grid, constantPd: 0.05 }));
+      const source = join(dir, 'sweep.json');
+      const settings = predictiveSettingsOf(await loadReusableSweep(source), source);
+      expect(settings).toEqual([
+        { pdReduce: 0.1, gate: 0 },
+        { pdReduce: 0.3, gate: 0 },
+        { pdReduce: 0.1, gate: 4 },
+        { pdReduce: 0.3, gate: 4 },
+        { pdReduce: 0.2, gate: 0 },
+      ]);
+      // the same runs with another model: every point equal to running the grid with it, and no run added
+      const runs: string[] = [];
+      const fromFile = await runSweep({
+        ...SMALL,
+        scorer: scorer(),
+        pdThresholds: [],
+        predictive: settings,
+        ratioThresholds: [],
+        onProgress: (run, minute) => {
+          if (minute === 1) runs.push(run);
+        },
+      });
+      const fromGrid = await runSweep({ ...grid, scorer: scorer() });
+      expect(runs.slice(1).sort()).toEqual(settings.map((s) => predictiveLabel(s.pdReduce, s.gate)).sort());
+      expect(sweepJson(fromFile)).toEqual(sweepJson(fromGrid));
+      // another policy config: its own run is added to the file's settings
+      const other = await runSweep({
+        ...SMALL,
+        policyConfig: { ...SMALL.policyConfig, pdReduce: 0.5, reduceGateMarginRatio: 4 },
+        constantPd: 0.05,
+        pdThresholds: [],
+        predictive: settings,
+        ratioThresholds: [],
+      });
+      expect(other.points.map((p) => p.label).at(-1)).toBe('predictive pd>=0.5 ratio<4');
+      expect(other.points).toHaveLength(settings.length + 1);
+      // refused: the grid and the pairs both, a doubled pair, a pair out of range, a label that names another run
+      const run = (o: object) =>
+        runSweep({ ...SMALL, constantPd: 0.05, pdThresholds: [], ratioThresholds: [], ...o });
+      await expect(run({ pdThresholds: [0.1], predictive: settings })).rejects.toThrow(/given twice: as pd/);
+      await expect(run({ gates: [4], predictive: settings })).rejects.toThrow(/given twice: as pd/);
+      await expect(run({ predictive: [settings[0], settings[0]] })).rejects.toThrow(
+        /predictive pd>=0.1 is given twice/,
+      );
+      await expect(run({ predictive: [{ pdReduce: 1.5, gate: 0 }] })).rejects.toThrow(/out of range/);
+      const json = JSON.parse(await readFile(source, 'utf8')) as { points: Record<string, unknown>[] };
+      json.points[2]!.gate = 5;
+      await writeFile(join(dir, 'relabelled.json'), JSON.stringify(json));
+      const relabelled = join(dir, 'relabelled.json');
+      expect(() => predictiveSettingsOf(JSON.parse(JSON.stringify(json)), relabelled)).toThrow(
+        /--predictive-from .*relabelled\.json: .*points\.2\.threshold: pd 0\.1 and gate 5 are not the run its label "predictive pd>=0\.1 ratio<4" names/,
+      );
+      delete json.points[2]!.gate;
+      expect(() => predictiveSettingsOf(JSON.parse(JSON.stringify(json)), relabelled)).toThrow(
+        /points\.2\.gate/,
       );
     } finally {
       await rm(dir, { recursive: true, force: true });

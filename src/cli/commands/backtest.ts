@@ -4,12 +4,17 @@
  */
 import { availableParallelism } from 'node:os';
 import { MultiBar, Presets, SingleBar } from 'cli-progress';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { POLICY_NAMES, parsePolicies } from '../../backtest/policies.js';
 import { formatTable, writeBacktestReport } from '../../backtest/report.js';
 import { runBacktest } from '../../backtest/run.js';
 import { DEFAULT_PD_THRESHOLDS, DEFAULT_RATIO_THRESHOLDS, runSweep } from '../../backtest/sweep.js';
-import { formatSweepTable, loadReusableSweep, writeSweepReport } from '../../backtest/sweep-report.js';
+import {
+  formatSweepTable,
+  loadReusableSweep,
+  predictiveSettingsOf,
+  writeSweepReport,
+} from '../../backtest/sweep-report.js';
 import { type PolicyConfig, resolvePolicyConfig } from '../../margin/index.js';
 import { type ModelFiles, readModelFiles } from '../../model/model-files.js';
 import { loadScorer, type ModelScorer } from '../../model/scorer.js';
@@ -34,6 +39,7 @@ interface BacktestCliOptions {
   gates?: number[];
   ratioExitFactors?: number[];
   ratioFrom?: string;
+  predictiveFrom?: string;
   lateMinutes: number;
   jobs: number;
   progress: boolean;
@@ -132,6 +138,12 @@ export function register(program: Command): void {
     .option(
       '--ratio-from <sweep.json>',
       "with --sweep: take the margin-ratio runs from an earlier sweep of the same scenario, accounts, seed and policy config instead of running them (they do not use the model; refused unless its liquidation-only run equals this one's); without --ratio-thresholds and --ratio-exit-factors, all of them",
+    )
+    .addOption(
+      new Option(
+        '--predictive-from <sweep.json>',
+        "with --sweep: run the predictive settings of an earlier sweep, each pdReduce and gate it ran, instead of --pd-thresholds x --gates (with --ratio-from the same file: that sweep again with this model; the policy config's own pdReduce and gate are run too when it lacks them)",
+      ).conflicts(['pdThresholds', 'gates']),
     )
     .option(
       '--jobs <n>',
@@ -248,7 +260,13 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
   const ratioFrom = opts.ratioFrom
     ? { source: opts.ratioFrom, sweep: await loadReusableSweep(opts.ratioFrom) }
     : undefined;
-  const model = await modelFor(opts, opts.pdThresholds.length > 0);
+  const predictive = opts.predictiveFrom
+    ? predictiveSettingsOf(
+        await loadReusableSweep(opts.predictiveFrom, '--predictive-from'),
+        opts.predictiveFrom,
+      )
+    : undefined;
+  const model = await modelFor(opts, (predictive ?? opts.pdThresholds).length > 0);
   const { onProgress, stop } = progressDisplay(opts.progress ? opts.jobs : 0);
   try {
     const result = await runSweep({
@@ -258,7 +276,7 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
       ...model.options,
       jobs: opts.jobs,
       ...(opts.policyConfig ? { policyConfig: opts.policyConfig } : {}),
-      pdThresholds: opts.pdThresholds,
+      ...(predictive ? { pdThresholds: [], predictive } : { pdThresholds: opts.pdThresholds }),
       ...(opts.ratioThresholds ? { ratioThresholds: opts.ratioThresholds } : {}),
       ...(opts.gates ? { gates: opts.gates } : {}),
       ...(opts.ratioExitFactors ? { ratioExitFactors: opts.ratioExitFactors } : {}),
