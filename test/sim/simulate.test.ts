@@ -209,6 +209,9 @@ describe('scenarios', () => {
       'feb-2026',
       'aug-2023',
       'apr-2025',
+      'mar-2023',
+      'apr-2024',
+      'dec-2024',
     ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
