@@ -291,8 +291,7 @@ describe('threshold sweep', () => {
       await expect(run({ predictive: [{ pdReduce: 1.5, gate: 0 }] })).rejects.toThrow(/out of range/);
       const json = JSON.parse(await readFile(source, 'utf8')) as { points: Record<string, unknown>[] };
       json.points[2]!.gate = 5;
-      await writeFile(join(dir, 'relabelled.json'), JSON.stringify(json));
-      const relabelled = join(dir, 'relabelled.json');
+      const relabelled = join(dir, 'relabelled.json'); // the name errors give the file
       expect(() => predictiveSettingsOf(JSON.parse(JSON.stringify(json)), relabelled)).toThrow(
         /--predictive-from .*relabelled\.json: .*points\.2\.threshold: pd 0\.1 and gate 5 are not the run its label "predictive pd>=0\.1 ratio<4" names/,
       );
