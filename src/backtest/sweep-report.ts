@@ -318,11 +318,8 @@ const PredictivePointSchema = z.looseObject({
  * gate, checked against the label that names them, so that a sweep run again with another model runs the
  * same settings. `source` names the file in errors.
  */
-export function predictiveSettingsOf(
-  sweep: ReusableSweep,
-  source: string,
-  flag = '--predictive-from',
-): PredictiveSetting[] {
+export function predictiveSettingsOf(sweep: ReusableSweep, source: string): PredictiveSetting[] {
+  const flag = '--predictive-from';
   const settings: PredictiveSetting[] = [];
   for (const [i, raw] of sweep.points.entries()) {
     if (raw.signal !== 'predictive') continue;
