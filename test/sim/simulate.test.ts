@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import {
   SimulationInputError,
   simulate,
 } from '../../src/sim/index.js';
+import { SCENARIOS_DIR } from '../../src/sim/scenario/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'preempt-sim-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -215,6 +216,37 @@ describe('scenarios', () => {
     ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
+  });
+
+  it('a scenario that extends a template is the template with its own fields and name filled in', () => {
+    const template = JSON.parse(
+      readFileSync(join(SCENARIOS_DIR, 'templates', 'cccagg-btc-eth-sol.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    // written out by hand: what the template says for jan-2022, with jan-2022's own fields
+    const named = JSON.parse(readFileSync(loadScenario('jan-2022').source, 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(named.extends).toBe('templates/cccagg-btc-eth-sol.json');
+    const { extends: _e, ...own } = named;
+    const explicit = JSON.parse(JSON.stringify({ ...template, ...own }).replaceAll('{name}', 'jan-2022'));
+    expect(loadScenario('jan-2022').scenario).toEqual(parseScenario(explicit, 'x', SCENARIOS_DIR).scenario);
+    expect(loadScenario('jan-2022').scenario.funding).toMatchObject({ file: 'data/jan-2022-funding.csv' });
+    // refused, naming the field: no name of its own, a missing template, a template that extends another
+    const at = join(dir, 'extends');
+    mkdirSync(at, { recursive: true });
+    const load = (scenario: object) => {
+      writeFileSync(join(at, 's.json'), JSON.stringify(scenario));
+      return () => loadScenario(join(at, 's.json'));
+    };
+    const { name: _n, ...unnamed } = named;
+    expect(load({ ...unnamed, extends: 'x.json' })).toThrow(/field extends: .*needs its own name/);
+    expect(load({ ...named, extends: 'none.json' })).toThrow(/field extends: no template at .*none\.json/);
+    writeFileSync(join(at, 't.json'), JSON.stringify({ extends: 'u.json' }));
+    expect(load({ ...named, extends: 't.json' })).toThrow(
+      /field extends: .*t\.json extends another template/,
+    );
+    expect(load({ ...named, extends: 3 })).toThrow(/field extends: must be the path of a template file/);
   });
 
   it('a bad scenario is refused with the field at fault, an unknown name lists the named ones', () => {

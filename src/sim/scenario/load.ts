@@ -2,6 +2,9 @@
  * Finding and reading a scenario: a bare name (`calm`, `ftx-2022`) is `scenarios/NAME.json` of this
  * repository, anything else is a path. Data files named in it resolve relative to the scenario file, or
  * with a `shared:` prefix to the real-data folder (PREEMPT_MARKET_DATA, default ../shared/data/market).
+ * A scenario may name a template (`"extends": "templates/FILE.json"`, relative to the scenario file): the
+ * template's fields apply where the scenario gives none, with `{name}` in its strings replaced by the
+ * scenario's name, so that days over the same instruments share one description of them.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -54,13 +57,40 @@ export function loadScenario(nameOrPath: string): LoadedScenario {
       'SCENARIO_NOT_FOUND',
       `no scenario "${nameOrPath}" (named scenarios: ${namedScenarios().join(', ') || 'none'}; or give a path to a .json file)`,
     );
-  let raw: unknown;
+  return parseScenario(withTemplate(readJson(path), path), path, dirname(path));
+}
+
+function readJson(path: string): unknown {
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new ScenarioError('SCENARIO_INVALID', `${path}: not valid JSON (${(e as Error).message})`);
   }
-  return parseScenario(raw, path, dirname(path));
+}
+
+/** `raw` with the fields of the template it `extends` (one level) filled in; anything else as it is */
+function withTemplate(raw: unknown, path: string): unknown {
+  if (typeof raw !== 'object' || raw === null || !('extends' in raw)) return raw;
+  const { extends: ref, ...own } = raw as Record<string, unknown>;
+  const invalid = (why: string) => new ScenarioError('SCENARIO_INVALID', `${path}: field extends: ${why}`);
+  if (typeof ref !== 'string') throw invalid('must be the path of a template file');
+  if (typeof own.name !== 'string') throw invalid('a scenario that extends a template needs its own name');
+  const templatePath = resolve(dirname(path), ref);
+  if (!existsSync(templatePath)) throw invalid(`no template at ${templatePath}`);
+  const template = readJson(templatePath);
+  if (typeof template !== 'object' || template === null || Array.isArray(template))
+    throw invalid(`${templatePath} is not a JSON object`);
+  if ('extends' in template) throw invalid(`${templatePath} extends another template (one level only)`);
+  const name = own.name;
+  const fill = (v: unknown): unknown =>
+    typeof v === 'string'
+      ? v.replaceAll('{name}', name)
+      : Array.isArray(v)
+        ? v.map(fill)
+        : typeof v === 'object' && v !== null
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)]))
+          : v;
+  return { ...(fill(template) as Record<string, unknown>), ...own };
 }
 
 export function marketDataDir(): string {

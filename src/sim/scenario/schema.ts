@@ -2,7 +2,7 @@
  * The scenario file format (JSON, validated with zod): instruments and their contract terms, where their
  * prices come from (real bars or the fitted synthetic model), funding, book depth, the time window and the
  * trader population. Named scenarios live in `scenarios/NAME.json`; users write their own in the same form
- * (documented in scenarios/README.md).
+ * (documented in scenarios/README.md). A file may first extend a template (`extends`, resolved in load.ts).
  */
 import { z } from 'zod';
 import { parseIsoUtcMs } from '../../events/iso-time.js';
