@@ -5,10 +5,11 @@
  * normalised to ascending time, duplicates dropped, volume in base units.
  * Run: `npx tsx scenarios/build-excerpts.ts` (reads PREEMPT_MARKET_DATA or ../shared/data/market).
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBars, sliceBars } from '../src/sim/market/bars.js';
 import { loadFundingHistory } from '../src/sim/market/funding-history.js';
+import { loadScenario, namedScenarios, SCENARIOS_DIR } from '../src/sim/scenario/load.js';
 import { MARKET_DATA_DIR } from './market-data.js';
 
 const dir = MARKET_DATA_DIR;
@@ -70,7 +71,7 @@ function excerptFunding(name: string, from: string, to: string): void {
   console.log(`${name}.csv: ${pts.length} settlements`);
 }
 
-/** the CCCAGG hourly BTC, ETH and SOL bars most 2022-2025 windows carry */
+/** the CCCAGG hourly BTC, ETH and SOL bars of the scenarios that extend templates/cccagg-btc-eth-sol.json */
 const CCCAGG_BTC_ETH_SOL: Array<[string, string, string]> = [
   ['btc-1h', 'btcusd_cccagg_1h.csv', 'BTC/USD hourly (CCCAGG)'],
   ['eth-1h', 'ethusd_cccagg_1h.csv', 'ETH/USD hourly (CCCAGG)'],
@@ -119,73 +120,19 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
     to: '2025-10-12T00:00:00Z',
     bars: [...CCCAGG_BTC_ETH_SOL, ['doge-1h', 'dogeusd_cccagg_1h.csv', 'DOGE/USD hourly (CCCAGG)']],
   },
-  {
-    id: 'luna-2022',
-    from: '2022-05-08T00:00:00Z',
-    to: '2022-05-13T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
-  {
-    id: 'jun-2022',
-    from: '2022-06-12T00:00:00Z',
-    to: '2022-06-19T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
-  {
-    id: 'aug-2024',
-    from: '2024-08-03T00:00:00Z',
-    to: '2024-08-07T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
-  {
-    id: 'feb-2025',
-    from: '2025-02-01T00:00:00Z',
-    to: '2025-02-05T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
-  {
-    id: 'jan-2022',
-    from: '2022-01-20T00:00:00Z',
-    to: '2022-01-25T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
-  {
-    id: 'feb-2026',
-    from: '2026-02-02T00:00:00Z',
-    to: '2026-02-07T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
-  {
-    id: 'aug-2023',
-    from: '2023-08-15T00:00:00Z',
-    to: '2023-08-20T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
-  {
-    id: 'apr-2025',
-    from: '2025-04-05T00:00:00Z',
-    to: '2025-04-10T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
-  {
-    id: 'mar-2023',
-    from: '2023-03-07T00:00:00Z',
-    to: '2023-03-12T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
-  {
-    id: 'apr-2024',
-    from: '2024-04-10T00:00:00Z',
-    to: '2024-04-15T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
-  {
-    id: 'dec-2024',
-    from: '2024-12-16T00:00:00Z',
-    to: '2024-12-21T00:00:00Z',
-    bars: CCCAGG_BTC_ETH_SOL,
-  },
 ];
+
+// every scenario that extends the CCCAGG template carries those bars over its own window
+const TEMPLATE = 'templates/cccagg-btc-eth-sol.json';
+for (const name of namedScenarios()) {
+  const raw = JSON.parse(readFileSync(join(SCENARIOS_DIR, `${name}.json`), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  if (raw.extends !== TEMPLATE) continue;
+  const { start, end } = loadScenario(name).scenario;
+  windows.push({ id: name, from: start, to: end, bars: CCCAGG_BTC_ETH_SOL });
+}
 
 for (const w of windows) {
   for (const [suffix, file, what] of w.bars) excerptBars(`${w.id}-${suffix}`, file, w.from, w.to, what);

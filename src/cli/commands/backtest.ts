@@ -260,9 +260,12 @@ async function sweep(opts: BacktestCliOptions): Promise<void> {
   const ratioFrom = opts.ratioFrom
     ? { source: opts.ratioFrom, sweep: await loadReusableSweep(opts.ratioFrom) }
     : undefined;
+  // one read when both name the same file (refresh-backtests.sh: that sweep again with another model)
   const predictive = opts.predictiveFrom
     ? predictiveSettingsOf(
-        await loadReusableSweep(opts.predictiveFrom, '--predictive-from'),
+        ratioFrom && opts.predictiveFrom === opts.ratioFrom
+          ? ratioFrom.sweep
+          : await loadReusableSweep(opts.predictiveFrom, '--predictive-from'),
         opts.predictiveFrom,
       )
     : undefined;
