@@ -213,6 +213,9 @@ describe('scenarios', () => {
       'mar-2023',
       'apr-2024',
       'dec-2024',
+      'late-feb-2025',
+      'aug-2022',
+      'jul-2024',
     ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
