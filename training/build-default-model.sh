@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped model models/default from scratch: simulated histories over real price paths
 # (issue: training and validation on different crash days), then the training job.
-#   [OUT=models/NAME] [EPOCHS=30] bash training/build-default-model.sh [ACCOUNTS] [SEED] [WORKDIR]
-# Training days: TRAIN_DAYS of training/histories.sh (seed SEED).
+#   [OUT=models/NAME] [EPOCHS=30] [DAYS="SCENARIO..."] bash training/build-default-model.sh [ACCOUNTS] [SEED] [WORKDIR]
+# Training days: TRAIN_DAYS of training/histories.sh (seed SEED), or the scenarios DAYS names (space-separated).
 # Validation (the test metrics): black-thursday-2020, a crash day the model never sees in training, simulated
 # with seed SEED+1: a seed draws the traders (the same SEED gives every day the same trader population), so
 # the test traders are other traders too.
@@ -14,6 +14,7 @@ work=${3:-$(mktemp -d)}
 test_seed=$((seed + 1))
 mkdir -p "$work"
 . training/histories.sh
+[ -z "${DAYS:-}" ] || read -r -a TRAIN_DAYS <<<"$DAYS"
 train_files=()
 for sc in "${TRAIN_DAYS[@]}"; do
   train_files+=("$work/$sc.jsonl.gz")
