@@ -4,8 +4,9 @@
 # day, on jan-2022, feb-2026, aug-2023, apr-2025, mar-2023, apr-2024 and dec-2024, the days added 2026-12-07 in the
 # morning, and on late-feb-2025, aug-2022 and jul-2024, added at 09:44 UTC), each with the seed and accounts its
 # sweep.json records. The sweeps run the predictive settings of the sweeps already in docs/backtests
-# (--predictive-from: each pdReduce and gate they ran). The margin-ratio rule's runs do not use the model, so they are taken from the same files
-# (--ratio-from refuses unless the liquidation-only run is the same to the cent); only the predictive runs run.
+# (--predictive-from: each pdReduce and gate they ran). The margin-ratio rule's runs do not use the model, so they
+# are taken from the same files (--ratio-from refuses unless the liquidation-only run is the same to the cent); only
+# the predictive runs run.
 # POLICY_CONFIG (JSON, as --policy-config) is passed to every run; each sweep runs its pdReduce and gate
 # (reduceGateMarginRatio) too when the file lacks them, and judges that run (sweep-summary). The rule's runs are still
 # reused, all of those in the earlier sweep: they do not depend on the pd tier's settings (--ratio-from checks the
