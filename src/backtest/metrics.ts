@@ -54,6 +54,8 @@ export class MeasureCollector {
   readonly reducedNotionalByAccount = new Map<string, number>();
   /** USD per account: what its early reductions cost it (fees + slippage against the mark) */
   readonly reductionCostByAccount = new Map<string, number>();
+  /** USD per account: the bad debt its bankruptcies left (deficits + the ADL cost that followed them) */
+  readonly badDebtByAccount = new Map<string, number>();
   private fund: number;
   /** the account of the latest liquidation event: the ADL legs that follow belong to its bankruptcy */
   private lastLiquidated = '';
@@ -113,6 +115,11 @@ export class MeasureCollector {
     if (value < this.m.insuranceFundMin) this.m.insuranceFundMin = value;
   }
 
+  private addBadDebt(account: string, ts: number, usd: number): void {
+    this.badDebtByAccount.set(account, (this.badDebtByAccount.get(account) ?? 0) + usd);
+    this.onBadDebt?.(account, ts, usd);
+  }
+
   add(ev: CanonicalEvent): void {
     const m = this.m;
     switch (ev.type) {
@@ -143,7 +150,7 @@ export class MeasureCollector {
         m.bankruptcies++;
         m.badDebt += ev.deficit;
         m.bankruptcyDeficits += ev.deficit;
-        this.onBadDebt?.(ev.account, ev.ts, ev.deficit);
+        this.addBadDebt(ev.account, ev.ts, ev.deficit);
         m.insuranceDrawn += covered;
         m.beyondInsurance += ev.deficit - covered;
         this.setFund(ev.ts, this.fund - covered);
@@ -159,7 +166,7 @@ export class MeasureCollector {
         m.adlCost += cost;
         m.badDebt += cost;
         m.beyondInsurance += cost;
-        if (cost > 0) this.onBadDebt?.(this.lastLiquidated, ev.ts, cost);
+        if (cost > 0) this.addBadDebt(this.lastLiquidated, ev.ts, cost);
         break;
       }
       case 'fill':
@@ -190,4 +197,36 @@ export class MeasureCollector {
         break;
     }
   }
+}
+
+/** USD left by bankruptcies on some accounts, and how many accounts */
+export interface AccountsBadDebt {
+  accounts: number;
+  /** USD */
+  badDebt: number;
+}
+
+/**
+ * The bad debt a run left on accounts that left none in the liquidation-only run, split by what that run did to
+ * them: `liquidatedThere`, accounts it liquidated without bad debt (early reduction kept them in the market, and
+ * they went bankrupt later), and `notLiquidatedThere`, accounts it never liquidated. Reducing early can create
+ * bad debt as well as avoid it; this is the part it created (the run's bad debt minus the avoided part does not
+ * show it, as the two net out).
+ */
+export function newBadDebt(
+  refLiquidated: ReadonlySet<string>,
+  /** USD per account in the liquidation-only run */
+  refBadDebt: ReadonlyMap<string, number>,
+  /** USD per account in this run */
+  runBadDebt: Iterable<readonly [string, number]>,
+): { liquidatedThere: AccountsBadDebt; notLiquidatedThere: AccountsBadDebt } {
+  const liquidatedThere: AccountsBadDebt = { accounts: 0, badDebt: 0 };
+  const notLiquidatedThere: AccountsBadDebt = { accounts: 0, badDebt: 0 };
+  for (const [account, usd] of runBadDebt) {
+    if (usd <= 0 || (refBadDebt.get(account) ?? 0) > 0) continue;
+    const part = refLiquidated.has(account) ? liquidatedThere : notLiquidatedThere;
+    part.accounts++;
+    part.badDebt += usd;
+  }
+  return { liquidatedThere, notLiquidatedThere };
 }

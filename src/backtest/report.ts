@@ -98,10 +98,19 @@ export function formatTable(r: BacktestResult): string {
         })
         .join('; ')}`
     : '';
+  const early = r.policies.filter((p) => p.policy !== 'liquidation-only');
+  const created = early.length
+    ? `\nBad debt on accounts that left none in liquidation-only: ${early
+        .map((p) => {
+          const { liquidatedThere: l, notLiquidatedThere: n } = p.newBadDebt;
+          return `${p.label ?? p.policy} ${usd(l.badDebt + n.badDebt)} (${l.accounts + n.accounts} accts; ${usd(l.badDebt)} from ${l.accounts} that liquidation-only liquidated without bad debt)`;
+        })
+        .join('; ')}`
+    : '';
   const causes = Object.keys(r.attribution).length
     ? `\n\nBad debt left, by cause (late: first REDUCE < ${Object.values(r.attribution)[0]?.lateMinutes} min before the bankruptcy):\n${formatAttribution(r.attribution)}`
     : '';
-  return `${lines.join('\n')}${note}${reduceOnly}${causes}`;
+  return `${lines.join('\n')}${note}${reduceOnly}${created}${causes}`;
 }
 
 export function reportJson(r: BacktestResult): unknown {
@@ -220,6 +229,7 @@ ${formatTable(r)}
 - **false alarms**: accounts reduced early that the liquidation-only run never liquidated; **false-alarm cost**: fees and slippage those reductions cost them.
 - **reduce-only restriction** (policy config \`reduceOnlyWhileFlagged\`): while an account's signal is in the reduce tier the venue refuses its orders that would increase a position and cancels such resting orders; counted per run (accounts restricted, of which never liquidated by liquidation-only, orders refused, resting orders cancelled).
 - **saved**: accounts liquidated in the liquidation-only run and not in this one.
+- **bad debt on accounts that left none in liquidation-only**: what reducing early created rather than avoided, in particular on accounts liquidation-only liquidated without bad debt and an early-reducing run kept in the market until a later bankruptcy (the run's bad debt nets it against what it avoided).
 - **bad debt left, by cause** (each bankruptcy of an early-reducing run, with the ADL cost it caused): **gap**, bankrupt within one minute from healthy (at the risk engine's previous look equity/MM >= the watch level and the signal below pdReduce, or no position); **never-alerted**, the signal never reached pdReduce before; **late**, alerted but no REDUCE at least the stated minutes before; **too-small**, reduced in time and still bankrupt (caps, sizing, or the trader added exposure after the first REDUCE), of which some jumped to bankruptcy within a minute from equity/MM above the watch level.
 
 ![Bad debt](bad-debt.svg)

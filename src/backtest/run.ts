@@ -11,7 +11,7 @@ import { simulate } from '../sim/simulate.js';
 import type { SimulationSummary } from '../sim/venue/types.js';
 import { AttributionTracker, type BadDebtAttribution } from './attribution.js';
 import { assertRunConsistent, type ConservationResult, ConservationTracker } from './conservation.js';
-import { MeasureCollector, type RunMeasures } from './metrics.js';
+import { MeasureCollector, newBadDebt, type RunMeasures } from './metrics.js';
 import { parallelExecutor } from './parallel.js';
 import { BacktestInputError, type PolicyName } from './policies.js';
 import { createRiskEngine, type EngineObservation, type PdSource } from './risk-engine.js';
@@ -100,6 +100,11 @@ export interface PolicyResult extends RunMeasures {
   falseAlarmCost: number;
   /** accounts the liquidation-only run liquidated and this run did not */
   saved: number;
+  /**
+   * bad debt on accounts that left none in the liquidation-only run (zero for that run): those it liquidated
+   * (`liquidatedThere`: kept in the market by early reduction, bankrupt later) and those it never liquidated
+   */
+  newBadDebt: ReturnType<typeof newBadDebt>;
   /** accounts restricted to reduce-only (`summary.reduceOnly`) that the liquidation-only run never liquidated */
   restrictedFalseAlarms: number;
   /** share of the liquidation-only bad debt avoided (0..1; null for the reference itself or no bad debt) */
@@ -206,6 +211,8 @@ export interface RunOutcome {
   reducedNotionalByAccount: [string, number][];
   /** USD per account */
   reductionCostByAccount: [string, number][];
+  /** USD per account: the bad debt its bankruptcies left */
+  badDebtByAccount: [string, number][];
   /** [ts, USD] */
   fundPath: [number, number][];
   /** [minute ts, USD] */
@@ -300,6 +307,7 @@ export async function executeRun(
     reducedAccounts: [...collector.reducedAccounts],
     reducedNotionalByAccount: [...collector.reducedNotionalByAccount],
     reductionCostByAccount: [...collector.reductionCostByAccount],
+    badDebtByAccount: [...collector.badDebtByAccount],
     fundPath: collector.fundPath,
     liquidationsPerMinute: collector.liquidationsPerMinute(),
     restricted: [...(engine?.restricted ?? [])],
@@ -386,6 +394,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
   const ref = refOutcome;
   const refLiquidated = new Set(ref.liquidatedAccounts);
   const refBadDebt = ref.measures.badDebt;
+  const refBadDebtByAccount = new Map(ref.badDebtByAccount);
   const results: PolicyResult[] = [];
   const insuranceFund: Record<string, [number, number][]> = {};
   const liquidationsPerMinute: Record<string, [number, number][]> = {};
@@ -417,6 +426,7 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
       falseAlarmNotional,
       falseAlarmCost,
       saved,
+      newBadDebt: newBadDebt(refLiquidated, refBadDebtByAccount, o.badDebtByAccount),
       restrictedFalseAlarms,
       badDebtAvoided:
         run.policy === 'liquidation-only' || refBadDebt <= 0 ? null : 1 - o.measures.badDebt / refBadDebt,

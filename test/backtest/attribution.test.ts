@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AttributionTracker, BAD_DEBT_CAUSES } from '../../src/backtest/attribution.js';
+import { MeasureCollector, newBadDebt } from '../../src/backtest/metrics.js';
 import { formatTable, reportJson } from '../../src/backtest/report.js';
 import { runBacktest } from '../../src/backtest/run.js';
 import { FEATURE_NAMES } from '../../src/features/schema.js';
@@ -97,6 +98,39 @@ describe('bad-debt attribution', () => {
     ]);
   });
 
+  it('bad debt per account, and the part an early-reducing run created on accounts that left none', () => {
+    const c = new MeasureCollector(1000);
+    c.add({ type: 'bankruptcy', ts: 1, account: 'a', deficit: 30 });
+    c.add({ type: 'bankruptcy', ts: 2, account: 'b', deficit: 5 });
+    c.add({ type: 'bankruptcy', ts: 3, account: 'a', deficit: 12.5 });
+    expect([...c.badDebtByAccount]).toEqual([
+      ['a', 42.5],
+      ['b', 5],
+    ]);
+    expect(c.m.badDebt).toBe(47.5);
+    // liquidation-only liquidated kept (no bad debt), both (bad debt in both runs) and only-ref (bad debt there only)
+    const refLiquidated = new Set(['kept', 'both', 'only-ref']);
+    const refBadDebt = new Map([
+      ['both', 20],
+      ['only-ref', 9],
+    ]);
+    const run: [string, number][] = [
+      ['kept', 40],
+      ['both', 70],
+      ['fresh', 3],
+      ['fresh2', 4],
+      ['zero', 0],
+    ];
+    expect(newBadDebt(refLiquidated, refBadDebt, run)).toEqual({
+      liquidatedThere: { accounts: 1, badDebt: 40 },
+      notLiquidatedThere: { accounts: 2, badDebt: 7 },
+    });
+    expect(newBadDebt(refLiquidated, refBadDebt, refBadDebt)).toEqual({
+      liquidatedThere: { accounts: 0, badDebt: 0 },
+      notLiquidatedThere: { accounts: 0, badDebt: 0 },
+    });
+  });
+
   it('sums to each early-reducing run’s bad debt in a backtest', async () => {
     const r = await runBacktest({
       scenario: SHORT_CRASH,
@@ -122,5 +156,18 @@ describe('bad-debt attribution', () => {
     expect(json.attribution.predictive?.causes).toEqual(r.attribution.predictive?.causes);
     expect(json.attribution.predictive).not.toHaveProperty('bankruptcies');
     expect(formatTable(r)).toMatch(/- predictive: bad debt left \$[\d,]+ = gap \$/);
+    // what reducing early created is part of what each run left, and nothing for the reference itself
+    expect(r.policies[0]?.newBadDebt).toEqual({
+      liquidatedThere: { accounts: 0, badDebt: 0 },
+      notLiquidatedThere: { accounts: 0, badDebt: 0 },
+    });
+    for (const p of r.policies.slice(1)) {
+      const { liquidatedThere: l, notLiquidatedThere: n } = p.newBadDebt;
+      expect(l.badDebt + n.badDebt).toBeLessThanOrEqual(p.badDebt + 1e-6);
+      expect(l.accounts + n.accounts).toBeLessThanOrEqual(p.bankruptcies);
+    }
+    expect(formatTable(r)).toMatch(
+      /Bad debt on accounts that left none in liquidation-only: predictive \$[\d,]+ \(\d+ accts; /,
+    );
   }, 60_000);
 });
