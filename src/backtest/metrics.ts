@@ -210,8 +210,8 @@ export interface AccountsBadDebt {
  * The bad debt a run left on accounts that left none in the liquidation-only run, split by what that run did to
  * them: `liquidatedThere`, accounts it liquidated without bad debt (early reduction kept them in the market, and
  * they went bankrupt later), and `notLiquidatedThere`, accounts it never liquidated. Reducing early can create
- * bad debt as well as avoid it; this is the part it created (the run's bad debt minus the avoided part does not
- * show it, as the two net out).
+ * bad debt as well as avoid it; this is the part it created (the share avoided, computed from the two runs' totals,
+ * nets it against what was avoided).
  */
 export function newBadDebt(
   refLiquidated: ReadonlySet<string>,
