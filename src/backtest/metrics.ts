@@ -206,6 +206,14 @@ export interface AccountsBadDebt {
   badDebt: number;
 }
 
+/** bad debt on accounts that left none in the liquidation-only run, by what that run did to them */
+export interface NewBadDebt {
+  /** accounts it liquidated without bad debt */
+  liquidatedThere: AccountsBadDebt;
+  /** accounts it never liquidated */
+  notLiquidatedThere: AccountsBadDebt;
+}
+
 /**
  * The bad debt a run left on accounts that left none in the liquidation-only run, split by what that run did to
  * them: `liquidatedThere`, accounts it liquidated without bad debt (early reduction kept them in the market, and
@@ -219,7 +227,7 @@ export function newBadDebt(
   refBadDebt: ReadonlyMap<string, number>,
   /** USD per account in this run */
   runBadDebt: Iterable<readonly [string, number]>,
-): { liquidatedThere: AccountsBadDebt; notLiquidatedThere: AccountsBadDebt } {
+): NewBadDebt {
   const liquidatedThere: AccountsBadDebt = { accounts: 0, badDebt: 0 };
   const notLiquidatedThere: AccountsBadDebt = { accounts: 0, badDebt: 0 };
   for (const [account, usd] of runBadDebt) {

@@ -11,7 +11,7 @@ import { simulate } from '../sim/simulate.js';
 import type { SimulationSummary } from '../sim/venue/types.js';
 import { AttributionTracker, type BadDebtAttribution } from './attribution.js';
 import { assertRunConsistent, type ConservationResult, ConservationTracker } from './conservation.js';
-import { MeasureCollector, newBadDebt, type RunMeasures } from './metrics.js';
+import { MeasureCollector, type NewBadDebt, newBadDebt, type RunMeasures } from './metrics.js';
 import { parallelExecutor } from './parallel.js';
 import { BacktestInputError, type PolicyName } from './policies.js';
 import { createRiskEngine, type EngineObservation, type PdSource } from './risk-engine.js';
@@ -104,7 +104,7 @@ export interface PolicyResult extends RunMeasures {
    * bad debt on accounts that left none in the liquidation-only run (zero for that run): those it liquidated
    * (`liquidatedThere`: kept in the market by early reduction, bankrupt later) and those it never liquidated
    */
-  newBadDebt: ReturnType<typeof newBadDebt>;
+  newBadDebt: NewBadDebt;
   /** accounts restricted to reduce-only (`summary.reduceOnly`) that the liquidation-only run never liquidated */
   restrictedFalseAlarms: number;
   /** share of the liquidation-only bad debt avoided (0..1; null for the reference itself or no bad debt) */

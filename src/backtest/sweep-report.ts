@@ -57,6 +57,7 @@ export function formatSweepTable(r: SweepResult): string {
     'reduced / liq.-only liquidated',
     'reduce-only: accts (never liq.), orders refused',
     'frontier',
+    'new bad debt: accts liq.-only liquidated, others',
     ...BAD_DEBT_CAUSES.map((c) => `left: ${c}`),
   ];
   const rows = r.points.map((p) => [
@@ -69,6 +70,9 @@ export function formatSweepTable(r: SweepResult): string {
     `${p.reducedRatio.toFixed(2)}x`,
     p.restricted > 0 ? `${p.restricted} (${p.restrictedFalseAlarms}), ${p.refusedOrders}` : '—',
     p.onFrontier ? '*' : '',
+    p.newBadDebt
+      ? `${usd(p.newBadDebt.liquidatedThere.badDebt)} (${p.newBadDebt.liquidatedThere.accounts}), ${usd(p.newBadDebt.notLiquidatedThere.badDebt)} (${p.newBadDebt.notLiquidatedThere.accounts})`
+      : '—',
     ...BAD_DEBT_CAUSES.map((c) => usd(p.attribution.causes[c].badDebt)),
   ]);
   return [
@@ -150,6 +154,7 @@ ${formatSweepTable(r)}
 - **threshold**: the predictive policy's pdReduce (pdWatch lowered to at most pdReduce / 2, pdHysteresis to at most 15% of pdReduce) and, where given, its margin-ratio gate (\`reduceGateMarginRatio\`: the reduce tier arms only while equity / MM is below it; an armed tier is left on pd alone); or the margin-ratio rule's trigger (pd := 1 when equity / MM is below it) and, where given, its exit level (once armed, pd stays 1 until equity / MM is back at or above it: the stickiness the pd tier's hysteresis and gate give the model). Every other policy setting is the same in every run; each signal's frontier is taken over all its runs (thresholds, gates, exit levels).
 - **false alarms**: accounts reduced early that the liquidation-only run never liquidated; **reduced / liq.-only liquidated**: early-reduced notional over the notional liquidation-only force-closed.
 - **frontier** (\\*): the point is on its signal's Pareto frontier (no other setting of the same signal avoids at least as much bad debt with fewer false alarms). The verdict interpolates each frontier linearly between its points and compares them over the range of bad debt avoided that both reach.
+- **new bad debt**: of the bad debt the run left, what it left on accounts that left none in the liquidation-only run (USD, accounts): those liquidation-only liquidated without bad debt (early reduction kept them in the market until a later bankruptcy), and the others; — for a run reused from a sweep written before this was measured.
 - **left: cause**: the bad debt the run left, by cause (late: first REDUCE less than ${r.points[0]?.attribution.lateMinutes ?? 15} minutes before the bankruptcy); see the backtest report's notes.
 
 ![Frontier](frontier.svg)
@@ -170,6 +175,7 @@ const finite = z.number().finite();
 const count = z.number().int().nonnegative();
 const usdAmount = finite;
 const causeTotal = z.looseObject({ badDebt: usdAmount, accounts: count, bankruptcies: count });
+const accountsBadDebt = z.looseObject({ accounts: count, badDebt: usdAmount });
 const minutesBefore = finite.nullable();
 /** a margin-ratio point as `--ratio-from` carries it into the new sweep: every field the reports read */
 const ReusedPointSchema = z.looseObject({
@@ -186,6 +192,10 @@ const ReusedPointSchema = z.looseObject({
   reducedRatio: finite,
   liquidations: count,
   saved: count,
+  // absent in the sweeps written before 2026-12-07
+  newBadDebt: z
+    .looseObject({ liquidatedThere: accountsBadDebt, notLiquidatedThere: accountsBadDebt })
+    .optional(),
   restricted: count,
   restrictedFalseAlarms: count,
   refusedOrders: count,

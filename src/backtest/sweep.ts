@@ -12,6 +12,7 @@ import type { ModelFiles } from '../model/model-files.js';
 import type { PdScorer } from '../model/types.js';
 import { loadScenario } from '../sim/scenario/load.js';
 import { type BadDebtAttribution, DEFAULT_LATE_MINUTES } from './attribution.js';
+import type { NewBadDebt } from './metrics.js';
 import { BacktestInputError } from './policies.js';
 import { type PolicyVariant, runBacktest } from './run.js';
 
@@ -119,6 +120,11 @@ export interface SweepPoint {
   reducedRatio: number;
   liquidations: number;
   saved: number;
+  /**
+   * bad debt on accounts that left none in the liquidation-only run (`PolicyResult.newBadDebt`); absent on a
+   * point reused from a sweep.json written before it was measured (2026-12-07)
+   */
+  newBadDebt?: NewBadDebt;
   /** accounts restricted to reduce-only while flagged, and of those never liquidated by liquidation-only */
   restricted: number;
   restrictedFalseAlarms: number;
@@ -525,6 +531,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
       reducedRatio: p.reducedNotional / Math.max(1, ref.liquidatedNotional),
       liquidations: p.liquidations,
       saved: p.saved,
+      newBadDebt: p.newBadDebt,
       restricted: p.summary.reduceOnly.restrictedAccounts,
       restrictedFalseAlarms: p.restrictedFalseAlarms,
       refusedOrders: p.summary.reduceOnly.rejectedOrders,

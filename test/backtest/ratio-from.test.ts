@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSweep } from '../../src/backtest/sweep.js';
-import { loadReusableSweep, writeSweepReport } from '../../src/backtest/sweep-report.js';
+import { formatSweepTable, loadReusableSweep, writeSweepReport } from '../../src/backtest/sweep-report.js';
 
 /** flash-crash cut to four hours (the same fall in 12 minutes) */
 const SHORT_CRASH = join(import.meta.dirname, 'short-crash.json');
@@ -47,7 +47,27 @@ describe('--ratio-from: a damaged sweep.json is refused when it is read, naming 
   it('the written sweep loads', async () => {
     const loaded = await loadReusableSweep(join(dir, 'sweep.json'));
     expect(loaded.points.filter((p) => p.signal === 'margin-ratio')).toHaveLength(4);
-  });
+    for (const p of loaded.points) expect(p.newBadDebt?.liquidatedThere.accounts).toBeGreaterThanOrEqual(0);
+    // a sweep written before the new bad debt was measured loads too, its points without it
+    const older = await damaged('older', 'margin-ratio <1.5', () => {});
+    const copy = JSON.parse(await readFile(older, 'utf8')) as typeof written;
+    for (const p of copy.points) delete p.newBadDebt;
+    await writeFile(older, JSON.stringify(copy));
+    const old = await loadReusableSweep(older);
+    expect(old.points.filter((p) => p.signal === 'margin-ratio')).toHaveLength(4);
+    expect(old.points.some((p) => 'newBadDebt' in p)).toBe(false);
+    // its rule runs, reused, show no new bad debt; the runs made here do
+    const table = formatSweepTable(await runSweep({ ...SETTINGS, ratioFrom: { source: older, sweep: old } }));
+    const column = (signal: string) =>
+      table
+        .split('\n')
+        .filter((l) => l.startsWith(`| ${signal} |`))
+        .map((l) => l.split(' | ')[9]);
+    expect(column('margin-ratio')).toEqual(['—', '—', '—', '—']);
+    const made = column('predictive');
+    expect(made.length).toBeGreaterThan(0);
+    for (const c of made) expect(c).toMatch(/^\$[\d,]+ \(\d+\), \$[\d,]+ \(\d+\)$/);
+  }, 60_000);
 
   it.each([
     [
@@ -87,6 +107,16 @@ describe('--ratio-from: a damaged sweep.json is refused when it is read, naming 
         p.avoided = (p.avoided as number) + 0.1;
       },
       /avoided\.json: .*points\.\d+\.avoided/,
+    ],
+    [
+      'new-bad-debt',
+      (p: Record<string, unknown>) => {
+        p.newBadDebt = {
+          liquidatedThere: { accounts: -1, badDebt: 0 },
+          notLiquidatedThere: { accounts: 0, badDebt: 0 },
+        };
+      },
+      /new-bad-debt\.json: .*points\.\d+\.newBadDebt\.liquidatedThere\.accounts/,
     ],
     [
       'bad-debt',
