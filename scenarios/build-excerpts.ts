@@ -5,11 +5,11 @@
  * normalised to ascending time, duplicates dropped, volume in base units.
  * Run: `npx tsx scenarios/build-excerpts.ts` (reads PREEMPT_MARKET_DATA or ../shared/data/market).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBars, sliceBars } from '../src/sim/market/bars.js';
 import { loadFundingHistory } from '../src/sim/market/funding-history.js';
-import { loadScenario, namedScenarios, SCENARIOS_DIR } from '../src/sim/scenario/load.js';
+import { loadScenario, namedScenarios } from '../src/sim/scenario/load.js';
 import { MARKET_DATA_DIR } from './market-data.js';
 
 const dir = MARKET_DATA_DIR;
@@ -123,15 +123,10 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
 ];
 
 // every scenario that extends the CCCAGG template carries those bars over its own window
-const TEMPLATE = 'templates/cccagg-btc-eth-sol.json';
 for (const name of namedScenarios()) {
-  const raw = JSON.parse(readFileSync(join(SCENARIOS_DIR, `${name}.json`), 'utf8')) as Record<
-    string,
-    unknown
-  >;
-  if (raw.extends !== TEMPLATE) continue;
-  const { start, end } = loadScenario(name).scenario;
-  windows.push({ id: name, from: start, to: end, bars: CCCAGG_BTC_ETH_SOL });
+  const { scenario, template } = loadScenario(name);
+  if (template !== 'templates/cccagg-btc-eth-sol.json') continue;
+  windows.push({ id: name, from: scenario.start, to: scenario.end, bars: CCCAGG_BTC_ETH_SOL });
 }
 
 for (const w of windows) {

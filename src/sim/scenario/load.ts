@@ -29,6 +29,8 @@ export interface LoadedScenario {
   dir: string;
   /** where it was read from */
   source: string;
+  /** the template it extends, as the file names it (relative to the file); absent: none */
+  template?: string;
 }
 
 export function namedScenarios(): string[] {
@@ -57,7 +59,8 @@ export function loadScenario(nameOrPath: string): LoadedScenario {
       'SCENARIO_NOT_FOUND',
       `no scenario "${nameOrPath}" (named scenarios: ${namedScenarios().join(', ') || 'none'}; or give a path to a .json file)`,
     );
-  return parseScenario(withTemplate(readJson(path), path), path, dirname(path));
+  const { raw, template } = withTemplate(readJson(path), path);
+  return { ...parseScenario(raw, path, dirname(path)), ...(template !== undefined ? { template } : {}) };
 }
 
 function readJson(path: string): unknown {
@@ -68,9 +71,9 @@ function readJson(path: string): unknown {
   }
 }
 
-/** `raw` with the fields of the template it `extends` (one level) filled in; anything else as it is */
-function withTemplate(raw: unknown, path: string): unknown {
-  if (typeof raw !== 'object' || raw === null || !('extends' in raw)) return raw;
+/** `raw` with the fields of the template it `extends` (one level) filled in, and that template's path as written */
+function withTemplate(raw: unknown, path: string): { raw: unknown; template?: string } {
+  if (typeof raw !== 'object' || raw === null || !('extends' in raw)) return { raw };
   const { extends: ref, ...own } = raw as Record<string, unknown>;
   const invalid = (why: string) => new ScenarioError('SCENARIO_INVALID', `${path}: field extends: ${why}`);
   if (typeof ref !== 'string') throw invalid('must be the path of a template file');
@@ -82,15 +85,14 @@ function withTemplate(raw: unknown, path: string): unknown {
     throw invalid(`${templatePath} is not a JSON object`);
   if ('extends' in template) throw invalid(`${templatePath} extends another template (one level only)`);
   const name = own.name;
-  const fill = (v: unknown): unknown =>
-    typeof v === 'string'
-      ? v.replaceAll('{name}', name)
-      : Array.isArray(v)
-        ? v.map(fill)
-        : typeof v === 'object' && v !== null
-          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)]))
-          : v;
-  return { ...(fill(template) as Record<string, unknown>), ...own };
+  const fill = (v: unknown): unknown => {
+    if (typeof v === 'string') return v.replaceAll('{name}', name);
+    if (Array.isArray(v)) return v.map(fill);
+    if (typeof v === 'object' && v !== null)
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)]));
+    return v;
+  };
+  return { raw: { ...(fill(template) as Record<string, unknown>), ...own }, template: ref };
 }
 
 export function marketDataDir(): string {
