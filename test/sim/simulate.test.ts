@@ -216,6 +216,9 @@ describe('scenarios', () => {
       'late-feb-2025',
       'aug-2022',
       'jul-2024',
+      'jan-2026',
+      'late-jun-2022',
+      'mar-2025',
     ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
