@@ -3,13 +3,20 @@
  * Every simulated minute it snapshots the feature pipeline (fed the same events the venue emitted), scores
  * every account holding a position, runs the margin core's `decide` with that pd, the market's volatility
  * and visible depth, and hands the REDUCE orders to the venue, with the accounts the decision restricts to
- * reduce-only until the next look (`Decision.reduceOnly`). LIQUIDATE stays the venue's own business.
+ * reduce-only until the next look (`Decision.reduceOnly`) and the leverage caps on accounts reduced early
+ * (`Decision.leverageCap`). LIQUIDATE stays the venue's own business.
  */
 import { FeaturePipeline } from '../features/pipeline.js';
 import { type Decision, decide, type PolicyConfig, type PolicyMemory } from '../margin/index.js';
-import { reduceOnlyHeld } from '../margin/policy.js';
+import { leverageCapHeld, reduceOnlyHeld } from '../margin/policy.js';
 import type { PdScorer } from '../model/types.js';
-import type { EarlyReduction, RiskActions, RiskEngine, RiskEngineContext } from '../sim/venue/types.js';
+import type {
+  EarlyReduction,
+  LeverageCap,
+  RiskActions,
+  RiskEngine,
+  RiskEngineContext,
+} from '../sim/venue/types.js';
 
 export type PdSource =
   | { kind: 'model'; scorer: PdScorer }
@@ -51,13 +58,18 @@ export function createRiskEngine(
   let prevLookTs = Number.NaN;
   const ratioExit = source.kind === 'margin-ratio' ? (source.exitThreshold ?? source.threshold) : 0;
   const state: PreemptEngine = { pipeline, decisions: 0, restricted: new Set(), engine: async () => [] };
-  // accounts not decided on at this look (flat) whose restriction still holds
-  const held = (ts: number, looked: ReadonlySet<string>): string[] => {
-    const out: string[] = [];
-    for (const [account, mem] of memory)
-      if (!looked.has(account) && reduceOnlyHeld(mem, ts, policy)) out.push(account);
-    return out;
+  // accounts not decided on at this look (flat) whose restriction or leverage cap still holds
+  const held = (ts: number, looked: ReadonlySet<string>, reduceOnly: string[], caps: LeverageCap[]): void => {
+    for (const [account, mem] of memory) {
+      if (looked.has(account)) continue;
+      if (reduceOnlyHeld(mem, ts, policy)) reduceOnly.push(account);
+      const cap = leverageCapHeld(mem, ts, policy);
+      if (cap !== null) caps.push({ account, maxLeverage: cap });
+    }
   };
+  const capping = policy.leverageCapAfterReduce > 0;
+  const actions = (reductions: EarlyReduction[], reduceOnly: string[], caps: LeverageCap[]): RiskActions =>
+    capping ? { reductions, reduceOnly, leverageCaps: caps } : { reductions, reduceOnly };
   state.engine = async (ctx: RiskEngineContext): Promise<RiskActions> => {
     // only the model reads features; the other signals need just the accounts (the same rows, in order)
     let snap: { rows: number; accounts: string[]; matrix?: Float32Array };
@@ -68,7 +80,10 @@ export function createRiskEngine(
     }
     if (snap.rows === 0) {
       prevLookTs = ctx.ts;
-      return { reductions: [], reduceOnly: held(ctx.ts, new Set()) };
+      const reduceOnly: string[] = [];
+      const caps: LeverageCap[] = [];
+      held(ctx.ts, new Set(), reduceOnly, caps);
+      return actions([], reduceOnly, caps);
     }
     let pd: Float32Array;
     if (source.kind === 'model') pd = await source.scorer.score(snap.matrix as Float32Array, snap.rows);
@@ -81,6 +96,7 @@ export function createRiskEngine(
     }
     const out: EarlyReduction[] = [];
     const reduceOnly: string[] = [];
+    const caps: LeverageCap[] = [];
     const decided = new Set<string>();
     for (let r = 0; r < snap.rows; r++) {
       const account = snap.accounts[r] as string;
@@ -113,14 +129,15 @@ export function createRiskEngine(
         reduceOnly.push(account);
         state.restricted.add(account);
       }
+      if (decision.leverageCap !== null) caps.push({ account, maxLeverage: decision.leverageCap });
       if (decision.action !== 'REDUCE') continue;
       state.decisions++;
       for (const o of decision.orders) out.push({ account, symbol: o.symbol, qty: o.qty });
     }
     prevLookTs = ctx.ts;
     observe?.({ ts: ctx.ts, accounts: snap.accounts, pd });
-    reduceOnly.push(...held(ctx.ts, decided));
-    return { reductions: out, reduceOnly };
+    held(ctx.ts, decided, reduceOnly, caps);
+    return actions(out, reduceOnly, caps);
   };
   return state;
 }

@@ -79,6 +79,16 @@ export interface PolicyConfig {
    * soon as the account holds no position; default 3,600,000 (1 h)
    */
   reduceOnlyHoldMs: number;
+  /**
+   * x (account notional / equity): an account reduced early may not open exposure that takes its notional
+   * above this multiple of its equity (`Decision.leverageCap`; the venue sizes such orders down to the cap
+   * and cancels resting ones that would breach it), until `leverageCapHoldMs` after its last REDUCE. Early
+   * reduction keeps in the market accounts that liquidation would have closed; without a cap they rebuild
+   * their leverage and a later gap bankrupts them (docs/model-experiments.md). 0 = no cap; default 0
+   */
+  leverageCapAfterReduce: number;
+  /** ms: how long the leverage cap holds after the account's last REDUCE; default 86,400,000 (24 h) */
+  leverageCapHoldMs: number;
 }
 
 export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
@@ -104,6 +114,8 @@ export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
   reduceOnlyWhileFlagged: true,
   reduceOnlyMarginRatio: 0,
   reduceOnlyHoldMs: 3_600_000,
+  leverageCapAfterReduce: 0,
+  leverageCapHoldMs: 86_400_000,
 });
 
 export type PolicyAction = 'LIQUIDATE' | 'REDUCE' | 'WATCH' | 'HEALTHY';

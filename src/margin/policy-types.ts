@@ -75,6 +75,11 @@ export interface Decision {
    * resting ones that would
    */
   reduceOnly: boolean;
+  /**
+   * x (account notional / equity): the most leverage the venue lets this account's orders open until the
+   * next decision (config.leverageCapAfterReduce, within leverageCapHoldMs of its last REDUCE); null = none
+   */
+  leverageCap: number | null;
 }
 
 export interface PolicyResult {

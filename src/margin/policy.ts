@@ -152,6 +152,18 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
       text: 'the reduce tier is armed: orders may only reduce exposure until it is left',
       values: { pdReduce: config.pdReduce, pdHysteresis: config.pdHysteresis },
     });
+  const leverageCap = leverageCapHeld(mem, now, config);
+  if (leverageCap !== null)
+    reasons.push({
+      rule: 'leverage-cap',
+      text: `reduced early ${now - (mem.lastReduceAt as number)} ms ago: orders may not take notional above ${leverageCap} x equity until ${config.leverageCapHoldMs} ms after the last reduction`,
+      values: {
+        leverageCap,
+        lastReduceAt: mem.lastReduceAt,
+        holdMs: config.leverageCapHoldMs,
+        leverage: m.equity > 0 ? m.notional / m.equity : null,
+      },
+    });
   const decision: Decision = {
     account: m.account,
     action,
@@ -168,6 +180,7 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
     equityAfter,
     mmAfter,
     reduceOnly,
+    leverageCap,
   };
   return { decision, memory: mem };
 }
@@ -185,6 +198,21 @@ export function reduceOnlyHeld(memory: PolicyMemory | undefined, now: number, co
     typeof memory.flaggedAt === 'number' &&
     now - memory.flaggedAt < config.reduceOnlyHoldMs
   );
+}
+
+/**
+ * The leverage cap (x, account notional / equity) on an account reduced early, or null: config
+ * `leverageCapAfterReduce` while less than `leverageCapHoldMs` has passed since its last REDUCE (`memory`
+ * as `decide` returned it). It holds whether or not the account is scored now (a flat account may reopen).
+ */
+export function leverageCapHeld(
+  memory: PolicyMemory | undefined,
+  now: number,
+  config: PolicyConfig,
+): number | null {
+  if (!(config.leverageCapAfterReduce > 0) || memory === undefined || memory.lastReduceAt === null)
+    return null;
+  return now - memory.lastReduceAt < config.leverageCapHoldMs ? config.leverageCapAfterReduce : null;
 }
 
 function reduce(

@@ -106,6 +106,7 @@ export async function simulate(
       const actions = await opts.riskEngine({ ts, minute: m, book, market: venue.marketSnapshot() });
       if (isRiskActions(actions)) {
         if (actions.reduceOnly) applyRestrictions(venue, actions.reduceOnly, ts);
+        if (actions.leverageCaps) venue.capLeverage(actions.leverageCaps);
         executeReductions(venue, actions.reductions, ts);
       } else executeReductions(venue, actions, ts);
     }

@@ -44,6 +44,28 @@ function refused(
   return true;
 }
 
+/**
+ * Contracts: the largest order in direction `sign` on `symbol` that keeps a capped account's notional at or
+ * under its leverage cap x equity (at the mark, before fees); +Infinity for an account without a cap.
+ */
+function capRoom(
+  v: Venue,
+  t: Trader,
+  snap: AccountMargin,
+  symbol: string,
+  sign: number,
+  mark: number,
+): number {
+  const cap = v.leverageCaps.get(t.index);
+  if (cap === undefined) return Number.POSITIVE_INFINITY;
+  const c = v.book.instrument(symbol)!.contractSize;
+  const q0 = snap.positions.find((p) => p.symbol === symbol)?.qty ?? 0;
+  const others = snap.notional - Math.abs(q0) * c * mark; // USD: the account's other positions
+  const maxAbsQty = Math.max(0, (cap * snap.equity - others) / (c * mark));
+  // against the position, the first |q0| contracts only close it
+  return Math.sign(q0) === -sign ? Math.abs(q0) + maxAbsQty : Math.max(0, maxAbsQty - Math.abs(q0));
+}
+
 function marketOrder(v: Venue, t: Trader, it: Extract<Intent, { kind: 'market' }>, ts: number): void {
   const s = v.market.symbols[it.symbol]!;
   const symbol = s.config.symbol;
@@ -61,6 +83,17 @@ function marketOrder(v: Venue, t: Trader, it: Extract<Intent, { kind: 'market' }
   const sign = it.side === 'buy' ? 1 : -1;
   const mark = v.currentMark[it.symbol]!;
   if (!it.reduceOnly && refused(v, t, snap, symbol, sign * qty, mark)) return;
+  if (!it.reduceOnly && increases(snap, symbol, sign * qty)) {
+    const room = capRoom(v, t, snap, symbol, sign, mark);
+    if (qty > room) {
+      // the venue's leverage cap, the way a trader's "max" button sizes under it
+      const allowed = roundLot(room, s.config.lotSize);
+      v.stats.leverageCap.cutOrders++;
+      v.stats.leverageCap.cutNotional += (qty - allowed) * c * mark;
+      qty = allowed;
+      if (!(qty > 0)) return;
+    }
+  }
   let price = executionPrice(it.side, qty, shape, used, s.config.tickSize, false);
   if (!it.reduceOnly && increases(snap, symbol, sign * qty)) {
     // the venue's initial-margin check, the way a trader's "max" button sizes: halve until it passes
@@ -117,12 +150,14 @@ function limitOrder(v: Venue, t: Trader, it: Extract<Intent, { kind: 'limit' }>,
   const snap = v.book.snapshot(t.id, { prices: false });
   if (!snap) return;
   const delta = (it.side === 'buy' ? 1 : -1) * it.qty;
-  if (refused(v, t, snap, symbol, delta, v.currentMark[it.symbol]!)) return;
-  if (
-    increases(snap, symbol, delta) &&
-    snap.equity < imAfter(v, snap, symbol, delta, v.currentMark[it.symbol]!)
-  )
+  const mark = v.currentMark[it.symbol]!;
+  if (refused(v, t, snap, symbol, delta, mark)) return;
+  if (increases(snap, symbol, delta) && snap.equity < imAfter(v, snap, symbol, delta, mark)) return;
+  if (increases(snap, symbol, delta) && it.qty > capRoom(v, t, snap, symbol, Math.sign(delta), mark)) {
+    v.stats.leverageCap.cutOrders++;
+    v.stats.leverageCap.cutNotional += it.qty * s.config.contractSize * mark;
     return;
+  }
   const orderId = t.nextOrderId();
   v.emit({
     type: 'order',
@@ -191,6 +226,20 @@ function increasesNow(v: Venue, t: Trader, symbol: string, side: 'buy' | 'sell',
   return Math.abs(q0 + (side === 'buy' ? qty : -qty)) > Math.abs(q0);
 }
 
+/** Whether filling a capped account's resting order now would increase a position beyond its leverage cap. */
+function breachesCap(
+  v: Venue,
+  t: Trader,
+  symbol: string,
+  side: 'buy' | 'sell',
+  qty: number,
+  mark: number,
+): boolean {
+  if (!v.leverageCaps.has(t.index) || !increasesNow(v, t, symbol, side, qty)) return false;
+  const snap = v.book.snapshot(t.id, { prices: false });
+  return !snap || qty > capRoom(v, t, snap, symbol, side === 'buy' ? 1 : -1, mark);
+}
+
 /**
  * The risk engine's reduce-only restrictions (until its next look): the newly restricted accounts' resting
  * orders that would increase a position are cancelled.
@@ -218,6 +267,11 @@ export function fillResting(v: Venue, m: number, ts: number): void {
       if (v.reduceOnly.has(t.index) && increasesNow(v, t, s.config.symbol, o.side, o.qty)) {
         cancelOrder(v, t, orderId, ts);
         v.stats.reduceOnly.cancelledOrders++;
+        continue;
+      }
+      if (breachesCap(v, t, s.config.symbol, o.side, o.qty, mark)) {
+        cancelOrder(v, t, orderId, ts);
+        v.stats.leverageCap.cancelledOrders++;
         continue;
       }
       book.delete(orderId);

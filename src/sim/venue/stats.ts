@@ -4,7 +4,12 @@
 import type { CanonicalEvent } from '../../events/schema.js';
 import type { VenueFunds } from '../../margin/index.js';
 import type { Trader } from '../traders/types.js';
-import { PREEMPT_ORDER_PREFIX, type ReduceOnlySummary, type SimulationSummary } from './types.js';
+import {
+  type LeverageCapSummary,
+  PREEMPT_ORDER_PREFIX,
+  type ReduceOnlySummary,
+  type SimulationSummary,
+} from './types.js';
 
 export class VenueStats {
   events = 0;
@@ -24,6 +29,12 @@ export class VenueStats {
     restrictedAccounts: 0,
     rejectedOrders: 0,
     rejectedNotional: 0,
+    cancelledOrders: 0,
+  };
+  readonly leverageCap: LeverageCapSummary = {
+    cappedAccounts: 0,
+    cutOrders: 0,
+    cutNotional: 0,
     cancelledOrders: 0,
   };
 
@@ -98,6 +109,7 @@ export class VenueStats {
       reducedNotional: money(this.reducedNotional),
       peakLiquidatedNotionalPerMinute: money(this.peakMinuteLiquidated),
       reduceOnly: { ...this.reduceOnly, rejectedNotional: money(this.reduceOnly.rejectedNotional) },
+      leverageCap: { ...this.leverageCap, cutNotional: money(this.leverageCap.cutNotional) },
       byBehaviour,
     };
   }

@@ -51,6 +51,18 @@ export interface EarlyReduction {
 export interface RiskActions {
   reductions: readonly EarlyReduction[];
   reduceOnly?: readonly string[];
+  /**
+   * accounts whose orders may not take their notional above `maxLeverage` x equity until the next look (the
+   * list replaces the previous one): the venue sizes such a market order down to the cap, refuses such a
+   * limit order, and cancels a resting order instead of filling it if the fill would breach the cap
+   */
+  leverageCaps?: readonly LeverageCap[];
+}
+
+export interface LeverageCap {
+  account: string;
+  /** x: account notional / equity */
+  maxLeverage: number;
 }
 
 export type RiskEngine = (
@@ -78,6 +90,17 @@ export interface ReduceOnlySummary {
   /** USD at the mark: notional of those orders (as asked, before the venue's IM sizing) */
   rejectedNotional: number;
   /** resting orders cancelled by the restriction (when it began, or instead of a risk-increasing fill) */
+  cancelledOrders: number;
+}
+
+export interface LeverageCapSummary {
+  /** accounts capped at least once */
+  cappedAccounts: number;
+  /** market orders sized down to the cap, and limit orders refused for it */
+  cutOrders: number;
+  /** USD at the mark: notional those orders asked for beyond what the cap let through */
+  cutNotional: number;
+  /** resting orders cancelled instead of a fill that would have breached the cap */
   cancelledOrders: number;
 }
 
@@ -117,6 +140,8 @@ export interface SimulationSummary {
   peakLiquidatedNotionalPerMinute: number;
   /** the risk engine's reduce-only restrictions (all zero without them) */
   reduceOnly: ReduceOnlySummary;
+  /** the risk engine's leverage caps (all zero without them) */
+  leverageCap: LeverageCapSummary;
   byBehaviour: Record<string, BehaviourSummary>;
   funding: { history: number; premium: number };
 }

@@ -12,7 +12,7 @@ import { type BookShape, bookShape, ConsumedDepth, roundToTick } from '../market
 import { Rng } from '../random.js';
 import type { RestingOrder, Trader } from '../traders/types.js';
 import { VenueStats } from './stats.js';
-import type { EventSink, FeeSchedule, MarketSnapshot } from './types.js';
+import type { EventSink, FeeSchedule, LeverageCap, MarketSnapshot } from './types.js';
 
 /** ms offsets of the phases within a simulated minute (events are written in time order) */
 export const PHASE = {
@@ -60,6 +60,9 @@ export class Venue {
   /** trader indices the risk engine restricted to reduce-only until its next look */
   readonly reduceOnly = new Set<number>();
   private readonly everRestricted = new Set<number>();
+  /** trader index -> the leverage cap (x, notional / equity) the risk engine set until its next look */
+  readonly leverageCaps = new Map<number, number>();
+  private readonly everCapped = new Set<number>();
 
   constructor(
     readonly market: MarketPaths,
@@ -267,6 +270,20 @@ export class Venue {
       }
     }
     return added;
+  }
+
+  /** The risk engine's leverage caps replace the previous ones. */
+  capLeverage(caps: readonly LeverageCap[]): void {
+    this.leverageCaps.clear();
+    for (const c of caps) {
+      const i = this.idToIndex.get(c.account);
+      if (i === undefined || !(c.maxLeverage > 0)) continue;
+      this.leverageCaps.set(i, Math.min(c.maxLeverage, this.leverageCaps.get(i) ?? Number.POSITIVE_INFINITY));
+      if (!this.everCapped.has(i)) {
+        this.everCapped.add(i);
+        this.stats.leverageCap.cappedAccounts++;
+      }
+    }
   }
 
   marketSnapshot(): MarketSnapshot[] {
