@@ -98,6 +98,15 @@ export function formatTable(r: BacktestResult): string {
         })
         .join('; ')}`
     : '';
+  const capped = r.policies.filter((p) => p.summary.leverageCap.cappedAccounts > 0);
+  const leverageCap = capped.length
+    ? `\nLeverage cap after early reduction: ${capped
+        .map((p) => {
+          const lc = p.summary.leverageCap;
+          return `${p.label ?? p.policy} ${lc.cappedAccounts} accts capped, ${lc.cutOrders} orders cut or refused (${usd(lc.cutNotional)} beyond the cap), ${lc.cancelledOrders} resting orders cancelled`;
+        })
+        .join('; ')}`
+    : '';
   const early = r.policies.filter((p) => p.policy !== 'liquidation-only');
   const created = early.length
     ? `\nBad debt on accounts that left none in liquidation-only: ${early
@@ -110,7 +119,7 @@ export function formatTable(r: BacktestResult): string {
   const causes = Object.keys(r.attribution).length
     ? `\n\nBad debt left, by cause (late: first REDUCE < ${Object.values(r.attribution)[0]?.lateMinutes} min before the bankruptcy):\n${formatAttribution(r.attribution)}`
     : '';
-  return `${lines.join('\n')}${note}${reduceOnly}${created}${causes}`;
+  return `${lines.join('\n')}${note}${reduceOnly}${leverageCap}${created}${causes}`;
 }
 
 export function reportJson(r: BacktestResult): unknown {
@@ -130,6 +139,8 @@ export function reportJson(r: BacktestResult): unknown {
             liquidatedAccounts: summary.liquidatedAccounts,
             events: summary.events,
             reduceOnly: summary.reduceOnly,
+            // only when the policy config caps leverage (reports of runs without it stay as they were)
+            ...(summary.leverageCap.cappedAccounts > 0 ? { leverageCap: summary.leverageCap } : {}),
           },
         },
       ]),
@@ -172,6 +183,9 @@ function histogram(values: number[], bins = 20): { x: number; y: number }[] {
   const n = Math.max(1, values.length);
   return counts.map((c, i) => ({ x: (i + 0.5) / bins, y: c / n }));
 }
+
+const LEVERAGE_CAP_NOTE =
+  "- **leverage cap after early reduction** (policy config `leverageCapAfterReduce`, `leverageCapHoldMs`): after a REDUCE the venue sizes down or refuses the account's orders that would take its notional above the cap times its equity, and cancels such resting orders, until the hold has passed since its last REDUCE; counted per run (accounts capped, orders cut or refused and the notional beyond the cap, resting orders cancelled).\n";
 
 export async function writeBacktestReport(dir: string, r: BacktestResult): Promise<void> {
   await mkdir(dir, { recursive: true });
@@ -228,7 +242,7 @@ ${formatTable(r)}
 - **bad debt**: bankruptcy deficits (insurance fund drawn + socialised loss) plus what ADL cost the deleveraged accounts against the mark; **avoided**: share of the liquidation-only bad debt.
 - **false alarms**: accounts reduced early that the liquidation-only run never liquidated; **false-alarm cost**: fees and slippage those reductions cost them.
 - **reduce-only restriction** (policy config \`reduceOnlyWhileFlagged\`): while an account's signal is in the reduce tier the venue refuses its orders that would increase a position and cancels such resting orders; counted per run (accounts restricted, of which never liquidated by liquidation-only, orders refused, resting orders cancelled).
-- **saved**: accounts liquidated in the liquidation-only run and not in this one.
+${r.policies.some((p) => p.summary.leverageCap.cappedAccounts > 0) ? LEVERAGE_CAP_NOTE : ''}- **saved**: accounts liquidated in the liquidation-only run and not in this one.
 - **bad debt on accounts that left none in liquidation-only**: what reducing early created rather than avoided, in particular on accounts liquidation-only liquidated without bad debt and an early-reducing run kept in the market until a later bankruptcy (the run's bad debt nets it against what it avoided).
 - **bad debt left, by cause** (each bankruptcy of an early-reducing run, with the ADL cost it caused): **gap**, bankrupt within one minute from healthy (at the risk engine's previous look equity/MM >= the watch level and the signal below pdReduce, or no position); **never-alerted**, the signal never reached pdReduce before; **late**, alerted but no REDUCE at least the stated minutes before; **too-small**, reduced in time and still bankrupt (caps, sizing, or the trader added exposure after the first REDUCE), of which some jumped to bankruptcy within a minute from equity/MM above the watch level.
 

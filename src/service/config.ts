@@ -123,6 +123,16 @@ export const ConfigSchema = z
           ctx.addIssue({ code: 'custom', message: (e as Error).message });
           return z.NEVER;
         }
+        // the service publishes reduce-only restrictions to the venue but not yet leverage caps: a cap set
+        // here would appear in decisions while the venue never enforced it
+        if (Number((v as Partial<PolicyConfig>).leverageCapAfterReduce ?? 0) > 0) {
+          ctx.addIssue({
+            code: 'custom',
+            message:
+              'leverageCapAfterReduce is not delivered to the venue by the service yet (backtests only): leave it 0',
+          });
+          return z.NEVER;
+        }
         return v as Record<string, unknown>;
       }),
     /** run the model (false = rules only, as when no model loads) */

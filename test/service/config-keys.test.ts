@@ -78,6 +78,15 @@ describe('configuration', () => {
       /PREEMPT_POLICY: .*pdReduce must be/,
     );
   });
+
+  it('refuses a leverage cap, which the service does not deliver to the venue (backtests only)', () => {
+    expect(() => configFor({ PREEMPT_POLICY: '{"leverageCapAfterReduce":10}' })).toThrow(
+      /PREEMPT_POLICY: .*leverageCapAfterReduce is not delivered to the venue/,
+    );
+    expect(configFor({ PREEMPT_POLICY: '{"leverageCapAfterReduce":0}' }).PREEMPT_POLICY).toEqual({
+      leverageCapAfterReduce: 0,
+    });
+  });
 });
 
 describe('API keys', () => {

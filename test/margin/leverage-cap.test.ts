@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../src/events/schema.js';
+import { DEFAULT_POLICY_CONFIG, decide, MarginBook, resolvePolicyConfig } from '../../src/margin/index.js';
+import { leverageCapHeld } from '../../src/margin/policy.js';
+import { deposit, fill, instrument, mark, UNGATED_TIERS } from './fixtures.js';
+
+function book(events: CanonicalEvent[]): MarginBook {
+  const b = new MarginBook();
+  for (const e of events) b.apply(e);
+  return b;
+}
+
+/** long 10 BTC @ 10,000 (100,000 USD) on 2,500 USD: 40x, equity / MM 2.5, short of a 3-sigma hour */
+const levered = book([
+  instrument('BTC-PERP'),
+  mark(10_000),
+  deposit('a', 2_500),
+  fill('a', 'buy', 10, 10_000),
+]);
+/** the same position on 20,000 USD: 5x, survives the 3-sigma hour (no REDUCE) */
+const calm = book([instrument('BTC-PERP'), mark(10_000), deposit('a', 20_000), fill('a', 'buy', 10, 10_000)]);
+
+const t0 = 1_000_000;
+const HOUR = 3_600_000;
+
+describe('decide: leverage cap after early reduction', () => {
+  it('is off by default: no decision carries a cap', () => {
+    expect(DEFAULT_POLICY_CONFIG.leverageCapAfterReduce).toBe(0);
+    const cfg = resolvePolicyConfig(UNGATED_TIERS);
+    const r = decide({ margin: levered.snapshot('a')!, instruments: levered, pd: 0.9, now: t0 }, cfg);
+    expect(r.decision.action).toBe('REDUCE');
+    expect(r.decision.leverageCap).toBeNull();
+    expect(leverageCapHeld(r.memory, t0, cfg)).toBeNull();
+  });
+
+  it('caps an account from its REDUCE until leverageCapHoldMs after its last one', () => {
+    const cfg = resolvePolicyConfig({
+      ...UNGATED_TIERS,
+      leverageCapAfterReduce: 8,
+      leverageCapHoldMs: 2 * HOUR,
+    });
+    const first = decide({ margin: levered.snapshot('a')!, instruments: levered, pd: 0.9, now: t0 }, cfg);
+    expect(first.decision.action).toBe('REDUCE');
+    expect(first.decision.leverageCap).toBe(8);
+    const reason = first.decision.reasons.find((r) => r.rule === 'leverage-cap');
+    expect(reason?.values).toMatchObject({
+      leverageCap: 8,
+      lastReduceAt: t0,
+      holdMs: 2 * HOUR,
+      leverage: 40,
+    });
+    expect(first.decision.rule).not.toBe('leverage-cap'); // never the deciding rule
+
+    // pd has cleared an hour later: still capped (the cap follows the last REDUCE, not the signal)
+    const later = decide(
+      { margin: calm.snapshot('a')!, instruments: calm, pd: 0, now: t0 + HOUR, memory: first.memory },
+      cfg,
+    );
+    expect(later.decision.action).toBe('HEALTHY');
+    expect(later.decision.leverageCap).toBe(8);
+    const expired = decide(
+      { margin: calm.snapshot('a')!, instruments: calm, pd: 0, now: t0 + 2 * HOUR, memory: later.memory },
+      cfg,
+    );
+    expect(expired.decision.leverageCap).toBeNull();
+    expect(expired.decision.reasons.map((r) => r.rule)).not.toContain('leverage-cap');
+
+    // an account not scored (flat) keeps it for the same time
+    expect(leverageCapHeld(first.memory, t0 + 2 * HOUR - 1, cfg)).toBe(8);
+    expect(leverageCapHeld(first.memory, t0 + 2 * HOUR, cfg)).toBeNull();
+    expect(leverageCapHeld(undefined, t0, cfg)).toBeNull();
+  });
+
+  it('a WATCH without a REDUCE, or rules only, sets no cap', () => {
+    const cfg = resolvePolicyConfig({ ...UNGATED_TIERS, leverageCapAfterReduce: 8 });
+    const watch = decide({ margin: calm.snapshot('a')!, instruments: calm, pd: 0.9, now: t0 }, cfg);
+    expect(watch.decision.action).toBe('WATCH'); // armed, but 5x already survives the move
+    expect(watch.decision.leverageCap).toBeNull();
+    const rules = decide({ margin: levered.snapshot('a')!, instruments: levered, pd: null, now: t0 }, cfg);
+    expect(rules.decision.leverageCap).toBeNull();
+  });
+
+  it('a negative cap or hold is refused with the field named', () => {
+    expect(() => resolvePolicyConfig({ leverageCapAfterReduce: -1 })).toThrow(/leverageCapAfterReduce/);
+    expect(() => resolvePolicyConfig({ leverageCapHoldMs: Number.NaN })).toThrow(/leverageCapHoldMs/);
+  });
+});
