@@ -87,7 +87,10 @@ export interface PolicyConfig {
    * their leverage and a later gap bankrupts them (docs/model-experiments.md). 0 = no cap; default 0
    */
   leverageCapAfterReduce: number;
-  /** ms: how long the leverage cap holds after the account's last REDUCE; default 86,400,000 (24 h) */
+  /**
+   * ms: how long the leverage cap holds after the account's last REDUCE; default 259,200,000 (72 h, chosen with
+   * a 10x cap on seen days over 24 h and 20x; docs/model-experiments.md)
+   */
   leverageCapHoldMs: number;
 }
 
@@ -115,7 +118,7 @@ export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
   reduceOnlyMarginRatio: 0,
   reduceOnlyHoldMs: 3_600_000,
   leverageCapAfterReduce: 0,
-  leverageCapHoldMs: 86_400_000,
+  leverageCapHoldMs: 259_200_000,
 });
 
 export type PolicyAction = 'LIQUIDATE' | 'REDUCE' | 'WATCH' | 'HEALTHY';
