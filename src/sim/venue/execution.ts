@@ -1,9 +1,10 @@
 /**
  * Turning intents into canonical events against the simulated book: market orders (an `order` then a
  * taker `fill` at the depth-walked price, opening orders scaled down until the account meets its initial
- * margin as venues require), limit orders resting until the mark crosses them (maker fills), cancels,
- * deposits, withdrawals (only what is free above IM), and the risk engine's reductions (`preempt-` order
- * ids). Margin figures come from the margin core (snapshot, tier lookup); nothing is recomputed here.
+ * margin as venues require, and to the leverage cap the risk engine set on it, if any), limit orders resting
+ * until the mark crosses them (maker fills), cancels, deposits, withdrawals (only what is free above IM), and
+ * the risk engine's reductions (`preempt-` order ids). Margin figures come from the margin core (snapshot,
+ * tier lookup); nothing is recomputed here.
  */
 import { type AccountMargin, effectiveImr, notionalOf, tierIndexOf } from '../../margin/index.js';
 import { executionPrice, roundToTick } from '../market/microstructure.js';
