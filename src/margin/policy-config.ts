@@ -92,6 +92,13 @@ export interface PolicyConfig {
    * a 10x cap on seen days over 24 h and 20x; docs/model-experiments.md)
    */
   leverageCapHoldMs: number;
+  /**
+   * the cap follows the REDUCE: an account may not open beyond the leverage (notional / equity, at the marks)
+   * its last REDUCE left it at, which the reduction sized to survive a `kSigma` move at the hour's volatility
+   * (with `leverageCapAfterReduce` > 0, the lower of the two); same hold; default false. Tried on seen days only
+   * (docs/model-experiments.md)
+   */
+  leverageCapFollowsReduce: boolean;
 }
 
 export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
@@ -119,6 +126,7 @@ export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
   reduceOnlyHoldMs: 3_600_000,
   leverageCapAfterReduce: 0,
   leverageCapHoldMs: 259_200_000,
+  leverageCapFollowsReduce: false,
 });
 
 export type PolicyAction = 'LIQUIDATE' | 'REDUCE' | 'WATCH' | 'HEALTHY';
@@ -143,6 +151,8 @@ export interface PolicyMemory {
   intervalReducedNotional: number;
   /** ms: the last decision with a pd in the armed reduce tier, null if none (see `reduceOnlyHeld`) */
   flaggedAt?: number | null;
+  /** x: notional / equity the last REDUCE left the account at (see `leverageCapFollowsReduce`), null if none */
+  reducedLeverage?: number | null;
 }
 
 export function initialMemory(now: number): PolicyMemory {
@@ -156,10 +166,14 @@ export function initialMemory(now: number): PolicyMemory {
     intervalBaseNotional: 0,
     intervalReducedNotional: 0,
     flaggedAt: null,
+    reducedLeverage: null,
   };
 }
 
-const BOOLEAN_FIELDS: ReadonlySet<keyof PolicyConfig> = new Set(['reduceOnlyWhileFlagged']);
+const BOOLEAN_FIELDS: ReadonlySet<keyof PolicyConfig> = new Set([
+  'reduceOnlyWhileFlagged',
+  'leverageCapFollowsReduce',
+]);
 
 /** Checks a (partial) config against the defaults; throws on a value out of range. */
 export function resolvePolicyConfig(partial: Partial<PolicyConfig> = {}): PolicyConfig {

@@ -5,6 +5,7 @@
  * and depth caps); WATCH and HEALTHY otherwise. Pure: `now` and the memory are arguments, and the new
  * memory is returned.
  */
+import { notionalOf } from './arithmetic.js';
 import { planLiquidation } from './liquidation-sizing.js';
 import {
   DEFAULT_POLICY_CONFIG,
@@ -90,6 +91,7 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
         qtys = r.qtys;
         equityAfter = r.equityAfter;
         mmAfter = r.mmAfter;
+        mem.reducedLeverage = leverageOf(holdings, qtys, equityAfter);
       } else action = 'WATCH';
     }
     if (action === 'HEALTHY' && pd !== null && mem.pdLevel >= 1) {
@@ -210,9 +212,28 @@ export function leverageCapHeld(
   now: number,
   config: PolicyConfig,
 ): number | null {
-  if (!(config.leverageCapAfterReduce > 0) || memory === undefined || memory.lastReduceAt === null)
-    return null;
-  return now - memory.lastReduceAt < config.leverageCapHoldMs ? config.leverageCapAfterReduce : null;
+  if (memory === undefined || memory.lastReduceAt === null) return null;
+  if (!(now - memory.lastReduceAt < config.leverageCapHoldMs)) return null;
+  const fixed = config.leverageCapAfterReduce > 0 ? config.leverageCapAfterReduce : Number.POSITIVE_INFINITY;
+  const left =
+    config.leverageCapFollowsReduce && typeof memory.reducedLeverage === 'number'
+      ? memory.reducedLeverage
+      : Number.POSITIVE_INFINITY;
+  const cap = Math.min(fixed, left);
+  return Number.isFinite(cap) ? cap : null;
+}
+
+/** x: notional / equity after a reduction to `qtys` (at the marks); 0 when nothing is left or equity is gone. */
+function leverageOf(
+  holdings: ReturnType<typeof holdingsOf>,
+  qtys: readonly number[],
+  equity: number,
+): number {
+  let notional = 0;
+  holdings.forEach((h, i) => {
+    notional += notionalOf(qtys[i]!, h.contractSize, h.mark);
+  });
+  return equity > 0 ? notional / equity : 0;
 }
 
 function reduce(
@@ -311,6 +332,7 @@ function copyMemory(m: PolicyMemory): PolicyMemory {
     intervalBaseNotional: m.intervalBaseNotional,
     intervalReducedNotional: m.intervalReducedNotional,
     flaggedAt: m.flaggedAt ?? null,
+    reducedLeverage: m.reducedLeverage ?? null,
   };
 }
 

@@ -125,11 +125,12 @@ export const ConfigSchema = z
         }
         // the service publishes reduce-only restrictions to the venue but not yet leverage caps: a cap set
         // here would appear in decisions while the venue never enforced it
-        if (Number((v as Partial<PolicyConfig>).leverageCapAfterReduce ?? 0) > 0) {
+        const p = v as Partial<PolicyConfig>;
+        if (Number(p.leverageCapAfterReduce ?? 0) > 0 || p.leverageCapFollowsReduce === true) {
           ctx.addIssue({
             code: 'custom',
             message:
-              'leverageCapAfterReduce is not delivered to the venue by the service yet (backtests only): leave it 0',
+              'leverage caps (leverageCapAfterReduce, leverageCapFollowsReduce) are not delivered to the venue by the service yet (backtests only): leave them off',
           });
           return z.NEVER;
         }

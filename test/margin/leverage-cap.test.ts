@@ -85,3 +85,35 @@ describe('decide: leverage cap after early reduction', () => {
     expect(() => resolvePolicyConfig({ leverageCapHoldMs: Number.NaN })).toThrow(/leverageCapHoldMs/);
   });
 });
+
+describe('decide: a leverage cap that follows the REDUCE', () => {
+  it('caps at the leverage the last REDUCE left, or the fixed cap if lower, for the same hold', () => {
+    const follows = resolvePolicyConfig({ ...UNGATED_TIERS, leverageCapFollowsReduce: true });
+    const r = decide({ margin: levered.snapshot('a')!, instruments: levered, pd: 0.9, now: t0 }, follows);
+    expect(r.decision.action).toBe('REDUCE');
+    // the leverage after the planned orders, at the mark: what is left over the estimated equity after
+    const left = levered.snapshot('a')!.notional - r.decision.orders.reduce((n, o) => n + o.notional, 0);
+    const expected = left / r.decision.equityAfter;
+    expect(expected).toBeGreaterThan(0);
+    expect(expected).toBeLessThan(40); // below where it was
+    expect(r.decision.leverageCap).toBeCloseTo(expected, 9);
+    expect(r.memory.reducedLeverage).toBeCloseTo(expected, 9);
+    // with a fixed cap the lower of the two applies
+    const both = resolvePolicyConfig({ ...follows, leverageCapAfterReduce: 1 });
+    expect(leverageCapHeld(r.memory, t0 + 1, both)).toBe(1);
+    expect(leverageCapHeld(r.memory, t0 + 1, { ...both, leverageCapAfterReduce: 1_000 })).toBeCloseTo(
+      expected,
+      9,
+    );
+    expect(leverageCapHeld(r.memory, t0 + follows.leverageCapHoldMs, follows)).toBeNull();
+    // the field is carried through later decisions
+    const later = decide(
+      { margin: calm.snapshot('a')!, instruments: calm, pd: 0, now: t0 + HOUR, memory: r.memory },
+      follows,
+    );
+    expect(later.decision.leverageCap).toBeCloseTo(expected, 9);
+    expect(() => resolvePolicyConfig({ leverageCapFollowsReduce: 1 as unknown as boolean })).toThrow(
+      /leverageCapFollowsReduce must be true or false/,
+    );
+  });
+});

@@ -81,7 +81,10 @@ describe('configuration', () => {
 
   it('refuses a leverage cap, which the service does not deliver to the venue (backtests only)', () => {
     expect(() => configFor({ PREEMPT_POLICY: '{"leverageCapAfterReduce":10}' })).toThrow(
-      /PREEMPT_POLICY: .*leverageCapAfterReduce is not delivered to the venue/,
+      /PREEMPT_POLICY: .*leverage caps .* are not delivered to the venue/,
+    );
+    expect(() => configFor({ PREEMPT_POLICY: '{"leverageCapFollowsReduce":true}' })).toThrow(
+      /PREEMPT_POLICY: .*leverage caps .* are not delivered to the venue/,
     );
     expect(configFor({ PREEMPT_POLICY: '{"leverageCapAfterReduce":0}' }).PREEMPT_POLICY).toEqual({
       leverageCapAfterReduce: 0,
