@@ -67,7 +67,7 @@ export function createRiskEngine(
       if (cap !== null) caps.push({ account, maxLeverage: cap });
     }
   };
-  const capping = policy.leverageCapAfterReduce > 0;
+  const capping = policy.leverageCapAfterReduce > 0 || policy.leverageCapFollowsReduce;
   const actions = (reductions: EarlyReduction[], reduceOnly: string[], caps: LeverageCap[]): RiskActions =>
     capping ? { reductions, reduceOnly, leverageCaps: caps } : { reductions, reduceOnly };
   state.engine = async (ctx: RiskEngineContext): Promise<RiskActions> => {

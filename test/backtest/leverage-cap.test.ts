@@ -19,10 +19,11 @@ describe('backtest: leverage cap after early reduction', () => {
         { label: 'capped', policy: 'predictive', policyConfig: cap },
         { label: 'uncapped', policy: 'predictive' },
         { label: 'ratio capped', policy: 'margin-ratio', marginRatioThreshold: 3, policyConfig: cap },
+        { label: 'follows', policy: 'predictive', policyConfig: { leverageCapFollowsReduce: true } },
       ],
     });
     const by = (l: string) => r.policies.find((p) => p.label === l)!;
-    for (const l of ['capped', 'ratio capped']) {
+    for (const l of ['capped', 'ratio capped', 'follows']) {
       const p = by(l);
       expect(p.reductions, l).toBeGreaterThan(0);
       // every account reduced early is capped from its REDUCE on, and no other
