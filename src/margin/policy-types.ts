@@ -77,7 +77,8 @@ export interface Decision {
   reduceOnly: boolean;
   /**
    * x (account notional / equity): the most leverage the venue lets this account's orders open until the
-   * next decision (config.leverageCapAfterReduce, within leverageCapHoldMs of its last REDUCE); null = none
+   * next decision (config.leverageCapAfterReduce and/or the leverage its last REDUCE left, with
+   * leverageCapFollowsReduce; within leverageCapHoldMs of that REDUCE); null = none
    */
   leverageCap: number | null;
 }

@@ -203,9 +203,10 @@ export function reduceOnlyHeld(memory: PolicyMemory | undefined, now: number, co
 }
 
 /**
- * The leverage cap (x, account notional / equity) on an account reduced early, or null: config
- * `leverageCapAfterReduce` while less than `leverageCapHoldMs` has passed since its last REDUCE (`memory`
- * as `decide` returned it). It holds whether or not the account is scored now (a flat account may reopen).
+ * The leverage cap (x, account notional / equity) on an account reduced early, or null: while less than
+ * `leverageCapHoldMs` has passed since its last REDUCE (`memory` as `decide` returned it), config
+ * `leverageCapAfterReduce`, or with `leverageCapFollowsReduce` the leverage that REDUCE left (the lower of the two
+ * when both are set). It holds whether or not the account is scored now (a flat account may reopen).
  */
 export function leverageCapHeld(
   memory: PolicyMemory | undefined,

@@ -58,4 +58,15 @@ describe('risk engine hook: leverage caps', () => {
     // without the cap the same accounts open beyond it
     expect(cappedFills(r.plain.events, r.inWindow).worst).toBeGreaterThan(1.5);
   });
+
+  it('a cap of 0 lets a capped account open nothing', async () => {
+    const r = await windowedRuns({ reductions: [], leverageCaps: [] }, (ids) => ({
+      reductions: [],
+      leverageCaps: ids.map((account) => ({ account, maxLeverage: 0 })),
+    }));
+    const { fills } = cappedFills(r.acted.events, r.inWindow);
+    expect(fills).toBe(0);
+    expect(r.acted.summary.leverageCap.cutOrders).toBeGreaterThan(0);
+    expect(cappedFills(r.plain.events, r.inWindow).fills).toBeGreaterThan(0); // they would have
+  });
 });

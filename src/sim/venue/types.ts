@@ -61,7 +61,7 @@ export interface RiskActions {
 
 export interface LeverageCap {
   account: string;
-  /** x: account notional / equity */
+  /** x: account notional / equity (0: nothing may be opened) */
   maxLeverage: number;
 }
 

@@ -277,7 +277,8 @@ export class Venue {
     this.leverageCaps.clear();
     for (const c of caps) {
       const i = this.idToIndex.get(c.account);
-      if (i === undefined || !(c.maxLeverage > 0)) continue;
+      // 0 is a cap too (nothing may be opened); a negative or non-finite one is no cap
+      if (i === undefined || !(c.maxLeverage >= 0 && Number.isFinite(c.maxLeverage))) continue;
       this.leverageCaps.set(i, Math.min(c.maxLeverage, this.leverageCaps.get(i) ?? Number.POSITIVE_INFINITY));
       if (!this.everCapped.has(i)) {
         this.everCapped.add(i);
