@@ -67,9 +67,6 @@ export function createRiskEngine(
       if (cap !== null) caps.push({ account, maxLeverage: cap });
     }
   };
-  const capping = policy.leverageCapAfterReduce > 0 || policy.leverageCapFollowsReduce;
-  const actions = (reductions: EarlyReduction[], reduceOnly: string[], caps: LeverageCap[]): RiskActions =>
-    capping ? { reductions, reduceOnly, leverageCaps: caps } : { reductions, reduceOnly };
   state.engine = async (ctx: RiskEngineContext): Promise<RiskActions> => {
     // only the model reads features; the other signals need just the accounts (the same rows, in order)
     let snap: { rows: number; accounts: string[]; matrix?: Float32Array };
@@ -83,7 +80,7 @@ export function createRiskEngine(
       const reduceOnly: string[] = [];
       const caps: LeverageCap[] = [];
       held(ctx.ts, new Set(), reduceOnly, caps);
-      return actions([], reduceOnly, caps);
+      return { reductions: [], reduceOnly, leverageCaps: caps };
     }
     let pd: Float32Array;
     if (source.kind === 'model') pd = await source.scorer.score(snap.matrix as Float32Array, snap.rows);
@@ -137,7 +134,7 @@ export function createRiskEngine(
     prevLookTs = ctx.ts;
     observe?.({ ts: ctx.ts, accounts: snap.accounts, pd });
     held(ctx.ts, decided, reduceOnly, caps);
-    return actions(out, reduceOnly, caps);
+    return { reductions: out, reduceOnly, leverageCaps: caps };
   };
   return state;
 }

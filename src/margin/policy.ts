@@ -5,7 +5,6 @@
  * and depth caps); WATCH and HEALTHY otherwise. Pure: `now` and the memory are arguments, and the new
  * memory is returned.
  */
-import { notionalOf } from './arithmetic.js';
 import { planLiquidation } from './liquidation-sizing.js';
 import {
   DEFAULT_POLICY_CONFIG,
@@ -91,7 +90,6 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
         qtys = r.qtys;
         equityAfter = r.equityAfter;
         mmAfter = r.mmAfter;
-        mem.reducedLeverage = leverageOf(holdings, qtys, equityAfter);
       } else action = 'WATCH';
     }
     if (action === 'HEALTHY' && pd !== null && mem.pdLevel >= 1) {
@@ -224,19 +222,6 @@ export function leverageCapHeld(
   return Number.isFinite(cap) ? cap : null;
 }
 
-/** x: notional / equity after a reduction to `qtys` (at the marks); 0 when nothing is left or equity is gone. */
-function leverageOf(
-  holdings: ReturnType<typeof holdingsOf>,
-  qtys: readonly number[],
-  equity: number,
-): number {
-  let notional = 0;
-  holdings.forEach((h, i) => {
-    notional += notionalOf(qtys[i]!, h.contractSize, h.mark);
-  });
-  return equity > 0 ? notional / equity : 0;
-}
-
 function reduce(
   input: DecideInput,
   pd: number,
@@ -304,6 +289,8 @@ function reduce(
   }
   mem.lastReduceAt = now;
   mem.intervalReducedNotional += s.reducedNotional;
+  // x: what the reduction leaves (at the marks), for a leverage cap that follows it
+  mem.reducedLeverage = s.equityAfter > 0 ? (m.notional - s.reducedNotional) / s.equityAfter : 0;
   return {
     qtys: s.qtys,
     equityAfter: s.equityAfter,

@@ -153,8 +153,9 @@ function limitOrder(v: Venue, t: Trader, it: Extract<Intent, { kind: 'limit' }>,
   const delta = (it.side === 'buy' ? 1 : -1) * it.qty;
   const mark = v.currentMark[it.symbol]!;
   if (refused(v, t, snap, symbol, delta, mark)) return;
-  if (increases(snap, symbol, delta) && snap.equity < imAfter(v, snap, symbol, delta, mark)) return;
-  if (increases(snap, symbol, delta) && it.qty > capRoom(v, t, snap, symbol, Math.sign(delta), mark)) {
+  const opening = increases(snap, symbol, delta);
+  if (opening && snap.equity < imAfter(v, snap, symbol, delta, mark)) return;
+  if (opening && it.qty > capRoom(v, t, snap, symbol, Math.sign(delta), mark)) {
     v.stats.leverageCap.cutOrders++;
     v.stats.leverageCap.cutNotional += it.qty * s.config.contractSize * mark;
     return;
