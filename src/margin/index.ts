@@ -37,7 +37,7 @@ export {
 export { bankruptcyPrice, liquidationPrice, type PriceInputs } from './liquidation-price.js';
 export { type LiquidationSizing, planLiquidation } from './liquidation-sizing.js';
 export { type BookTop, MarginBook, type MarginBookOptions } from './margin-book.js';
-export { decide, nextPdLevel, reduceGateOpen, usablePd } from './policy.js';
+export { decide, nextPdLevel, reduceGateOpen, reduceTierHeldByRatio, usablePd } from './policy.js';
 export {
   DEFAULT_POLICY_CONFIG,
   initialMemory,

@@ -34,6 +34,14 @@ export interface PolicyConfig {
    * default 5
    */
   reduceGateMarginRatio: number;
+  /**
+   * x (equity / MM): an armed reduce tier is not left while equity / MM is below this, whatever the pd; while
+   * only this holds it (pd under pdReduce - pdHysteresis) the reduction is sized as at pdFull. The model's pd
+   * falls once a crash's volatility calms, and an account it selected could then lift its reduce-only and
+   * rebuild its leverage between two falls; the margin-ratio rule stays armed for as long as its ratio is low
+   * (docs/model-experiments.md). 0 = off (left by pd alone); default 0
+   */
+  reduceTierHoldRatio: number;
 
   // --- margin-ratio watch (rules only, with hysteresis) ---
   /** equity / MM below this puts the account on WATCH; default 1.5 */
@@ -110,6 +118,7 @@ export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
   pdHysteresis: 0.003,
   pdFull: 0.02,
   reduceGateMarginRatio: 5,
+  reduceTierHoldRatio: 0,
   marginRatioWatch: 1.5,
   marginRatioWatchExit: 1.7,
   kSigma: 3,

@@ -29,7 +29,8 @@ export function reduceGateOpen(marginRatio: number, c: PolicyConfig): boolean {
 
 /**
  * The armed pd tier, with hysteresis: a tier is left only below its threshold minus pdHysteresis. The reduce
- * tier arms only while the margin-ratio gate is open (`reduceGateOpen`); an armed one stays armed on pd alone.
+ * tier arms only while the margin-ratio gate is open (`reduceGateOpen`); an armed one stays armed on pd alone,
+ * or also while equity / MM is below `reduceTierHoldRatio` (`reduceTierHeldByRatio`).
  */
 export function nextPdLevel(
   prev: 0 | 1 | 2,
@@ -40,9 +41,18 @@ export function nextPdLevel(
   const reduce = pd >= c.pdReduce && (prev === 2 || reduceGateOpen(marginRatio, c));
   const raw: 0 | 1 | 2 = reduce ? 2 : pd >= c.pdWatch ? 1 : 0;
   if (raw >= prev) return raw;
-  if (prev === 2 && pd >= c.pdReduce - c.pdHysteresis) return 2;
+  if (prev === 2 && (pd >= c.pdReduce - c.pdHysteresis || reduceTierHeldByRatio(pd, marginRatio, c)))
+    return 2;
   if (pd >= c.pdWatch - c.pdHysteresis) return 1;
   return raw;
+}
+
+/**
+ * Whether an armed reduce tier is kept armed by the margin ratio alone: `reduceTierHoldRatio` is set, equity /
+ * MM is below it, and the pd is under the tier's own hysteresis (pdReduce - pdHysteresis).
+ */
+export function reduceTierHeldByRatio(pd: number, marginRatio: number, c: PolicyConfig): boolean {
+  return c.reduceTierHoldRatio > 0 && marginRatio < c.reduceTierHoldRatio && pd < c.pdReduce - c.pdHysteresis;
 }
 
 export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY_CONFIG): PolicyResult {
@@ -83,8 +93,21 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
     else if (m.marginRatio > config.marginRatioWatchExit) mem.marginWatch = false;
     action = 'HEALTHY';
     if (pd !== null && mem.pdLevel === 2 && holdings.length > 0) {
-      const r = reduce(input, pd, mem, holdings, config);
+      // kept armed by the ratio: sized as at pdFull (the pd that armed it is gone, the exposure is not)
+      const held = reduceTierHeldByRatio(pd, m.marginRatio, config);
+      const r = reduce(input, held ? Math.max(pd, config.pdFull) : pd, mem, holdings, config);
       reasons.unshift(...r.reasons);
+      if (held)
+        reasons.push({
+          rule: 'reduce-tier-held',
+          text: `pd ${pd.toFixed(4)} is below the reduce tier but margin ratio ${fmt(m.marginRatio)} is below ${config.reduceTierHoldRatio}: the tier stays armed, sized as at pdFull`,
+          values: {
+            pd,
+            marginRatio: m.marginRatio,
+            reduceTierHoldRatio: config.reduceTierHoldRatio,
+            pdFull: config.pdFull,
+          },
+        });
       if (r.qtys) {
         action = 'REDUCE';
         qtys = r.qtys;
