@@ -9,6 +9,7 @@ import * as evaluate from './commands/evaluate.js';
 import * as features from './commands/features.js';
 import * as keys from './commands/keys.js';
 import * as scoreHistory from './commands/score-history.js';
+import * as selection from './commands/selection.js';
 import * as simulate from './commands/simulate.js';
 import * as start from './commands/start.js';
 import * as sweepSummary from './commands/sweep-summary.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   evaluate.register(program);
   backtest.register(program);
   sweepSummary.register(program);
+  selection.register(program);
   start.register(program);
   api.register(program);
   worker.register(program);

@@ -62,7 +62,7 @@ export function parsePolicyConfig(text: string): Partial<PolicyConfig> {
 }
 
 /** An integer option within [min, max], named in its error. */
-function intIn(name: string, min: number, max: number): (text: string) => number {
+export function intIn(name: string, min: number, max: number): (text: string) => number {
   return (text) => {
     const n = Number(text);
     if (!Number.isInteger(n) || n < min || n > max)
@@ -71,7 +71,7 @@ function intIn(name: string, min: number, max: number): (text: string) => number
   };
 }
 
-function parseList(text: string): number[] {
+export function parseList(text: string): number[] {
   if (text.trim() === '') return [];
   return text.split(',').map((t) => {
     const v = Number(t.trim());
@@ -220,7 +220,7 @@ const BAR_OPTIONS = {
  * Progress on stderr: with one job the runs go one after the other, one bar restarted for each; with more,
  * one bar per run in progress (removed when its run ends); 0 (--no-progress): none.
  */
-function progressDisplay(jobs: number): {
+export function progressDisplay(jobs: number): {
   onProgress: (run: string, minute: number, minutes: number) => void;
   stop: () => void;
 } {

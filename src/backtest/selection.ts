@@ -1,0 +1,337 @@
+/**
+ * Selection: whom each signal would flag, and how early, on the liquidation-only path. One liquidation-only
+ * run in which the model scores every account with a position at every look and nothing acts (the run is the
+ * reference itself: same seed, same bad debt). Each signal setting is then read off the recorded looks: an
+ * account is alerted at the first look that meets it (the model: pd >= p while equity / MM < gate; the rule:
+ * equity / MM < T). Per setting: accounts alerted, false alarms (alerted, never liquidated), and the share of
+ * the reference's bad debt on accounts alerted at least `leadMinutes` before their first liquidation.
+ *
+ * A threshold sweep (`runSweep`) measures what a policy does with a signal, after every reduction has
+ * changed the path; this measures the signal alone, before any of that, so that the two questions can be
+ * told apart: does the score pick the doomed accounts better than the ratio, and does the policy's
+ * follow-through turn a pick into bad debt avoided. An alert is an upper bound on a first REDUCE: an
+ * account alerted far from its maintenance margin may need no order at all.
+ */
+import { FeaturePipeline } from '../features/pipeline.js';
+import type { PdScorer } from '../model/types.js';
+import { simulate } from '../sim/simulate.js';
+import { MeasureCollector } from './metrics.js';
+import { runContext } from './run.js';
+import {
+  compareFrontiers,
+  type FrontierComparison,
+  type FrontierPoint,
+  interpolateFrontier,
+  LEVEL_WITHIN,
+  paretoFrontier,
+} from './sweep.js';
+
+export const DEFAULT_SELECTION_PD = [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5];
+export const DEFAULT_SELECTION_RATIOS = [1.2, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 8, 10, 12];
+
+export interface SelectionOptions {
+  scenario: string;
+  accounts: number;
+  seed: number;
+  scorer: PdScorer;
+  /** pd thresholds of the model's settings, each with every gate */
+  pdThresholds: readonly number[];
+  /** equity / MM gates of the model's settings (0: no gate) */
+  gates: readonly number[];
+  /** equity / MM thresholds of the margin-ratio rule */
+  ratioThresholds: readonly number[];
+  /** minutes: an alert at least this long before an account's first liquidation is in time; default 15 */
+  leadMinutes?: number;
+  /** the model's setting to judge against the rule's frontier (the policy's pdReduce and gate) */
+  own: { pdReduce: number; gate: number };
+  onMinute?: (minute: number, minutes: number) => void;
+}
+
+export interface SelectionPoint {
+  signal: 'predictive' | 'margin-ratio';
+  label: string;
+  /** pd (predictive) or equity / MM (margin-ratio) */
+  threshold: number;
+  /** equity / MM gate of a predictive setting (0: none) */
+  gate?: number;
+  alerted: number;
+  /** alerted accounts the run never liquidated */
+  falseAlarms: number;
+  /** accounts with bad debt alerted at least leadMinutes before their first liquidation */
+  badDebtAccountsInTime: number;
+  /** USD: the bad debt of those accounts */
+  badDebtInTime: number;
+  /** share of the run's bad debt on those accounts (0..1; 0 when the run left none) */
+  inTimeShare: number;
+  /** liquidated accounts alerted at least leadMinutes before their first liquidation */
+  liquidatedInTime: number;
+  /** minutes from alert to first liquidation, median over the liquidated accounts alerted before it; null if none */
+  medianLeadMinutes: number | null;
+}
+
+export interface SelectionResult {
+  scenario: string;
+  accounts: number;
+  seed: number;
+  minutes: number;
+  leadMinutes: number;
+  reference: {
+    /** USD */
+    badDebt: number;
+    liquidated: number;
+    badDebtAccounts: number;
+    /** looks recorded (an account with a position, equity / MM below the largest threshold or gate) */
+    looks: number;
+  };
+  points: SelectionPoint[];
+  frontiers: { predictive: FrontierPoint[]; ratio: FrontierPoint[] };
+  /** the model's frontier (every setting) against the rule's, by share of bad debt alerted in time */
+  comparison: FrontierComparison;
+  /** the model at `own` against the rule's frontier at the same share; null when the rule never reaches it */
+  own: {
+    point: SelectionPoint;
+    ratioFalseAlarms: number | null;
+    /** predictive minus rule (negative: fewer) */
+    diff: number | null;
+    /** fewer / level (|diff| <= LEVEL_WITHIN) / more; beyond: the rule never alerts as much in time */
+    verdict: 'fewer' | 'level' | 'more' | 'beyond';
+  };
+}
+
+/** Growable column store of the recorded looks. */
+class Looks {
+  account = new Int32Array(1 << 16);
+  minute = new Int32Array(1 << 16);
+  pd = new Float32Array(1 << 16);
+  ratio = new Float32Array(1 << 16);
+  n = 0;
+  push(account: number, minute: number, pd: number, ratio: number): void {
+    if (this.n === this.account.length) {
+      const grow = <T extends Int32Array | Float32Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.account = grow(this.account);
+      this.minute = grow(this.minute);
+      this.pd = grow(this.pd);
+      this.ratio = grow(this.ratio);
+    }
+    this.account[this.n] = account;
+    this.minute[this.n] = minute;
+    this.pd[this.n] = pd;
+    this.ratio[this.n] = ratio;
+    this.n++;
+  }
+}
+
+function check(name: string, values: readonly number[], min: number, allowZero = false): void {
+  for (const v of values)
+    if (!Number.isFinite(v) || (allowZero ? v < 0 : v <= min))
+      throw new RangeError(`selection: ${name} must be ${allowZero ? '>= 0' : `> ${min}`} (got ${v})`);
+}
+
+export async function runSelection(opts: SelectionOptions): Promise<SelectionResult> {
+  const lead = opts.leadMinutes ?? 15;
+  check('pd thresholds', opts.pdThresholds, 0);
+  check('gates', opts.gates, 0, true);
+  check('ratio thresholds', opts.ratioThresholds, 0);
+  check('lead minutes', [lead], 0, true);
+  const pdSettings = [...new Set(opts.pdThresholds)];
+  if (!pdSettings.includes(opts.own.pdReduce)) pdSettings.push(opts.own.pdReduce);
+  const gates = [...new Set(opts.gates)];
+  if (!gates.includes(opts.own.gate)) gates.push(opts.own.gate);
+  // looks are kept only where some setting could alert: below the largest threshold or gate (no gate: all)
+  const record = gates.includes(0) ? Number.POSITIVE_INFINITY : Math.max(...gates, ...opts.ratioThresholds);
+
+  const ctx = runContext(opts);
+  const pipeline = new FeaturePipeline();
+  const collector = new MeasureCollector(ctx.fundStart);
+  const index = new Map<string, number>();
+  const firstLiquidation: number[] = []; // minute (epoch ms / 60,000) per account index
+  const looks = new Looks();
+  const summary = await simulate(ctx.loaded, {
+    accounts: ctx.accounts,
+    seed: ctx.seed,
+    market: ctx.market,
+    riskEngine: async (c) => {
+      const snap = pipeline.snapshot(c.ts, { onlyWithPosition: true });
+      if (snap.rows > 0) {
+        const pd = await opts.scorer.score(snap.matrix, snap.rows);
+        const minute = Math.round(c.ts / 60_000);
+        for (let r = 0; r < snap.rows; r++) {
+          const account = snap.accounts[r] as string;
+          const m = c.book.snapshot(account, { prices: false });
+          if (!m || m.positions.length === 0 || !(m.marginRatio < record)) continue;
+          let i = index.get(account);
+          if (i === undefined) {
+            i = index.size;
+            index.set(account, i);
+          }
+          looks.push(i, minute, pd[r] as number, m.marginRatio);
+        }
+      }
+      return { reductions: [], reduceOnly: [], leverageCaps: [] };
+    },
+    sink: {
+      write: (ev) => {
+        collector.add(ev);
+        pipeline.apply(ev);
+        if (ev.type === 'liquidation') {
+          let i = index.get(ev.account);
+          if (i === undefined) {
+            i = index.size;
+            index.set(ev.account, i);
+          }
+          if (firstLiquidation[i] === undefined) firstLiquidation[i] = ev.ts / 60_000;
+        }
+      },
+    },
+    ...(opts.onMinute ? { onMinute: (m: number, n: number) => opts.onMinute?.(m + 1, n) } : {}),
+  });
+
+  const n = index.size;
+  const liq = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
+  for (let i = 0; i < n; i++) if (firstLiquidation[i] !== undefined) liq[i] = firstLiquidation[i] as number;
+  const bad = new Float64Array(n);
+  for (const [account, usd] of collector.badDebtByAccount) {
+    const i = index.get(account);
+    if (i !== undefined) bad[i] = usd;
+  }
+  const totalBad = collector.m.badDebt;
+
+  const point = (
+    signal: SelectionPoint['signal'],
+    label: string,
+    threshold: number,
+    alerts: (k: number) => boolean,
+    gate?: number,
+  ): SelectionPoint => {
+    const first = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
+    for (let k = 0; k < looks.n; k++) {
+      const i = looks.account[k] as number;
+      const t = looks.minute[k] as number;
+      if (t < (first[i] as number) && alerts(k)) first[i] = t;
+    }
+    let alerted = 0;
+    let falseAlarms = 0;
+    let badAccounts = 0;
+    let badInTime = 0;
+    let liquidatedInTime = 0;
+    const leads: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const f = first[i] as number;
+      if (!Number.isFinite(f)) continue;
+      alerted++;
+      const l = liq[i] as number;
+      if (!Number.isFinite(l)) {
+        falseAlarms++;
+        continue;
+      }
+      if (f <= l) leads.push(l - f);
+      if (l - f >= lead) {
+        liquidatedInTime++;
+        if ((bad[i] as number) > 0) {
+          badAccounts++;
+          badInTime += bad[i] as number;
+        }
+      }
+    }
+    leads.sort((a, b) => a - b);
+    return {
+      signal,
+      label,
+      threshold,
+      ...(gate !== undefined ? { gate } : {}),
+      alerted,
+      falseAlarms,
+      badDebtAccountsInTime: badAccounts,
+      badDebtInTime: badInTime,
+      inTimeShare: totalBad > 0 ? badInTime / totalBad : 0,
+      liquidatedInTime,
+      medianLeadMinutes: leads.length ? (leads[(leads.length - 1) >> 1] as number) : null,
+    };
+  };
+
+  const points: SelectionPoint[] = [];
+  for (const g of gates)
+    for (const p of pdSettings)
+      points.push(
+        point(
+          'predictive',
+          g > 0 ? `pd>=${p} ratio<${g}` : `pd>=${p}`,
+          p,
+          (k) => (looks.pd[k] as number) >= p && (g === 0 || (looks.ratio[k] as number) < g),
+          g,
+        ),
+      );
+  for (const t of [...new Set(opts.ratioThresholds)])
+    points.push(point('margin-ratio', `ratio<${t}`, t, (k) => (looks.ratio[k] as number) < t));
+
+  const asFrontier = (p: SelectionPoint): FrontierPoint => ({
+    avoided: p.inTimeShare,
+    falseAlarms: p.falseAlarms,
+    threshold: p.threshold,
+    label: p.label,
+  });
+  const predictive = paretoFrontier(points.filter((p) => p.signal === 'predictive').map(asFrontier));
+  const ratio = paretoFrontier(points.filter((p) => p.signal === 'margin-ratio').map(asFrontier));
+  const comparison = compareFrontiers(predictive, ratio, 'predictive', 'margin-ratio');
+  const ownPoint = points.find(
+    (p) => p.signal === 'predictive' && p.threshold === opts.own.pdReduce && p.gate === opts.own.gate,
+  ) as SelectionPoint;
+  // the rule's false alarms at the same share: interpolated on its frontier; below its range its first point
+  // (it alerts in time at least that much with so many); above its range null
+  const ratioAt =
+    ratio.length > 0 && ownPoint.inTimeShare < (ratio[0] as FrontierPoint).avoided
+      ? (ratio[0] as FrontierPoint).falseAlarms
+      : interpolateFrontier(ratio, ownPoint.inTimeShare);
+  const diff = ratioAt === null ? null : ownPoint.falseAlarms - ratioAt;
+  const verdict =
+    diff === null ? 'beyond' : Math.abs(diff) <= LEVEL_WITHIN ? 'level' : diff < 0 ? 'fewer' : 'more';
+  return {
+    scenario: opts.scenario,
+    accounts: opts.accounts,
+    seed: opts.seed,
+    minutes: summary.minutes,
+    leadMinutes: lead,
+    reference: {
+      badDebt: totalBad,
+      liquidated: collector.liquidatedAccounts.size,
+      badDebtAccounts: collector.badDebtByAccount.size,
+      looks: looks.n,
+    },
+    points,
+    frontiers: { predictive, ratio },
+    comparison,
+    own: { point: ownPoint, ratioFalseAlarms: ratioAt, diff, verdict },
+  };
+}
+
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+
+/** The table on stdout (and in selection.md): one row per setting, then the two verdicts. */
+export function formatSelection(r: SelectionResult): string {
+  const lines = [
+    `${r.scenario}, ${r.accounts} accounts, seed ${r.seed}, ${r.minutes} simulated minutes; liquidation-only: bad debt $${Math.round(r.reference.badDebt).toLocaleString('en-US')} on ${r.reference.badDebtAccounts} accounts, ${r.reference.liquidated} accounts liquidated`,
+    `an alert is in time at least ${r.leadMinutes} min before the account's first liquidation; nothing acts on the alerts`,
+    '',
+    '| signal | setting | alerted | false alarms | bad-debt accounts in time | bad debt in time | liquidated in time | median lead (min) |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const p of r.points)
+    lines.push(
+      `| ${p.signal} | ${p.label} | ${p.alerted} | ${p.falseAlarms} | ${p.badDebtAccountsInTime} | ${pct(p.inTimeShare)} ($${Math.round(p.badDebtInTime).toLocaleString('en-US')}) | ${p.liquidatedInTime} | ${p.medianLeadMinutes === null ? '-' : Math.round(p.medianLeadMinutes)} |`,
+    );
+  const o = r.own;
+  const at =
+    o.ratioFalseAlarms === null
+      ? 'the margin-ratio rule never alerts as much in time'
+      : `the margin-ratio frontier at the same share: about ${Math.round(o.ratioFalseAlarms)} (${o.verdict === 'level' ? `level, within ${LEVEL_WITHIN}` : `${Math.round(Math.abs(o.diff as number))} ${o.verdict}`})`;
+  lines.push(
+    '',
+    `frontiers (every setting of each signal): ${r.comparison.verdict.replace('bad debt avoided', 'share of bad debt alerted in time')}`,
+    `at the policy's own settings (${o.point.label}): ${pct(o.point.inTimeShare)} of the bad debt alerted in time with ${o.point.falseAlarms} false alarms; ${at}`,
+  );
+  return lines.join('\n');
+}
