@@ -35,13 +35,19 @@ export interface PolicyConfig {
    */
   reduceGateMarginRatio: number;
   /**
-   * x (equity / MM): an armed reduce tier is not left while equity / MM is below this, whatever the pd; while
-   * only this holds it (pd under pdReduce - pdHysteresis) the reduction is sized as at pdFull. The model's pd
-   * falls once a crash's volatility calms, and an account it selected could then lift its reduce-only and
-   * rebuild its leverage between two falls; the margin-ratio rule stays armed for as long as its ratio is low
+   * x (equity / MM): an armed reduce tier is not left while equity / MM is below this, whatever the pd, and
+   * within `reduceTierHoldMs` of its last armed look it arms again below it; while only the ratio holds it (pd
+   * under pdReduce - pdHysteresis) the reduction is sized as at pdFull. The model's pd falls once a crash's
+   * volatility calms, and an account it selected could then lift its reduce-only and rebuild its leverage
+   * between two falls; the margin-ratio rule stays armed for as long as its ratio is low
    * (docs/model-experiments.md). 0 = off (left by pd alone); default 0
    */
   reduceTierHoldRatio: number;
+  /**
+   * ms: with `reduceTierHoldRatio`, how long after its last armed look a disarmed account arms again when
+   * equity / MM falls below that ratio, whatever its pd; 0: never (only a tier still armed is held); default 0
+   */
+  reduceTierHoldMs: number;
 
   // --- margin-ratio watch (rules only, with hysteresis) ---
   /** equity / MM below this puts the account on WATCH; default 1.5 */
@@ -119,6 +125,7 @@ export const DEFAULT_POLICY_CONFIG: Readonly<PolicyConfig> = Object.freeze({
   pdFull: 0.02,
   reduceGateMarginRatio: 5,
   reduceTierHoldRatio: 0,
+  reduceTierHoldMs: 0,
   marginRatioWatch: 1.5,
   marginRatioWatchExit: 1.7,
   kSigma: 3,

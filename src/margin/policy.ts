@@ -30,16 +30,20 @@ export function reduceGateOpen(marginRatio: number, c: PolicyConfig): boolean {
 /**
  * The armed pd tier, with hysteresis: a tier is left only below its threshold minus pdHysteresis. The reduce
  * tier arms only while the margin-ratio gate is open (`reduceGateOpen`); an armed one stays armed on pd alone,
- * or also while equity / MM is below `reduceTierHoldRatio` (`reduceTierHeldByRatio`).
+ * or also while equity / MM is below `reduceTierHoldRatio` (`reduceTierHeldByRatio`), and one armed less than
+ * `reduceTierHoldMs` ago (`sinceArmedMs`: since its last armed look) arms again below that ratio, whatever the pd.
  */
 export function nextPdLevel(
   prev: 0 | 1 | 2,
   pd: number,
   c: PolicyConfig,
   marginRatio = Number.POSITIVE_INFINITY,
+  sinceArmedMs = Number.POSITIVE_INFINITY,
 ): 0 | 1 | 2 {
   const reduce = pd >= c.pdReduce && (prev === 2 || reduceGateOpen(marginRatio, c));
   const raw: 0 | 1 | 2 = reduce ? 2 : pd >= c.pdWatch ? 1 : 0;
+  if (raw < 2 && prev < 2 && sinceArmedMs < c.reduceTierHoldMs && reduceTierHeldByRatio(pd, marginRatio, c))
+    return 2;
   if (raw >= prev) return raw;
   if (prev === 2 && (pd >= c.pdReduce - c.pdHysteresis || reduceTierHeldByRatio(pd, marginRatio, c)))
     return 2;
@@ -48,11 +52,11 @@ export function nextPdLevel(
 }
 
 /**
- * Whether an armed reduce tier is kept armed by the margin ratio alone: `reduceTierHoldRatio` is set, equity /
- * MM is below it, and the pd is under the tier's own hysteresis (pdReduce - pdHysteresis).
+ * Whether the margin ratio alone holds (or, within `reduceTierHoldMs`, re-arms) the reduce tier:
+ * `reduceTierHoldRatio` is set, equity / MM is below it, and the pd would not arm the tier by itself.
  */
 export function reduceTierHeldByRatio(pd: number, marginRatio: number, c: PolicyConfig): boolean {
-  return c.reduceTierHoldRatio > 0 && marginRatio < c.reduceTierHoldRatio && pd < c.pdReduce - c.pdHysteresis;
+  return c.reduceTierHoldRatio > 0 && marginRatio < c.reduceTierHoldRatio && pd < c.pdReduce;
 }
 
 export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY_CONFIG): PolicyResult {
@@ -88,13 +92,22 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
       },
     });
   } else {
-    if (pd !== null) mem.pdLevel = nextPdLevel(prev.pdLevel, pd, config, m.marginRatio);
+    if (pd !== null)
+      mem.pdLevel = nextPdLevel(
+        prev.pdLevel,
+        pd,
+        config,
+        m.marginRatio,
+        typeof prev.flaggedAt === 'number' ? now - prev.flaggedAt : Number.POSITIVE_INFINITY,
+      );
     if (m.marginRatio < config.marginRatioWatch) mem.marginWatch = true;
     else if (m.marginRatio > config.marginRatioWatchExit) mem.marginWatch = false;
     action = 'HEALTHY';
     if (pd !== null && mem.pdLevel === 2 && holdings.length > 0) {
-      // kept armed by the ratio: sized as at pdFull (the pd that armed it is gone, the exposure is not)
-      const held = reduceTierHeldByRatio(pd, m.marginRatio, config);
+      // kept armed by the ratio below the pd's hysteresis band: sized as at pdFull (the pd that armed it is
+      // gone, the exposure is not)
+      const held =
+        pd < config.pdReduce - config.pdHysteresis && reduceTierHeldByRatio(pd, m.marginRatio, config);
       const r = reduce(input, held ? Math.max(pd, config.pdFull) : pd, mem, holdings, config);
       reasons.unshift(...r.reasons);
       if (held)

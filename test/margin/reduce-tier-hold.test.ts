@@ -71,8 +71,39 @@ describe('decide: the reduce tier held by the margin ratio', () => {
     expect(recovered.decision.action).toBe('HEALTHY');
   });
 
+  it('within reduceTierHoldMs of its last armed look a disarmed account arms again below the ratio, whatever its pd', () => {
+    const HOUR = 3_600_000;
+    const cfg = resolvePolicyConfig({ ...UNGATED_TIERS, reduceTierHoldRatio: 3, reduceTierHoldMs: 2 * HOUR });
+    const armed = at(levered, 0.9, t0, cfg);
+    const recovered = at(calm, 0, t0 + LATER, cfg, armed.memory); // disarmed above the ratio
+    expect(recovered.memory.pdLevel).toBe(0);
+    // back below the ratio an hour after the last armed look, at a pd of 0: armed again and reduced
+    const again = at(levered, 0, t0 + HOUR, cfg, recovered.memory);
+    expect(again.memory.pdLevel).toBe(2);
+    expect(again.decision.action).toBe('REDUCE');
+    expect(again.decision.reduceOnly).toBe(true);
+    // two hours after it, no longer
+    const late = at(levered, 0, t0 + 2 * HOUR, cfg, recovered.memory);
+    expect(late.memory.pdLevel).toBe(0);
+    expect(late.decision.action).toBe('HEALTHY');
+    // without a hold time only a tier still armed is held
+    const noTime = resolvePolicyConfig({ ...UNGATED_TIERS, reduceTierHoldRatio: 3 });
+    const off = at(
+      levered,
+      0,
+      t0 + HOUR,
+      noTime,
+      at(calm, 0, t0 + LATER, noTime, at(levered, 0.9, t0, noTime).memory).memory,
+    );
+    expect(off.memory.pdLevel).toBe(0);
+  });
+
   it('never arms the tier by itself: an account never armed stays healthy below the hold ratio', () => {
-    const cfg = resolvePolicyConfig({ ...UNGATED_TIERS, reduceTierHoldRatio: 3 });
+    const cfg = resolvePolicyConfig({
+      ...UNGATED_TIERS,
+      reduceTierHoldRatio: 3,
+      reduceTierHoldMs: 3_600_000,
+    });
     const r = at(levered, 0, t0, cfg);
     expect(r.memory.pdLevel).toBe(0);
     expect(r.decision.action).toBe('HEALTHY');
