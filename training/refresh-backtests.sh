@@ -20,7 +20,7 @@ out=${OUT:-docs/backtests}
 days=("$@")
 [ ${#days[@]} -gt 0 ] || days=(black-thursday-2020 may-2021 ftx-2022 oct-2025 luna-2022 jun-2022 aug-2024 flash-crash feb-2025
   jan-2022 feb-2026 aug-2023 apr-2025 mar-2023 apr-2024 dec-2024 late-feb-2025 aug-2022 jul-2024
-  jan-2026 late-jun-2022 mar-2025)
+  jan-2026 late-jun-2022 mar-2025 mar-2024 sep-2022)
 config=()
 [ -z "${POLICY_CONFIG:-}" ] || config=(--policy-config "$POLICY_CONFIG")
 run() { node bin/preempt.js "$@" --model "$model" "${config[@]}"; }

@@ -219,6 +219,8 @@ describe('scenarios', () => {
       'jan-2026',
       'late-jun-2022',
       'mar-2025',
+      'mar-2024',
+      'sep-2022',
     ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
