@@ -108,7 +108,7 @@ export function decide(input: DecideInput, config: PolicyConfig = DEFAULT_POLICY
       // gone, the exposure is not)
       const held =
         pd < config.pdReduce - config.pdHysteresis && reduceTierHeldByRatio(pd, m.marginRatio, config);
-      const r = reduce(input, held ? Math.max(pd, config.pdFull) : pd, mem, holdings, config);
+      const r = reduce(input, pd, mem, holdings, config, held ? Math.max(pd, config.pdFull) : pd);
       reasons.unshift(...r.reasons);
       if (held)
         reasons.push({
@@ -264,6 +264,8 @@ function reduce(
   mem: PolicyMemory,
   holdings: ReturnType<typeof holdingsOf>,
   c: PolicyConfig,
+  /** the pd the reduction is sized with (`pd` itself, or pdFull while the ratio holds the tier) */
+  sizingPd = pd,
 ): { reasons: Reason[]; qtys?: number[]; equityAfter: number; mmAfter: number } {
   const { margin: m, now } = input;
   const none = { equityAfter: m.equity, mmAfter: m.mm };
@@ -291,7 +293,7 @@ function reduce(
   const s = sizeReduction({
     equity: m.equity,
     holdings,
-    pd,
+    pd: sizingPd,
     sigma1h: input.sigma1h ?? {},
     depth: input.depth ?? {},
     intervalRoom: room,
@@ -299,6 +301,7 @@ function reduce(
   });
   const values = {
     pd,
+    sizingPd,
     pdScale: s.pdScale,
     kSigma: c.kSigma,
     horizonMs: c.horizonMs,
@@ -334,7 +337,7 @@ function reduce(
     reasons: [
       {
         rule: 'pd-reduce-tier',
-        text: `pd ${pd.toFixed(4)} >= ${c.pdReduce}: reduce ${s.reducedNotional.toFixed(2)} USD of exposure toward surviving a ${c.kSigma}-sigma move`,
+        text: `${sizingPd === pd ? `pd ${pd.toFixed(4)} >= ${c.pdReduce}` : `pd ${pd.toFixed(4)} held by the margin ratio (sized as at ${sizingPd})`}: reduce ${s.reducedNotional.toFixed(2)} USD of exposure toward surviving a ${c.kSigma}-sigma move`,
         values,
       },
     ],

@@ -56,6 +56,10 @@ describe('decide: the reduce tier held by the margin ratio', () => {
     expect(held.decision.action).toBe('REDUCE');
     const reason = held.decision.reasons.find((r) => r.rule === 'reduce-tier-held');
     expect(reason?.values).toMatchObject({ pd: 0, marginRatio: 2.5, reduceTierHoldRatio: 3 });
+    // the audit trail keeps the pd the account had and the pd the reduction was sized with
+    const sized = held.decision.reasons.find((r) => r.rule === 'pd-reduce-tier');
+    expect(sized?.values).toMatchObject({ pd: 0, sizingPd: cfg.pdFull });
+    expect(sized?.text).toMatch(/^pd 0\.0000 held by the margin ratio/);
     // the same look with the pd still at pdFull orders exactly as much
     const full = at(levered, cfg.pdFull, t0 + LATER, cfg, armed.memory);
     expect(held.decision.orders).toEqual(full.decision.orders);
