@@ -2,6 +2,7 @@
  * Small builders for margin-core tests: the spec's BTC instrument and event constructors with defaults.
  */
 import type { CanonicalEvent, EventOf } from '../../src/events/schema.js';
+import { MarginBook } from '../../src/margin/index.js';
 
 export const BTC_TIERS = [
   { maxNotional: 250_000, imr: 0.02, mmr: 0.01 },
@@ -68,3 +69,18 @@ export const UNGATED_TIERS = {
   pdHysteresis: 0.03,
   reduceGateMarginRatio: 0,
 } as const;
+
+/** A margin book with `events` applied. */
+export function book(events: CanonicalEvent[]): MarginBook {
+  const b = new MarginBook();
+  for (const e of events) b.apply(e);
+  return b;
+}
+
+/**
+ * Account `a` long 10 BTC @ 10,000 (100,000 USD of notional) on `cash` USD: on 2,500, 40x at equity / MM 2.5, short of
+ * a 3-sigma hour; on 20,000, 5x, far above MM.
+ */
+export function longBtc(cash: number): MarginBook {
+  return book([instrument('BTC-PERP'), mark(10_000), deposit('a', cash), fill('a', 'buy', 10, 10_000)]);
+}

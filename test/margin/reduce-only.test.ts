@@ -1,23 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import type { CanonicalEvent } from '../../src/events/schema.js';
 import {
   DEFAULT_POLICY_CONFIG,
   decide,
-  MarginBook,
   type PolicyMemory,
   resolvePolicyConfig,
 } from '../../src/margin/index.js';
 import { reduceOnlyHeld } from '../../src/margin/policy.js';
-import { deposit, fill, instrument, mark, UNGATED_TIERS } from './fixtures.js';
-
-function book(events: CanonicalEvent[]): MarginBook {
-  const b = new MarginBook();
-  for (const e of events) b.apply(e);
-  return b;
-}
+import { longBtc, UNGATED_TIERS } from './fixtures.js';
 
 /** long 10 BTC @ 10,000 with 20,000 USD: far above MM */
-const b = book([instrument('BTC-PERP'), mark(10_000), deposit('a', 20_000), fill('a', 'buy', 10, 10_000)]);
+const b = longBtc(20_000);
 
 function walk(
   pds: (number | null)[],

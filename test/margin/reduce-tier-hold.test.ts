@@ -1,30 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import type { CanonicalEvent } from '../../src/events/schema.js';
 import {
   DEFAULT_POLICY_CONFIG,
   decide,
-  MarginBook,
+  type MarginBook,
   type PolicyConfig,
   type PolicyMemory,
   resolvePolicyConfig,
 } from '../../src/margin/index.js';
-import { deposit, fill, instrument, mark, UNGATED_TIERS } from './fixtures.js';
-
-function book(events: CanonicalEvent[]): MarginBook {
-  const b = new MarginBook();
-  for (const e of events) b.apply(e);
-  return b;
-}
+import { longBtc, UNGATED_TIERS } from './fixtures.js';
 
 /** long 10 BTC @ 10,000 (100,000 USD) on 2,500 USD: equity / MM 2.5, short of a 3-sigma hour */
-const levered = book([
-  instrument('BTC-PERP'),
-  mark(10_000),
-  deposit('a', 2_500),
-  fill('a', 'buy', 10, 10_000),
-]);
+const levered = longBtc(2_500);
 /** the same position on 20,000 USD: equity / MM 20 */
-const calm = book([instrument('BTC-PERP'), mark(10_000), deposit('a', 20_000), fill('a', 'buy', 10, 10_000)]);
+const calm = longBtc(20_000);
 
 const t0 = 1_000_000;
 const LATER = 10 * 60_000; // ms: past the cooldown and the 5-minute reduction interval
