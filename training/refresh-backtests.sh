@@ -3,8 +3,8 @@
 # and the threshold sweeps (seeds 1, 2 and 3 on the seven judged real crash days, on feb-2025, the threshold-selection
 # day, on jan-2022, feb-2026, aug-2023, apr-2025, mar-2023, apr-2024 and dec-2024, the days added 2026-12-07 in the
 # morning, and on late-feb-2025, aug-2022 and jul-2024, added at 09:44 UTC; on jan-2026, late-jun-2022 and mar-2025,
-# added at noon to judge the leverage cap, the sweeps are that judgement's runs at the shipped settings, seeds 1 and 2,
-# the model at its defaults only), each with the seed and accounts its sweep.json records. The sweeps run the predictive settings of the sweeps already in docs/backtests
+# added at noon to judge the leverage cap, and on mar-2024 and sep-2022, added at 15:24 to judge the reduce-tier hold,
+# the sweeps are those judgements' runs at the shipped settings, seeds 1 and 2, the model at its defaults only), each with the seed and accounts its sweep.json records. The sweeps run the predictive settings of the sweeps already in docs/backtests
 # (--predictive-from: each pdReduce and gate they ran). The margin-ratio rule's runs do not use the model, so they
 # are taken from the same files (--ratio-from refuses unless the liquidation-only run is the same to the cent); only
 # the predictive runs run.
