@@ -3,94 +3,69 @@
  * armed stays restricted while its margin ratio is below the hold ratio although its pd has fallen below the
  * tier's hysteresis, and is lifted once the ratio is back above it.
  */
-import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY_CONFIG } from '../../src/margin/index.js';
-import type { RiskView } from '../../src/service/api/schemas.js';
-import type { RestrictJob } from '../../src/service/queue/job.js';
 import { startWorker, type WorkerHandle } from '../../src/service/runtime.js';
-import { keyspace } from '../../src/service/state/keys.js';
 import { SimulatedVenue } from '../../src/service/venue/simulated.js';
 import { connect } from '../helpers/redis.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
-import { type Harness, makeHarness, silent } from './harness.js';
-import { evaluatedToTail, QueueHold } from './settle.js';
+import { silent } from './harness.js';
+import { type RestrictKit, restrictKit } from './restrict-kit.js';
 
 const MIN = 60_000; // ms
 const HOLD_RATIO = 12; // equity / MM under test
 
 const redis = connect();
-let h: Harness;
-let hold: QueueHold;
-let restrictQ: Queue;
+let kit: RestrictKit;
 let worker: WorkerHandle | undefined;
 
 beforeAll(async () => {
-  h = await makeHarness('svc-tier-hold', {
-    env: { PREEMPT_POLICY: JSON.stringify({ reduceTierHoldRatio: HOLD_RATIO, reduceTierHoldMs: 3_600_000 }) },
+  kit = await restrictKit(redis, 'svc-tier-hold', {
+    reduceTierHoldRatio: HOLD_RATIO,
+    reduceTierHoldMs: 3_600_000,
   });
-  hold = new QueueHold(redis, h.prefix);
-  restrictQ = new Queue('restrict', { connection: redis, prefix: keyspace(h.prefix).bull });
-  await hold.pause();
-  worker = await startWorker(h.config, {
+  worker = await startWorker(kit.h.config, {
     log: silent,
-    metrics: h.metrics,
-    model: h.model,
+    metrics: kit.h.metrics,
+    model: kit.h.model,
     venue: new SimulatedVenue(),
     tuning: { blockMs: 100, lockDurationMs: 2000, stalledIntervalMs: 1000 },
   });
 });
 afterAll(async () => {
   await worker?.close();
-  await hold.close();
-  await restrictQ.close();
-  await h.close();
+  await kit.close();
   redis.disconnect();
 });
-
-const post = async (body: unknown[]) => {
-  const res = await h.call('POST', '/v1/events', { key: h.keys['events:write'], body });
-  expect(res.status).toBe(200);
-  await evaluatedToTail(redis, h.prefix, 1);
-};
-const risk = async (account: string): Promise<RiskView> => {
-  const res = await h.call('GET', `/v1/accounts/${account}/risk`, { key: h.keys['score:read'] });
-  expect(res.status).toBe(200);
-  return (await res.json()) as RiskView;
-};
-const jobs = async (): Promise<Record<string, RestrictJob>> => {
-  const all = await restrictQ.getJobs(['waiting', 'prioritized', 'active', 'completed', 'failed', 'delayed']);
-  return Object.fromEntries(all.map((j) => [j.id as string, j.data as RestrictJob]));
-};
 
 describe('reduce-tier hold in the service', () => {
   it('keeps an armed account restricted while its ratio is below the hold ratio, then lifts it', async () => {
     // long 20 @ 100 on 300 USD: equity / MM = 100 - 8,500 / mark (mmr 1%), 15 at 100
-    await post([
+    await kit.post([
       instrument(),
       mark(100, T0 + 1),
       deposit('held', 300, T0 + 2),
       fill('held', 'buy', 20, 100, T0 + 3),
       mark(88, T0 + MIN), // ratio 3.4: the test model's pd about 0.38, armed (gate 5)
     ]);
-    expect(Object.keys(await jobs())).toEqual(['restrict-held-1']);
-    expect(await risk('held')).toMatchObject({ reduceOnly: true });
+    expect(Object.keys(await kit.jobs())).toEqual(['restrict-held-1']);
+    expect(await kit.risk('held')).toMatchObject({ reduceOnly: true });
 
     // ratio about 9.6: the pd is below the tier's hysteresis, so without the hold the tier would be left
-    await post([mark(94, T0 + 2 * MIN)]);
-    const mid = await risk('held');
+    await kit.post([mark(94, T0 + 2 * MIN)]);
+    const mid = await kit.risk('held');
     expect(mid.pd).not.toBeNull();
     expect(mid.pd as number).toBeLessThan(
       DEFAULT_POLICY_CONFIG.pdReduce - DEFAULT_POLICY_CONFIG.pdHysteresis,
     );
     expect(mid.reduceOnly).toBe(true);
-    expect(Object.keys(await jobs())).toEqual(['restrict-held-1']);
+    expect(Object.keys(await kit.jobs())).toEqual(['restrict-held-1']);
 
     // ratio 15, above the hold ratio: lifted, once
-    await post([mark(100, T0 + 3 * MIN)]);
-    const after = await jobs();
+    await kit.post([mark(100, T0 + 3 * MIN)]);
+    const after = await kit.jobs();
     expect(Object.keys(after).sort()).toEqual(['restrict-held-1', 'restrict-held-2']);
     expect(after['restrict-held-2']).toMatchObject({ account: 'held', reduceOnly: false, version: 2 });
-    expect(await risk('held')).toMatchObject({ reduceOnly: false });
+    expect(await kit.risk('held')).toMatchObject({ reduceOnly: false });
   });
 });

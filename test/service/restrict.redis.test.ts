@@ -5,18 +5,17 @@
  * (even one that re-reads the whole log with effects) enqueues nothing twice, and the workers deliver
  * each change once to the venue.
  */
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RiskView } from '../../src/service/api/schemas.js';
-import type { RestrictJob } from '../../src/service/queue/job.js';
 import { startWorker, type WorkerHandle } from '../../src/service/runtime.js';
 import { keyspace } from '../../src/service/state/keys.js';
 import { RestrictionStore } from '../../src/service/state/restrictions.js';
 import { SimulatedVenue } from '../../src/service/venue/simulated.js';
 import { connect } from '../helpers/redis.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
-import { type Harness, makeHarness, silent } from './harness.js';
-import { allAudit, evaluatedToTail, QueueHold } from './settle.js';
+import { type Harness, silent } from './harness.js';
+import { type RestrictKit, restrictKit } from './restrict-kit.js';
+import { allAudit, evaluatedToTail, type QueueHold } from './settle.js';
 import { eventually } from './wait.js';
 
 const MIN = 60_000; // ms
@@ -38,45 +37,25 @@ const start = () =>
     tuning: { blockMs: 100, lockDurationMs: 2000, stalledIntervalMs: 1000 },
   });
 
+let kit: RestrictKit;
 beforeAll(async () => {
-  h = await makeHarness('svc-restrict', {
-    env: { PREEMPT_POLICY: JSON.stringify({ reduceOnlyHoldMs: HOLD }) },
-  });
-  hold = new QueueHold(redis, h.prefix);
-  restrictQ = new Queue('restrict', { connection: redis, prefix: keyspace(h.prefix).bull });
-  await hold.pause();
+  kit = await restrictKit(redis, 'svc-restrict', { reduceOnlyHoldMs: HOLD });
+  ({ h, hold, restrictQ } = kit);
   worker = await start();
 });
 afterAll(async () => {
   await worker?.close();
-  await hold.close();
-  await restrictQ.close();
-  await h.close();
+  await kit.close();
   redis.disconnect();
 });
 
-const post = async (body: unknown[]) => {
-  const res = await h.call('POST', '/v1/events', { key: h.keys['events:write'], body });
-  expect(res.status).toBe(200);
-  await evaluatedToTail(redis, h.prefix, 1);
-};
-const risk = async (account: string): Promise<RiskView> => {
-  const res = await h.call('GET', `/v1/accounts/${account}/risk`, { key: h.keys['score:read'] });
-  expect(res.status).toBe(200);
-  return (await res.json()) as RiskView;
-};
-/** restrict jobs by id, with their payloads */
-const jobs = async (): Promise<Record<string, RestrictJob>> => {
-  const all = await restrictQ.getJobs(['waiting', 'prioritized', 'active', 'completed', 'failed', 'delayed']);
-  return Object.fromEntries(all.map((j) => [j.id as string, j.data as RestrictJob]));
-};
 const restrictionAudit = async () =>
   (await allAudit(redis, h.prefix)).filter((e) => e.kind === 'restriction').map((e) => e.jobId);
 
 describe('reduce-only restrictions', () => {
   it('one job when the tier arms, none while it stays armed, a lift when the signal clears or the hold lapses', async () => {
     // risky and bounce: the same book, pd crosses the reduce tier at 88 (test model: pd from margin ratio)
-    await post([
+    await kit.post([
       instrument(),
       mark(100, T0 + 1),
       deposit('risky', 300, T0 + 2),
@@ -88,11 +67,11 @@ describe('reduce-only restrictions', () => {
       mark(95, T0 + MIN),
       mark(90, T0 + 2 * MIN),
     ]);
-    expect(await jobs()).toEqual({});
-    expect(await risk('risky')).toMatchObject({ reduceOnly: false, reduceOnlyUntil: null });
+    expect(await kit.jobs()).toEqual({});
+    expect(await kit.risk('risky')).toMatchObject({ reduceOnly: false, reduceOnlyUntil: null });
 
-    await post([mark(88, T0 + 3 * MIN)]);
-    const on = await jobs();
+    await kit.post([mark(88, T0 + 3 * MIN)]);
+    const on = await kit.jobs();
     expect(Object.keys(on).sort()).toEqual(['restrict-bounce-1', 'restrict-risky-1']);
     expect(on['restrict-risky-1']).toMatchObject({
       kind: 'restrict',
@@ -104,33 +83,33 @@ describe('reduce-only restrictions', () => {
       pd: expect.any(Number),
     });
     expect(on['restrict-risky-1']?.pd).toBeGreaterThanOrEqual(0.2);
-    expect(await risk('risky')).toMatchObject({ reduceOnly: true, reduceOnlyUntil: null });
-    expect(await risk('safe')).toMatchObject({ reduceOnly: false });
+    expect(await kit.risk('risky')).toMatchObject({ reduceOnly: true, reduceOnlyUntil: null });
+    expect(await kit.risk('safe')).toMatchObject({ reduceOnly: false });
 
     // still flagged: no new job; then risky closes its position (flat: no longer scored, held)
     const flaggedAt = T0 + 3 * MIN + 30_000;
-    await post([mark(87, flaggedAt), fill('risky', 'sell', 20, 87, T0 + 4 * MIN)]);
-    expect(Object.keys(await jobs()).length).toBe(2);
-    expect(await risk('risky')).toMatchObject({
+    await kit.post([mark(87, flaggedAt), fill('risky', 'sell', 20, 87, T0 + 4 * MIN)]);
+    expect(Object.keys(await kit.jobs()).length).toBe(2);
+    expect(await kit.risk('risky')).toMatchObject({
       reduceOnly: true,
       reduceOnlyUntil: flaggedAt + HOLD,
       positions: [],
     });
 
     // the market recovers: bounce's signal clears (lifted at once); flat risky stays held until the hold lapses
-    await post([mark(100, flaggedAt + HOLD - 1)]);
-    const mid = await jobs();
+    await kit.post([mark(100, flaggedAt + HOLD - 1)]);
+    const mid = await kit.jobs();
     expect(Object.keys(mid).sort()).toEqual(['restrict-bounce-1', 'restrict-bounce-2', 'restrict-risky-1']);
     expect(mid['restrict-bounce-2']).toMatchObject({
       reduceOnly: false,
       version: 2,
       reason: 'signal-cleared',
     });
-    expect(await risk('bounce')).toMatchObject({ reduceOnly: false, reduceOnlyUntil: null });
-    expect(await risk('risky')).toMatchObject({ reduceOnly: true });
+    expect(await kit.risk('bounce')).toMatchObject({ reduceOnly: false, reduceOnlyUntil: null });
+    expect(await kit.risk('risky')).toMatchObject({ reduceOnly: true });
 
-    await post([mark(100, flaggedAt + HOLD)]);
-    const after = await jobs();
+    await kit.post([mark(100, flaggedAt + HOLD)]);
+    const after = await kit.jobs();
     expect(Object.keys(after).length).toBe(4);
     expect(after['restrict-risky-2']).toMatchObject({
       account: 'risky',
@@ -140,10 +119,10 @@ describe('reduce-only restrictions', () => {
       reason: 'hold-elapsed',
       pd: null,
     });
-    expect(await risk('risky')).toMatchObject({ reduceOnly: false, reduceOnlyUntil: null });
+    expect(await kit.risk('risky')).toMatchObject({ reduceOnly: false, reduceOnlyUntil: null });
     // a later mark changes nothing
-    await post([mark(101, flaggedAt + HOLD + MIN)]);
-    expect(Object.keys(await jobs()).length).toBe(4);
+    await kit.post([mark(101, flaggedAt + HOLD + MIN)]);
+    expect(Object.keys(await kit.jobs()).length).toBe(4);
 
     // the audit lists each change once; the stored records hold the latest per account
     expect((await restrictionAudit()).sort()).toEqual([
@@ -158,12 +137,12 @@ describe('reduce-only restrictions', () => {
   });
 
   it('a restart, even one re-reading the whole log with effects, enqueues no change twice', async () => {
-    const before = Object.keys(await jobs()).sort();
-    const views = await risk('risky');
+    const before = Object.keys(await kit.jobs()).sort();
+    const views = await kit.risk('risky');
     await worker?.close();
     worker = await start();
     await evaluatedToTail(redis, h.prefix, 1);
-    expect(Object.keys(await jobs()).sort()).toEqual(before);
+    expect(Object.keys(await kit.jobs()).sort()).toEqual(before);
 
     // nothing committed: the evaluator re-reads every entry with effects, re-decides and re-enqueues with
     // the same job ids
@@ -182,9 +161,9 @@ describe('reduce-only restrictions', () => {
       'the re-read entries to be committed',
     );
     await evaluatedToTail(redis, h.prefix, 1);
-    expect(Object.keys(await jobs()).sort()).toEqual(before);
+    expect(Object.keys(await kit.jobs()).sort()).toEqual(before);
     expect((await restrictionAudit()).length).toBe(4);
-    expect(await risk('risky')).toMatchObject({ reduceOnly: views.reduceOnly, reduceOnlyUntil: null });
+    expect(await kit.risk('risky')).toMatchObject({ reduceOnly: views.reduceOnly, reduceOnlyUntil: null });
   });
 
   it('held queues released late: the superseded restrict jobs are skipped, the lifts delivered once', async () => {
@@ -217,8 +196,8 @@ describe('reduce-only restrictions', () => {
 
   it('a restriction reaches the venue while the account is flagged', async () => {
     // a new account arms the tier at a lower mark, with the queues running
-    await post([deposit('late', 300, T0 + 20 * MIN), fill('late', 'buy', 20, 101, T0 + 20 * MIN + 1)]);
-    await post([mark(89, T0 + 21 * MIN)]);
+    await kit.post([deposit('late', 300, T0 + 20 * MIN), fill('late', 'buy', 20, 101, T0 + 20 * MIN + 1)]);
+    await kit.post([mark(89, T0 + 21 * MIN)]);
     await eventually(
       async () => venue.isReduceOnly('late'),
       (on) => on,
@@ -227,6 +206,6 @@ describe('reduce-only restrictions', () => {
     expect(venue.restrictions.get('late')?.version).toBe(1);
     expect(venue.admits('late', 20, 'buy', 1)).toBe(false);
     expect(venue.admits('late', 20, 'sell', 5)).toBe(true);
-    expect(await risk('late')).toMatchObject({ reduceOnly: true, reduceOnlyUntil: null });
+    expect(await kit.risk('late')).toMatchObject({ reduceOnly: true, reduceOnlyUntil: null });
   });
 });

@@ -1,0 +1,64 @@
+/**
+ * What the restriction tests share: a harness with a paused queue hold and the `restrict` queue, events posted
+ * and evaluated to the tail, the risk view, and the restrict jobs by id.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { expect } from 'vitest';
+import type { RiskView } from '../../src/service/api/schemas.js';
+import type { RestrictJob } from '../../src/service/queue/job.js';
+import { keyspace } from '../../src/service/state/keys.js';
+import { type Harness, makeHarness } from './harness.js';
+import { evaluatedToTail, QueueHold } from './settle.js';
+
+export interface RestrictKit {
+  h: Harness;
+  hold: QueueHold;
+  restrictQ: Queue;
+  /** posts events and waits until the evaluator has decided on them */
+  post(body: unknown[]): Promise<void>;
+  risk(account: string): Promise<RiskView>;
+  /** restrict jobs by id, with their payloads */
+  jobs(): Promise<Record<string, RestrictJob>>;
+  /** closes the queue, the hold and the harness (not `redis`) */
+  close(): Promise<void>;
+}
+
+/** A harness named `name` with `policy` as PREEMPT_POLICY, its queues held (paused) until the test resumes them. */
+export async function restrictKit(redis: Redis, name: string, policy: object): Promise<RestrictKit> {
+  const h = await makeHarness(name, { env: { PREEMPT_POLICY: JSON.stringify(policy) } });
+  const hold = new QueueHold(redis, h.prefix);
+  const restrictQ = new Queue('restrict', { connection: redis, prefix: keyspace(h.prefix).bull });
+  await hold.pause();
+  return {
+    h,
+    hold,
+    restrictQ,
+    post: async (body) => {
+      const res = await h.call('POST', '/v1/events', { key: h.keys['events:write'], body });
+      expect(res.status).toBe(200);
+      await evaluatedToTail(redis, h.prefix, 1);
+    },
+    risk: async (account) => {
+      const res = await h.call('GET', `/v1/accounts/${account}/risk`, { key: h.keys['score:read'] });
+      expect(res.status).toBe(200);
+      return (await res.json()) as RiskView;
+    },
+    jobs: async () => {
+      const all = await restrictQ.getJobs([
+        'waiting',
+        'prioritized',
+        'active',
+        'completed',
+        'failed',
+        'delayed',
+      ]);
+      return Object.fromEntries(all.map((j) => [j.id as string, j.data as RestrictJob]));
+    },
+    close: async () => {
+      await hold.close();
+      await restrictQ.close();
+      await h.close();
+    },
+  };
+}
