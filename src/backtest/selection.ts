@@ -12,8 +12,11 @@
  * follow-through turn a pick into bad debt avoided. An alert is an upper bound on a first REDUCE: an
  * account alerted far from its maintenance margin may need no order at all.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { FeaturePipeline } from '../features/pipeline.js';
 import type { PdScorer } from '../model/types.js';
+import { lineChart, type Series } from '../report/svg-chart.js';
 import { simulate } from '../sim/simulate.js';
 import { MeasureCollector } from './metrics.js';
 import { runContext } from './run.js';
@@ -334,4 +337,57 @@ export function formatSelection(r: SelectionResult): string {
     `at the policy's own settings (${o.point.label}): ${pct(o.point.inTimeShare)} of the bad debt alerted in time with ${o.point.falseAlarms} false alarms; ${at}`,
   );
   return lines.join('\n');
+}
+
+/** Both signals' frontiers and every setting, false alarms against the share of bad debt alerted in time. */
+export function selectionChart(r: SelectionResult): string {
+  const series: Series[] = [
+    {
+      name: 'predictive frontier',
+      points: r.frontiers.predictive.map((p) => ({ x: p.avoided * 100, y: p.falseAlarms })),
+    },
+    {
+      name: 'margin-ratio frontier',
+      points: r.frontiers.ratio.map((p) => ({ x: p.avoided * 100, y: p.falseAlarms })),
+    },
+  ];
+  const gates = [...new Set(r.points.filter((p) => p.signal === 'predictive').map((p) => p.gate ?? 0))];
+  const line = (pts: SelectionPoint[]) =>
+    [...pts]
+      .sort((a, b) => a.threshold - b.threshold)
+      .map((p) => ({ x: p.inTimeShare * 100, y: p.falseAlarms }));
+  for (const g of gates)
+    series.push({
+      name:
+        g > 0
+          ? `predictive at equity/MM < ${g}, all pd thresholds`
+          : 'predictive, no gate, all pd thresholds',
+      points: line(r.points.filter((p) => p.signal === 'predictive' && (p.gate ?? 0) === g)),
+      dashed: true,
+    });
+  series.push({
+    name: 'margin-ratio, all thresholds',
+    points: line(r.points.filter((p) => p.signal === 'margin-ratio')),
+    dashed: true,
+  });
+  return lineChart(series, {
+    title: `Alerts on the liquidation-only path: ${r.scenario}, seed ${r.seed}`,
+    xLabel: `bad debt alerted at least ${r.leadMinutes} min before liquidation (% of liquidation-only)`,
+    yLabel: 'false alarms (accounts)',
+  });
+}
+
+/** Writes selection.json, selection.md and frontier.svg into `dir` (created if need be). */
+export async function writeSelectionReport(
+  dir: string,
+  r: SelectionResult,
+  extra: object = {},
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'selection.json'), `${JSON.stringify({ ...r, ...extra }, null, 2)}\n`);
+  await writeFile(
+    join(dir, 'selection.md'),
+    `# Selection: ${r.scenario}, seed ${r.seed}\n\n${formatSelection(r)}\n\n![frontiers](frontier.svg)\n`,
+  );
+  await writeFile(join(dir, 'frontier.svg'), selectionChart(r));
 }

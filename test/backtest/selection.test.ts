@@ -1,7 +1,14 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBacktest } from '../../src/backtest/run.js';
-import { formatSelection, runSelection, type SelectionResult } from '../../src/backtest/selection.js';
+import {
+  formatSelection,
+  runSelection,
+  type SelectionResult,
+  writeSelectionReport,
+} from '../../src/backtest/selection.js';
 import { loadScorer, type ModelScorer } from '../../src/model/scorer.js';
 import type { PdScorer } from '../../src/model/types.js';
 
@@ -97,6 +104,24 @@ describe('selection: alerts on the liquidation-only path', () => {
     const text = formatSelection(model);
     expect(text).toContain("at the policy's own settings (pd>=0.1 ratio<3)");
     expect(text).toMatch(/frontiers \(every setting of each signal\): /);
+  });
+
+  it('writes the result, the table and a chart of both frontiers', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'preempt-selection-'));
+    try {
+      await writeSelectionReport(dir, model, { model: 'models/default' });
+      const json = JSON.parse(await readFile(join(dir, 'selection.json'), 'utf8'));
+      expect(json.model).toBe('models/default');
+      expect(json.own.verdict).toBe(model.own.verdict);
+      expect(json.points).toHaveLength(model.points.length);
+      expect(await readFile(join(dir, 'selection.md'), 'utf8')).toContain(formatSelection(model));
+      const svg = await readFile(join(dir, 'frontier.svg'), 'utf8');
+      expect(svg.startsWith('<svg')).toBe(true);
+      for (const name of ['predictive frontier', 'margin-ratio frontier', 'predictive at equity/MM &lt; 3'])
+        expect(svg).toContain(name);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('counts nothing in time when the lead asked for is longer than the run', async () => {

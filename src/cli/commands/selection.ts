@@ -1,16 +1,15 @@
 /**
  * `preempt selection`: whom the model and the margin-ratio rule would flag, and how early, on the
  * liquidation-only path of a scenario (src/backtest/selection.ts). Prints the table; with `--out DIR` also
- * writes selection.json and selection.md there.
+ * writes selection.json, selection.md and frontier.svg there.
  */
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
   DEFAULT_SELECTION_PD,
   DEFAULT_SELECTION_RATIOS,
   formatSelection,
   runSelection,
+  writeSelectionReport,
 } from '../../backtest/selection.js';
 import { ownSettings } from '../../backtest/sweep.js';
 import type { PolicyConfig } from '../../margin/index.js';
@@ -65,7 +64,7 @@ export function register(program: Command): void {
       'policy overrides whose pdReduce and reduceGateMarginRatio are the settings judged (default: the defaults)',
       parsePolicyConfig,
     )
-    .option('--out <dir>', 'write selection.json and selection.md here')
+    .option('--out <dir>', 'write selection.json, selection.md and frontier.svg here')
     .option('--no-progress', 'no progress bar on stderr')
     .action(async (opts: SelectionCliOptions) => {
       if (opts.out) await checkOutDir(opts.out);
@@ -90,13 +89,9 @@ export function register(program: Command): void {
         process.stdout.write(`${table}\n`);
         if (opts.out) {
           const dir = opts.out;
-          await replaceFilesIn(dir, async (staging) => {
-            await writeFile(
-              join(staging, 'selection.json'),
-              `${JSON.stringify({ ...result, model: opts.model }, null, 2)}\n`,
-            );
-            await writeFile(join(staging, 'selection.md'), `# Selection: ${result.scenario}\n\n${table}\n`);
-          });
+          await replaceFilesIn(dir, (staging) =>
+            writeSelectionReport(staging, result, { model: opts.model }),
+          );
           process.stderr.write(`selection written to ${dir}\n`);
         }
       } finally {
