@@ -27,6 +27,7 @@ import {
   interpolateFrontier,
   LEVEL_WITHIN,
   paretoFrontier,
+  pctText,
 } from './sweep.js';
 
 export const DEFAULT_SELECTION_PD = [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5];
@@ -151,6 +152,15 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
   const pipeline = new FeaturePipeline();
   const collector = new MeasureCollector(ctx.fundStart);
   const index = new Map<string, number>();
+  /** the account's index in the columns below, given on first sight */
+  const indexOf = (account: string): number => {
+    let i = index.get(account);
+    if (i === undefined) {
+      i = index.size;
+      index.set(account, i);
+    }
+    return i;
+  };
   const firstLiquidation: number[] = []; // minute (epoch ms / 60,000) per account index
   const looks = new Looks();
   const summary = await simulate(ctx.loaded, {
@@ -166,12 +176,7 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
           const account = snap.accounts[r] as string;
           const m = c.book.snapshot(account, { prices: false });
           if (!m || m.positions.length === 0 || !(m.marginRatio < record)) continue;
-          let i = index.get(account);
-          if (i === undefined) {
-            i = index.size;
-            index.set(account, i);
-          }
-          looks.push(i, minute, pd[r] as number, m.marginRatio);
+          looks.push(indexOf(account), minute, pd[r] as number, m.marginRatio);
         }
       }
       return { reductions: [], reduceOnly: [], leverageCaps: [] };
@@ -181,11 +186,7 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
         collector.add(ev);
         pipeline.apply(ev);
         if (ev.type === 'liquidation') {
-          let i = index.get(ev.account);
-          if (i === undefined) {
-            i = index.size;
-            index.set(ev.account, i);
-          }
+          const i = indexOf(ev.account);
           if (firstLiquidation[i] === undefined) firstLiquidation[i] = ev.ts / 60_000;
         }
       },
@@ -311,8 +312,6 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
   };
 }
 
-const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
-
 /** The table on stdout (and in selection.md): one row per setting, then the two verdicts. */
 export function formatSelection(r: SelectionResult): string {
   const lines = [
@@ -324,7 +323,7 @@ export function formatSelection(r: SelectionResult): string {
   ];
   for (const p of r.points)
     lines.push(
-      `| ${p.signal} | ${p.label} | ${p.alerted} | ${p.falseAlarms} | ${p.badDebtAccountsInTime} | ${pct(p.inTimeShare)} ($${Math.round(p.badDebtInTime).toLocaleString('en-US')}) | ${p.liquidatedInTime} | ${p.medianLeadMinutes === null ? '-' : Math.round(p.medianLeadMinutes)} |`,
+      `| ${p.signal} | ${p.label} | ${p.alerted} | ${p.falseAlarms} | ${p.badDebtAccountsInTime} | ${pctText(p.inTimeShare)} ($${Math.round(p.badDebtInTime).toLocaleString('en-US')}) | ${p.liquidatedInTime} | ${p.medianLeadMinutes === null ? '-' : Math.round(p.medianLeadMinutes)} |`,
     );
   const o = r.own;
   const at =
@@ -334,7 +333,7 @@ export function formatSelection(r: SelectionResult): string {
   lines.push(
     '',
     `frontiers (every setting of each signal): ${r.comparison.verdict.replace('bad debt avoided', 'share of bad debt alerted in time')}`,
-    `at the policy's own settings (${o.point.label}): ${pct(o.point.inTimeShare)} of the bad debt alerted in time with ${o.point.falseAlarms} false alarms; ${at}`,
+    `at the policy's own settings (${o.point.label}): ${pctText(o.point.inTimeShare)} of the bad debt alerted in time with ${o.point.falseAlarms} false alarms; ${at}`,
   );
   return lines.join('\n');
 }

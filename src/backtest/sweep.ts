@@ -328,7 +328,8 @@ export function interpolateFrontier(frontier: readonly FrontierPoint[], avoided:
   return first.falseAlarms; // n === 1 and avoided === its level
 }
 
-const pctText = (v: number) => `${(v * 100).toFixed(1)}%`;
+/** a share 0..1 as a percentage with one decimal */
+export const pctText = (v: number) => `${(v * 100).toFixed(1)}%`;
 const count = (v: number) => Math.round(Math.abs(v)).toLocaleString('en-US');
 
 /** Compares two frontiers at the levels of bad debt avoided both reach. */

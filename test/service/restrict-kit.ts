@@ -9,7 +9,7 @@ import type { RiskView } from '../../src/service/api/schemas.js';
 import type { RestrictJob } from '../../src/service/queue/job.js';
 import { keyspace } from '../../src/service/state/keys.js';
 import { type Harness, makeHarness } from './harness.js';
-import { evaluatedToTail, QueueHold } from './settle.js';
+import { ALL_JOB_STATES, evaluatedToTail, QueueHold } from './settle.js';
 
 export interface RestrictKit {
   h: Harness;
@@ -45,14 +45,7 @@ export async function restrictKit(redis: Redis, name: string, policy: object): P
       return (await res.json()) as RiskView;
     },
     jobs: async () => {
-      const all = await restrictQ.getJobs([
-        'waiting',
-        'prioritized',
-        'active',
-        'completed',
-        'failed',
-        'delayed',
-      ]);
+      const all = await restrictQ.getJobs([...ALL_JOB_STATES]);
       return Object.fromEntries(all.map((j) => [j.id as string, j.data as RestrictJob]));
     },
     close: async () => {

@@ -31,7 +31,7 @@ import {
 import { crashHistory } from './crash-history.js';
 import { deposit, fill, mark, T0 } from './events-fixtures.js';
 import { type Kit, runnerKit } from './runner-kit.js';
-import { allAudit, evaluatedToTail } from './settle.js';
+import { ALL_JOB_STATES, allAudit, evaluatedToTail } from './settle.js';
 import { eventually } from './wait.js';
 
 const MIN = 60_000; // ms
@@ -90,14 +90,7 @@ async function dump(k: Kit) {
     );
   const jobs: Record<string, unknown[]> = {};
   for (const q of ['liquidate', 'deleverage', 'restrict'] as const) {
-    const list = await k.producer.queues[q].getJobs([
-      'waiting',
-      'prioritized',
-      'active',
-      'completed',
-      'failed',
-      'delayed',
-    ]);
+    const list = await k.producer.queues[q].getJobs([...ALL_JOB_STATES]);
     jobs[q] = list
       .map((j) => ({ id: j.id, data: j.data }))
       .sort((x, y) => (String(x.id) < String(y.id) ? -1 : 1));
