@@ -78,6 +78,12 @@ const CCCAGG_BTC_ETH_SOL: Array<[string, string, string]> = [
   ['sol-1h', 'solusd_cccagg_1h.csv', 'SOL/USD hourly (CCCAGG)'],
 ];
 
+/** the Bitstamp BTC and Binance ETH hourly bars of the scenarios that extend templates/bitstamp-btc-binance-eth.json */
+const BITSTAMP_BTC_BINANCE_ETH: Array<[string, string, string]> = [
+  ['btc-1h', 'btcusd_bitstamp_1h_2018-05_2022-08.csv', 'BTC/USD hourly (Bitstamp)'],
+  ['eth-1h', 'ethusdt_binance_1h_2017-08_2021-06.csv', 'ETH/USDT hourly (Binance)'],
+];
+
 const windows: Array<{ id: string; from: string; to: string; bars: Array<[string, string, string]> }> = [
   {
     id: 'calm-2023-08',
@@ -93,8 +99,7 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
     from: '2020-03-12T00:00:00Z',
     to: '2020-03-14T00:00:00Z',
     bars: [
-      ['btc-1h', 'btcusd_bitstamp_1h_2018-05_2022-08.csv', 'BTC/USD hourly (Bitstamp)'],
-      ['eth-1h', 'ethusdt_binance_1h_2017-08_2021-06.csv', 'ETH/USDT hourly (Binance)'],
+      ...BITSTAMP_BTC_BINANCE_ETH,
       ['eth-10m', 'ethusd_10min_03-12-2020.json', 'ETH/USD 10-minute bars (CoinAPI)'],
     ],
   },
@@ -103,8 +108,7 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
     from: '2021-05-18T12:00:00Z',
     to: '2021-05-20T00:00:00Z',
     bars: [
-      ['btc-1h', 'btcusd_bitstamp_1h_2018-05_2022-08.csv', 'BTC/USD hourly (Bitstamp)'],
-      ['eth-1h', 'ethusdt_binance_1h_2017-08_2021-06.csv', 'ETH/USDT hourly (Binance)'],
+      ...BITSTAMP_BTC_BINANCE_ETH,
       ['eth-10m', 'ethusd_10min_05-19-2021.json', 'ETH/USD 10-minute bars (CoinAPI)'],
     ],
   },
@@ -122,11 +126,16 @@ const windows: Array<{ id: string; from: string; to: string; bars: Array<[string
   },
 ];
 
-// every scenario that extends the CCCAGG template carries those bars over its own window
+/** each template's bars: a scenario that extends one carries them over its own window */
+const TEMPLATE_BARS: Record<string, Array<[string, string, string]>> = {
+  'templates/cccagg-btc-eth-sol.json': CCCAGG_BTC_ETH_SOL,
+  'templates/bitstamp-btc-binance-eth.json': BITSTAMP_BTC_BINANCE_ETH,
+};
 for (const name of namedScenarios()) {
   const { scenario, template } = loadScenario(name);
-  if (template !== 'templates/cccagg-btc-eth-sol.json') continue;
-  windows.push({ id: name, from: scenario.start, to: scenario.end, bars: CCCAGG_BTC_ETH_SOL });
+  const bars = template === undefined ? undefined : TEMPLATE_BARS[template];
+  if (bars === undefined) continue;
+  windows.push({ id: name, from: scenario.start, to: scenario.end, bars });
 }
 
 for (const w of windows) {

@@ -221,6 +221,10 @@ describe('scenarios', () => {
       'mar-2025',
       'mar-2024',
       'sep-2022',
+      'sep-2019',
+      'early-jan-2021',
+      'jan-2021',
+      'feb-2021',
     ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
