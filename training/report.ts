@@ -65,6 +65,16 @@ export function metricsTable(meta: ModelMetadata): string {
   ]);
 }
 
+/** Where the second stage and the calibration were fitted, as the report says it (from the metadata's `training`). */
+export function stageFittedOn(meta: Pick<ModelMetadata, 'training'>): string {
+  const t = meta.training as { stageCrossFit?: { folds?: unknown[] }; calibrateOn?: string[] };
+  if (t.stageCrossFit)
+    return `the stage and the calibration fitted out of day (\`--stage-cross-fit\`): on every training history as scored by a network trained on the other ${Math.max(0, (t.stageCrossFit.folds?.length ?? 0) - 1)}`;
+  if (t.calibrateOn && t.calibrateOn.length > 0)
+    return `the stage and the calibration fitted on other histories, never trained on (\`--calibrate-on\`: ${t.calibrateOn.length})`;
+  return 'the stage fitted on the calibration split (traders never trained on)';
+}
+
 export async function writeReport(dir: string, meta: ModelMetadata, inputs: ReportInputs): Promise<void> {
   const { test, pd } = inputs;
   const roc: { name: string; points: { x: number; y: number }[] }[] = [];
@@ -177,7 +187,7 @@ export async function writeReport(dir: string, meta: ModelMetadata, inputs: Repo
           (f, k) =>
             `${(st.wFeatures[k] ?? 0) >= 0 ? '+' : '−'} ${Math.abs(st.wFeatures[k] ?? 0).toFixed(3)} · ln(${st.offset} + ${f})`,
         )
-        .join(' ')})), the stage fitted on the calibration split (traders never trained on).\n`
+        .join(' ')})), ${stageFittedOn(meta)}.\n`
     : '';
   const sampling =
     t.negativeSample !== undefined && t.negativeSample < 1
