@@ -5,11 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY_CONFIG } from '../../src/margin/index.js';
-import { startWorker, type WorkerHandle } from '../../src/service/runtime.js';
+import type { WorkerHandle } from '../../src/service/runtime.js';
 import { SimulatedVenue } from '../../src/service/venue/simulated.js';
 import { connect } from '../helpers/redis.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
-import { silent } from './harness.js';
 import { type RestrictKit, restrictKit } from './restrict-kit.js';
 
 const MIN = 60_000; // ms
@@ -24,13 +23,7 @@ beforeAll(async () => {
     reduceTierHoldRatio: HOLD_RATIO,
     reduceTierHoldMs: 3_600_000,
   });
-  worker = await startWorker(kit.h.config, {
-    log: silent,
-    metrics: kit.h.metrics,
-    model: kit.h.model,
-    venue: new SimulatedVenue(),
-    tuning: { blockMs: 100, lockDurationMs: 2000, stalledIntervalMs: 1000 },
-  });
+  worker = await kit.startWorker(new SimulatedVenue());
 });
 afterAll(async () => {
   await worker?.close();

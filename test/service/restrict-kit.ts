@@ -1,14 +1,17 @@
 /**
  * What the restriction tests share: a harness with a paused queue hold and the `restrict` queue, events posted
- * and evaluated to the tail, the risk view, and the restrict jobs by id.
+ * and evaluated to the tail, the risk view, the restrict jobs by id, and the harness's workers started against a
+ * venue.
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import type { RiskView } from '../../src/service/api/schemas.js';
 import type { RestrictJob } from '../../src/service/queue/job.js';
+import { startWorker, type WorkerHandle } from '../../src/service/runtime.js';
 import { keyspace } from '../../src/service/state/keys.js';
-import { type Harness, makeHarness } from './harness.js';
+import type { SimulatedVenue } from '../../src/service/venue/simulated.js';
+import { type Harness, makeHarness, silent } from './harness.js';
 import { ALL_JOB_STATES, evaluatedToTail, QueueHold } from './settle.js';
 
 export interface RestrictKit {
@@ -20,6 +23,8 @@ export interface RestrictKit {
   risk(account: string): Promise<RiskView>;
   /** restrict jobs by id, with their payloads */
   jobs(): Promise<Record<string, RestrictJob>>;
+  /** starts the harness's workers (short BullMQ timings) executing against `venue`; the caller closes them */
+  startWorker(venue: SimulatedVenue): Promise<WorkerHandle>;
   /** closes the queue, the hold and the harness (not `redis`) */
   close(): Promise<void>;
 }
@@ -48,6 +53,14 @@ export async function restrictKit(redis: Redis, name: string, policy: object): P
       const all = await restrictQ.getJobs([...ALL_JOB_STATES]);
       return Object.fromEntries(all.map((j) => [j.id as string, j.data as RestrictJob]));
     },
+    startWorker: (venue) =>
+      startWorker(h.config, {
+        log: silent,
+        metrics: h.metrics,
+        model: h.model,
+        venue,
+        tuning: { blockMs: 100, lockDurationMs: 2000, stalledIntervalMs: 1000 },
+      }),
     close: async () => {
       await hold.close();
       await restrictQ.close();

@@ -7,13 +7,13 @@
  */
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWorker, type WorkerHandle } from '../../src/service/runtime.js';
+import type { WorkerHandle } from '../../src/service/runtime.js';
 import { keyspace } from '../../src/service/state/keys.js';
 import { RestrictionStore } from '../../src/service/state/restrictions.js';
 import { SimulatedVenue } from '../../src/service/venue/simulated.js';
 import { connect } from '../helpers/redis.js';
 import { deposit, fill, instrument, mark, T0 } from './events-fixtures.js';
-import { type Harness, silent } from './harness.js';
+import type { Harness } from './harness.js';
 import { type RestrictKit, restrictKit } from './restrict-kit.js';
 import { allAudit, evaluatedToTail, type QueueHold } from './settle.js';
 import { eventually } from './wait.js';
@@ -28,14 +28,7 @@ let restrictQ: Queue;
 const venue = new SimulatedVenue();
 let worker: WorkerHandle | undefined;
 
-const start = () =>
-  startWorker(h.config, {
-    log: silent,
-    metrics: h.metrics,
-    model: h.model,
-    venue,
-    tuning: { blockMs: 100, lockDurationMs: 2000, stalledIntervalMs: 1000 },
-  });
+const start = () => kit.startWorker(venue);
 
 let kit: RestrictKit;
 beforeAll(async () => {
