@@ -225,6 +225,10 @@ describe('scenarios', () => {
       'early-jan-2021',
       'jan-2021',
       'feb-2021',
+      'may-2020',
+      'apr-2021',
+      'late-jan-2021',
+      'mar-2020',
     ])
       expect(names).toContain(n);
     for (const n of names) expect(loadScenario(n).scenario.name).toBe(n);
