@@ -96,4 +96,31 @@ describe('preempt sweep-summary', () => {
     await writeFile(notJson, '{');
     await expect(summarizeSweep(notJson)).rejects.toThrow(/not\.json: /);
   });
+  it('reads the rule on a narrower grid when asked: only its runs at the given thresholds and exit factors', async () => {
+    const file = join(dir, 'grid.json');
+    // a sticky run of the rule (armed below 5, disarmed at 7.5) dominates at 0.7 avoided
+    const sticky = { ...point('margin-ratio', 5, 0.7, 60), label: 'margin-ratio <5 exit>=7.5', exit: 7.5 };
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...sweep({}, [point('predictive', 0.02, 0.7, 120, 5), ...rule, sticky]),
+        ownSettings: { pdReduce: 0.02, gate: 5 },
+      }),
+    );
+    const all = await summarizeSweep(file);
+    expect(all.at?.verdict).toBe('more');
+    expect(all.at?.ratioFalseAlarms).toBeCloseTo(60, 9);
+    // without hysteresis only: between (0.6, 100) and (0.8, 200)
+    const plain = await summarizeSweep(file, { ratioExitFactors: [1] });
+    expect(plain.at?.verdict).toBe('fewer');
+    expect(plain.at?.ratioFalseAlarms).toBeCloseTo(150, 9);
+    // thresholds 3 and 8 only: between (0.4, 40) and (0.8, 200)
+    const wide = await summarizeSweep(file, { ratioThresholds: [3, 8] });
+    expect(wide.at?.ratioFalseAlarms).toBeCloseTo(160, 9);
+    // factor 1.5 alone keeps the sticky run only, which reaches 0.7 exactly
+    const sticky15 = await summarizeSweep(file, { ratioExitFactors: [1.5] });
+    expect(sticky15.at?.ratioFalseAlarms).toBeCloseTo(60, 9);
+    // the file's own verdict over all its runs is passed through unchanged
+    expect(plain.verdict).toBe(all.verdict);
+  });
 });

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { type AtSettings, atSettings, atSettingsText, ownSettings } from '../../backtest/sweep.js';
+import { parseList } from './backtest.js';
 
 const finite = z.number().finite();
 const SummarySchema = z.object({
@@ -27,6 +28,8 @@ const SummarySchema = z.object({
       label: z.string(),
       threshold: finite,
       gate: finite.optional(),
+      /** margin-ratio: the level it disarms at (absent or equal to the threshold: no hysteresis) */
+      exit: finite.optional(),
       avoided: finite.nullable(),
       falseAlarms: z.number().int().nonnegative(),
       reducedRatio: finite,
@@ -46,10 +49,22 @@ export interface SummaryRow {
   verdict: string;
 }
 
+/**
+ * Which of the rule's runs make its frontier: with `ratioThresholds` and/or `ratioExitFactors`, only the runs at
+ * those settings (an exit factor is exit / threshold, 1 without hysteresis), so that sweeps written with
+ * different grids can be read on the same one. Absent: every run the file holds.
+ */
+export interface RuleGrid {
+  ratioThresholds?: readonly number[];
+  ratioExitFactors?: readonly number[];
+}
+
+const same = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+
 /** Reads one sweep.json; a bad file is an error naming the file and the field. */
 export async function summarizeSweep(
   file: string,
-  over: { pdReduce?: number; gate?: number } = {},
+  over: { pdReduce?: number; gate?: number } & RuleGrid = {},
 ): Promise<SummaryRow> {
   let json: unknown;
   try {
@@ -66,6 +81,15 @@ export async function summarizeSweep(
   const own = s.ownSettings ?? ownSettings(s.policyConfig);
   const pdReduce = over.pdReduce ?? own.pdReduce;
   const gate = over.gate ?? own.gate;
+  const { ratioThresholds: ts, ratioExitFactors: fs } = over;
+  const points = s.points.filter((p) => {
+    if (p.signal !== 'margin-ratio') return true;
+    const factor = (p.exit ?? p.threshold) / p.threshold;
+    return (
+      (ts === undefined || ts.some((t) => same(t, p.threshold))) &&
+      (fs === undefined || fs.some((f) => same(f, factor)))
+    );
+  });
   return {
     file,
     scenario: s.scenario,
@@ -73,7 +97,7 @@ export async function summarizeSweep(
     seed: s.seed,
     pdReduce,
     gate,
-    at: atSettings(s.points, pdReduce, gate),
+    at: atSettings(points, pdReduce, gate),
     verdict: s.comparison.verdict,
   };
 }
@@ -122,7 +146,17 @@ export function register(program: Command): void {
       "its margin-ratio gate, 0 for none (default: what the sweep recorded it ran with, else its policy config's, else today's default)",
       num('--gate'),
     )
-    .action(async (files: string[], opts: { pdReduce?: number; gate?: number }) => {
+    .option(
+      '--ratio-thresholds <list>',
+      "the rule's frontier only over its runs at these equity/MM thresholds (default: every run in the file); the last column stays the file's own verdict over all its runs",
+      parseList,
+    )
+    .option(
+      '--ratio-exit-factors <list>',
+      "the rule's frontier only over its runs with these exit factors (exit / threshold; 1: no hysteresis)",
+      parseList,
+    )
+    .action(async (files: string[], opts: { pdReduce?: number; gate?: number } & RuleGrid) => {
       const rows: SummaryRow[] = [];
       for (const f of files) rows.push(await summarizeSweep(f, opts));
       process.stdout.write(`${formatSummary(rows)}\n`);
