@@ -417,6 +417,14 @@ function roundExit(x: number): number {
   return Number(x.toPrecision(6));
 }
 
+/**
+ * The equity/MM at which the margin-ratio rule armed below `threshold` disarms, for an exit factor (1: no
+ * hysteresis), as a sweep writes it in each run's label and `exit`.
+ */
+export function ratioExit(threshold: number, factor: number): number {
+  return roundExit(threshold * factor);
+}
+
 export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   const check = (name: string, values: number[], ok: (v: number) => boolean) => {
     const seen = new Set<number>();
@@ -470,10 +478,10 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   const ratioVariants: PolicyVariant[] = exitFactors.flatMap((f) =>
     ratioThresholds.map(
       (t): PolicyVariant => ({
-        label: f === 1 ? `margin-ratio <${t}` : `margin-ratio <${t} exit>=${roundExit(t * f)}`,
+        label: f === 1 ? `margin-ratio <${t}` : `margin-ratio <${t} exit>=${ratioExit(t, f)}`,
         policy: 'margin-ratio',
         marginRatioThreshold: t,
-        marginRatioExit: roundExit(t * f),
+        marginRatioExit: ratioExit(t, f),
       }),
     ),
   );

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { type AtSettings, atSettings, atSettingsText, ownSettings } from '../../backtest/sweep.js';
+import { type AtSettings, atSettings, atSettingsText, ownSettings, ratioExit } from '../../backtest/sweep.js';
 import { parseList } from './backtest.js';
 
 const finite = z.number().finite();
@@ -51,15 +51,13 @@ export interface SummaryRow {
 
 /**
  * Which of the rule's runs make its frontier: with `ratioThresholds` and/or `ratioExitFactors`, only the runs at
- * those settings (an exit factor is exit / threshold, 1 without hysteresis), so that sweeps written with
- * different grids can be read on the same one. Absent: every run the file holds.
+ * those settings (the exit a factor gives is the one `backtest --sweep` writes for it; 1: no hysteresis), so that
+ * sweeps written with different grids can be read on the same one. Absent: every run the file holds.
  */
 export interface RuleGrid {
   ratioThresholds?: readonly number[];
   ratioExitFactors?: readonly number[];
 }
-
-const same = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
 
 /** Reads one sweep.json; a bad file is an error naming the file and the field. */
 export async function summarizeSweep(
@@ -84,10 +82,10 @@ export async function summarizeSweep(
   const { ratioThresholds: ts, ratioExitFactors: fs } = over;
   const points = s.points.filter((p) => {
     if (p.signal !== 'margin-ratio') return true;
-    const factor = (p.exit ?? p.threshold) / p.threshold;
+    const exit = p.exit ?? p.threshold;
     return (
-      (ts === undefined || ts.some((t) => same(t, p.threshold))) &&
-      (fs === undefined || fs.some((f) => same(f, factor)))
+      (ts === undefined || ts.includes(p.threshold)) &&
+      (fs === undefined || fs.some((f) => ratioExit(p.threshold, f) === exit))
     );
   });
   return {
