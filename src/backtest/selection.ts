@@ -18,6 +18,8 @@ import { FeaturePipeline } from '../features/pipeline.js';
 import type { PdScorer } from '../model/types.js';
 import { lineChart, type Series } from '../report/svg-chart.js';
 import { simulate } from '../sim/simulate.js';
+import { createPopulation } from '../sim/traders/population.js';
+import { BEHAVIOURS } from '../sim/traders/types.js';
 import { MeasureCollector } from './metrics.js';
 import { runContext } from './run.js';
 import {
@@ -48,7 +50,46 @@ export interface SelectionOptions {
   leadMinutes?: number;
   /** the model's setting to judge against the rule's frontier (the policy's pdReduce and gate) */
   own: { pdReduce: number; gate: number };
+  /**
+   * also break every setting down by the simulated traders' behaviour (read from the scenario's population,
+   * which the model never sees) and trace the behaviour-aware ratio rule's frontier (`GroupBreakdown`)
+   */
+  byBehaviour?: boolean;
   onMinute?: (minute: number, minutes: number) => void;
+}
+
+/** One setting's alerts within one group of accounts. */
+export interface GroupCounts {
+  alerted: number;
+  falseAlarms: number;
+  /** USD: bad debt of the group's accounts alerted at least leadMinutes before their first liquidation */
+  badDebtInTime: number;
+}
+
+/** A point of the behaviour-aware rule's frontier: one equity / MM threshold per group (null: never alerts). */
+export interface OraclePoint extends FrontierPoint {
+  /** NaN (no single threshold: see `thresholds`) */
+  threshold: number;
+  /** per group, in the order of `GroupBreakdown.names` */
+  thresholds: (number | null)[];
+}
+
+/**
+ * Every setting by group (the traders' behaviour), and an oracle: a margin-ratio rule that knows each
+ * account's group, with one threshold per group from the rule's grid (or none), every combination. Its
+ * thresholds are chosen on the run it is judged on, so its frontier bounds what such a rule could do there.
+ */
+export interface GroupBreakdown {
+  names: string[];
+  /** accounts seen (a look or a liquidation) per group */
+  accounts: number[];
+  /** USD: the reference's bad debt per group */
+  badDebt: number[];
+  /** per setting, in the order of `points`: counts per group, in the order of `names` */
+  bySetting: { label: string; counts: GroupCounts[] }[];
+  oracleFrontier: OraclePoint[];
+  /** the oracle frontier's false alarms at the share the policy's own setting alerts in time; null beyond it */
+  oracleAtOwn: number | null;
 }
 
 export interface SelectionPoint {
@@ -100,6 +141,8 @@ export interface SelectionResult {
     /** fewer / level (|diff| <= LEVEL_WITHIN) / more; beyond: the rule never alerts as much in time */
     verdict: 'fewer' | 'level' | 'more' | 'beyond';
   };
+  /** with `byBehaviour` */
+  groups?: GroupBreakdown;
 }
 
 /** Growable column store of the recorded looks. */
@@ -204,6 +247,17 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
   }
   const totalBad = collector.m.badDebt;
 
+  // the group of each account index (-1: none), from the scenario's population
+  const groupNames: string[] = opts.byBehaviour ? [...BEHAVIOURS] : [];
+  const group = new Int32Array(n).fill(-1);
+  if (opts.byBehaviour) {
+    const behaviourOf = new Map<string, number>();
+    for (const t of createPopulation(ctx.loaded.scenario, ctx.accounts, ctx.seed))
+      behaviourOf.set(t.id, BEHAVIOURS.indexOf(t.behaviour));
+    for (const [account, i] of index) group[i] = behaviourOf.get(account) ?? -1;
+  }
+  const bySetting: { label: string; counts: GroupCounts[] }[] = [];
+
   const point = (
     signal: SelectionPoint['signal'],
     label: string,
@@ -223,13 +277,17 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
     let badInTime = 0;
     let liquidatedInTime = 0;
     const leads: number[] = [];
+    const counts: GroupCounts[] = groupNames.map(() => ({ alerted: 0, falseAlarms: 0, badDebtInTime: 0 }));
     for (let i = 0; i < n; i++) {
       const f = first[i] as number;
       if (!Number.isFinite(f)) continue;
       alerted++;
+      const c = counts[group[i] as number];
+      if (c) c.alerted++;
       const l = liq[i] as number;
       if (!Number.isFinite(l)) {
         falseAlarms++;
+        if (c) c.falseAlarms++;
         continue;
       }
       if (f <= l) leads.push(l - f);
@@ -238,9 +296,11 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
         if ((bad[i] as number) > 0) {
           badAccounts++;
           badInTime += bad[i] as number;
+          if (c) c.badDebtInTime += bad[i] as number;
         }
       }
     }
+    if (opts.byBehaviour) bySetting.push({ label, counts });
     leads.sort((a, b) => a - b);
     return {
       signal,
@@ -291,6 +351,31 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
       ? (ratio[0] as FrontierPoint).falseAlarms
       : interpolateFrontier(ratio, ownPoint.inTimeShare);
   const diff = ratioAt === null ? null : ownPoint.falseAlarms - ratioAt;
+
+  let groups: GroupBreakdown | undefined;
+  if (opts.byBehaviour) {
+    const ruleSettings = points
+      .map((p, k) => ({ p, counts: (bySetting[k] as { counts: GroupCounts[] }).counts }))
+      .filter((x) => x.p.signal === 'margin-ratio');
+    const oracleFrontier = groupRuleFrontier(
+      groupNames.length,
+      ruleSettings.map((x) => ({ threshold: x.p.threshold, counts: x.counts })),
+      totalBad,
+    );
+    const accounts = groupNames.map(() => 0);
+    const badDebt = groupNames.map(() => 0);
+    for (let i = 0; i < n; i++) {
+      const g = group[i] as number;
+      if (g < 0) continue;
+      accounts[g] = (accounts[g] as number) + 1;
+      badDebt[g] = (badDebt[g] as number) + (bad[i] as number);
+    }
+    const oracleAtOwn =
+      oracleFrontier.length > 0 && ownPoint.inTimeShare < (oracleFrontier[0] as OraclePoint).avoided
+        ? (oracleFrontier[0] as OraclePoint).falseAlarms
+        : interpolateFrontier(oracleFrontier, ownPoint.inTimeShare);
+    groups = { names: groupNames, accounts, badDebt, bySetting, oracleFrontier, oracleAtOwn };
+  }
   const verdict =
     diff === null ? 'beyond' : Math.abs(diff) <= LEVEL_WITHIN ? 'level' : diff < 0 ? 'fewer' : 'more';
   return {
@@ -309,7 +394,61 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
     frontiers: { predictive, ratio },
     comparison,
     own: { point: ownPoint, ratioFalseAlarms: ratioAt, diff, verdict },
+    ...(groups ? { groups } : {}),
   };
+}
+
+/**
+ * The frontier of a margin-ratio rule with one threshold per group: each group alerts at one of the rule's
+ * thresholds or never, and since the groups' accounts are disjoint a combination's false alarms and bad debt
+ * in time are the sums of its groups'. Merged group by group, keeping only Pareto points (more bad debt in
+ * time, fewer false alarms), so every combination is covered without listing them all.
+ */
+export function groupRuleFrontier(
+  groupCount: number,
+  settings: readonly { threshold: number; counts: readonly GroupCounts[] }[],
+  totalBadDebt: number,
+): OraclePoint[] {
+  interface Partial {
+    bad: number; // USD
+    fa: number;
+    thresholds: (number | null)[];
+  }
+  const prune = (xs: Partial[]): Partial[] => {
+    xs.sort((a, b) => b.bad - a.bad || a.fa - b.fa);
+    const out: Partial[] = [];
+    let best = Number.POSITIVE_INFINITY;
+    for (const x of xs)
+      if (x.fa < best) {
+        out.push(x);
+        best = x.fa;
+      }
+    return out;
+  };
+  let acc: Partial[] = [{ bad: 0, fa: 0, thresholds: [] }];
+  for (let g = 0; g < groupCount; g++) {
+    const options = [
+      { bad: 0, fa: 0, threshold: null as number | null },
+      ...settings.map((s) => ({
+        bad: (s.counts[g] as GroupCounts).badDebtInTime,
+        fa: (s.counts[g] as GroupCounts).falseAlarms,
+        threshold: s.threshold as number | null,
+      })),
+    ];
+    const next: Partial[] = [];
+    for (const a of acc)
+      for (const o of options)
+        next.push({ bad: a.bad + o.bad, fa: a.fa + o.fa, thresholds: [...a.thresholds, o.threshold] });
+    acc = prune(next);
+  }
+  return acc
+    .map((x) => ({
+      avoided: totalBadDebt > 0 ? x.bad / totalBadDebt : 0,
+      falseAlarms: x.fa,
+      threshold: Number.NaN,
+      thresholds: x.thresholds,
+    }))
+    .reverse();
 }
 
 /** The table on stdout (and in selection.md): one row per setting, then the two verdicts. */
@@ -335,7 +474,40 @@ export function formatSelection(r: SelectionResult): string {
     `frontiers (every setting of each signal): ${r.comparison.verdict.replace('bad debt avoided', 'share of bad debt alerted in time')}`,
     `at the policy's own settings (${o.point.label}): ${pctText(o.point.inTimeShare)} of the bad debt alerted in time with ${o.point.falseAlarms} false alarms; ${at}`,
   );
+  if (r.groups) lines.push('', ...formatGroups(r, r.groups));
   return lines.join('\n');
+}
+
+/** The behaviour breakdown: the policy's own setting and the rule at its gate, per behaviour; then the oracle. */
+function formatGroups(r: SelectionResult, g: GroupBreakdown): string[] {
+  const usd = (x: number) => `$${Math.round(x).toLocaleString('en-US')}`;
+  const own = r.own.point;
+  const shown = [own.label];
+  const rule = r.points.find((p) => p.signal === 'margin-ratio' && p.threshold === own.gate);
+  if (rule) shown.push(rule.label);
+  const lines = [
+    "by behaviour (the simulated traders' behaviour, which the model never sees): alerted / false alarms / bad debt in time",
+    '',
+    `| behaviour | accounts seen | bad debt | ${shown.join(' | ')} |`,
+    `|---|---|---|${shown.map(() => '---').join('|')}|`,
+  ];
+  const countsOf = (label: string) => g.bySetting.find((b) => b.label === label)?.counts;
+  g.names.forEach((name, k) => {
+    const cells = shown.map((label) => {
+      const c = countsOf(label)?.[k];
+      return c ? `${c.alerted} / ${c.falseAlarms} / ${usd(c.badDebtInTime)}` : '-';
+    });
+    lines.push(`| ${name} | ${g.accounts[k]} | ${usd(g.badDebt[k] as number)} | ${cells.join(' | ')} |`);
+  });
+  const at =
+    g.oracleAtOwn === null
+      ? 'it never alerts as much in time'
+      : `about ${Math.round(g.oracleAtOwn)} false alarms at the share the own setting alerts in time (${pctText(own.inTimeShare)}; the plain rule: ${r.own.ratioFalseAlarms === null ? '-' : `about ${Math.round(r.own.ratioFalseAlarms)}`}; the model: ${own.falseAlarms})`;
+  lines.push(
+    '',
+    `a ratio rule that knows each account's behaviour (one threshold per behaviour, chosen on this run: an upper bound for such a rule): ${at}`,
+  );
+  return lines;
 }
 
 /** Both signals' frontiers and every setting, false alarms against the share of bad debt alerted in time. */

@@ -1,16 +1,22 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBacktest } from '../../src/backtest/run.js';
 import {
   formatSelection,
+  type GroupCounts,
+  groupRuleFrontier,
   runSelection,
   type SelectionResult,
   writeSelectionReport,
 } from '../../src/backtest/selection.js';
+import { paretoFrontier } from '../../src/backtest/sweep.js';
 import { loadScorer, type ModelScorer } from '../../src/model/scorer.js';
 import type { PdScorer } from '../../src/model/types.js';
+import { loadScenario } from '../../src/sim/scenario/load.js';
+import { createPopulation } from '../../src/sim/traders/population.js';
 
 /** flash-crash cut to four hours (the same fall in 12 minutes) */
 const SHORT_CRASH = join(import.meta.dirname, 'short-crash.json');
@@ -139,6 +145,122 @@ describe('selection: alerts on the liquidation-only path', () => {
     );
     await expect(runSelection({ ...base, scorer: constant(1), ratioThresholds: [0] })).rejects.toThrow(
       /ratio thresholds must be > 0/,
+    );
+  });
+
+  describe('by behaviour', () => {
+    let grouped: SelectionResult;
+    beforeAll(async () => {
+      grouped = await runSelection({ ...base, scorer, byBehaviour: true });
+    }, 120_000);
+
+    it('leaves every setting as it was, and splits each one into the behaviours exactly', () => {
+      expect(grouped.points).toEqual(model.points);
+      expect(grouped.own).toEqual(model.own);
+      expect(model.groups).toBeUndefined();
+      const g = grouped.groups!;
+      expect(g.bySetting.map((b) => b.label)).toEqual(grouped.points.map((p) => p.label));
+      grouped.points.forEach((p, k) => {
+        const counts = g.bySetting[k]!.counts;
+        expect(counts).toHaveLength(g.names.length);
+        const sum = (f: (c: GroupCounts) => number) => counts.reduce((a, c) => a + f(c), 0);
+        expect(
+          sum((c) => c.alerted),
+          p.label,
+        ).toBe(p.alerted);
+        expect(
+          sum((c) => c.falseAlarms),
+          p.label,
+        ).toBe(p.falseAlarms);
+        expect(sum((c) => c.badDebtInTime)).toBeCloseTo(p.badDebtInTime, 6);
+      });
+      expect(g.badDebt.reduce((a, b) => a + b, 0)).toBeCloseTo(grouped.reference.badDebt, 6);
+    });
+
+    it("groups the accounts by the population's behaviour", () => {
+      const g = grouped.groups!;
+      const population = createPopulation(loadScenario(SHORT_CRASH).scenario, base.accounts, base.seed);
+      g.names.forEach((name, k) => {
+        const drawn = population.filter((t) => t.behaviour === name).length;
+        expect(g.accounts[k]!, name).toBeLessThanOrEqual(drawn);
+        if (drawn === 0) expect(g.badDebt[k]).toBe(0);
+      });
+      // the crash bankrupts someone, so some behaviour carries bad debt and was seen
+      expect(Math.max(...g.badDebt)).toBeGreaterThan(0);
+    });
+
+    it("the oracle's frontier reaches every plain rule setting, and each point is its thresholds' sum", () => {
+      const g = grouped.groups!;
+      const rule = grouped.points
+        .map((p, k) => ({ p, counts: g.bySetting[k]!.counts }))
+        .filter((x) => x.p.signal === 'margin-ratio');
+      for (const { p } of rule)
+        expect(
+          g.oracleFrontier.some((o) => o.avoided >= p.inTimeShare - 1e-12 && o.falseAlarms <= p.falseAlarms),
+          p.label,
+        ).toBe(true);
+      for (const o of g.oracleFrontier) {
+        let fa = 0;
+        let bad = 0;
+        o.thresholds.forEach((t, k) => {
+          if (t === null) return;
+          const c = rule.find((x) => x.p.threshold === t)!.counts[k]!;
+          fa += c.falseAlarms;
+          bad += c.badDebtInTime;
+        });
+        expect(o.falseAlarms).toBe(fa);
+        expect(o.avoided).toBeCloseTo(bad / grouped.reference.badDebt, 12);
+      }
+      for (let i = 1; i < g.oracleFrontier.length; i++) {
+        expect(g.oracleFrontier[i]!.avoided).toBeGreaterThan(g.oracleFrontier[i - 1]!.avoided);
+        expect(g.oracleFrontier[i]!.falseAlarms).toBeGreaterThan(g.oracleFrontier[i - 1]!.falseAlarms);
+      }
+      const text = formatSelection(grouped);
+      expect(text).toContain("a ratio rule that knows each account's behaviour");
+      for (const name of g.names) expect(text).toContain(`| ${name} |`);
+    });
+  });
+});
+
+describe('groupRuleFrontier: the Pareto set of every per-group choice of threshold', () => {
+  it('equals the frontier of all combinations listed one by one', () => {
+    const counts = fc.record({
+      alerted: fc.constant(0),
+      falseAlarms: fc.integer({ min: 0, max: 30 }),
+      badDebtInTime: fc.integer({ min: 0, max: 1000 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 4 }).chain((groups) =>
+          fc.array(fc.array(counts, { minLength: groups, maxLength: groups }), {
+            minLength: 1,
+            maxLength: 3,
+          }),
+        ),
+        (table) => {
+          const groups = table[0]!.length;
+          const settings = table.map((c, k) => ({ threshold: k + 1, counts: c }));
+          const total = 5000;
+          const all: { avoided: number; falseAlarms: number; threshold: number }[] = [];
+          const walk = (g: number, fa: number, bad: number) => {
+            if (g === groups) {
+              all.push({ avoided: bad / total, falseAlarms: fa, threshold: 0 });
+              return;
+            }
+            walk(g + 1, fa, bad);
+            for (const s of settings)
+              walk(g + 1, fa + s.counts[g]!.falseAlarms, bad + s.counts[g]!.badDebtInTime);
+          };
+          walk(0, 0, 0);
+          const got = groupRuleFrontier(groups, settings, total);
+          const want = paretoFrontier(all);
+          expect(got.map((p) => [p.avoided, p.falseAlarms])).toEqual(
+            want.map((p) => [p.avoided, p.falseAlarms]),
+          );
+          for (const p of got) expect(p.thresholds).toHaveLength(groups);
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

@@ -28,6 +28,7 @@ interface SelectionCliOptions {
   ratioThresholds: number[];
   leadMinutes: number;
   policyConfig?: Partial<PolicyConfig>;
+  byBehaviour: boolean;
   out?: string;
   progress: boolean;
 }
@@ -64,6 +65,11 @@ export function register(program: Command): void {
       'policy overrides whose pdReduce and reduceGateMarginRatio are the settings judged (default: the defaults)',
       parsePolicyConfig,
     )
+    .option(
+      '--by-behaviour',
+      "also break the alerts down by the simulated traders' behaviour and bound a behaviour-aware ratio rule",
+      false,
+    )
     .option('--out <dir>', 'write selection.json, selection.md and frontier.svg here')
     .option('--no-progress', 'no progress bar on stderr')
     .action(async (opts: SelectionCliOptions) => {
@@ -82,6 +88,7 @@ export function register(program: Command): void {
           ratioThresholds: opts.ratioThresholds,
           leadMinutes: opts.leadMinutes,
           own,
+          byBehaviour: opts.byBehaviour,
           onMinute: (m, n) => onProgress('selection', m, n),
         });
         stop();
