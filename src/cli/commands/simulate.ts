@@ -6,7 +6,7 @@
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { MAX_SEED } from '../../sim/random.js';
-import { loadScenario } from '../../sim/scenario/load.js';
+import { loadScenario, namedScenarios } from '../../sim/scenario/load.js';
 import { SimulationInputError, simulate } from '../../sim/simulate.js';
 import { JsonlFileSink } from '../../sim/sink.js';
 import type { SimulationSummary } from '../../sim/venue/types.js';
@@ -124,7 +124,7 @@ export function register(program: Command): void {
     .description('simulate a venue with traders over a scenario and write its canonical event history')
     .requiredOption(
       '--scenario <name|file>',
-      'a named scenario (calm, black-thursday-2020, may-2021, ftx-2022, oct-2025, flash-crash) or a scenario .json file',
+      `a named scenario (${namedScenarios().join(', ')}) or a scenario .json file`,
     )
     .option('--accounts <n>', 'simulated accounts', '2000')
     .option('--seed <s>', 'PRNG seed (same seed, same bytes)', '1')
