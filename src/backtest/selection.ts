@@ -15,6 +15,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FeaturePipeline } from '../features/pipeline.js';
+import { F, FEATURE_COUNT } from '../features/schema.js';
 import type { PdScorer } from '../model/types.js';
 import { lineChart, type Series } from '../report/svg-chart.js';
 import { simulate } from '../sim/simulate.js';
@@ -55,7 +56,50 @@ export interface SelectionOptions {
    * which the model never sees) and trace the behaviour-aware ratio rule's frontier (`GroupBreakdown`)
    */
   byBehaviour?: boolean;
+  /**
+   * also measure, for each order-flow trait of `FLOW_TRAITS` (read off the account's feature row at each look,
+   * as the model sees it), the margin-ratio rule with two thresholds: one while the account shows the trait,
+   * one while it does not (`FlowTraitRules`)
+   */
+  byFlow?: boolean;
   onMinute?: (minute: number, minutes: number) => void;
+}
+
+/**
+ * Order-flow traits, each read off an account's feature row at a look: adding to a losing position, cutting
+ * one, withdrawing (all three over the features' decayed windows), and cancelling far more than filling.
+ */
+export const FLOW_TRAITS: readonly { name: string; has: (matrix: Float32Array, at: number) => boolean }[] = [
+  { name: 'adds', has: (m, o) => (m[o + F.double_down_log1p] as number) > 0 },
+  { name: 'cuts', has: (m, o) => (m[o + F.cut_loss_log1p] as number) > 0 },
+  { name: 'withdraws', has: (m, o) => (m[o + F.withdrawal_log1p_d] as number) > 0 },
+  { name: 'cancels', has: (m, o) => (m[o + F.cancel_fill_log_ratio] as number) > 1 },
+];
+
+/** The rule with one threshold while the account shows a trait and another while it does not. */
+export interface TraitRulePoint {
+  /** equity / MM threshold while the account does not show the trait (0: never alerts then) */
+  without: number;
+  /** ... and while it does */
+  with: number;
+  alerted: number;
+  falseAlarms: number;
+  /** USD */
+  badDebtInTime: number;
+  inTimeShare: number;
+}
+
+/** Per trait of `FLOW_TRAITS`: every pair of the rule's thresholds (and never), its frontier, and its verdict. */
+export interface FlowTraitRules {
+  traits: {
+    name: string;
+    /** looks at which the account showed the trait */
+    looksWith: number;
+    points: TraitRulePoint[];
+    frontier: FrontierPoint[];
+    /** the frontier's false alarms at the share the policy's own setting alerts in time; null beyond it */
+    atOwn: number | null;
+  }[];
 }
 
 /** One setting's alerts within one group of accounts. */
@@ -143,6 +187,8 @@ export interface SelectionResult {
   };
   /** with `byBehaviour` */
   groups?: GroupBreakdown;
+  /** with `byFlow` */
+  flow?: FlowTraitRules;
 }
 
 /** Growable column store of the recorded looks. */
@@ -151,10 +197,12 @@ class Looks {
   minute = new Int32Array(1 << 16);
   pd = new Float32Array(1 << 16);
   ratio = new Float32Array(1 << 16);
+  /** bit k: the account showed `FLOW_TRAITS[k]` at the look (only with `byFlow`) */
+  traits = new Uint8Array(1 << 16);
   n = 0;
-  push(account: number, minute: number, pd: number, ratio: number): void {
+  push(account: number, minute: number, pd: number, ratio: number, traits = 0): void {
     if (this.n === this.account.length) {
-      const grow = <T extends Int32Array | Float32Array>(a: T): T => {
+      const grow = <T extends Int32Array | Float32Array | Uint8Array>(a: T): T => {
         const b = new (a.constructor as new (n: number) => T)(a.length * 2);
         b.set(a);
         return b;
@@ -163,11 +211,13 @@ class Looks {
       this.minute = grow(this.minute);
       this.pd = grow(this.pd);
       this.ratio = grow(this.ratio);
+      this.traits = grow(this.traits);
     }
     this.account[this.n] = account;
     this.minute[this.n] = minute;
     this.pd[this.n] = pd;
     this.ratio[this.n] = ratio;
+    this.traits[this.n] = traits;
     this.n++;
   }
 }
@@ -219,7 +269,12 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
           const account = snap.accounts[r] as string;
           const m = c.book.snapshot(account, { prices: false });
           if (!m || m.positions.length === 0 || !(m.marginRatio < record)) continue;
-          looks.push(indexOf(account), minute, pd[r] as number, m.marginRatio);
+          let traits = 0;
+          if (opts.byFlow)
+            FLOW_TRAITS.forEach((t, k) => {
+              if (t.has(snap.matrix, r * FEATURE_COUNT)) traits |= 1 << k;
+            });
+          looks.push(indexOf(account), minute, pd[r] as number, m.marginRatio, traits);
         }
       }
       return { reductions: [], reduceOnly: [], leverageCaps: [] };
@@ -264,6 +319,8 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
     threshold: number,
     alerts: (k: number) => boolean,
     gate?: number,
+    /** a setting of `points` (its group counts kept, with `byBehaviour`) */
+    listed = true,
   ): SelectionPoint => {
     const first = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
     for (let k = 0; k < looks.n; k++) {
@@ -300,7 +357,7 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
         }
       }
     }
-    if (opts.byBehaviour) bySetting.push({ label, counts });
+    if (opts.byBehaviour && listed) bySetting.push({ label, counts });
     leads.sort((a, b) => a - b);
     return {
       signal,
@@ -352,6 +409,51 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
       : interpolateFrontier(ratio, ownPoint.inTimeShare);
   const diff = ratioAt === null ? null : ownPoint.falseAlarms - ratioAt;
 
+  let flow: FlowTraitRules | undefined;
+  if (opts.byFlow) {
+    const thresholds = [0, ...new Set(opts.ratioThresholds)];
+    flow = {
+      traits: FLOW_TRAITS.map((t, k) => {
+        const bit = 1 << k;
+        let looksWith = 0;
+        for (let j = 0; j < looks.n; j++) if ((looks.traits[j] as number) & bit) looksWith++;
+        const traitPoints: TraitRulePoint[] = [];
+        for (const without of thresholds)
+          for (const withT of thresholds) {
+            const p = point(
+              'margin-ratio',
+              '',
+              0,
+              (j) => (looks.ratio[j] as number) < ((looks.traits[j] as number) & bit ? withT : without),
+              undefined,
+              false,
+            );
+            traitPoints.push({
+              without,
+              with: withT,
+              alerted: p.alerted,
+              falseAlarms: p.falseAlarms,
+              badDebtInTime: p.badDebtInTime,
+              inTimeShare: p.inTimeShare,
+            });
+          }
+        const frontier = paretoFrontier(
+          traitPoints.map((p) => ({
+            avoided: p.inTimeShare,
+            falseAlarms: p.falseAlarms,
+            threshold: p.without,
+            label: `ratio<${p.without} without ${t.name}, <${p.with} with`,
+          })),
+        );
+        const atOwn =
+          frontier.length > 0 && ownPoint.inTimeShare < (frontier[0] as FrontierPoint).avoided
+            ? (frontier[0] as FrontierPoint).falseAlarms
+            : interpolateFrontier(frontier, ownPoint.inTimeShare);
+        return { name: t.name, looksWith, points: traitPoints, frontier, atOwn };
+      }),
+    };
+  }
+
   let groups: GroupBreakdown | undefined;
   if (opts.byBehaviour) {
     const ruleSettings = points
@@ -395,6 +497,7 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
     comparison,
     own: { point: ownPoint, ratioFalseAlarms: ratioAt, diff, verdict },
     ...(groups ? { groups } : {}),
+    ...(flow ? { flow } : {}),
   };
 }
 
@@ -475,6 +578,16 @@ export function formatSelection(r: SelectionResult): string {
     `at the policy's own settings (${o.point.label}): ${pctText(o.point.inTimeShare)} of the bad debt alerted in time with ${o.point.falseAlarms} false alarms; ${at}`,
   );
   if (r.groups) lines.push('', ...formatGroups(r, r.groups));
+  if (r.flow) {
+    lines.push(
+      '',
+      "the rule with one threshold while an account shows an order-flow trait (at that look, as the model sees it) and another while it does not, every pair, in sample: false alarms at the own setting's share",
+    );
+    for (const t of r.flow.traits)
+      lines.push(
+        `- ${t.name} (${t.looksWith} of ${r.reference.looks} looks): ${t.atOwn === null ? 'never alerts as much in time' : `about ${Math.round(t.atOwn)}`}`,
+      );
+  }
   return lines.join('\n');
 }
 

@@ -222,6 +222,59 @@ describe('selection: alerts on the liquidation-only path', () => {
   });
 });
 
+describe('selection by order-flow trait', () => {
+  let plain: SelectionResult;
+  let flow: SelectionResult;
+  beforeAll(async () => {
+    // a pd that varies by row, so that the model's settings differ from the rule's
+    const scorer: PdScorer = {
+      info: {} as PdScorer['info'],
+      score: async (_m, rows) => {
+        const out = new Float32Array(rows);
+        for (let r = 0; r < rows; r++) out[r] = r % 3 === 0 ? 0.5 : 0.01;
+        return out;
+      },
+      explain: async () => [],
+      close: async () => {},
+    };
+    plain = await runSelection({ ...base, scorer });
+    flow = await runSelection({ ...base, scorer, byFlow: true });
+  }, 120_000);
+
+  it('leaves every setting as it was', () => {
+    expect(flow.points).toEqual(plain.points);
+    expect(flow.own).toEqual(plain.own);
+    expect(plain.flow).toBeUndefined();
+    expect(flow.flow!.traits.map((t) => t.name)).toEqual(['adds', 'cuts', 'withdraws', 'cancels']);
+  });
+
+  it('with the same threshold either side a trait rule is the plain rule, and never alerts at 0 / 0', () => {
+    const thresholds = [0, ...base.ratioThresholds];
+    for (const t of flow.flow!.traits) {
+      expect(t.points).toHaveLength(thresholds.length ** 2);
+      expect(t.looksWith).toBeLessThanOrEqual(flow.reference.looks);
+      for (const th of base.ratioThresholds) {
+        const p = t.points.find((x) => x.without === th && x.with === th)!;
+        const rule = byLabel(flow, `ratio<${th}`);
+        expect([p.alerted, p.falseAlarms, p.badDebtInTime], `${t.name} ${th}`).toEqual([
+          rule.alerted,
+          rule.falseAlarms,
+          rule.badDebtInTime,
+        ]);
+      }
+      const none = t.points.find((x) => x.without === 0 && x.with === 0)!;
+      expect(none.alerted).toBe(0);
+      // raising either threshold never alerts fewer
+      for (const p of t.points)
+        for (const q of t.points)
+          if (q.without >= p.without && q.with >= p.with) expect(q.alerted).toBeGreaterThanOrEqual(p.alerted);
+    }
+    // some trait is shown at some look on this day, so some pair differs from both plain thresholds
+    expect(flow.flow!.traits.some((t) => t.looksWith > 0)).toBe(true);
+    expect(formatSelection(flow)).toContain('- adds (');
+  });
+});
+
 describe('groupRuleFrontier: the Pareto set of every per-group choice of threshold', () => {
   it('equals the frontier of all combinations listed one by one', () => {
     const counts = fc.record({

@@ -29,6 +29,7 @@ interface SelectionCliOptions {
   leadMinutes: number;
   policyConfig?: Partial<PolicyConfig>;
   byBehaviour: boolean;
+  byFlow: boolean;
   out?: string;
   progress: boolean;
 }
@@ -70,6 +71,11 @@ export function register(program: Command): void {
       "also break the alerts down by the simulated traders' behaviour and bound a behaviour-aware ratio rule",
       false,
     )
+    .option(
+      '--by-flow',
+      'also bound a ratio rule with a second threshold for accounts showing an order-flow trait (what the model sees)',
+      false,
+    )
     .option('--out <dir>', 'write selection.json, selection.md and frontier.svg here')
     .option('--no-progress', 'no progress bar on stderr')
     .action(async (opts: SelectionCliOptions) => {
@@ -89,6 +95,7 @@ export function register(program: Command): void {
           leadMinutes: opts.leadMinutes,
           own,
           byBehaviour: opts.byBehaviour,
+          byFlow: opts.byFlow,
           onMinute: (m, n) => onProgress('selection', m, n),
         });
         stop();
