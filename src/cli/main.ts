@@ -10,6 +10,7 @@ import * as features from './commands/features.js';
 import * as keys from './commands/keys.js';
 import * as scoreHistory from './commands/score-history.js';
 import * as selection from './commands/selection.js';
+import * as selectionSummary from './commands/selection-summary.js';
 import * as simulate from './commands/simulate.js';
 import * as start from './commands/start.js';
 import * as sweepSummary from './commands/sweep-summary.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   backtest.register(program);
   sweepSummary.register(program);
   selection.register(program);
+  selectionSummary.register(program);
   start.register(program);
   api.register(program);
   worker.register(program);
