@@ -313,21 +313,26 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
   }
   const bySetting: { label: string; counts: GroupCounts[] }[] = [];
 
-  const point = (
-    signal: SelectionPoint['signal'],
-    label: string,
-    threshold: number,
-    alerts: (k: number) => boolean,
-    gate?: number,
-    /** a setting of `points` (its group counts kept, with `byBehaviour`) */
-    listed = true,
-  ): SelectionPoint => {
+  /** minute of each account's first look that meets `alerts` (Infinity: none) */
+  const firstOf = (alerts: (k: number) => boolean): Float64Array => {
     const first = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
     for (let k = 0; k < looks.n; k++) {
       const i = looks.account[k] as number;
       const t = looks.minute[k] as number;
       if (t < (first[i] as number) && alerts(k)) first[i] = t;
     }
+    return first;
+  };
+  const point = (
+    signal: SelectionPoint['signal'],
+    label: string,
+    threshold: number,
+    alerts: ((k: number) => boolean) | Float64Array,
+    gate?: number,
+    /** a setting of `points` (its group counts kept, with `byBehaviour`) */
+    listed = true,
+  ): SelectionPoint => {
+    const first = alerts instanceof Float64Array ? alerts : firstOf(alerts);
     let alerted = 0;
     let falseAlarms = 0;
     let badAccounts = 0;
@@ -415,19 +420,26 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
     flow = {
       traits: FLOW_TRAITS.map((t, k) => {
         const bit = 1 << k;
+        // each account's first look below each threshold, apart for looks with and without the trait: a
+        // pair's first alert is the earlier of the two (one pass over the looks per trait, not per pair)
+        const firstBelow = (shows: boolean) =>
+          thresholds.map((th) =>
+            firstOf(
+              (j) => ((looks.traits[j] as number) & bit ? shows : !shows) && (looks.ratio[j] as number) < th,
+            ),
+          );
+        const withoutFirst = firstBelow(false);
+        const withFirst = firstBelow(true);
         let looksWith = 0;
         for (let j = 0; j < looks.n; j++) if ((looks.traits[j] as number) & bit) looksWith++;
         const traitPoints: TraitRulePoint[] = [];
-        for (const without of thresholds)
-          for (const withT of thresholds) {
-            const p = point(
-              'margin-ratio',
-              '',
-              0,
-              (j) => (looks.ratio[j] as number) < ((looks.traits[j] as number) & bit ? withT : without),
-              undefined,
-              false,
-            );
+        const first = new Float64Array(n);
+        for (const [a, without] of thresholds.entries())
+          for (const [b, withT] of thresholds.entries()) {
+            const fa = withoutFirst[a] as Float64Array;
+            const fb = withFirst[b] as Float64Array;
+            for (let i = 0; i < n; i++) first[i] = Math.min(fa[i] as number, fb[i] as number);
+            const p = point('margin-ratio', '', 0, first, undefined, false);
             traitPoints.push({
               without,
               with: withT,
