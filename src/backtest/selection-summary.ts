@@ -55,9 +55,21 @@ export interface RunRow {
   leaveOneDayOut: Judged | null;
 }
 
+/** Totals over the runs per group: where the bad debt and the false alarms are. */
+export interface GroupTotals {
+  name: string;
+  /** USD: the liquidation-only bad debt of the group's accounts */
+  badDebt: number;
+  /** the model's own setting, and the plain rule at the own setting's gate (null when a run lacks it) */
+  own: GroupCounts;
+  ruleAtGate: GroupCounts | null;
+}
+
 export interface RuleSummary {
-  /** 'groups' (behaviour) or the trait's name */
+  /** 'behaviour' or the trait's name */
   rule: string;
+  /** behaviour only: per group, summed over the runs */
+  totals?: GroupTotals[];
   rows: RunRow[];
   median: {
     model: number | null;
@@ -251,6 +263,34 @@ function summarize(
   };
 }
 
+function groupTotals(runs: readonly SelectionRun[]): GroupTotals[] {
+  const names = (runs[0] as SelectionRun).groups?.names ?? [];
+  const zero = (): GroupCounts => ({ alerted: 0, falseAlarms: 0, badDebtInTime: 0 });
+  const totals: GroupTotals[] = names.map((name) => ({ name, badDebt: 0, own: zero(), ruleAtGate: zero() }));
+  const add = (a: GroupCounts, b: GroupCounts) => {
+    a.alerted += b.alerted;
+    a.falseAlarms += b.falseAlarms;
+    a.badDebtInTime += b.badDebtInTime;
+  };
+  let everyGate = true;
+  for (const r of runs) {
+    const g = r.groups as NonNullable<SelectionRun['groups']>;
+    if (g.names.join() !== names.join())
+      throw new Error(`${r.scenario} seed ${r.seed}: other groups than the first run's`);
+    const countsAt = (k: number) => (g.bySetting[k] as { counts: GroupCounts[] }).counts;
+    const k = r.points.findIndex((p) => p.label === r.own.point.label);
+    const kr = r.points.findIndex((p) => p.signal === 'margin-ratio' && p.threshold === r.own.point.gate);
+    if (kr < 0) everyGate = false;
+    totals.forEach((t, i) => {
+      t.badDebt += g.badDebt[i] as number;
+      add(t.own, countsAt(k)[i] as GroupCounts);
+      if (kr >= 0 && t.ruleAtGate) add(t.ruleAtGate, countsAt(kr)[i] as GroupCounts);
+    });
+  }
+  if (!everyGate) for (const t of totals) t.ruleAtGate = null;
+  return totals;
+}
+
 /** The group rule's summary (runs with `groups`), and each trait's (runs with `flow`). */
 export function summarizeSelections(runs: readonly SelectionRun[]): RuleSummary[] {
   const seen = new Set<string>();
@@ -261,9 +301,15 @@ export function summarizeSelections(runs: readonly SelectionRun[]): RuleSummary[
   }
   const out: RuleSummary[] = [];
   if (runs.length > 0 && runs.every((r) => r.groups)) {
-    out.push(
-      summarize('behaviour', runs, (run) => run.groups?.oracleAtOwn ?? null, chooseGroups, applyGroups, true),
+    const summary = summarize(
+      'behaviour',
+      runs,
+      (run) => run.groups?.oracleAtOwn ?? null,
+      chooseGroups,
+      applyGroups,
+      true,
     );
+    out.push({ ...summary, totals: groupTotals(runs) });
   }
   if (runs.length > 0 && runs.every((r) => r.flow))
     for (const t of (runs[0] as SelectionRun).flow?.traits ?? [])
@@ -294,5 +340,20 @@ export function formatSelectionSummary(summaries: readonly RuleSummary[]): strin
     lines.push(
       `| ${s.rule} | ${s.rows.length} | ${pct(s.median.model)} | ${pct(s.median.inSample)} | ${pct(s.median.outOfSeed)} | ${pct(s.median.leaveOneDayOut)} | ${s.verdicts.fewer} / ${s.verdicts.level} / ${s.verdicts.more} / ${s.verdicts.beyond} |`,
     );
+  for (const s of summaries) {
+    if (!s.totals) continue;
+    const all = s.totals.reduce((a, t) => a + t.badDebt, 0);
+    const share = (x: number) => (all > 0 ? pct(x / all) : '-');
+    const cell = (c: GroupCounts | null) =>
+      c ? `${c.alerted} / ${c.falseAlarms} / ${share(c.badDebtInTime)}` : '-';
+    lines.push(
+      '',
+      `per ${s.rule} over the ${s.rows.length} runs: share of all their bad debt; alerted / false alarms / share of all their bad debt alerted in time`,
+      '',
+      `| ${s.rule} | bad debt | the model at its own setting | the rule at the own setting's gate |`,
+      '|---|---|---|---|',
+      ...s.totals.map((t) => `| ${t.name} | ${share(t.badDebt)} | ${cell(t.own)} | ${cell(t.ruleAtGate)} |`),
+    );
+  }
   return lines.join('\n');
 }

@@ -53,6 +53,7 @@ function run(
     ...at5,
     signal: 'predictive',
     label: 'pd>=0.02 ratio<5',
+    gate: 5,
     falseAlarms: ownFalseAlarms,
   };
   bySetting.push({ label: own.label, counts: [cell('a', 5), cell('b', 5)] });
@@ -70,7 +71,7 @@ function run(
     groups: {
       names: ['a', 'b'],
       accounts: [0, 0],
-      badDebt: [0, 0],
+      badDebt: [table.a[5]![1], badDebt - table.a[5]![1]],
       bySetting,
       oracleFrontier: [],
       oracleAtOwn: null,
@@ -99,6 +100,13 @@ describe('selection-summary', () => {
     }
     expect(s!.verdicts).toEqual({ fewer: 6, level: 0, more: 0, beyond: 0 });
     expect(s!.median.leaveOneDayOut).toBe(1);
+    // per group over the six runs: all the bad debt on b, all the false alarms on a
+    expect(
+      s!.totals!.map((t) => [t.name, t.badDebt, t.own.falseAlarms, t.ruleAtGate!.badDebtInTime]),
+    ).toEqual([
+      ['a', 0, 360, 0],
+      ['b', 6000, 0, 4800],
+    ]);
     expect(formatSelectionSummary([s!])).toContain('| behaviour | 6 | 8.3% |');
   });
 
