@@ -11,6 +11,10 @@
  * told apart: does the score pick the doomed accounts better than the ratio, and does the policy's
  * follow-through turn a pick into bad debt avoided. An alert is an upper bound on a first REDUCE: an
  * account alerted far from its maintenance margin may need no order at all.
+ *
+ * Two diagnostics of what a signal could know beyond the ratio: `byBehaviour` splits every setting by the
+ * simulated traders' behaviour (which no model sees) and bounds a ratio rule that knows it; `byFlow` measures a
+ * ratio rule with a second threshold for looks at which the account shows an order-flow trait the model sees.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
