@@ -4,7 +4,7 @@
  * (src/backtest/selection-summary.ts): the model's own gain over the plain rule beside the richer rule's, in
  * sample, out of seed and leaving one day out. Runs nothing.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import {
@@ -13,6 +13,7 @@ import {
   summarizeSelections,
 } from '../../backtest/selection-summary.js';
 import { writeAtomically } from '../atomic-file.js';
+import { readJsonFile } from '../read-json.js';
 
 const finite = z.number().finite();
 const counts = z.object({
@@ -67,18 +68,7 @@ const RunSchema = z.looseObject({
 
 /** Reads one selection.json; a bad file is an error naming the file and the field. */
 export async function readSelectionRun(file: string): Promise<SelectionRun> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
-  }
-  const parsed = RunSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`${file}: not a selection.json: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  const run = parsed.data as unknown as SelectionRun;
+  const run = (await readJsonFile(file, RunSchema, 'selection.json')) as unknown as SelectionRun;
   if (run.groups && run.groups.bySetting.length !== run.points.length)
     throw new Error(
       `${file}: groups.bySetting has ${run.groups.bySetting.length} settings, points ${run.points.length}`,

@@ -5,10 +5,10 @@
  * rule's frontier at the same bad debt avoided, beside the sweep's verdict over the whole range. Issue #8's
  * third goal over many sweeps, read from files already written, without running anything.
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { type AtSettings, atSettings, atSettingsText, ownSettings, ratioExit } from '../../backtest/sweep.js';
+import { readJsonFile } from '../read-json.js';
 import { parseList } from './backtest.js';
 
 const finite = z.number().finite();
@@ -64,18 +64,7 @@ export async function summarizeSweep(
   file: string,
   over: { pdReduce?: number; gate?: number } & RuleGrid = {},
 ): Promise<SummaryRow> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
-  }
-  const parsed = SummarySchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`${file}: not a sweep.json: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  const s = parsed.data;
+  const s = await readJsonFile(file, SummarySchema, 'sweep.json');
   const own = s.ownSettings ?? ownSettings(s.policyConfig);
   const pdReduce = over.pdReduce ?? own.pdReduce;
   const gate = over.gate ?? own.gate;
