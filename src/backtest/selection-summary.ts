@@ -49,7 +49,7 @@ export interface RunRow {
   seed: number;
   /** the model's own setting: share alerted in time, false alarms, gain over the plain rule */
   own: { share: number; falseAlarms: number; ratioFalseAlarms: number | null; gain: number | null };
-  /** the richer rule (groups: by behaviour or flow group; traits: per trait name) */
+  /** the richer rule's gain in sample: its frontier (every setting, on this run) at the own setting's share */
   inSample: number | null;
   outOfSeed: Judged | null;
   leaveOneDayOut: Judged | null;
