@@ -6,6 +6,7 @@ import { scoreHistory } from '../src/cli/commands/score-history.js';
 import { FEATURE_SCHEMA_HASH } from '../src/features/schema.js';
 import { readCompatibleMetadata } from '../src/model/artifacts.js';
 import { readModelFiles } from '../src/model/model-files.js';
+import { buildHistoryRows } from '../training/dataset.js';
 import { runTraining } from '../training/train.js';
 import { useSimHistories } from './helpers/sim-history.js';
 
@@ -78,6 +79,32 @@ describe('the training job', () => {
     expect(readFileSync(join(again, 'weights.bin')).equals(readFileSync(join(out, 'weights.bin')))).toBe(
       true,
     );
+  }, 300_000);
+
+  it('trains on the rows below a margin ratio only when asked, and records it with the model', async () => {
+    const out = join(dir, 'gated');
+    await expect(
+      runTraining({ events: [files['may-2021'] as string], out, maxMarginRatio: 1 }),
+    ).rejects.toThrow(/largest margin ratio must be a number above 1, got 1/);
+    await runTraining({
+      events: [files['may-2021'] as string, files['flash-crash'] as string],
+      validate: [files['black-thursday-2020'] as string],
+      out,
+      epochs: 1,
+      seed: 5,
+      maxMarginRatio: 5,
+    });
+    const meta = await readCompatibleMetadata(out);
+    expect(meta.rows).toEqual({ maxMarginRatio: 5 });
+    const opts = { everyMs: meta.everyMs, horizonMs: meta.horizonMs };
+    const all = await buildHistoryRows(files['black-thursday-2020'] as string, opts);
+    const below = await buildHistoryRows(files['black-thursday-2020'] as string, {
+      ...opts,
+      maxMarginRatio: 5,
+    });
+    expect(meta.data.rows.test).toBe(below.rows);
+    expect(below.rows).toBeGreaterThan(0);
+    expect(below.rows).toBeLessThan(all.rows);
   }, 300_000);
 
   it('refuses histories without defaults in a split, saying why', async () => {

@@ -2,7 +2,7 @@
  * Training rows from canonical histories, streamed: every `everyMs` the FeaturePipeline snapshots each
  * account holding a position (the same code the service scores live); rows are labelled afterwards from
  * the history's `liquidation` events within the horizon. Rows of accounts already under maintenance
- * margin at the snapshot (being liquidated) are dropped. Nothing but the rows is kept in memory, all of it in
+ * margin at the snapshot (being liquidated) are dropped, and with `maxMarginRatio` those at or above it. Nothing but the rows is kept in memory, all of it in
  * typed arrays: a plain JS array grown by `push` aborts the whole process (V8's uncatchable "invalid size"
  * fatal error) past ~100-117M elements, about 13 days of a 30,000-account venue at 5-minute snapshots.
  */
@@ -34,12 +34,19 @@ export interface HistoryRows {
   events: number;
   /** rows dropped because the account was already below maintenance margin */
   excludedInLiquidation: number;
+  /** rows dropped by `BuildOptions.maxMarginRatio` (absent without it) */
+  excludedAboveMarginRatio?: number;
 }
 
 export interface BuildOptions {
   everyMs: number;
   horizonMs: number;
   onProgress?: (events: number) => void;
+  /**
+   * x (equity / MM): keep only rows whose account is below this ratio at the snapshot (the accounts a
+   * margin-ratio gate lets the reduce tier act on); absent: every row with a position
+   */
+  maxMarginRatio?: number;
   /** rows per chunk of the snapshot times and account indices while they grow (tests use a small one) */
   chunkRows?: number;
 }
@@ -129,6 +136,8 @@ export async function buildHistoryRows(file: string, opts: BuildOptions): Promis
   const accCol = new GrowableColumn((n) => new Uint32Array(n), opts.chunkRows);
   const liquidations: LiquidationTimes = new Map();
   let excluded = 0;
+  let aboveRatio = 0;
+  const maxLog = opts.maxMarginRatio === undefined ? null : Math.log(opts.maxMarginRatio);
   let nextSnap = Number.NaN;
   let startTs = Number.NaN;
   let endTs = Number.NaN;
@@ -140,7 +149,9 @@ export async function buildHistoryRows(file: string, opts: BuildOptions): Promis
     const keep: number[] = [];
     for (let r = 0; r < snap.rows; r++) {
       // margin_ratio_log < 0: equity < MM, the venue is already liquidating this account
-      if ((snap.matrix[r * FEATURE_COUNT + mrCol] as number) < 0) excluded++;
+      const mr = snap.matrix[r * FEATURE_COUNT + mrCol] as number;
+      if (mr < 0) excluded++;
+      else if (maxLog !== null && !(mr < maxLog)) aboveRatio++;
       else keep.push(r);
     }
     const rows = new Float32Array(keep.length * FEATURE_COUNT);
@@ -193,6 +204,7 @@ export async function buildHistoryRows(file: string, opts: BuildOptions): Promis
     endTs,
     events,
     excludedInLiquidation: excluded,
+    ...(maxLog !== null ? { excludedAboveMarginRatio: aboveRatio } : {}),
   };
 }
 

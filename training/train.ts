@@ -66,6 +66,11 @@ export interface TrainOptions {
   name?: string;
   horizonMs?: number;
   everyMs?: number;
+  /**
+   * x (equity / MM): train, calibrate and test on the rows below this ratio only (`BuildOptions.maxMarginRatio`):
+   * a score for the accounts a margin-ratio gate lets the reduce tier act on; absent: every row
+   */
+  maxMarginRatio?: number;
   /** maximum epochs, 1..MAX_EPOCHS (early stopping may end sooner) */
   epochs?: number;
   seed?: number;
@@ -378,12 +383,17 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
         await buildHistoryRows(file, {
           everyMs,
           horizonMs,
+          ...(opts.maxMarginRatio !== undefined ? { maxMarginRatio: opts.maxMarginRatio } : {}),
           onProgress: (events) => progress({ phase: 'read', file, events }),
         }),
       );
     return out;
   };
   // refused before any history is read
+  if (opts.maxMarginRatio !== undefined && !(Number.isFinite(opts.maxMarginRatio) && opts.maxMarginRatio > 1))
+    throw new TrainingDataError(
+      `the largest margin ratio must be a number above 1, got ${opts.maxMarginRatio}`,
+    );
   if (!(Number.isInteger(epochs) && epochs >= 1 && epochs <= MAX_EPOCHS))
     throw new TrainingDataError(`epochs must be an integer from 1 to ${MAX_EPOCHS}, got ${epochs}`);
   const arch = ArchitectureSchema.safeParse({
@@ -564,6 +574,7 @@ export async function runTraining(opts: TrainOptions): Promise<TrainResult> {
     architecture,
     horizonMs,
     everyMs,
+    ...(opts.maxMarginRatio !== undefined ? { rows: { maxMarginRatio: opts.maxMarginRatio } } : {}),
     seed,
     metrics: { model: {}, baselines: {}, split: plan.description },
     baselines: {

@@ -23,6 +23,7 @@ export const TrainingJobSchema = z.object({
   name: z.string().optional(),
   horizonMs: z.number().int().positive().optional(),
   everyMs: z.number().int().positive().optional(),
+  maxMarginRatio: z.number().gt(1).optional(),
   epochs: z.number().int().positive().max(MAX_EPOCHS).optional(),
   seed: z.number().int().optional(),
   hidden: z.array(z.number().int().positive()).optional(),

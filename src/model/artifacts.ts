@@ -43,6 +43,8 @@ export const ModelMetadataSchema = z.object({
   /** label horizon and snapshot step, ms */
   horizonMs: z.number().positive(),
   everyMs: z.number().positive(),
+  /** which snapshot rows it was trained, calibrated and tested on; absent: every row with a position */
+  rows: z.object({ maxMarginRatio: z.number().gt(1) }).optional(),
   seed: z.number().int(),
   /** held-out metrics of the model and of the baselines beside it */
   metrics: z.object({

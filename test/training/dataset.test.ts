@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { F } from '../../src/features/schema.js';
 import { buildHistoryRows, GrowableColumn } from '../../training/dataset.js';
 import { writeSimHistory } from '../helpers/sim-history.js';
 import { testTempDir } from '../helpers/temp-dir.js';
@@ -56,6 +57,34 @@ describe('GrowableColumn', () => {
 });
 
 describe('buildHistoryRows', () => {
+  it('with maxMarginRatio keeps exactly the rows below it, with the same features and labels', async () => {
+    const dir = testTempDir('dataset-gate');
+    const file = await writeSimHistory('flash-crash', 40, 5, join(dir, 'flash-crash.jsonl.gz'));
+    const opts = { everyMs: 300_000, horizonMs: 3_600_000 };
+    const all = await buildHistoryRows(file, opts);
+    const below = await buildHistoryRows(file, { ...opts, maxMarginRatio: 3 });
+    expect(all.excludedAboveMarginRatio).toBeUndefined();
+    const mr = F.margin_ratio_log;
+    const want: number[] = [];
+    for (let i = 0; i < all.rows; i++) if ((all.x[i * all.cols + mr] as number) < Math.log(3)) want.push(i);
+    expect(want.length).toBeGreaterThan(0);
+    expect(want.length).toBeLessThan(all.rows);
+    expect(below.rows).toBe(want.length);
+    expect(below.excludedAboveMarginRatio).toBe(all.rows - want.length);
+    expect(below.excludedInLiquidation).toBe(all.excludedInLiquidation);
+    want.forEach((i, r) => {
+      expect(below.ts[r]).toBe(all.ts[i]);
+      expect(below.accounts[below.account[r] as number]).toBe(all.accounts[all.account[i] as number]);
+      expect(below.y[r]).toBe(all.y[i]);
+      expect(
+        sameBits(
+          below.x.subarray(r * below.cols, (r + 1) * below.cols),
+          all.x.subarray(i * all.cols, (i + 1) * all.cols),
+        ),
+      ).toBe(true);
+    });
+  });
+
   it('gives the same rows, bit for bit, with chunks of 7 rows as in one chunk', async () => {
     const dir = testTempDir('dataset-chunks');
     const file = await writeSimHistory('flash-crash', 40, 5, join(dir, 'flash-crash.jsonl.gz'));

@@ -22,6 +22,7 @@ interface TrainCliOptions {
   out: string;
   horizon: number;
   every: number;
+  maxMarginRatio?: number;
   epochs: number;
   seed: number;
   hidden?: number[];
@@ -50,6 +51,11 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'output directory, e.g. models/mine')
     .option('--horizon <duration>', 'label horizon', parseDurationMs, 3_600_000)
     .option('--every <duration>', 'snapshot step', parseDurationMs, 300_000)
+    .option(
+      '--max-margin-ratio <x>',
+      'train, calibrate and test on the snapshot rows whose equity/MM is below x only (a score for the accounts a gate at x lets the reduce tier act on)',
+      parseRatioAbove1,
+    )
     .option(
       '--epochs <n>',
       `maximum epochs, 1..${MAX_EPOCHS} (early stopping may end sooner)`,
@@ -107,6 +113,7 @@ export function register(program: Command): void {
         out: opts.out,
         horizonMs: opts.horizon,
         everyMs: opts.every,
+        maxMarginRatio: opts.maxMarginRatio,
         epochs: opts.epochs,
         seed: opts.seed,
         hidden: opts.hidden,
@@ -183,6 +190,13 @@ function parseHidden(v: string): number[] {
 function parseShare(v: string): number {
   const n = Number(v);
   if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a share in (0, 1], got "${v}"`);
+  return n;
+}
+
+function parseRatioAbove1(v: string): number {
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n > 1))
+    throw new InvalidArgumentError(`expected an equity/MM ratio above 1, got "${v}"`);
   return n;
 }
 
