@@ -7,6 +7,7 @@ import { FEATURE_SCHEMA_HASH } from '../src/features/schema.js';
 import { readCompatibleMetadata } from '../src/model/artifacts.js';
 import { readModelFiles } from '../src/model/model-files.js';
 import { buildHistoryRows } from '../training/dataset.js';
+import { evaluateModel } from '../training/evaluate-model.js';
 import { runTraining } from '../training/train.js';
 import { useSimHistories } from './helpers/sim-history.js';
 
@@ -105,6 +106,10 @@ describe('the training job', () => {
     expect(meta.data.rows.test).toBe(below.rows);
     expect(below.rows).toBeGreaterThan(0);
     expect(below.rows).toBeLessThan(all.rows);
+    // evaluate judges it on the same rows, and reproduces what training recorded
+    const e = await evaluateModel({ model: out, events: [files['black-thursday-2020'] as string] });
+    expect(e.rows).toBe(below.rows);
+    expect(e.metrics.model).toEqual(meta.metrics.model);
   }, 300_000);
 
   it('refuses histories without defaults in a split, saying why', async () => {

@@ -175,6 +175,8 @@ export async function evaluateModel(opts: EvaluateModelOptions): Promise<ModelEv
       await buildHistoryRows(file, {
         everyMs: meta.everyMs,
         horizonMs: meta.horizonMs,
+        // a model trained on the rows below a margin ratio is judged on those rows, as training tested it
+        ...(meta.rows ? { maxMarginRatio: meta.rows.maxMarginRatio } : {}),
         onProgress: (events) => opts.onProgress?.({ file, events }),
       }),
     );
