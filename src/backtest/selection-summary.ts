@@ -12,8 +12,8 @@
  * A gain is (R - F) / R for a rule with F false alarms: the share of the plain rule's false alarms it saves.
  */
 import type { GroupCounts, SelectionResult, TraitRulePoint } from './selection.js';
-import { groupRuleFrontier } from './selection.js';
-import { type FrontierPoint, interpolateFrontier, LEVEL_WITHIN, paretoFrontier } from './sweep.js';
+import { falseAlarmsAtShare, groupRuleFrontier } from './selection.js';
+import { LEVEL_WITHIN, paretoFrontier } from './sweep.js';
 
 /** The parts of a selection result this reads (what selection.json holds). */
 export type SelectionRun = Pick<
@@ -88,16 +88,14 @@ const median = (xs: (number | null)[]): number | null => {
   return v.length % 2 ? (v[m] as number) : ((v[m - 1] as number) + (v[m] as number)) / 2;
 };
 
-/** The plain rule's frontier at `share`, as `selection` reads it: below its range its first point, above null. */
+/** The plain rule's frontier at `share`, read as `selection` reads it. */
 function ratioAt(run: SelectionRun, share: number): number | null {
   const frontier = paretoFrontier(
     run.points
       .filter((p) => p.signal === 'margin-ratio')
       .map((p) => ({ avoided: p.inTimeShare, falseAlarms: p.falseAlarms, threshold: p.threshold })),
   );
-  if (frontier.length > 0 && share < (frontier[0] as FrontierPoint).avoided)
-    return (frontier[0] as FrontierPoint).falseAlarms;
-  return interpolateFrontier(frontier, share);
+  return falseAlarmsAtShare(frontier, share);
 }
 
 function gainOf(ratio: number | null, falseAlarms: number): number | null {
@@ -221,12 +219,15 @@ function summarize(
   apply: (run: SelectionRun, setting: (number | null)[]) => Measured,
   outOfSeed: boolean,
 ): RuleSummary {
+  /** choices made on pooled runs, by what they were chosen on */
+  const chosen = new Map<string, (number | null)[] | null>();
   const rows: RunRow[] = runs.map((run) => {
     const ownShare = run.own.point.inTimeShare;
     const r = run.own.ratioFalseAlarms;
-    const pick = (train: SelectionRun[]): Judged | null => {
+    const pick = (key: string, train: SelectionRun[]): Judged | null => {
       if (train.length === 0) return null;
-      const setting = choose(train);
+      if (!chosen.has(key)) chosen.set(key, choose(train));
+      const setting = chosen.get(key) as (number | null)[] | null;
       return setting ? judge(run, apply(run, setting), setting) : null;
     };
     return {
@@ -243,9 +244,16 @@ function summarize(
         return o === null ? null : gainOf(r, o);
       })(),
       outOfSeed: outOfSeed
-        ? pick(runs.filter((x) => x.scenario === run.scenario && x.seed !== run.seed))
+        ? pick(
+            `seed ${run.scenario}\u0000${run.seed}`,
+            runs.filter((x) => x.scenario === run.scenario && x.seed !== run.seed),
+          )
         : null,
-      leaveOneDayOut: pick(runs.filter((x) => x.scenario !== run.scenario)),
+      // every seed of a day is judged with the one choice made on the other days
+      leaveOneDayOut: pick(
+        `day ${run.scenario}`,
+        runs.filter((x) => x.scenario !== run.scenario),
+      ),
     };
   });
   const verdicts = { fewer: 0, level: 0, more: 0, beyond: 0 };

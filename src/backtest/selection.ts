@@ -327,16 +327,14 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
     }
     return first;
   };
-  const point = (
+  /** a setting's counts from each account's first alert, in all and per group */
+  const tally = (
     signal: SelectionPoint['signal'],
     label: string,
     threshold: number,
-    alerts: ((k: number) => boolean) | Float64Array,
+    first: Float64Array,
     gate?: number,
-    /** a setting of `points` (its group counts kept, with `byBehaviour`) */
-    listed = true,
-  ): SelectionPoint => {
-    const first = alerts instanceof Float64Array ? alerts : firstOf(alerts);
+  ): { point: SelectionPoint; counts: GroupCounts[] } => {
     let alerted = 0;
     let falseAlarms = 0;
     let badAccounts = 0;
@@ -366,9 +364,8 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
         }
       }
     }
-    if (opts.byBehaviour && listed) bySetting.push({ label, counts });
     leads.sort((a, b) => a - b);
-    return {
+    const point: SelectionPoint = {
       signal,
       label,
       threshold,
@@ -381,6 +378,19 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
       liquidatedInTime,
       medianLeadMinutes: leads.length ? (leads[(leads.length - 1) >> 1] as number) : null,
     };
+    return { point, counts };
+  };
+  /** a setting of `points` (its group counts kept, with `byBehaviour`) */
+  const point = (
+    signal: SelectionPoint['signal'],
+    label: string,
+    threshold: number,
+    alerts: (k: number) => boolean,
+    gate?: number,
+  ): SelectionPoint => {
+    const t = tally(signal, label, threshold, firstOf(alerts), gate);
+    if (opts.byBehaviour) bySetting.push({ label, counts: t.counts });
+    return t.point;
   };
 
   const points: SelectionPoint[] = [];
@@ -410,12 +420,7 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
   const ownPoint = points.find(
     (p) => p.signal === 'predictive' && p.threshold === opts.own.pdReduce && p.gate === opts.own.gate,
   ) as SelectionPoint;
-  // the rule's false alarms at the same share: interpolated on its frontier; below its range its first point
-  // (it alerts in time at least that much with so many); above its range null
-  const ratioAt =
-    ratio.length > 0 && ownPoint.inTimeShare < (ratio[0] as FrontierPoint).avoided
-      ? (ratio[0] as FrontierPoint).falseAlarms
-      : interpolateFrontier(ratio, ownPoint.inTimeShare);
+  const ratioAt = falseAlarmsAtShare(ratio, ownPoint.inTimeShare);
   const diff = ratioAt === null ? null : ownPoint.falseAlarms - ratioAt;
 
   let flow: FlowTraitRules | undefined;
@@ -443,7 +448,7 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
             const fa = withoutFirst[a] as Float64Array;
             const fb = withFirst[b] as Float64Array;
             for (let i = 0; i < n; i++) first[i] = Math.min(fa[i] as number, fb[i] as number);
-            const p = point('margin-ratio', '', 0, first, undefined, false);
+            const p = tally('margin-ratio', '', 0, first).point;
             traitPoints.push({
               without,
               with: withT,
@@ -461,10 +466,7 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
             label: `ratio<${p.without} without ${t.name}, <${p.with} with`,
           })),
         );
-        const atOwn =
-          frontier.length > 0 && ownPoint.inTimeShare < (frontier[0] as FrontierPoint).avoided
-            ? (frontier[0] as FrontierPoint).falseAlarms
-            : interpolateFrontier(frontier, ownPoint.inTimeShare);
+        const atOwn = falseAlarmsAtShare(frontier, ownPoint.inTimeShare);
         return { name: t.name, looksWith, points: traitPoints, frontier, atOwn };
       }),
     };
@@ -488,10 +490,7 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
       accounts[g] = (accounts[g] as number) + 1;
       badDebt[g] = (badDebt[g] as number) + (bad[i] as number);
     }
-    const oracleAtOwn =
-      oracleFrontier.length > 0 && ownPoint.inTimeShare < (oracleFrontier[0] as OraclePoint).avoided
-        ? (oracleFrontier[0] as OraclePoint).falseAlarms
-        : interpolateFrontier(oracleFrontier, ownPoint.inTimeShare);
+    const oracleAtOwn = falseAlarmsAtShare(oracleFrontier, ownPoint.inTimeShare);
     groups = { names: groupNames, accounts, badDebt, bySetting, oracleFrontier, oracleAtOwn };
   }
   const verdict =
@@ -518,6 +517,16 @@ export async function runSelection(opts: SelectionOptions): Promise<SelectionRes
 }
 
 /**
+ * A frontier's false alarms at a share of bad debt alerted in time: interpolated on it; below its range its first
+ * point (it alerts in time at least that much with so many); above its range null.
+ */
+export function falseAlarmsAtShare(frontier: readonly FrontierPoint[], share: number): number | null {
+  const first = frontier[0];
+  if (first && share < first.avoided) return first.falseAlarms;
+  return interpolateFrontier(frontier, share);
+}
+
+/**
  * The frontier of a margin-ratio rule with one threshold per group: each group alerts at one of the rule's
  * thresholds or never, and since the groups' accounts are disjoint a combination's false alarms and bad debt
  * in time are the sums of its groups'. Merged group by group, keeping only Pareto points (more bad debt in
@@ -528,23 +537,8 @@ export function groupRuleFrontier(
   settings: readonly { threshold: number; counts: readonly GroupCounts[] }[],
   totalBadDebt: number,
 ): OraclePoint[] {
-  interface Partial {
-    bad: number; // USD
-    fa: number;
-    thresholds: (number | null)[];
-  }
-  const prune = (xs: Partial[]): Partial[] => {
-    xs.sort((a, b) => b.bad - a.bad || a.fa - b.fa);
-    const out: Partial[] = [];
-    let best = Number.POSITIVE_INFINITY;
-    for (const x of xs)
-      if (x.fa < best) {
-        out.push(x);
-        best = x.fa;
-      }
-    return out;
-  };
-  let acc: Partial[] = [{ bad: 0, fa: 0, thresholds: [] }];
+  // merged in USD of bad debt in time (`avoided` holds dollars until the end), pruned by `paretoFrontier`
+  let acc: OraclePoint[] = [{ avoided: 0, falseAlarms: 0, threshold: Number.NaN, thresholds: [] }];
   for (let g = 0; g < groupCount; g++) {
     const options = [
       { bad: 0, fa: 0, threshold: null as number | null },
@@ -554,20 +548,18 @@ export function groupRuleFrontier(
         threshold: s.threshold as number | null,
       })),
     ];
-    const next: Partial[] = [];
+    const next: OraclePoint[] = [];
     for (const a of acc)
       for (const o of options)
-        next.push({ bad: a.bad + o.bad, fa: a.fa + o.fa, thresholds: [...a.thresholds, o.threshold] });
-    acc = prune(next);
+        next.push({
+          avoided: a.avoided + o.bad,
+          falseAlarms: a.falseAlarms + o.fa,
+          threshold: Number.NaN,
+          thresholds: [...a.thresholds, o.threshold],
+        });
+    acc = paretoFrontier(next) as OraclePoint[];
   }
-  return acc
-    .map((x) => ({
-      avoided: totalBadDebt > 0 ? x.bad / totalBadDebt : 0,
-      falseAlarms: x.fa,
-      threshold: Number.NaN,
-      thresholds: x.thresholds,
-    }))
-    .reverse();
+  return acc.map((x) => ({ ...x, avoided: totalBadDebt > 0 ? x.avoided / totalBadDebt : 0 }));
 }
 
 /** The table on stdout (and in selection.md): one row per setting, then the two verdicts. */
