@@ -122,10 +122,9 @@ export function register(program: Command): void {
   program
     .command('simulate')
     .description('simulate a venue with traders over a scenario and write its canonical event history')
-    .requiredOption(
-      '--scenario <name|file>',
-      `a named scenario (${namedScenarios().join(', ')}) or a scenario .json file`,
-    )
+    .requiredOption('--scenario <name|file>', 'a named scenario (listed below) or a scenario .json file')
+    // read from scenarios/ only when help is shown, not at every start of the CLI
+    .addHelpText('after', () => `\nNamed scenarios: ${namedScenarios().join(', ')}`)
     .option('--accounts <n>', 'simulated accounts', '2000')
     .option('--seed <s>', 'PRNG seed (same seed, same bytes)', '1')
     .requiredOption('--out <file>', 'output history (.jsonl, or .jsonl.gz for gzip)')
